@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod graph;
+pub mod plan;
+pub mod schema;
+pub mod validate;

@@ -1,0 +1,294 @@
+//! Author-facing diagnostics: a stable code, a message, the span it is about, and a renderer
+//! that prints `file:line:col: error[CODE]: message` followed by a source snippet.
+
+use std::fmt::Write as _;
+
+use crate::source::{SourceFile, Span};
+
+/// How bad a diagnostic is: errors stop a runbook from compiling, warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The runbook cannot be compiled.
+    Error,
+    /// The runbook compiles, but probably does not do what the author meant.
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal : $title:literal,)*) => {
+        /// Stable diagnostic codes. A code is never reused for another meaning; each has a page
+        /// under `docs/diagnostics/`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $(#[doc = $title] $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as printed, e.g. `RB0001`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// A one-line title for the code's documentation page.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    YamlSyntax = "RB0001": "the file is not valid YAML",
+    DuplicateKey = "RB0002": "a mapping names the same key twice",
+    UnknownKey = "RB0003": "a key the runbook language does not define",
+    WrongType = "RB0004": "a value of the wrong shape or type",
+    MissingKey = "RB0005": "a required key is missing",
+    InvalidId = "RB0006": "an invalid runbook or step id",
+    InvalidVersion = "RB0007": "the version is not a positive integer",
+    UnknownInputType = "RB0010": "an input declares an unknown type",
+    InvalidDefault = "RB0011": "an input's default or enum does not fit its type",
+    InvalidPattern = "RB0012": "an input's pattern is not a valid regular expression",
+    TemplateSyntax = "RB0020": "a template is not valid Handlebars",
+    UnknownInput = "RB0021": "a template names an input that is not declared",
+    UnknownVar = "RB0022": "a template names a var that is not declared before it",
+    UnknownStepRef = "RB0023": "a template references a step that does not exist",
+    UnknownHelper = "RB0024": "a template calls a helper that does not exist",
+    UnknownVariable = "RB0025": "a template names a variable that is not in its context",
+    UnknownOutput = "RB0026": "a template reads an output the step kind does not produce",
+    UnknownNeed = "RB0030": "`needs` names a step that does not exist",
+    Cycle = "RB0031": "steps depend on each other in a cycle",
+    UnknownKind = "RB0040": "`uses` names a step kind that does not exist",
+    MissingParam = "RB0041": "a required `with` parameter is missing",
+    UnknownParam = "RB0042": "`with` has a parameter the step kind does not take",
+    ParamType = "RB0043": "a `with` parameter has the wrong type",
+    ParamEnum = "RB0044": "a `with` parameter is not one of the allowed values",
+    InvalidDuration = "RB0050": "a duration is not valid",
+    InvalidCron = "RB0051": "a schedule is not a valid cron expression",
+    InvalidTimezone = "RB0052": "a timezone is not a known IANA zone",
+    InvalidTrigger = "RB0053": "a trigger is neither a webhook nor a schedule",
+    InvalidRetry = "RB0054": "a retry policy is not valid",
+    InvalidParallelism = "RB0055": "`max_parallel` is not valid here",
+    UnmappedInput = "RB0056": "a trigger leaves a required input without a value",
+    MisplacedTimeout = "RB0057": "`timeout` on a step kind that uses `expires` or `until`",
+    InvalidApproval = "RB0060": "an approval gate can never be satisfied",
+    NoSteps = "RB0061": "the runbook has no steps",
+    InvalidWait = "RB0062": "a wait step needs exactly one of `until` and `for`",
+}
+
+/// A secondary note pointing at another place, e.g. "first defined here".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Where the note points.
+    pub span: Span,
+    /// What it says.
+    pub message: String,
+}
+
+/// One problem found in a runbook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The stable code.
+    pub code: Code,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The headline, lowercase, without a trailing period.
+    pub message: String,
+    /// The offending text.
+    pub span: Span,
+    /// A short label printed under the caret.
+    pub label: Option<String>,
+    /// Other places that explain this one.
+    pub notes: Vec<Note>,
+    /// What to do about it ("did you mean ...?").
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error with `code` and `message` at `span`.
+    pub fn error(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: None,
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// A warning with `code` and `message` at `span`.
+    pub fn warning(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, span, message)
+        }
+    }
+
+    /// Sets the label under the caret.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the help line if `help` is `Some`.
+    pub fn with_help_opt(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+
+    /// Adds a note pointing at another span.
+    pub fn with_note(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.notes.push(Note {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Whether this diagnostic stops compilation.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic against its source: a `file:line:col: error[CODE]: message`
+    /// headline, the source line with a caret under the span, notes and help.
+    pub fn render(&self, source: &SourceFile) -> String {
+        let mut out = String::new();
+        let loc = source.location(self.span.start);
+        let _ = writeln!(
+            out,
+            "{}:{}:{}: {}[{}]: {}",
+            source.name(),
+            loc.line,
+            loc.col,
+            self.severity.as_str(),
+            self.code.as_str(),
+            self.message
+        );
+        render_snippet(&mut out, source, self.span, self.label.as_deref());
+        for note in &self.notes {
+            let nloc = source.location(note.span.start);
+            let _ = writeln!(
+                out,
+                "  note: {} ({}:{}:{})",
+                note.message,
+                source.name(),
+                nloc.line,
+                nloc.col
+            );
+            render_snippet(&mut out, source, note.span, None);
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(out, "  help: {help}");
+        }
+        out
+    }
+}
+
+fn render_snippet(out: &mut String, source: &SourceFile, span: Span, label: Option<&str>) {
+    if source.text().is_empty() {
+        return;
+    }
+    let loc = source.location(span.start);
+    let line = source.line_text(loc.line);
+    let width = loc.line.to_string().len();
+    let line_start = source.offset(loc.line, 0);
+    let line_end = line_start + line.len();
+    let end = span.end.clamp(span.start, line_end);
+    let caret_len = source
+        .slice(Span::new(span.start, end))
+        .chars()
+        .count()
+        .max(1);
+    let pad: String = line
+        .chars()
+        .take(loc.col - 1)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let _ = writeln!(out, "{:width$} |", "");
+    let _ = writeln!(out, "{} | {}", loc.line, line);
+    let _ = write!(out, "{:width$} | {}{}", "", pad, "^".repeat(caret_len));
+    match label {
+        Some(label) => {
+            let _ = writeln!(out, " {label}");
+        }
+        None => out.push('\n'),
+    }
+}
+
+/// Suggests the candidate closest to `word`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<String>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(&word.to_lowercase(), &candidate.to_lowercase());
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_headline_snippet_and_help() {
+        let src = SourceFile::new("r.yaml", "steps:\n  a:\n    needs: [crate_user]\n");
+        let start = src.text().find("crate_user").unwrap();
+        let d = Diagnostic::error(Code::UnknownNeed, Span::at(start, 10), "unknown step")
+            .with_label("not a step")
+            .with_help("did you mean `create_user`?");
+        let text = d.render(&src);
+        assert_eq!(
+            text,
+            "r.yaml:3:13: error[RB0030]: unknown step\n  |\n3 |     needs: [crate_user]\n  |             ^^^^^^^^^^ not a step\n  help: did you mean `create_user`?\n"
+        );
+    }
+
+    #[test]
+    fn codes_are_unique_and_ordered() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+        }
+        let strs: Vec<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        let mut sorted = strs.clone();
+        sorted.sort();
+        assert_eq!(strs, sorted);
+    }
+
+    #[test]
+    fn suggests_near_misses_only() {
+        assert_eq!(
+            did_you_mean("crate_user", ["create_user", "licences"]),
+            Some("did you mean `create_user`?".into())
+        );
+        assert_eq!(did_you_mean("zzz", ["create_user"]), None);
+    }
+}

@@ -1,0 +1,322 @@
+//! The template helpers runbooks may call. Each is a pure function over JSON values, so the
+//! same code serves rendering and unit tests.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson,
+};
+use serde_json::Value;
+
+/// Every helper name a template may call (the compiler rejects any other).
+pub const HELPERS: &[&str] = &[
+    "lower", "upper", "ascii", "slug", "initial", "join", "eq", "ne", "and", "or", "not",
+    "default", "date", "len", "trim", "replace", "concat", "first", "lookup", "if", "unless",
+    "each", "with",
+];
+
+/// Truthiness as the runbook language defines it: false, empty string, empty list, empty
+/// mapping, null and 0 are false; everything else is true.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The text of a value as it prints in a template (strings unquoted, null empty).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+type HelperFn = fn(&[Value]) -> Result<Value, String>;
+
+fn arg(args: &[Value], i: usize, helper: &str) -> Result<Value, String> {
+    args.get(i)
+        .cloned()
+        .ok_or_else(|| format!("`{helper}` needs at least {} argument(s)", i + 1))
+}
+
+fn lower(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(text(&arg(a, 0, "lower")?).to_lowercase()))
+}
+
+fn upper(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(text(&arg(a, 0, "upper")?).to_uppercase()))
+}
+
+/// Folds diacritics and other non-ASCII letters to ASCII (José Núñez → Jose Nunez).
+pub fn fold_ascii(s: &str) -> String {
+    deunicode::deunicode(s)
+}
+
+fn ascii(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(fold_ascii(&text(&arg(a, 0, "ascii")?))))
+}
+
+/// Lowercase ASCII words joined by `-` (José Núñez Jr. → jose-nunez-jr).
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in fold_ascii(s).chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn slug(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(slugify(&text(&arg(a, 0, "slug")?))))
+}
+
+fn initial(a: &[Value]) -> Result<Value, String> {
+    let t = text(&arg(a, 0, "initial")?);
+    Ok(Value::String(
+        t.trim()
+            .chars()
+            .next()
+            .map(String::from)
+            .unwrap_or_default(),
+    ))
+}
+
+fn join(a: &[Value]) -> Result<Value, String> {
+    let list = arg(a, 0, "join")?;
+    let sep = a.get(1).map(text).unwrap_or_else(|| ", ".into());
+    match list {
+        Value::Array(items) => Ok(Value::String(
+            items.iter().map(text).collect::<Vec<_>>().join(&sep),
+        )),
+        Value::Null => Ok(Value::String(String::new())),
+        other => Ok(Value::String(text(&other))),
+    }
+}
+
+fn loosely_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s.parse::<f64>().ok() == n.as_f64()
+        }
+        _ => a == b,
+    }
+}
+
+fn eq(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::Bool(loosely_equal(
+        &arg(a, 0, "eq")?,
+        &arg(a, 1, "eq")?,
+    )))
+}
+
+fn ne(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::Bool(!loosely_equal(
+        &arg(a, 0, "ne")?,
+        &arg(a, 1, "ne")?,
+    )))
+}
+
+fn and(a: &[Value]) -> Result<Value, String> {
+    arg(a, 1, "and")?;
+    Ok(Value::Bool(a.iter().all(truthy)))
+}
+
+fn or(a: &[Value]) -> Result<Value, String> {
+    arg(a, 1, "or")?;
+    Ok(Value::Bool(a.iter().any(truthy)))
+}
+
+fn not(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::Bool(!truthy(&arg(a, 0, "not")?)))
+}
+
+fn default(a: &[Value]) -> Result<Value, String> {
+    let v = arg(a, 0, "default")?;
+    let fallback = arg(a, 1, "default")?;
+    Ok(if truthy(&v) { v } else { fallback })
+}
+
+/// Formats a date or datetime value with a strftime format (default `%Y-%m-%d`).
+fn date(a: &[Value]) -> Result<Value, String> {
+    let v = text(&arg(a, 0, "date")?);
+    let fmt = a.get(1).map(text).unwrap_or_else(|| "%Y-%m-%d".into());
+    let formatted = if let Ok(dt) = DateTime::parse_from_rfc3339(&v) {
+        dt.format(&fmt).to_string()
+    } else if let Ok(d) = NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
+        d.format(&fmt).to_string()
+    } else if v == "now" {
+        Utc::now().format(&fmt).to_string()
+    } else {
+        return Err(format!(
+            "`date` needs a date (YYYY-MM-DD) or an RFC 3339 datetime, got `{v}`"
+        ));
+    };
+    Ok(Value::String(formatted))
+}
+
+fn len(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::from(match arg(a, 0, "len")? {
+        Value::Array(x) => x.len(),
+        Value::Object(o) => o.len(),
+        Value::String(s) => s.chars().count(),
+        Value::Null => 0,
+        _ => 1,
+    }))
+}
+
+fn trim(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(text(&arg(a, 0, "trim")?).trim().to_string()))
+}
+
+fn replace(a: &[Value]) -> Result<Value, String> {
+    let s = text(&arg(a, 0, "replace")?);
+    let from = text(&arg(a, 1, "replace")?);
+    let to = text(&arg(a, 2, "replace")?);
+    if from.is_empty() {
+        return Ok(Value::String(s));
+    }
+    Ok(Value::String(s.replace(&from, &to)))
+}
+
+fn concat(a: &[Value]) -> Result<Value, String> {
+    Ok(Value::String(a.iter().map(text).collect()))
+}
+
+fn first(a: &[Value]) -> Result<Value, String> {
+    Ok(match arg(a, 0, "first")? {
+        Value::Array(items) => items.into_iter().next().unwrap_or(Value::Null),
+        other => other,
+    })
+}
+
+/// Prints its argument as JSON text; the renderer wraps a single-expression template in it
+/// to get a typed value back rather than display text.
+fn json_text(a: &[Value]) -> Result<Value, String> {
+    let v = a.first().cloned().unwrap_or(Value::Null);
+    serde_json::to_string(&v)
+        .map(Value::String)
+        .map_err(|e| e.to_string())
+}
+
+/// The helpers implemented here (Handlebars provides `if unless each with lookup`).
+pub(crate) const FUNCTIONS: &[(&str, HelperFn)] = &[
+    ("lower", lower),
+    ("upper", upper),
+    ("ascii", ascii),
+    ("slug", slug),
+    ("initial", initial),
+    ("join", join),
+    ("eq", eq),
+    ("ne", ne),
+    ("and", and),
+    ("or", or),
+    ("not", not),
+    ("default", default),
+    ("date", date),
+    ("len", len),
+    ("trim", trim),
+    ("replace", replace),
+    ("concat", concat),
+    ("first", first),
+    ("__json", json_text),
+];
+
+struct FnHelper {
+    name: &'static str,
+    f: HelperFn,
+}
+
+impl HelperDef for FnHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let args: Vec<Value> = h.params().iter().map(|p| p.value().clone()).collect();
+        (self.f)(&args)
+            .map(ScopedJson::Derived)
+            .map_err(|m| RenderErrorReason::Other(format!("{}: {m}", self.name)).into())
+    }
+}
+
+/// Registers every helper of [`FUNCTIONS`] on a registry.
+pub(crate) fn register(registry: &mut Handlebars<'_>) {
+    for (name, f) in FUNCTIONS {
+        registry.register_helper(name, Box::new(FnHelper { name, f: *f }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ascii_folds_diacritics() {
+        assert_eq!(fold_ascii("José Núñez"), "Jose Nunez");
+        assert_eq!(fold_ascii("Zoë Ångström"), "Zoe Angstrom");
+        assert_eq!(slugify("José Núñez Jr."), "jose-nunez-jr");
+    }
+
+    #[test]
+    fn truthiness_follows_the_language() {
+        for v in [
+            json!(false),
+            json!(""),
+            json!([]),
+            json!(null),
+            json!(0),
+            json!({}),
+        ] {
+            assert!(!truthy(&v), "{v} should be false");
+        }
+        for v in [
+            json!(true),
+            json!("x"),
+            json!([1]),
+            json!(1),
+            json!("false"),
+        ] {
+            assert!(truthy(&v), "{v} should be true");
+        }
+    }
+
+    #[test]
+    fn logic_and_defaults() {
+        assert_eq!(eq(&[json!("1"), json!(1)]).unwrap(), json!(true));
+        assert_eq!(ne(&[json!("a"), json!("b")]).unwrap(), json!(true));
+        assert_eq!(and(&[json!(1), json!("")]).unwrap(), json!(false));
+        assert_eq!(or(&[json!(0), json!("x")]).unwrap(), json!(true));
+        assert_eq!(default(&[json!(""), json!("AU")]).unwrap(), json!("AU"));
+        assert_eq!(
+            join(&[json!(["SPB", "E3"]), json!(" + ")]).unwrap(),
+            json!("SPB + E3")
+        );
+        assert_eq!(initial(&[json!(" Éva")]).unwrap(), json!("É"));
+    }
+
+    #[test]
+    fn dates_format_dates_and_datetimes() {
+        assert_eq!(
+            date(&[json!("2026-03-01"), json!("%d %b %Y")]).unwrap(),
+            json!("01 Mar 2026")
+        );
+        assert_eq!(
+            date(&[json!("2026-03-01T17:00:00+11:00")]).unwrap(),
+            json!("2026-03-01")
+        );
+        assert!(date(&[json!("soon")]).is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! A YAML loader that keeps a span on every node and reports duplicate keys without stopping,
+//! built on `yaml-rust2`'s event parser. Plain scalars resolve by the YAML 1.2 core schema
+//! (`yes`/`no` stay strings); quoted and block scalars are always strings.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{SourceFile, Span};
+
+/// A YAML node with the span of its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What the node holds.
+    pub value: Value,
+    /// Where it stands in the source.
+    pub span: Span,
+}
+
+/// The content of a [`Node`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string (any quoted or block scalar, or a plain one that is no other type).
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in source order; keys are unique (duplicates were reported and dropped).
+    Map(Vec<(Key, Node)>),
+}
+
+/// A mapping key with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// The key's text.
+    pub name: String,
+    /// Where the key stands.
+    pub span: Span,
+}
+
+impl Node {
+    /// A short name for the node's type, for "expected X, found Y" messages.
+    pub fn type_name(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// The entries if this is a mapping.
+    pub fn as_map(&self) -> Option<&[(Key, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The items if this is a sequence.
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The text if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The text of any scalar (strings, numbers and booleans as written), for places that take
+    /// a string but forgive `ticket: 123`.
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Looks a key up in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Converts to JSON (mapping order kept).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Parses `source` into a node tree. Syntax errors end parsing (the YAML after them has no
+/// meaning); duplicate keys and unsupported constructs are reported and parsing goes on.
+pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        source,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        diagnostics: Vec::new(),
+        documents: 0,
+    };
+    let mut parser = Parser::new_from_str(source.text());
+    if let Err(err) = parser.load(&mut loader, true) {
+        let start = offset_of(source, err.marker());
+        let mut message = err.info().to_string();
+        if let Some(rest) = message.strip_prefix("while ") {
+            message = rest.to_string();
+        }
+        loader.diagnostics.push(
+            Diagnostic::error(
+                Code::YamlSyntax,
+                Span::at(start, 1),
+                format!("invalid YAML: {message}"),
+            )
+            .with_label("here"),
+        );
+        return (None, loader.diagnostics);
+    }
+    (loader.root, loader.diagnostics)
+}
+
+fn offset_of(source: &SourceFile, mark: &Marker) -> usize {
+    source.offset(mark.line(), mark.col())
+}
+
+enum Frame {
+    Seq {
+        start: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: usize,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        key: Option<Key>,
+        seen: HashMap<String, Span>,
+        skip_value: bool,
+    },
+}
+
+struct Loader<'a> {
+    source: &'a SourceFile,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    diagnostics: Vec<Diagnostic>,
+    documents: usize,
+}
+
+impl Loader<'_> {
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                key,
+                seen,
+                skip_value,
+                ..
+            }) => match key.take() {
+                None => {
+                    let name = match &node.value {
+                        Value::Str(s) => s.clone(),
+                        Value::Null => String::new(),
+                        _ => match node.scalar_text() {
+                            Some(t) => t,
+                            None => {
+                                self.diagnostics.push(
+                                    Diagnostic::error(
+                                        Code::WrongType,
+                                        node.span,
+                                        "mapping keys must be plain strings",
+                                    )
+                                    .with_label("a complex key"),
+                                );
+                                String::new()
+                            }
+                        },
+                    };
+                    if let Some(first) = seen.get(&name) {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                Code::DuplicateKey,
+                                node.span,
+                                format!("duplicate key `{name}`"),
+                            )
+                            .with_label("defined again here")
+                            .with_note(*first, "first defined here"),
+                        );
+                        *skip_value = true;
+                    } else {
+                        seen.insert(name.clone(), node.span);
+                        *skip_value = false;
+                    }
+                    *key = Some(Key {
+                        name,
+                        span: node.span,
+                    });
+                }
+                Some(k) => {
+                    if !*skip_value {
+                        entries.push((k, node));
+                    }
+                }
+            },
+        }
+    }
+
+    fn scalar(&self, text: String, style: TScalarStyle, start: usize) -> Node {
+        let quoted = !matches!(style, TScalarStyle::Plain);
+        let raw_len = match style {
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
+                // Measure the raw quoted text on its line so the caret covers what the author wrote.
+                let rest = &self.source.text()[start.min(self.source.text().len())..];
+                quoted_len(rest).unwrap_or(text.len() + 2)
+            }
+            TScalarStyle::Plain => text.lines().next().map_or(0, str::len),
+            _ => 1,
+        };
+        let value = if quoted {
+            Value::Str(text)
+        } else {
+            resolve_plain(text)
+        };
+        Node {
+            value,
+            span: Span::at(start, raw_len.max(1)),
+        }
+    }
+}
+
+fn quoted_len(rest: &str) -> Option<usize> {
+    let mut chars = rest.char_indices();
+    let (_, quote) = chars.next()?;
+    let mut escaped = false;
+    for (i, c) in chars {
+        if c == '\n' {
+            return Some(i);
+        }
+        if quote == '"' && c == '\\' && !escaped {
+            escaped = true;
+            continue;
+        }
+        if c == quote && !escaped {
+            return Some(i + 1);
+        }
+        escaped = false;
+    }
+    None
+}
+
+fn resolve_plain(text: String) -> Value {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Int(i);
+    }
+    let looks_numeric = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && text.chars().any(|c| c.is_ascii_digit());
+    if looks_numeric {
+        if let Ok(f) = text.parse::<f64>() {
+            return Value::Float(f);
+        }
+    }
+    Value::Str(text)
+}
+
+impl MarkedEventReceiver for Loader<'_> {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let start = offset_of(self.source, &mark);
+        match ev {
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents == 2 {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            Code::YamlSyntax,
+                            Span::at(start, 3),
+                            "a runbook file holds one YAML document",
+                        )
+                        .with_label("a second document starts here")
+                        .with_help("put each runbook in its own file"),
+                    );
+                }
+            }
+            Event::Scalar(text, style, anchor, _tag) => {
+                let node = self.scalar(text, style, start);
+                self.push_node(node, anchor);
+            }
+            Event::Alias(id) => {
+                let node = match self.anchors.get(&id) {
+                    Some(n) => Node {
+                        value: n.value.clone(),
+                        span: Span::at(start, 1),
+                    },
+                    None => Node {
+                        value: Value::Null,
+                        span: Span::at(start, 1),
+                    },
+                };
+                self.push_node(node, 0);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                start,
+                anchor,
+                items: Vec::new(),
+            }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                start,
+                anchor,
+                entries: Vec::new(),
+                key: None,
+                seen: HashMap::new(),
+                skip_value: false,
+            }),
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        start: s,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            value: Value::Seq(items),
+                            span: Span::new(s, start.max(s + 1)),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        start: s,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            value: Value::Map(entries),
+                            span: Span::new(s, start.max(s + 1)),
+                        },
+                        anchor,
+                    ),
+                    None => return,
+                };
+                self.push_node(node, anchor);
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> (Option<Node>, Vec<Diagnostic>) {
+        parse(&SourceFile::new("t.yaml", text))
+    }
+
+    #[test]
+    fn keeps_spans_and_types() {
+        let src = SourceFile::new("t.yaml", "a: 1\nb:\n  - 'x'\n  - yes\nc: {d: true}\n");
+        let (root, diags) = parse(&src);
+        assert!(diags.is_empty());
+        let root = root.unwrap();
+        assert_eq!(root.get("a").unwrap().value, Value::Int(1));
+        let b = root.get("b").unwrap().as_seq().unwrap();
+        assert_eq!(src.slice(b[0].span), "'x'");
+        assert_eq!(b[1].value, Value::Str("yes".into()));
+        assert_eq!(
+            root.get("c").unwrap().get("d").unwrap().value,
+            Value::Bool(true)
+        );
+        let key_span = root.as_map().unwrap()[2].0.span;
+        assert_eq!(src.location(key_span.start).line, 5);
+    }
+
+    #[test]
+    fn reports_every_duplicate_key_and_keeps_the_first() {
+        let (root, diags) = load("a: 1\nb: 2\na: 3\nb: 4\n");
+        assert_eq!(diags.len(), 2);
+        assert!(diags.iter().all(|d| d.code == Code::DuplicateKey));
+        assert_eq!(root.unwrap().get("a").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let src = SourceFile::new("t.yaml", "a: [1, 2\nb: 3\n");
+        let (_, diags) = parse(&src);
+        assert_eq!(diags[0].code, Code::YamlSyntax);
+    }
+
+    #[test]
+    fn quoted_numbers_stay_strings() {
+        let (root, _) = load("v: \"3\"\nw: 3.5\n");
+        let root = root.unwrap();
+        assert_eq!(root.get("v").unwrap().value, Value::Str("3".into()));
+        assert_eq!(root.get("w").unwrap().value, Value::Float(3.5));
+    }
+}

@@ -1,0 +1,50 @@
+//! Intune device kinds: wipe or retire every managed device of a user.
+
+use serde_json::json;
+use tenure_runbook::{Field, FieldType, KindSchema};
+
+use crate::common::user;
+
+/// The schemas of this module's kinds.
+pub fn schemas() -> Vec<KindSchema> {
+    vec![
+        KindSchema::action(
+            "intune.wipe_devices",
+            "Factory-reset every managed device of the user and report each.",
+        )
+        .param(user())
+        .param(
+            Field::optional(
+                "keep_enrollment_data",
+                FieldType::Bool,
+                "Keep enrollment state.",
+            )
+            .default(json!(false)),
+        )
+        .param(
+            Field::optional(
+                "keep_user_data",
+                FieldType::Bool,
+                "Keep user data on the device.",
+            )
+            .default(json!(false)),
+        )
+        .output(
+            "devices",
+            FieldType::list(FieldType::Object),
+            "Each device with its outcome.",
+        )
+        .output("wiped", FieldType::Int, "How many wipes were sent."),
+        KindSchema::action(
+            "intune.retire_devices",
+            "Remove company data and management from every device of the user.",
+        )
+        .param(user())
+        .output(
+            "devices",
+            FieldType::list(FieldType::Object),
+            "Each device with its outcome.",
+        )
+        .output("retired", FieldType::Int, "How many retires were sent."),
+    ]
+}

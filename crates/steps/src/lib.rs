@@ -1,0 +1,116 @@
+//! The built-in step kinds of Tenure. Each vendor family lives in its own module and declares
+//! its kinds' `with` parameters and outputs; [`catalogue`] gathers them for the compiler.
+//!
+//! Kind names are a durable contract: runbooks and journals name them, so a kind is never
+//! renamed.
+
+mod common;
+pub mod control;
+pub mod entra;
+pub mod exchange;
+pub mod intune;
+pub mod licence;
+pub mod notify;
+pub mod password;
+pub mod psa;
+
+use tenure_runbook::{KindSchema, SchemaCatalogue};
+
+/// Every built-in kind's schema.
+pub fn schemas() -> Vec<KindSchema> {
+    let mut all = Vec::new();
+    all.extend(control::schemas());
+    all.extend(entra::schemas());
+    all.extend(licence::schemas());
+    all.extend(exchange::schemas());
+    all.extend(intune::schemas());
+    all.extend(psa::schemas());
+    all.extend(password::schemas());
+    all.extend(notify::schemas());
+    all
+}
+
+/// The catalogue the compiler checks runbooks against.
+pub fn catalogue() -> SchemaCatalogue {
+    schemas().into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_runbook::Catalogue;
+
+    /// The language contract's table of kinds, all of which must exist.
+    const CONTRACT: &[&str] = &[
+        "approval",
+        "wait",
+        "entra.create_user",
+        "entra.update_user",
+        "entra.disable_sign_in",
+        "entra.enable_sign_in",
+        "entra.revoke_sessions",
+        "entra.reset_password",
+        "entra.delete_user",
+        "entra.set_manager",
+        "entra.remove_auth_methods",
+        "entra.create_tap",
+        "entra.add_to_group",
+        "entra.remove_from_group",
+        "entra.remove_from_all_groups",
+        "entra.copy_groups_from",
+        "licence.assign",
+        "licence.remove",
+        "licence.remove_all",
+        "exchange.convert_to_shared",
+        "exchange.hide_from_gal",
+        "exchange.set_forwarding",
+        "exchange.grant_full_access",
+        "exchange.set_auto_reply",
+        "intune.wipe_devices",
+        "intune.retire_devices",
+        "psa.create_contact",
+        "psa.update_contact",
+        "psa.deactivate_contact",
+        "psa.add_ticket_note",
+        "psa.update_ticket",
+        "password.generate",
+        "password.share",
+        "notify.teams",
+        "notify.email",
+        "http.request",
+        "runbook.call",
+    ];
+
+    #[test]
+    fn every_contract_kind_is_declared_once() {
+        let names: Vec<String> = schemas().into_iter().map(|k| k.kind).collect();
+        for kind in CONTRACT {
+            assert_eq!(names.iter().filter(|n| n == kind).count(), 1, "{kind}");
+        }
+        assert_eq!(
+            names.len(),
+            CONTRACT.len(),
+            "undocumented extra kinds: {names:?}"
+        );
+    }
+
+    #[test]
+    fn params_are_unique_and_described() {
+        for kind in catalogue().kinds() {
+            let mut seen = std::collections::HashSet::new();
+            assert!(!kind.description.is_empty(), "{}", kind.kind);
+            for p in kind.params.iter().chain(&kind.outputs) {
+                assert!(!p.description.is_empty(), "{}.{}", kind.kind, p.name);
+            }
+            for p in &kind.params {
+                assert!(seen.insert(&p.name), "{}.{} twice", kind.kind, p.name);
+                assert!(
+                    !(p.required && p.default.is_some()),
+                    "{}.{}",
+                    kind.kind,
+                    p.name
+                );
+            }
+        }
+    }
+}
