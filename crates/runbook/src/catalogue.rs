@@ -64,7 +64,7 @@ impl FieldType {
             FieldType::Email => "an email address".into(),
             FieldType::Secret => "a template naming a secret".into(),
             FieldType::Enum { values } => format!("one of {}", quoted_list(values)),
-            FieldType::List { items } => format!("a list of {}", items.describe()),
+            FieldType::List { items } => format!("a list, each item {}", items.describe()),
             FieldType::Object => "a mapping".into(),
             FieldType::Any => "any value".into(),
         }

@@ -238,16 +238,27 @@ fn render_snippet(out: &mut String, source: &SourceFile, span: Span, label: Opti
     }
 }
 
-/// Suggests the candidate closest to `word`, if one is close enough to be a likely typo.
+/// Suggests the candidate closest to `word`, if one is close enough to be a likely typo: an
+/// edit distance (with transpositions) of at most a third of the length, or one word being a
+/// prefix of the other.
 pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let mut best: Option<(f64, &str)> = None;
+    let w = word.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
-        let score = strsim::jaro_winkler(&word.to_lowercase(), &candidate.to_lowercase());
-        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
-            best = Some((score, candidate));
+        let c = candidate.to_lowercase();
+        if c == w {
+            continue;
+        }
+        let distance = strsim::damerau_levenshtein(&w, &c);
+        let allowed = (w.chars().count().max(c.chars().count()) / 3).max(1);
+        let prefix = w.len() >= 3 && c.len() >= 3 && (c.starts_with(&w) || w.starts_with(&c));
+        let long_enough = w.chars().count().max(c.chars().count()) >= 3;
+        if long_enough && (distance <= allowed || prefix) && best.is_none_or(|(d, _)| distance < d)
+        {
+            best = Some((distance, candidate));
         }
     }
     best.map(|(_, c)| format!("did you mean `{c}`?"))
@@ -290,5 +301,17 @@ mod tests {
             Some("did you mean `create_user`?".into())
         );
         assert_eq!(did_you_mean("zzz", ["create_user"]), None);
+        assert_eq!(
+            did_you_mean("upm", ["upn"]),
+            Some("did you mean `upn`?".into())
+        );
+        assert_eq!(
+            did_you_mean("lowercase", ["lower", "upper"]),
+            Some("did you mean `lower`?".into())
+        );
+        assert_eq!(
+            did_you_mean("exchange.delete_mailbox", ["exchange.hide_from_gal"]),
+            None
+        );
     }
 }

@@ -196,8 +196,9 @@ impl InputSpec {
             };
             for item in items {
                 if !allowed.contains(item) {
-                    let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                    return Err(format!("{item} is not one of {}", list.join(", ")));
+                    let show = |v: &Value| format!("`{}`", crate::template::helpers_text(v));
+                    let list: Vec<String> = allowed.iter().map(show).collect();
+                    return Err(format!("{} is not one of {}", show(item), list.join(", ")));
                 }
             }
         }

@@ -103,7 +103,8 @@ impl Cx<'_> {
                 let p = self.string(n, "`pattern`")?;
                 if let Err(e) = regex::Regex::new(&p) {
                     let msg = e.to_string();
-                    let last = msg.lines().last().unwrap_or("invalid").trim().to_string();
+                    let last = msg.lines().last().unwrap_or("invalid").trim();
+                    let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
                     self.push(
                         Diagnostic::error(
                             Code::InvalidPattern,

@@ -71,7 +71,10 @@ impl Cx<'_> {
                             Diagnostic::error(
                                 Code::InvalidCron,
                                 s.span,
-                                format!("invalid cron expression `{cron}`: {e}"),
+                                format!(
+                                    "invalid cron expression `{cron}`: {}",
+                                    last_line(&e.to_string())
+                                ),
                             )
                             .with_label("not a cron schedule")
                             .with_help(help),
@@ -79,30 +82,31 @@ impl Cx<'_> {
                         false
                     }
                 };
-                let timezone =
-                    match node.get("timezone") {
-                        Some(tz) => {
-                            let name = self.string(tz, "`timezone`")?;
-                            if chrono_tz::Tz::from_str(&name).is_err() {
-                                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
-                                self.push(
-                                    Diagnostic::error(
-                                        Code::InvalidTimezone,
-                                        tz.span,
-                                        format!("unknown timezone `{name}`"),
-                                    )
-                                    .with_label("not an IANA timezone")
-                                    .with_help(did_you_mean(&name, names).unwrap_or_else(|| {
+                let timezone = match node.get("timezone") {
+                    Some(tz) => {
+                        let name = self.string(tz, "`timezone`")?;
+                        if chrono_tz::Tz::from_str(&name).is_err() {
+                            let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                            self.push(
+                                Diagnostic::error(
+                                    Code::InvalidTimezone,
+                                    tz.span,
+                                    format!("unknown timezone `{name}`"),
+                                )
+                                .with_label("not an IANA timezone")
+                                .with_help(
+                                    did_you_mean(&name, names).unwrap_or_else(|| {
                                         "use an IANA name such as `Australia/Sydney` or `UTC`"
                                             .into()
-                                    })),
-                                );
-                                return None;
-                            }
-                            name
+                                    }),
+                                ),
+                            );
+                            return None;
                         }
-                        None => "UTC".to_string(),
-                    };
+                        name
+                    }
+                    None => "UTC".to_string(),
+                };
                 let scope = base.with_roots(&[Root::Trigger]);
                 let map = self.trigger_map(node, inputs, &scope, "schedule");
                 cron_ok.then_some(Trigger::Schedule {
@@ -204,4 +208,16 @@ impl Cx<'_> {
             );
         }
     }
+}
+
+/// The last non-empty line of a multi-line library message (the one that says what is wrong).
+fn last_line(message: &str) -> String {
+    message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && *l != "^")
+        .unwrap_or(message)
+        .trim_end_matches('.')
+        .to_lowercase()
 }

@@ -50,12 +50,19 @@ pub struct SyntaxError {
 
 /// Parses `text` and lists what it names.
 pub fn analyze(text: &str) -> Result<Analysis, SyntaxError> {
+    check_delimiters(text)?;
     let parsed = Hbs::compile(text).map_err(|e| {
         let offset = e
             .pos()
             .map(|(line, col)| offset_of_line_col(text, line, col))
             .unwrap_or(0);
-        let message = e.reason().to_string();
+        let reason = e.reason().to_string();
+        // The parser's own words list grammar rules; keep them out of an author's way.
+        let message = if reason.contains("expected") && reason.contains(',') {
+            "this is not a valid Handlebars expression".to_string()
+        } else {
+            reason.replace("invalid handlebars syntax: ", "")
+        };
         SyntaxError { message, offset }
     })?;
     let mut walker = Walker {
@@ -74,6 +81,54 @@ pub fn analyze(text: &str) -> Result<Analysis, SyntaxError> {
             TemplateElement::Expression(_) | TemplateElement::HtmlExpression(_)
         );
     Ok(walker.out)
+}
+
+/// Finds the mistakes authors make most, with a message in their terms: a `{{` never closed,
+/// a block helper never closed, or closed with the wrong name.
+fn check_delimiters(text: &str) -> Result<(), SyntaxError> {
+    let mut blocks: Vec<(String, usize)> = Vec::new();
+    let mut rest = 0;
+    while let Some(i) = text[rest..].find("{{") {
+        let open = rest + i;
+        let Some(j) = text[open + 2..].find("}}") else {
+            return Err(SyntaxError {
+                message: "`{{` is never closed with `}}`".into(),
+                offset: open,
+            });
+        };
+        let inner = text[open + 2..open + 2 + j]
+            .trim_start_matches(['{', '~'])
+            .trim();
+        let name = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+        if let Some(block) = inner.strip_prefix('#') {
+            blocks.push((name(block.trim_start_matches('>')), open));
+        } else if let Some(end) = inner.strip_prefix('/') {
+            let end = name(end);
+            match blocks.pop() {
+                Some((start, _)) if start == end => {}
+                Some((start, _)) => {
+                    return Err(SyntaxError {
+                        message: format!("`{{{{/{end}}}}}` closes `{{{{#{start}}}}}`; close it with `{{{{/{start}}}}}`"),
+                        offset: open,
+                    })
+                }
+                None => {
+                    return Err(SyntaxError {
+                        message: format!("`{{{{/{end}}}}}` closes a block that was never opened"),
+                        offset: open,
+                    })
+                }
+            }
+        }
+        rest = open + 2 + j + 2;
+    }
+    match blocks.pop() {
+        Some((name, offset)) => Err(SyntaxError {
+            message: format!("`{{{{#{name}}}}}` is never closed; add `{{{{/{name}}}}}`"),
+            offset,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn offset_of_line_col(text: &str, line: usize, col: usize) -> usize {
@@ -288,6 +343,23 @@ mod tests {
             ]
         );
         assert_eq!(paths("{{eq payload.event 'x'}}"), ["payload.event"]);
+    }
+
+    #[test]
+    fn common_mistakes_get_plain_messages() {
+        let e = analyze("a {{inputs.x").unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.offset),
+            ("`{{` is never closed with `}}`", 2)
+        );
+        let e = analyze("{{#if x}}y").unwrap_err();
+        assert_eq!(e.message, "`{{#if}}` is never closed; add `{{/if}}`");
+        let e = analyze("{{#if x}}y{{/each}}").unwrap_err();
+        assert_eq!(
+            e.message,
+            "`{{/each}}` closes `{{#if}}`; close it with `{{/if}}`"
+        );
+        assert!(analyze("{{#each xs}}{{#if this}}a{{else}}b{{/if}}{{/each}}").is_ok());
     }
 
     #[test]

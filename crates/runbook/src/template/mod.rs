@@ -6,7 +6,7 @@ mod helpers;
 mod render;
 
 pub use analyze::{analyze, Analysis, HelperUse, PathRef};
-pub use helpers::{fold_ascii, slugify, truthy, HELPERS};
+pub use helpers::{fold_ascii, slugify, text as helpers_text, truthy, HELPERS};
 pub use render::{RenderError, Renderer};
 
 use serde::{Deserialize, Serialize};
