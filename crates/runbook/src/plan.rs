@@ -195,10 +195,15 @@ impl Plan {
 
     /// Computes the plan's hash over its canonical JSON with the hash field empty.
     pub fn compute_hash(&self) -> String {
-        let mut copy = self.clone();
-        copy.hash = String::new();
-        let bytes = serde_json::to_vec(&copy).unwrap_or_default();
-        hex::encode(Sha256::digest(bytes))
+        if !self.hash.is_empty() {
+            let mut copy = self.clone();
+            copy.hash.clear();
+            return copy.compute_hash();
+        }
+        let mut writer = DigestWriter(Sha256::new());
+        // Writing JSON into a hasher cannot fail: `DigestWriter` never returns an error.
+        let _ = serde_json::to_writer(&mut writer, self);
+        hex::encode(writer.0.finalize())
     }
 }
 
@@ -246,4 +251,18 @@ fn levels_of(steps: &[Step]) -> Vec<Vec<&Step>> {
         out[level[i]].push(step);
     }
     out
+}
+
+/// Feeds serialized bytes straight into a hash, so hashing a plan allocates no buffer.
+struct DigestWriter(Sha256);
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

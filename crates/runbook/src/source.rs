@@ -95,10 +95,18 @@ impl SourceFile {
 
     /// The byte offset of a 1-based line and 0-based character column (clamped to the line).
     pub fn offset(&self, line: usize, col0: usize) -> usize {
-        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+        let idx = line.saturating_sub(1);
+        let Some(&start) = self.line_starts.get(idx) else {
             return self.text.len();
         };
-        let line_text = self.line_text_from(start);
+        let end = self
+            .line_starts
+            .get(idx + 1)
+            .map_or(self.text.len(), |&next| next - 1);
+        let line_text = &self.text[start..end];
+        if col0 < line_text.len() && line_text.is_ascii() {
+            return start + col0;
+        }
         let within = line_text
             .char_indices()
             .nth(col0)

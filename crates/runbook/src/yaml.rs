@@ -223,7 +223,20 @@ impl Loader<'_> {
                             }
                         },
                     };
-                    if let Some(first) = seen.get(&name) {
+                    // Small mappings are searched in place; large ones (the `steps` map)
+                    // through an index built once they grow.
+                    let first = if entries.len() < 16 {
+                        entries
+                            .iter()
+                            .find(|(k, _)| k.name == name)
+                            .map(|(k, _)| k.span)
+                    } else {
+                        if seen.is_empty() {
+                            seen.extend(entries.iter().map(|(k, _)| (k.name.clone(), k.span)));
+                        }
+                        seen.get(&name).copied()
+                    };
+                    if let Some(first) = first {
                         self.diagnostics.push(
                             Diagnostic::error(
                                 Code::DuplicateKey,
@@ -231,11 +244,13 @@ impl Loader<'_> {
                                 format!("duplicate key `{name}`"),
                             )
                             .with_label("defined again here")
-                            .with_note(*first, "first defined here"),
+                            .with_note(first, "first defined here"),
                         );
                         *skip_value = true;
                     } else {
-                        seen.insert(name.clone(), node.span);
+                        if !seen.is_empty() {
+                            seen.insert(name.clone(), node.span);
+                        }
                         *skip_value = false;
                     }
                     *key = Some(Key {

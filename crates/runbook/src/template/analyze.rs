@@ -50,6 +50,14 @@ pub struct SyntaxError {
 
 /// Parses `text` and lists what it names.
 pub fn analyze(text: &str) -> Result<Analysis, SyntaxError> {
+    if let Some(a) = super::fast::analyze(text) {
+        return Ok(a);
+    }
+    full(text)
+}
+
+/// The full Handlebars parse (the fast path's reference).
+pub(super) fn full(text: &str) -> Result<Analysis, SyntaxError> {
     check_delimiters(text)?;
     let parsed = Hbs::compile(text).map_err(|e| {
         let offset = e
@@ -343,6 +351,39 @@ mod tests {
             ]
         );
         assert_eq!(paths("{{eq payload.event 'x'}}"), ["payload.event"]);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_parser() {
+        let cases = [
+            "{{lower (ascii inputs.first_name)}}.{{lower (ascii inputs.last_name)}}@{{tenant.domain}}",
+            "{{inputs.licences}}",
+            " {{inputs.licences}}",
+            "{{ eq payload.event 'new_starter' }}",
+            "Create **{{vars.upn}}** with {{join inputs.licences ', '}}?",
+            "{{default inputs.department \"\"}}",
+            "{{steps.create_user.outputs.id}}",
+            "{{item}}",
+            "{{and (eq inputs.a 1) (not inputs.b) true}}",
+            "plain text",
+            "{{date run.started_at '%Y-%m-%d'}}",
+            "{{or inputs.x -1.5}}",
+        ];
+        for text in cases {
+            let fast = crate::template::fast::analyze(text);
+            let full = full(text).unwrap();
+            assert_eq!(fast.as_ref(), Some(&full), "{text}");
+        }
+        for text in [
+            "{{#if x}}y{{/if}}",
+            "{{this}}",
+            "{{x a=1}}",
+            "{{~x}}",
+            "{{a.[0]}}",
+            "{{../x}}",
+        ] {
+            assert!(crate::template::fast::analyze(text).is_none(), "{text}");
+        }
     }
 
     #[test]

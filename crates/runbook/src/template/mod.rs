@@ -2,6 +2,7 @@
 //! (which variables and helpers a template names), and rendering in strict mode.
 
 mod analyze;
+mod fast;
 mod helpers;
 mod render;
 
