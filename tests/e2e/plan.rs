@@ -1,0 +1,103 @@
+//! `tenure plan`: inputs resolved, vars rendered, steps in order, secrets masked.
+
+use crate::{stderr, stdout, tenure};
+
+#[test]
+fn plan_renders_vars_and_instances() {
+    let o = tenure(&[
+        "plan",
+        "onboard-user",
+        "--json",
+        "--input",
+        "tenant=contoso",
+        "--input",
+        "first_name=José",
+        "--input",
+        "last_name=Núñez",
+        "--input",
+        "groups=All Staff,Sales",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["vars"]["upn"], "jose.nunez@contoso.example");
+    assert_eq!(p["concurrency"], "jose.nunez@contoso.example");
+    let steps = p["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["id"], "approve");
+    let groups = steps.iter().find(|s| s["id"] == "groups").unwrap();
+    assert_eq!(groups["with"].as_array().unwrap().len(), 2);
+    assert_eq!(groups["with"][1]["group"], "Sales");
+    let manager = steps.iter().find(|s| s["id"] == "manager").unwrap();
+    assert_eq!(manager["decision"], "skip");
+    let share = steps.iter().find(|s| s["id"] == "share_password").unwrap();
+    assert_eq!(share["with"][0]["secret"], "***");
+}
+
+#[test]
+fn plan_refuses_bad_inputs_with_every_reason() {
+    let o = tenure(&[
+        "plan",
+        "onboard-user",
+        "--input",
+        "tenant=contoso",
+        "--input",
+        "start_date=soon",
+        "--input",
+        "frist_name=x",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "input `frist_name`: the runbook declares no such input (did you mean `first_name`?)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("input `first_name`: is required"), "{err}");
+    assert!(
+        err.contains("input `start_date`: `soon` is not a date"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_names_unknown_tenants() {
+    let o = tenure(&[
+        "plan",
+        "offboard-user",
+        "-i",
+        "tenant=nowhere",
+        "-i",
+        "user=a@nowhere.example",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown tenant `nowhere` (configured: contoso, fabrikam)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plan_text_lists_steps_in_order() {
+    let o = tenure(&[
+        "plan",
+        "offboard-user",
+        "-i",
+        "tenant=fabrikam",
+        "-i",
+        "user=leaver@fabrikam.example",
+        "-i",
+        "wipe_devices=false",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let pos = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in {out}"))
+    };
+    assert!(pos("] convert_mailbox ") < pos("] licences "));
+    assert!(
+        out.contains("] wipe  intune.wipe_devices  -> skip"),
+        "{out}"
+    );
+}
