@@ -13,6 +13,7 @@ pub mod licence;
 pub mod notify;
 pub mod password;
 pub mod psa;
+pub mod reference;
 
 use tenure_runbook::{KindSchema, SchemaCatalogue};
 

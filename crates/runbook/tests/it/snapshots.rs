@@ -178,3 +178,14 @@ steps:
     // Defaults from the kind's schema are filled in.
     assert_eq!(lic.with["source"], "direct");
 }
+
+#[test]
+fn every_diagnostic_code_has_a_documentation_page() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/diagnostics");
+    for code in tenure_runbook::Code::ALL {
+        let page = dir.join(format!("{}.md", code.as_str()));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|_| panic!("{} has no page at {}", code.as_str(), page.display()));
+        assert!(text.starts_with(&format!("# {}: ", code.as_str())), "{}", page.display());
+    }
+}

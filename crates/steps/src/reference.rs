@@ -1,0 +1,90 @@
+//! The reference page of a step kind, generated from its schema so `docs/steps/` cannot drift
+//! from the code (a test regenerates and compares the pages).
+
+use std::fmt::Write as _;
+
+use tenure_runbook::{FieldType, KindClass, KindSchema};
+
+fn type_name(ty: &FieldType) -> String {
+    match ty {
+        FieldType::String => "string".into(),
+        FieldType::Int => "int".into(),
+        FieldType::Bool => "bool".into(),
+        FieldType::Duration => "duration".into(),
+        FieldType::Datetime => "datetime".into(),
+        FieldType::Email => "email".into(),
+        FieldType::Secret => "secret".into(),
+        FieldType::Enum { values } => values
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(" \\| "),
+        FieldType::List { items } => format!("list of {}", type_name(items)),
+        FieldType::Object => "mapping".into(),
+        FieldType::Any => "any".into(),
+    }
+}
+
+/// The Markdown page for one kind.
+pub fn markdown(kind: &KindSchema) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# `{}`\n", kind.kind);
+    let _ = writeln!(out, "{}\n", kind.description);
+    match kind.class {
+        KindClass::Approval => {
+            out.push_str("Parks the run until decided; bound it with `expires`, not `timeout`.\n\n")
+        }
+        KindClass::Wait => out.push_str(
+            "Parks the run until the time comes; takes `until` or `for`, not `timeout`.\n\n",
+        ),
+        KindClass::Action => {}
+    }
+    out.push_str("## `with`\n\n");
+    if kind.params.is_empty() {
+        out.push_str("None.\n\n");
+    } else {
+        out.push_str("| name | type | required | default | description |\n|---|---|---|---|---|\n");
+        for p in &kind.params {
+            let default = p
+                .default
+                .as_ref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                p.name,
+                type_name(&p.ty),
+                if p.required { "yes" } else { "" },
+                default,
+                p.description.replace('|', "\\|")
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("## Outputs\n\n");
+    if kind.outputs.is_empty() {
+        out.push_str("None.\n");
+    } else {
+        out.push_str("Read them as `{{steps.<id>.outputs.<name>}}`.\n\n| name | type | description |\n|---|---|---|\n");
+        for o in &kind.outputs {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                o.name,
+                type_name(&o.ty),
+                o.description.replace('|', "\\|")
+            );
+        }
+    }
+    out
+}
+
+/// The index page listing every kind.
+pub fn index(kinds: &[KindSchema]) -> String {
+    let mut out = String::from("# Step kinds\n\nGenerated from the kinds' schemas (`crates/steps`); do not edit by hand.\n\n| kind | does |\n|---|---|\n");
+    for k in kinds {
+        let _ = writeln!(out, "| [`{}`]({}.md) | {} |", k.kind, k.kind, k.description);
+    }
+    out
+}
