@@ -186,6 +186,10 @@ fn every_diagnostic_code_has_a_documentation_page() {
         let page = dir.join(format!("{}.md", code.as_str()));
         let text = std::fs::read_to_string(&page)
             .unwrap_or_else(|_| panic!("{} has no page at {}", code.as_str(), page.display()));
-        assert!(text.starts_with(&format!("# {}: ", code.as_str())), "{}", page.display());
+        assert!(
+            text.starts_with(&format!("# {}: ", code.as_str())),
+            "{}",
+            page.display()
+        );
     }
 }
