@@ -89,7 +89,10 @@ fn error_corpus_matches_expectations() {
 #[test]
 fn valid_runbooks_compile_to_stable_plans() {
     let catalogue = tenure_steps::catalogue();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
     let mut files = data("ok");
     files.extend(yaml_files(&repo.join("runbooks")));
     let mut failures = Vec::new();
