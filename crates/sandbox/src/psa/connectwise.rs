@@ -1,0 +1,269 @@
+//! ConnectWise Manage: `/company/contacts` (conditions and `communicationItems/value` search,
+//! create, JSON-Patch updates), `/company/companies`, `/service/tickets/{id}/notes`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{add_contact, add_note};
+use crate::auth::CwAuth;
+use crate::http::{reply, Reply};
+use crate::model::PsaContact;
+use crate::shared::Shared;
+
+const BASE: &str = "/api-na.myconnectwise.net/v4_6_release/apis/3.0";
+
+/// ConnectWise routes.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            &format!("{BASE}/company/contacts"),
+            get(contacts).post(create),
+        )
+        .route(
+            &format!("{BASE}/company/contacts/{{id}}"),
+            get(contact).patch(patch),
+        )
+        .route(&format!("{BASE}/company/companies"), get(companies))
+        .route(
+            &format!("{BASE}/service/tickets/{{id}}/notes"),
+            post(add_ticket_note).get(notes),
+        )
+}
+
+fn cw_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {
+    let errors = field.map(|f| json!([{"code": "MissingRequiredField", "message": message, "resource": "contact", "field": f}])).unwrap_or_else(|| json!([]));
+    reply(
+        status,
+        json!({"code": code, "message": message, "errors": errors}),
+    )
+}
+
+fn contact_json(c: &PsaContact) -> Value {
+    json!({"id": c.id, "firstName": c.first_name, "lastName": c.last_name, "company": {"id": c.client_id}, "title": c.title, "inactiveFlag": !c.active,
+           "communicationItems": [{"type": {"id": 1, "name": "Email"}, "value": c.email, "defaultFlag": true, "communicationType": "Email"}]})
+}
+
+async fn contacts(
+    State(s): State<Arc<Shared>>,
+    _: CwAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Reply {
+    let email = q
+        .get("childConditions")
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.trim_matches('"').to_lowercase());
+    let company = q
+        .get("conditions")
+        .and_then(|c| c.strip_prefix("company/id="))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let size: usize = q
+        .get("pageSize")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25)
+        .clamp(1, 1000);
+    let items: Vec<Value> = s.read(|w| {
+        w.connectwise
+            .contacts
+            .iter()
+            .filter(|c| email.as_ref().is_none_or(|e| c.email.to_lowercase() == *e))
+            .filter(|c| company.is_none_or(|id| c.client_id == id))
+            .skip((page - 1) * size)
+            .take(size)
+            .map(contact_json)
+            .collect()
+    });
+    Ok(reply(StatusCode::OK, json!(items)))
+}
+
+async fn contact(State(s): State<Arc<Shared>>, _: CwAuth, Path(id): Path<u64>) -> Reply {
+    s.read(|w| {
+        let c = w
+            .connectwise
+            .contacts
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| {
+                cw_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("Contact with id {id} not found"),
+                    None,
+                )
+            })?;
+        Ok(reply(StatusCode::OK, contact_json(c)))
+    })
+}
+
+async fn create(State(s): State<Arc<Shared>>, _: CwAuth, Json(body): Json<Value>) -> Reply {
+    let Some(first) = body["firstName"].as_str().filter(|f| !f.is_empty()) else {
+        return Err(cw_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidObject",
+            "contact object is invalid",
+            Some("firstName"),
+        ));
+    };
+    let company = body["company"]["id"].as_u64().unwrap_or(0);
+    s.write(|w| {
+        if !w.connectwise.clients.iter().any(|c| c.id == company) {
+            return Err(cw_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidObject",
+                &format!("company id {company} not found"),
+                Some("company"),
+            ));
+        }
+        let email = body["communicationItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["communicationType"] == "Email" || i["type"]["id"] == 1)
+            .and_then(|i| i["value"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let c = PsaContact {
+            id: 0,
+            client_id: company,
+            first_name: first.into(),
+            last_name: body["lastName"].as_str().unwrap_or_default().into(),
+            email,
+            phone: String::new(),
+            title: body["title"].as_str().unwrap_or_default().into(),
+            active: !body["inactiveFlag"].as_bool().unwrap_or(false),
+        };
+        let id = add_contact(&mut w.connectwise, c);
+        w.created(format!("connectwise/contact/{id}"));
+        Ok(reply(
+            StatusCode::CREATED,
+            contact_json(w.connectwise.contacts.last().expect("just added")),
+        ))
+    })
+}
+
+async fn patch(
+    State(s): State<Arc<Shared>>,
+    _: CwAuth,
+    Path(id): Path<u64>,
+    Json(ops): Json<Value>,
+) -> Reply {
+    let Some(ops) = ops.as_array() else {
+        return Err(cw_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidObject",
+            "a JSON-Patch array is required",
+            None,
+        ));
+    };
+    s.write(|w| {
+        let i = w
+            .connectwise
+            .contacts
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(|| {
+                cw_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("Contact with id {id} not found"),
+                    None,
+                )
+            })?;
+        for op in ops {
+            if op["op"] != "replace" {
+                return Err(cw_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidObject",
+                    "only `replace` operations are supported",
+                    None,
+                ));
+            }
+            let c = &mut w.connectwise.contacts[i];
+            let v = &op["value"];
+            match op["path"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+            {
+                "inactiveFlag" => c.active = !v.as_bool().unwrap_or(false),
+                "firstName" => c.first_name = v.as_str().unwrap_or_default().into(),
+                "lastName" => c.last_name = v.as_str().unwrap_or_default().into(),
+                "title" => c.title = v.as_str().unwrap_or_default().into(),
+                other => {
+                    return Err(cw_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidObject",
+                        &format!("path `{other}` cannot be patched"),
+                        None,
+                    ))
+                }
+            }
+        }
+        w.changed(format!("connectwise/contact/{id}"));
+        Ok(reply(
+            StatusCode::OK,
+            contact_json(&w.connectwise.contacts[i]),
+        ))
+    })
+}
+
+async fn companies(State(s): State<Arc<Shared>>, _: CwAuth) -> Reply {
+    let items: Vec<Value> = s.read(|w| {
+        w.connectwise
+            .clients
+            .iter()
+            .map(|c| json!({"id": c.id, "identifier": c.tenant, "name": c.name}))
+            .collect()
+    });
+    Ok(reply(StatusCode::OK, json!(items)))
+}
+
+async fn add_ticket_note(
+    State(s): State<Arc<Shared>>,
+    _: CwAuth,
+    Path(ticket): Path<u64>,
+    Json(body): Json<Value>,
+) -> Reply {
+    let text = body["text"].as_str().unwrap_or_default().to_string();
+    let flags = [
+        "detailDescriptionFlag",
+        "internalAnalysisFlag",
+        "resolutionFlag",
+    ];
+    if text.is_empty() || !flags.iter().any(|f| body[f].as_bool() == Some(true)) {
+        return Err(cw_error(StatusCode::BAD_REQUEST, "InvalidObject", "text and one of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag are required", Some("text")));
+    }
+    s.write(|w| {
+        if !w.connectwise.tickets.iter().any(|t| t.id == ticket) {
+            return Err(cw_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("Ticket with id {ticket} not found"),
+                None,
+            ));
+        }
+        let internal = body["internalAnalysisFlag"].as_bool() == Some(true);
+        let id = add_note(&mut w.connectwise, ticket, text.clone(), internal);
+        w.created(format!("connectwise/ticket/{ticket}/note/{id}"));
+        Ok(reply(
+            StatusCode::CREATED,
+            json!({"id": id, "ticketId": ticket, "text": text, "internalAnalysisFlag": internal}),
+        ))
+    })
+}
+
+async fn notes(State(s): State<Arc<Shared>>, _: CwAuth, Path(ticket): Path<u64>) -> Reply {
+    let items: Vec<Value> = s.read(|w| w.connectwise.notes.iter().filter(|n| n.ticket_id == ticket).map(|n| json!({"id": n.id, "ticketId": n.ticket_id, "text": n.text, "internalAnalysisFlag": n.internal})).collect());
+    Ok(reply(StatusCode::OK, json!(items)))
+}
