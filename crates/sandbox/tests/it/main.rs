@@ -1,1 +1,15 @@
-//! placeholder
+//! Contract tests: each vendor endpoint driven with plain HTTP requests shaped like the
+//! vendor's documentation, checking responses, rules and fault modes. One binary.
+
+mod batch;
+mod faults;
+mod graph_groups;
+mod graph_licences;
+mod graph_users;
+mod identity;
+mod mailbox;
+mod psa;
+mod purchases;
+mod pwpush;
+mod support;
+mod teams_and_state;
