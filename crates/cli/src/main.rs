@@ -39,6 +39,8 @@ enum Command {
     Schema(commands::schema::Args),
     /// Show what a run would do with the given inputs, without changing anything.
     Plan(commands::plan::Args),
+    /// The vendor simulator (Graph, Exchange, Intune, Pax8, Partner Center, PSAs, ...).
+    Sandbox(commands::sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Graph(a) => commands::graph::run(a),
         Command::Schema(a) => commands::schema::run(a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Sandbox(a) => commands::sandbox::run(a),
     };
     match result {
         Ok(code) => code,

@@ -2,5 +2,6 @@
 
 pub mod graph;
 pub mod plan;
+pub mod sandbox;
 pub mod schema;
 pub mod validate;

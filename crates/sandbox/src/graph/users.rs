@@ -207,15 +207,13 @@ pub async fn create(
         let t = w.tenant(&tenant).ok_or_else(|| not_found(&tenant))?;
         let tn = &w.tenants[t];
         if !tn.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(bad_request(format!("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization.")));
+            return Err(bad_request("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization."));
         }
         if tn.user(&upn).is_some() {
-            return Err(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "Another object with the same value for property userPrincipalName already exists.")
-                .map_conflict("userPrincipalName"));
+            return Err(conflict("userPrincipalName"));
         }
         if tn.users.iter().any(|u| u.mail_nickname.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&nickname))) {
-            return Err(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "Another object with the same value for property proxyAddresses already exists.")
-                .map_conflict("proxyAddresses"));
+            return Err(conflict("proxyAddresses"));
         }
         let str_of = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let user = User {
@@ -250,25 +248,15 @@ pub async fn create(
     })
 }
 
-trait Conflict {
-    fn map_conflict(self, target: &str) -> Self;
-}
-
-impl Conflict for axum::response::Response {
-    /// Adds Graph's `details: [{code: ObjectConflict, target}]` to a 400.
-    fn map_conflict(self, target: &str) -> Self {
-        let message = if target == "userPrincipalName" {
-            "Another object with the same value for property userPrincipalName already exists."
-        } else {
-            "Another object with the same value for property proxyAddresses already exists."
-        };
-        reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": {"code": "Request_BadRequest", "message": message,
-            "details": [{"code": "ObjectConflict", "target": target}],
-            "innerError": {"date": now_rfc3339(), "request-id": uuid::Uuid::new_v4().to_string()}}}),
-        )
-    }
+/// Graph's 400 for a duplicate value, with `details: [{code: ObjectConflict, target}]`.
+fn conflict(target: &str) -> axum::response::Response {
+    reply(
+        StatusCode::BAD_REQUEST,
+        json!({"error": {"code": "Request_BadRequest",
+        "message": format!("Another object with the same value for property {target} already exists."),
+        "details": [{"code": "ObjectConflict", "target": target}],
+        "innerError": {"date": now_rfc3339(), "request-id": uuid::Uuid::new_v4().to_string()}}}),
+    )
 }
 
 /// `GET /users/{id}`

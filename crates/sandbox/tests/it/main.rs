@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)] // tests mirror the handlers' `Result<Response, Response>`
 //! Contract tests: each vendor endpoint driven with plain HTTP requests shaped like the
 //! vendor's documentation, checking responses, rules and fault modes. One binary.
 

@@ -1,0 +1,62 @@
+//! `tenure sandbox serve`: the vendor simulator as its own process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use tenure_sandbox::{Sandbox, DEFAULT_SEED};
+
+/// Arguments of `tenure sandbox`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Serve every simulated vendor API until interrupted.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// Seed file (JSON; see docs/sandbox.md). Default: the built-in seed.
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Keep the state in this file: written after every change, and read back on start.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let Command::Serve {
+        listen,
+        seed,
+        state,
+    } = args.command;
+    let seed_text = match &seed {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read seed {}", path.display()))?,
+        None => DEFAULT_SEED.to_string(),
+    };
+    let sandbox = match state {
+        Some(path) => Sandbox::persisted(&seed_text, path)?,
+        None => Sandbox::from_seed(&seed_text)?,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (addr, server) = sandbox.serve(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!("sandbox listening on http://{addr}");
+        eprintln!("  point Tenure at it with TENURE_SANDBOX=http://{addr}");
+        eprintln!("  state: GET http://{addr}/_sandbox/state   faults: POST http://{addr}/_sandbox/faults");
+        tokio::select! {
+            _ = server => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
