@@ -1,0 +1,3 @@
+//! Engine integration tests: the state machine driven through whole runs of compiled plans.
+
+mod machine;
