@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use serde_json::{json, Value};
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -35,64 +37,53 @@ fn serve(state: &std::path::Path) -> (Server, String) {
     (Server(child), url)
 }
 
-fn http(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> String {
-    // Plain HTTP/1.1 over a socket keeps the e2e tests free of an HTTP client dependency.
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    let body = body.unwrap_or("");
-    let ctype = if body.starts_with('{') {
-        "application/json"
-    } else {
-        "application/x-www-form-urlencoded"
-    };
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "{method} /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-#[test]
-fn sandbox_process_serves_and_keeps_state_across_restarts() {
+#[tokio::test]
+async fn sandbox_process_serves_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let upn = "restart.survivor@contoso.example";
+    let http = reqwest::Client::new();
     {
         let (_server, url) = serve(&state);
-        let token_resp = http("POST", &format!("{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"),
-            Some("client_id=tenure-sandbox&client_secret=sandbox-secret&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&grant_type=client_credentials"), None);
-        let token = token_resp
-            .split("\"access_token\":\"")
-            .nth(1)
+        let token: Value = http
+            .post(format!(
+                "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
+            ))
+            .form(&[
+                ("client_id", "tenure-sandbox"),
+                ("client_secret", "sandbox-secret"),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
             .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        let body = format!(
-            r#"{{"accountEnabled":true,"displayName":"S","mailNickname":"rs","userPrincipalName":"{upn}","passwordProfile":{{"password":"Str0ng!Passw0rd"}}}}"#
-        );
-        let out = http(
-            "POST",
-            &format!("{url}/graph.microsoft.com/v1.0/users"),
-            Some(&body),
-            Some(&token),
-        );
-        assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+            .json()
+            .await
+            .unwrap();
+        let r = http
+            .post(format!("{url}/graph.microsoft.com/v1.0/users"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&json!({"accountEnabled": true, "displayName": "S", "mailNickname": "rs", "userPrincipalName": upn, "passwordProfile": {"password": "Str0ng!Passw0rd"}}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), 201);
     }
     let (_server, url) = serve(&state);
-    let state_body = http("GET", &format!("{url}/_sandbox/state"), None, None);
+    let state: Value = http
+        .get(format!("{url}/_sandbox/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = state["tenants"][0]["users"].as_array().unwrap();
     assert!(
-        state_body.contains(upn),
+        users.iter().any(|u| u["userPrincipalName"] == upn),
         "the user created before the restart is still there"
     );
-    assert!(
-        state_body.contains(&format!("\"contoso/user/{upn}\":{{\"created\":1")),
-        "{}",
-        &state_body[state_body.find("counters").unwrap()..][..200]
+    assert_eq!(
+        state["counters"][format!("contoso/user/{upn}")]["created"],
+        1
     );
 }

@@ -3,10 +3,12 @@
 //! ([`retry`]), and the append-only, hash-chained journal every state change is written to
 //! ([`journal`]).
 //!
-//! The driver that performs the machine's actions against a store, the SQLite and PostgreSQL
-//! stores and the workers are not built yet; this crate is the part they will share.
+//! [`store::Store`] keeps runs, tasks, the journal and outputs durably in SQLite; the
+//! [`driver::Worker`] claims tasks, runs [`kinds`] and feeds results back to the machine.
 
+pub mod driver;
 pub mod journal;
+pub mod kinds;
 pub mod machine;
-
 pub mod retry;
+pub mod store;

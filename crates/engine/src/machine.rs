@@ -132,6 +132,11 @@ pub enum Event {
         /// `if` rendered false.
         skip: bool,
     },
+    /// The step's `if` or `for_each` could not be rendered: the step fails.
+    PrepareFailed {
+        /// Step id.
+        step: String,
+    },
     /// A worker claimed an instance.
     AttemptStarted {
         /// Step id.
@@ -345,6 +350,14 @@ impl RunMachine {
         self.steps.get(step)?.instances.get(item as usize).copied()
     }
 
+    /// The attempt number the next claim of an instance must use.
+    pub fn next_attempt(&self, step: &str, item: u32) -> u32 {
+        self.steps
+            .get(step)
+            .and_then(|s| s.attempts.get(item as usize))
+            .map_or(1, |a| a + 1)
+    }
+
     /// The step that failed the run.
     pub fn failed_step(&self) -> Option<&str> {
         self.failed_step.as_deref()
@@ -431,6 +444,19 @@ impl RunMachine {
                         step: step.clone(),
                         item,
                     }));
+                }
+            }
+            Event::PrepareFailed { step } => {
+                let node = self.steps.get_mut(&step).ok_or_else(|| Error::Unknown {
+                    step: step.clone(),
+                    item: 0,
+                })?;
+                if node.phase != StepPhase::Preparing {
+                    return Err(Error::Invalid(format!("step {step} is not being prepared")));
+                }
+                node.phase = StepPhase::Failed;
+                if !node.continue_on_error && self.failed_step.is_none() {
+                    self.failed_step = Some(step);
                 }
             }
             Event::AttemptStarted {

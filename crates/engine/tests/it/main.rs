@@ -1,3 +1,4 @@
 //! Engine integration tests: the state machine driven through whole runs of compiled plans.
 
 mod machine;
+mod store;
