@@ -33,4 +33,5 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+mod crash;
 mod sandbox;

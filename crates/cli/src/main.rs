@@ -39,18 +39,37 @@ enum Command {
     Schema(commands::schema::Args),
     /// Show what a run would do with the given inputs, without changing anything.
     Plan(commands::plan::Args),
+    /// Start a run; without --detach, execute it here with live progress.
+    Run(commands::runs::RunArgs),
+    /// Execute queued runs until stopped.
+    Worker(commands::runs::WorkerArgs),
+    /// List runs.
+    Runs(commands::runs::ListArgs),
+    /// A run's execution log, or `log verify RUN` to check its hash chain.
+    Log(commands::runs::LogArgs),
+    /// Approve (or --deny) a waiting approval gate from the terminal.
+    Approve(commands::runs::ApproveArgs),
+    /// Cancel a run.
+    Cancel(commands::runs::CancelArgs),
     /// The vendor simulator (Graph, Exchange, Intune, Pax8, Partner Center, PSAs, ...).
     Sandbox(commands::sandbox::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = (&cli.db, &cli.config);
+    let _ = &cli.config;
+    let db = cli.db.as_str();
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Graph(a) => commands::graph::run(a),
         Command::Schema(a) => commands::schema::run(a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Run(a) => commands::runs::run(db, a),
+        Command::Worker(a) => commands::runs::worker(db, a),
+        Command::Runs(a) => commands::runs::list(db, a),
+        Command::Log(a) => commands::runs::log(db, a),
+        Command::Approve(a) => commands::runs::approve(db, a),
+        Command::Cancel(a) => commands::runs::cancel(db, a),
         Command::Sandbox(a) => commands::sandbox::run(a),
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod graph;
 pub mod plan;
+pub mod runs;
 pub mod sandbox;
 pub mod schema;
 pub mod validate;
