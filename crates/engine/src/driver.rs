@@ -84,11 +84,13 @@ impl Worker {
     pub async fn work_until(&self, done: impl Fn() -> bool) -> Result<(), Error> {
         while !done() {
             if !self.tick().await? {
+                // Sleep until the next task is due, new work appears in this process, or 50 ms
+                // pass (work created by other processes is found by polling).
                 let wait = match self.store.next_due().await? {
-                    Some(due) => (due - now_ms()).clamp(5, 250) as u64,
-                    None => 250,
+                    Some(due) => (due - now_ms()).clamp(1, 50) as u64,
+                    None => 50,
                 };
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                self.store.wait_for_work(Duration::from_millis(wait)).await;
             }
         }
         Ok(())

@@ -137,6 +137,9 @@ fn parse_status(s: &str) -> Result<RunStatus, Error> {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Wakes this process's idle workers when a transition creates work (other processes
+    /// notice by polling).
+    work: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -170,7 +173,10 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            work: std::sync::Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, Error> {
@@ -229,6 +235,7 @@ impl Store {
         match result {
             Ok(()) => {
                 Self::commit(conn).await?;
+                self.work.notify_waiters();
                 Ok(id)
             }
             Err(e) => {
@@ -250,6 +257,12 @@ impl Store {
         match transition_in(&mut conn, run_id, fence, change).await {
             Ok(actions) => {
                 Self::commit(conn).await?;
+                if actions
+                    .iter()
+                    .any(|a| matches!(a, Action::Prepare { .. } | Action::Enqueue { .. }))
+                {
+                    self.work.notify_waiters();
+                }
                 Ok(actions)
             }
             Err(e) => {
@@ -301,6 +314,11 @@ impl Store {
             kind: TaskKind::parse(row.get::<&str, _>("kind"))?,
         };
         Ok(Some((task, taken_over)))
+    }
+
+    /// Waits until this process creates new work, or `max` passes.
+    pub async fn wait_for_work(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.work.notified()).await;
     }
 
     /// Deletes a task (a duplicate, or one whose run has ended).
