@@ -77,6 +77,14 @@ pub enum InstanceState {
     Cancelled,
 }
 
+/// The attempt of a running instance (the fencing token), for [`RunMachine::fenced`].
+fn running_attempt(s: InstanceState) -> Option<u32> {
+    match s {
+        InstanceState::Running { attempt } => Some(attempt),
+        _ => None,
+    }
+}
+
 impl InstanceState {
     fn is_terminal(self) -> bool {
         matches!(
@@ -499,10 +507,7 @@ impl RunMachine {
                 retry_at_ms,
             } => {
                 let failing = self.failed_step.is_some();
-                let slot = self.fenced(&step, item, attempt, |s| match s {
-                    InstanceState::Running { attempt } => Some(attempt),
-                    _ => None,
-                })?;
+                let slot = self.fenced(&step, item, attempt, running_attempt)?;
                 match retry_at_ms {
                     Some(at_ms) if !failing => {
                         *slot = InstanceState::RetryWait { attempt, at_ms };
@@ -542,10 +547,7 @@ impl RunMachine {
                 item,
                 attempt,
             } => {
-                let slot = self.fenced(&step, item, attempt, |s| match s {
-                    InstanceState::Running { attempt } => Some(attempt),
-                    _ => None,
-                })?;
+                let slot = self.fenced(&step, item, attempt, running_attempt)?;
                 *slot = InstanceState::Parked { attempt };
             }
             Event::ApprovalResolved { step, approved } => {
@@ -587,10 +589,7 @@ impl RunMachine {
                 item,
                 attempt,
             } => {
-                let slot = self.fenced(&step, item, attempt, |s| match s {
-                    InstanceState::Running { attempt } => Some(attempt),
-                    _ => None,
-                })?;
+                let slot = self.fenced(&step, item, attempt, running_attempt)?;
                 // The attempt may have reached the vendor: the next one goes through the kind's
                 // look-before-you-act path, with a higher attempt number.
                 *slot = InstanceState::Ready;

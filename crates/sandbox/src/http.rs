@@ -70,6 +70,28 @@ pub fn odata_page(
     body
 }
 
+/// The paging and filtering parameters of a Graph list request: `$filter` clauses, `$top`
+/// (clamped to 1..=999, `default_top` when absent) and the `$skiptoken` offset.
+pub fn list_params(
+    q: &std::collections::HashMap<String, String>,
+    default_top: usize,
+) -> Result<(Vec<Clause>, usize, usize), Response> {
+    let clauses = match q.get("$filter") {
+        Some(f) => parse_filter(f).map_err(bad_request)?,
+        None => Vec::new(),
+    };
+    let top = q
+        .get("$top")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(default_top)
+        .clamp(1, 999);
+    let skip = q
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    Ok((clauses, top, skip))
+}
+
 /// A parsed `$filter`: `a eq 'x'`, `a eq true`, `startswith(a,'x')`, joined by `and`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Clause {

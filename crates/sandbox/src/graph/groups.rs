@@ -11,7 +11,7 @@ use super::users::{locate, project, user_json};
 use super::Query;
 use crate::auth::GraphAuth;
 use crate::http::{
-    bad_request, base_url, empty, graph_error, matches, not_found, odata_page, parse_filter, reply,
+    bad_request, base_url, empty, graph_error, list_params, matches, not_found, odata_page, reply,
     select, Reply,
 };
 use crate::model::{Group, World};
@@ -35,19 +35,7 @@ pub async fn list(
     headers: HeaderMap,
     q: Query,
 ) -> Reply {
-    let clauses = match q.get("$filter") {
-        Some(f) => parse_filter(f).map_err(bad_request)?,
-        None => Vec::new(),
-    };
-    let top: usize = q
-        .get("$top")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(100)
-        .clamp(1, 999);
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
+    let (clauses, top, skip) = list_params(&q, 100)?;
     let items: Vec<Value> = s.read(|w| {
         w.tenant(&tenant).map_or_else(Vec::new, |t| {
             w.tenants[t]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::Query;
 use crate::auth::GraphAuth;
 use crate::http::{
-    bad_request, base_url, empty, graph_error, matches, not_found, odata_page, parse_filter, reply,
+    bad_request, base_url, empty, graph_error, list_params, matches, not_found, odata_page, reply,
     select, Reply,
 };
 use crate::model::{Tenant, User, World};
@@ -87,19 +87,7 @@ pub async fn list(
     headers: HeaderMap,
     q: Query,
 ) -> Reply {
-    let clauses = match q.get("$filter") {
-        Some(f) => parse_filter(f).map_err(bad_request)?,
-        None => Vec::new(),
-    };
-    let top: usize = q
-        .get("$top")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| s.read(|w| w.settings.page_size))
-        .clamp(1, 999);
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
+    let (clauses, top, skip) = list_params(&q, s.read(|w| w.settings.page_size))?;
     let items: Vec<Value> = s.read(|w| {
         w.tenant(&tenant).map_or_else(Vec::new, |t| {
             let t = &w.tenants[t];
