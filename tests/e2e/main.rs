@@ -34,4 +34,5 @@ pub fn stderr(o: &Output) -> String {
 }
 
 mod crash;
+mod runs;
 mod sandbox;
