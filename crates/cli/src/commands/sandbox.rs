@@ -49,12 +49,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let (addr, server) = sandbox.serve(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        eprintln!("sandbox listening on http://{addr}");
-        eprintln!("  point Tenure at it with TENURE_SANDBOX=http://{addr}");
-        eprintln!("  state: GET http://{addr}/_sandbox/state   faults: POST http://{addr}/_sandbox/faults");
+        // A closed stderr (a supervisor that stopped reading) must not stop the server, so
+        // write errors are ignored rather than panicking as `eprintln!` would.
+        use std::io::Write as _;
+        let _ = write!(
+            std::io::stderr(),
+            "sandbox listening on http://{addr}\n  point Tenure at it with TENURE_SANDBOX=http://{addr}\n  state: GET http://{addr}/_sandbox/state   faults: POST http://{addr}/_sandbox/faults\n"
+        );
         tokio::select! {
             _ = server => {}
-            _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
+            _ = tokio::signal::ctrl_c() => {
+                let _ = writeln!(std::io::stderr(), "stopping");
+            }
         }
         Ok::<_, anyhow::Error>(())
     })?;
