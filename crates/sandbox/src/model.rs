@@ -598,6 +598,11 @@ impl World {
 }
 
 impl Tenant {
+    /// The counter key of a user: `<tenant>/user/<upn in lowercase>`; sub-entities append to it.
+    pub fn user_entity(&self, upn: &str) -> String {
+        format!("{}/user/{}", self.id, upn.to_lowercase())
+    }
+
     /// A user by object id or UPN (case-insensitive).
     pub fn user(&self, key: &str) -> Option<usize> {
         let key = key.trim_start_matches("('").trim_end_matches("')");

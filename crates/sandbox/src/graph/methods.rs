@@ -55,7 +55,7 @@ pub async fn remove(
         if m.is_default && others > 0 {
             return Err(bad_request("The default authentication method cannot be deleted while other methods remain. Delete the other methods first or change the default."));
         }
-        let key = format!("{}/user/{}/method/{}", w.tenants[t].id, user.user_principal_name.to_lowercase(), m.id);
+        let key = format!("{}/method/{}", w.tenants[t].user_entity(&user.user_principal_name), m.id);
         w.tenants[t].users[u].auth_methods.remove(i);
         w.deleted(key);
         Ok(empty(StatusCode::NO_CONTENT))
@@ -81,7 +81,7 @@ pub async fn create_tap(
         let (t, u) = locate(w, &tenant, &id)?;
         let pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let method_id = uuid::Uuid::new_v4().to_string();
-        let key = format!("{}/user/{}/tap", w.tenants[t].id, w.tenants[t].users[u].user_principal_name.to_lowercase());
+        let key = format!("{}/tap", w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name));
         let user = &mut w.tenants[t].users[u];
         user.auth_methods.retain(|m| m.kind != "temporaryAccessPassAuthenticationMethod");
         user.auth_methods.push(AuthMethod { id: method_id.clone(), kind: "temporaryAccessPassAuthenticationMethod".into(), is_default: false });

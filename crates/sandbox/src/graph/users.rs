@@ -229,7 +229,7 @@ pub async fn create(
             created_date_time: Some(now_rfc3339()),
         };
         let json = user_json(&w.tenants[t], &user);
-        let key = format!("{}/user/{}", w.tenants[t].id, upn.to_lowercase());
+        let key = w.tenants[t].user_entity(&upn);
         w.tenants[t].users.push(user);
         w.created(key);
         Ok(reply(StatusCode::CREATED, json))
@@ -314,7 +314,7 @@ pub async fn update(
             changed = true;
         }
         if changed {
-            let key = format!("{}/user/{}", w.tenants[t].id, w.tenants[t].users[u].user_principal_name.to_lowercase());
+            let key = w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name);
             w.changed(key);
         }
         Ok(empty(StatusCode::NO_CONTENT))
@@ -336,11 +336,7 @@ pub async fn remove(
         for g in &mut w.tenants[t].groups {
             g.members.retain(|m| m != &user.id);
         }
-        let key = format!(
-            "{}/user/{}",
-            w.tenants[t].id,
-            user.user_principal_name.to_lowercase()
-        );
+        let key = w.tenants[t].user_entity(&user.user_principal_name);
         w.tenants[t].deleted_users.push(user);
         w.deleted(key);
         Ok(empty(StatusCode::NO_CONTENT))
@@ -356,7 +352,7 @@ pub async fn revoke(
     s.write(|w| {
         let (t, u) = locate(w, &tenant, &id)?;
         w.tenants[t].users[u].sign_in_sessions_valid_from = Some(now_rfc3339());
-        let key = format!("{}/user/{}/sessions", w.tenants[t].id, w.tenants[t].users[u].user_principal_name.to_lowercase());
+        let key = format!("{}/sessions", w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name));
         w.changed(key);
         Ok(reply(StatusCode::OK, json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true})))
     })
@@ -407,9 +403,8 @@ pub async fn set_manager(
         if w.tenants[t].users[u].manager_id.as_deref() != Some(mid.as_str()) {
             w.tenants[t].users[u].manager_id = Some(mid);
             let key = format!(
-                "{}/user/{}/manager",
-                w.tenants[t].id,
-                w.tenants[t].users[u].user_principal_name.to_lowercase()
+                "{}/manager",
+                w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name)
             );
             w.changed(key);
         }
