@@ -116,7 +116,7 @@ async fn main() {
     let start = Instant::now();
     let ids = create(&store, &dag, runs).await;
     let created = start.elapsed();
-    drain(&store, 4, &registry).await;
+    drain(&store, env("BENCH_WORKERS", 32), &registry).await;
     let elapsed = start.elapsed();
     let mut events = 0;
     for id in &ids {

@@ -82,15 +82,25 @@ impl Worker {
 
     /// Works until `done` returns true, sleeping while nothing is due.
     pub async fn work_until(&self, done: impl Fn() -> bool) -> Result<(), Error> {
+        let mut wake = self.store.subscribe();
+        // Work created by other processes wakes a PostgreSQL worker through LISTEN/NOTIFY; on
+        // SQLite it is found by polling.
+        let poll: i64 = if self.store.backend() == "postgres" {
+            1000
+        } else {
+            50
+        };
         while !done() {
+            wake.borrow_and_update();
             if !self.tick().await? {
-                // Sleep until the next task is due, new work appears in this process, or 50 ms
-                // pass (work created by other processes is found by polling).
+                // Sleep until the next task is due, new work appears, or the poll interval
+                // passes.
                 let wait = match self.store.next_due().await? {
-                    Some(due) => (due - now_ms()).clamp(1, 50) as u64,
-                    None => 50,
+                    Some(due) => (due - now_ms()).clamp(1, poll),
+                    None => poll,
                 };
-                self.store.wait_for_work(Duration::from_millis(wait)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(wait as u64), wake.changed()).await;
             }
         }
         Ok(())

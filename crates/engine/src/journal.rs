@@ -191,8 +191,13 @@ pub fn hash_of(prev_hash: &str, run_id: &str, seq: u64, at: &str, kind: &EventKi
 impl Event {
     /// The event that follows `prev` (or starts the journal when `prev` is `None`).
     pub fn next(run_id: &str, prev: Option<&Event>, at: String, kind: EventKind) -> Event {
+        Self::after(run_id, prev.map(|p| (p.seq, p.hash.as_str())), at, kind)
+    }
+
+    /// The event after the one with sequence number and hash `prev` (`None`: the first).
+    pub fn after(run_id: &str, prev: Option<(u64, &str)>, at: String, kind: EventKind) -> Event {
         let (seq, prev_hash) = match prev {
-            Some(p) => (p.seq + 1, p.hash.clone()),
+            Some((seq, hash)) => (seq + 1, hash.to_string()),
             None => (1, GENESIS.to_string()),
         };
         let hash = hash_of(&prev_hash, run_id, seq, &at, &kind);

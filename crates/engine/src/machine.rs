@@ -294,6 +294,10 @@ struct StepNode {
     instances: Vec<InstanceState>,
     /// The highest attempt number claimed per instance: a claim must be higher (fencing).
     attempts: Vec<u32>,
+    /// `Some(items)` when the step has no `if` and no templated `for_each`: it needs no
+    /// rendering, so it is prepared inline instead of through a [`Action::Prepare`] round trip.
+    #[serde(default)]
+    fixed: Option<Option<u32>>,
 }
 
 /// The state of one run's steps (main steps or `on_failure` steps).
@@ -332,6 +336,13 @@ impl RunMachine {
                     phase: StepPhase::Blocked,
                     instances: Vec::new(),
                     attempts: Vec::new(),
+                    fixed: match (&s.condition, &s.for_each) {
+                        (None, None) => Some(None),
+                        (None, Some(serde_json::Value::Array(items))) => {
+                            Some(Some(items.len() as u32))
+                        }
+                        _ => None,
+                    },
                 };
                 (s.id.clone(), node)
             })
@@ -417,42 +428,7 @@ impl RunMachine {
                 self.status = RunStatus::Running;
             }
             Event::Prepared { step, items, skip } => {
-                let node = self.steps.get_mut(&step).ok_or_else(|| Error::Unknown {
-                    step: step.clone(),
-                    item: 0,
-                })?;
-                if node.phase != StepPhase::Preparing {
-                    return Err(Error::Invalid(format!("step {step} is not being prepared")));
-                }
-                let n = items.unwrap_or(1);
-                if skip || n == 0 {
-                    node.phase = StepPhase::Skipped;
-                    actions.push(Action::Skipped {
-                        step,
-                        reason: if skip {
-                            "condition is false"
-                        } else {
-                            "no items"
-                        },
-                    });
-                } else {
-                    let limit = node.max_parallel.unwrap_or(u32::MAX).max(1);
-                    node.instances = (0..n)
-                        .map(|i| {
-                            if i < limit {
-                                InstanceState::Ready
-                            } else {
-                                InstanceState::Pending
-                            }
-                        })
-                        .collect();
-                    node.attempts = vec![0; n as usize];
-                    node.phase = StepPhase::Active;
-                    actions.extend((0..n.min(limit)).map(|item| Action::Enqueue {
-                        step: step.clone(),
-                        item,
-                    }));
-                }
+                self.prepared(step, items, skip, &mut actions)?;
             }
             Event::PrepareFailed { step } => {
                 let node = self.steps.get_mut(&step).ok_or_else(|| Error::Unknown {
@@ -609,6 +585,52 @@ impl RunMachine {
         Ok(actions)
     }
 
+    fn prepared(
+        &mut self,
+        step: String,
+        items: Option<u32>,
+        skip: bool,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), Error> {
+        let node = self.steps.get_mut(&step).ok_or_else(|| Error::Unknown {
+            step: step.clone(),
+            item: 0,
+        })?;
+        if node.phase != StepPhase::Preparing {
+            return Err(Error::Invalid(format!("step {step} is not being prepared")));
+        }
+        let n = items.unwrap_or(1);
+        if skip || n == 0 {
+            node.phase = StepPhase::Skipped;
+            actions.push(Action::Skipped {
+                step,
+                reason: if skip {
+                    "condition is false"
+                } else {
+                    "no items"
+                },
+            });
+        } else {
+            let limit = node.max_parallel.unwrap_or(u32::MAX).max(1);
+            node.instances = (0..n)
+                .map(|i| {
+                    if i < limit {
+                        InstanceState::Ready
+                    } else {
+                        InstanceState::Pending
+                    }
+                })
+                .collect();
+            node.attempts = vec![0; n as usize];
+            node.phase = StepPhase::Active;
+            actions.extend((0..n.min(limit)).map(|item| Action::Enqueue {
+                step: step.clone(),
+                item,
+            }));
+        }
+        Ok(())
+    }
+
     fn instance_done(&mut self, step: &str, actions: &mut Vec<Action>) {
         let failing = self.failed_step.is_some();
         let node = self.steps.get_mut(step).expect("checked by the caller");
@@ -674,20 +696,31 @@ impl RunMachine {
             }
             return;
         }
-        let ready: Vec<String> = self
-            .steps
-            .iter()
-            .filter(|(_, n)| n.phase == StepPhase::Blocked)
-            .filter(|(_, n)| {
-                n.deps
-                    .iter()
-                    .all(|d| self.steps.get(d).is_none_or(|dn| dn.phase.is_done()))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in ready {
-            self.steps[&id].phase = StepPhase::Preparing;
-            actions.push(Action::Prepare { step: id });
+        loop {
+            let ready: Vec<String> = self
+                .steps
+                .iter()
+                .filter(|(_, n)| n.phase == StepPhase::Blocked)
+                .filter(|(_, n)| {
+                    n.deps
+                        .iter()
+                        .all(|d| self.steps.get(d).is_none_or(|dn| dn.phase.is_done()))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for id in ready {
+                self.steps[&id].phase = StepPhase::Preparing;
+                match self.steps[&id].fixed {
+                    Some(items) => {
+                        // Cannot fail: the step was just set to Preparing.
+                        let _ = self.prepared(id, items, false, actions);
+                    }
+                    None => actions.push(Action::Prepare { step: id }),
+                }
+            }
         }
         if self.steps.values().all(|n| n.phase.is_done()) {
             self.status = RunStatus::Succeeded;

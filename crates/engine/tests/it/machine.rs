@@ -16,8 +16,9 @@ fn plan(steps: &str) -> Plan {
     out.plan.expect("test plan compiles")
 }
 
+/// A step with an `if`, so the machine asks the driver to prepare it (render the condition).
 fn note(step: &str) -> String {
-    format!("  {step}:\n    uses: notify.teams\n    with: {{ message: hi }}\n")
+    format!("  {step}:\n    uses: notify.teams\n    if: \"{{{{ inputs.items }}}}\"\n    with: {{ message: hi }}\n")
 }
 
 fn enq(step: &str, item: u32) -> Action {
@@ -256,7 +257,7 @@ fn a_permanent_failure_fails_the_run_after_in_flight_work_settles() {
 fn continue_on_error_and_skipped_steps_let_dependents_run() {
     let p = plan(
         &(note("a").replace("with:", "continue_on_error: true\n    with:")
-            + &note("b").replace("with:", "if: \"{{inputs.items}}\"\n    with:")
+            + &note("b")
             + &note("c").replace("with:", "needs: [a, b]\n    with:")),
     );
     let mut m = RunMachine::new(&p);
@@ -302,7 +303,7 @@ fn continue_on_error_and_skipped_steps_let_dependents_run() {
 
 #[test]
 fn approval_parks_the_run_and_a_denial_ends_it() {
-    let p = plan(&("  approve:\n    uses: approval\n    with: { approvers: [it@msp.example], message: ok? }\n".to_string() + &note("b").replace("with:", "needs: [approve]\n    with:")));
+    let p = plan(&("  approve:\n    uses: approval\n    if: \"{{ inputs.items }}\"\n    with: { approvers: [it@msp.example], message: ok? }\n".to_string() + &note("b").replace("with:", "needs: [approve]\n    with:")));
     let mut m = RunMachine::new(&p);
     m.apply(Event::Start).unwrap();
     prepared(&mut m, "approve", None);
@@ -490,4 +491,27 @@ fn simulated_drivers_with_random_outcomes_always_finish() {
         outcomes.len() == 2,
         "both endings are exercised: {outcomes:?}"
     );
+}
+
+#[test]
+fn steps_without_templates_to_render_are_prepared_inline() {
+    let p = plan(
+        "  a: { uses: notify.teams, with: { message: hi } }\n  b: { uses: notify.teams, needs: [a], for_each: [x, y], with: { message: hi } }\n  c: { uses: notify.teams, needs: [b], for_each: [], with: { message: hi } }\n  d: { uses: notify.teams, needs: [c], with: { message: hi } }\n",
+    );
+    let mut m = RunMachine::new(&p);
+    assert_eq!(m.apply(Event::Start).unwrap(), vec![enq("a", 0)]);
+    assert_eq!(succeed(&mut m, "a", 0, 1), vec![enq("b", 0), enq("b", 1)]);
+    succeed(&mut m, "b", 0, 1);
+    assert_eq!(
+        succeed(&mut m, "b", 1, 1),
+        vec![
+            Action::Skipped {
+                step: "c".into(),
+                reason: "no items"
+            },
+            enq("d", 0)
+        ],
+        "an empty literal list skips the step and its dependents start in the same transition"
+    );
+    assert_eq!(m.phase("c"), Some(StepPhase::Skipped));
 }

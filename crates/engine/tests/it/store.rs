@@ -1,5 +1,6 @@
-//! The SQLite store and the driver together: whole runs, approvals, retries, concurrent
-//! workers, and lease takeover, with every journal verified.
+//! The store and the driver together: whole runs, approvals, retries, concurrent workers, and
+//! lease takeover, with every journal verified. Every test runs on SQLite and on PostgreSQL
+//! (`TENURE_TEST_PG`, see `db.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,13 +54,7 @@ fn plan(steps: &str) -> Plan {
 
 const DIAMOND: &str = "  a: { uses: notify.teams, with: { message: a } }\n  g:\n    uses: entra.add_to_group\n    needs: [a]\n    for_each: \"{{inputs.groups}}\"\n    max_parallel: 2\n    with: { user: u, group: \"{{item}}\" }\n  b: { uses: notify.teams, needs: [a], with: { message: \"b after {{steps.a.outputs.posted}}\" } }\n  c: { uses: notify.teams, needs: [g, b], with: { message: c } }\n";
 
-async fn store() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    (s, dir)
-}
+use crate::db::Db;
 
 fn registry(counting: &Counting) -> Registry {
     let mut r = Registry::builtin();
@@ -81,9 +76,8 @@ async fn start(store: &Store, plan: &Plan) -> String {
     store.create_run(plan, ctx, "test", None).await.unwrap()
 }
 
-#[tokio::test]
-async fn a_run_goes_from_start_to_finish_with_a_verified_journal() {
-    let (store, _dir) = store().await;
+async fn a_run_goes_from_start_to_finish_with_a_verified_journal(db: Db) {
+    let (store, _dir) = db.open().await;
     let counting = Counting::default();
     let worker = Worker::new(store.clone(), registry(&counting), "w1");
     let p = plan(DIAMOND);
@@ -109,9 +103,8 @@ async fn a_run_goes_from_start_to_finish_with_a_verified_journal() {
     assert_eq!(outputs.iter().filter(|(s, _, _)| s == "g").count(), 3);
 }
 
-#[tokio::test]
-async fn transient_failures_are_retried_and_journaled() {
-    let (store, _dir) = store().await;
+async fn transient_failures_are_retried_and_journaled(db: Db) {
+    let (store, _dir) = db.open().await;
     let counting = Counting {
         fail_first: 2,
         ..Counting::default()
@@ -145,9 +138,8 @@ async fn transient_failures_are_retried_and_journaled() {
     assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
 }
 
-#[tokio::test]
-async fn kinds_without_an_executor_fail_permanently_with_a_clear_message() {
-    let (store, _dir) = store().await;
+async fn kinds_without_an_executor_fail_permanently_with_a_clear_message(db: Db) {
+    let (store, _dir) = db.open().await;
     let worker = Worker::new(store.clone(), Registry::builtin(), "w1");
     let p = plan("  u: { uses: entra.disable_sign_in, with: { user: x@contoso.example } }\n");
     let id = start(&store, &p).await;
@@ -166,9 +158,8 @@ async fn kinds_without_an_executor_fail_permanently_with_a_clear_message() {
     assert!(msg.0.contains("cannot run yet"), "{}", msg.0);
 }
 
-#[tokio::test]
-async fn approvals_park_the_run_until_the_quorum_decides() {
-    let (store, _dir) = store().await;
+async fn approvals_park_the_run_until_the_quorum_decides(db: Db) {
+    let (store, _dir) = db.open().await;
     let counting = Counting::default();
     let worker = Worker::new(store.clone(), registry(&counting), "w1");
     let p = plan("  ok:\n    uses: approval\n    with: { approvers: [lead@msp.example, boss@msp.example], quorum: 2, message: go? }\n  after: { uses: notify.teams, needs: [ok], with: { message: done } }\n");
@@ -247,9 +238,8 @@ async fn approvals_park_the_run_until_the_quorum_decides() {
     );
 }
 
-#[tokio::test]
-async fn waits_and_approval_expiry_fire_from_timers() {
-    let (store, _dir) = store().await;
+async fn waits_and_approval_expiry_fire_from_timers(db: Db) {
+    let (store, _dir) = db.open().await;
     let counting = Counting::default();
     let worker = Worker::new(store.clone(), registry(&counting), "w1");
     let p = plan("  nap: { uses: wait, with: { for: 100ms } }\n  ok:\n    uses: approval\n    needs: [nap]\n    with: { approvers: [lead@msp.example], message: go?, expires: 100ms, on_expiry: approve }\n  after: { uses: notify.teams, needs: [ok], with: { message: done } }\n");
@@ -268,9 +258,8 @@ async fn waits_and_approval_expiry_fire_from_timers() {
     assert_eq!(fired, 2);
 }
 
-#[tokio::test]
-async fn concurrent_workers_share_runs_and_run_each_instance_once() {
-    let (store, _dir) = store().await;
+async fn concurrent_workers_share_runs_and_run_each_instance_once(db: Db) {
+    let (store, _dir) = db.open().await;
     let counting = Counting::default();
     let p = plan(DIAMOND);
     let mut ids = Vec::new();
@@ -312,9 +301,8 @@ async fn concurrent_workers_share_runs_and_run_each_instance_once() {
     assert!(seen.values().all(|n| *n == 1), "no instance ran twice");
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out() {
-    let (store, _dir) = store().await;
+async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out(db: Db) {
+    let (store, _dir) = db.open().await;
     let p = plan("  a: { uses: notify.teams, with: { message: a } }\n");
     let id = start(&store, &p).await;
     let counting = Counting::default();
@@ -337,3 +325,13 @@ async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out() {
     assert!(late.is_err());
     let _ = Value::Null;
 }
+
+crate::on_both_databases!(
+    a_run_goes_from_start_to_finish_with_a_verified_journal,
+    transient_failures_are_retried_and_journaled,
+    kinds_without_an_executor_fail_permanently_with_a_clear_message,
+    approvals_park_the_run_until_the_quorum_decides,
+    waits_and_approval_expiry_fire_from_timers,
+    concurrent_workers_share_runs_and_run_each_instance_once,
+    an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out,
+);

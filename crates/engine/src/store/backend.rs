@@ -1,0 +1,187 @@
+//! What differs between the databases the store runs on. Everything else (every query, the
+//! transition logic, group commit) is one code path over `sqlx::Any`; a [`Backend`] only says
+//! how to connect and migrate, how a write transaction begins, how rows are locked, and how
+//! other processes are woken.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::watch;
+
+use super::Error;
+
+/// A boxed future, for the async parts of [`Backend`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The channel a PostgreSQL store notifies when a transaction created work.
+pub const WAKE_CHANNEL: &str = "tenure_work";
+
+/// A database the store can run on.
+pub trait Backend: Send + Sync + 'static {
+    /// A short name (`sqlite`, `postgres`).
+    fn name(&self) -> &'static str;
+    /// Opens the pool and brings the schema up to date.
+    fn connect<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<AnyPool, Error>>;
+    /// The statement that opens a write transaction.
+    fn begin(&self) -> &'static str;
+    /// Appended to a `SELECT` of a row the transaction will change (empty where write
+    /// transactions are already exclusive).
+    fn lock_row(&self) -> &'static str;
+    /// Appended to the claim `SELECT`: skip rows another worker is claiming right now.
+    fn skip_locked(&self) -> &'static str;
+    /// A statement (one text parameter) that serializes transactions on a concurrency key.
+    fn lock_key(&self) -> Option<&'static str>;
+    /// A statement run in a transaction that created work, telling other processes.
+    fn wake_others(&self) -> Option<&'static str>;
+    /// Starts telling this process when another process created work, if the database can.
+    fn listen(&self, url: &str, wake: watch::Sender<u64>);
+}
+
+/// Picks the backend for a database URL.
+pub fn for_url(url: &str) -> Result<Box<dyn Backend>, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(Sqlite))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(Postgres))
+    } else {
+        Err(Error::Url(url.to_string()))
+    }
+}
+
+/// SQLite in WAL mode with `synchronous=FULL`: the embedded default. Writers of several
+/// processes queue on `BEGIN IMMEDIATE`; other processes notice new work by polling.
+pub struct Sqlite;
+
+impl Backend for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn connect<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<AnyPool, Error>> {
+        Box::pin(async move {
+            sqlx::any::install_default_drivers();
+            let path = url.trim_start_matches("sqlite:");
+            let path = path.strip_prefix("//").unwrap_or(path);
+            let options = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // Durable: a committed transition survives power loss.
+                        conn.execute("PRAGMA busy_timeout = 30000").await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?;
+            // Several processes may open a new database at once; SQLite has no migration lock,
+            // so a loser of that race sees "already exists" and tries again after the winner.
+            let migrator = sqlx::migrate!("./migrations/sqlite");
+            let mut tries = 0;
+            loop {
+                match migrator.run(&pool).await {
+                    Ok(()) => break,
+                    Err(_) if tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(pool)
+        })
+    }
+
+    fn begin(&self) -> &'static str {
+        // IMMEDIATE takes the write lock up front, so concurrent writers queue instead of
+        // failing to upgrade a read lock.
+        "BEGIN IMMEDIATE"
+    }
+
+    fn lock_row(&self) -> &'static str {
+        ""
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+
+    fn lock_key(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn wake_others(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn listen(&self, _url: &str, _wake: watch::Sender<u64>) {}
+}
+
+/// PostgreSQL, for several worker nodes: claims with `FOR UPDATE SKIP LOCKED`, run rows
+/// locked `FOR UPDATE` during a transition, wake-ups with `LISTEN/NOTIFY`.
+pub struct Postgres;
+
+impl Backend for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn connect<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<AnyPool, Error>> {
+        Box::pin(async move {
+            sqlx::any::install_default_drivers();
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(url)
+                .await?;
+            // sqlx takes an advisory lock around migrations, so concurrent first opens are safe.
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(pool)
+        })
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN"
+    }
+
+    fn lock_row(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
+    fn lock_key(&self) -> Option<&'static str> {
+        Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+    }
+
+    fn wake_others(&self) -> Option<&'static str> {
+        Some("SELECT pg_notify('tenure_work', '')")
+    }
+
+    fn listen(&self, url: &str, wake: watch::Sender<u64>) {
+        let url = url.to_string();
+        tokio::spawn(async move {
+            // Reconnect after a dropped connection; workers poll meanwhile, so a gap only
+            // costs latency.
+            loop {
+                if let Ok(mut listener) = sqlx::postgres::PgListener::connect(&url).await {
+                    if listener.listen(WAKE_CHANNEL).await.is_ok() {
+                        while listener.recv().await.is_ok() {
+                            wake.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                    }
+                }
+                if wake.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}

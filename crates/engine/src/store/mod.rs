@@ -1,0 +1,477 @@
+//! The durable store: runs (with the pinned plan and the machine's snapshot), claimable tasks
+//! with leases, the journal, outputs and approval decisions, in SQLite (WAL,
+//! `synchronous=FULL`, the embedded default) or PostgreSQL (several worker nodes).
+//!
+//! Every transition is atomic: the machine's new state, the journal events that describe it
+//! and the tasks it creates commit together or not at all. All writes of a process go through
+//! one writer task ([`writer`]) that commits whatever is queued in one transaction (group
+//! commit), so durability costs one fsync per batch, not per transition. The SQL is the same
+//! for both databases ([`tx`]); a [`Backend`] adds what differs.
+
+mod backend;
+mod tx;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use tenure_runbook::Plan;
+use tokio::sync::watch;
+
+pub use backend::{Backend, Postgres, Sqlite, WAKE_CHANNEL};
+
+use crate::journal::{Event as JournalEvent, EventKind};
+use crate::machine::{self, Action, RunMachine, RunStatus};
+use writer::{Op, Reply, Writer};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database said no.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No such run.
+    #[error("no run `{0}`")]
+    NoRun(String),
+    /// The worker's lease on the task is gone (it expired and another worker took over).
+    #[error("the lease on this task was lost")]
+    LeaseLost,
+    /// The machine refused the transition (stale attempt, wrong state).
+    #[error("{0}")]
+    Machine(#[from] machine::Error),
+    /// Stored JSON is unreadable.
+    #[error("corrupt stored state: {0}")]
+    Corrupt(String),
+    /// The database URL is not one this build supports.
+    #[error("unsupported database URL `{0}` (use sqlite:PATH or postgres://...)")]
+    Url(String),
+    /// The transaction this write was batched in did not commit; nothing of it was applied.
+    #[error("the write did not commit: {0}")]
+    Commit(String),
+    /// The store's writer has stopped (the runtime is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl Error {
+    /// A deadlock or serialization failure between concurrent transactions: trying the same
+    /// operation again is safe.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What kind of work a task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Render a step's `if` and `for_each`.
+    Prepare,
+    /// Run an attempt of an instance.
+    Attempt,
+    /// A parked instance's timer (wait end, approval expiry).
+    Timer,
+}
+
+impl TaskKind {
+    fn parse(s: &str) -> Result<Self, Error> {
+        Ok(match s {
+            "prepare" => TaskKind::Prepare,
+            "attempt" => TaskKind::Attempt,
+            "timer" => TaskKind::Timer,
+            other => return Err(Error::Corrupt(format!("task kind {other}"))),
+        })
+    }
+}
+
+/// A claimed task.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Row id.
+    pub id: i64,
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step: String,
+    /// The instance.
+    pub item: u32,
+    /// What to do.
+    pub kind: TaskKind,
+}
+
+/// A run as stored.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// Id.
+    pub id: String,
+    /// The pinned plan.
+    pub plan: Arc<Plan>,
+    /// Inputs, vars, tenant, run and trigger values for templates.
+    pub context: Value,
+    /// The machine.
+    pub machine: RunMachine,
+    /// Status.
+    pub status: RunStatus,
+    /// Created (unix ms).
+    pub created_at: i64,
+    /// Last change (unix ms).
+    pub updated_at: i64,
+}
+
+/// What one transition changes besides the machine.
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    /// Machine events, applied in order.
+    pub events: Vec<machine::Event>,
+    /// Journal events the caller describes (attempt started, failed, approval requested...).
+    pub journal: Vec<EventKind>,
+    /// An output to store: (step, item, value).
+    pub output: Option<(String, u32, Value)>,
+    /// A task to delete.
+    pub remove_task: Option<i64>,
+    /// A timer task to add: (step, item, due unix ms).
+    pub timer: Option<(String, u32, i64)>,
+    /// An approval decision to record: (step, approver, decision).
+    pub decision: Option<(String, String, String)>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn status_str(s: RunStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, Error> {
+    serde_json::from_value(json!(s)).map_err(|_| Error::Corrupt(format!("status {s}")))
+}
+
+/// The durable store. Cheap to clone; clones share the pool and the writer.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Arc<dyn Backend>,
+    writer: Writer,
+    /// Bumped when a transaction of this process (or, on PostgreSQL, of any process) created
+    /// work, so idle workers wake at once instead of polling.
+    wake: Arc<watch::Sender<u64>>,
+    /// Parsed plans by hash: runs of one runbook version share one.
+    plans: Arc<Mutex<HashMap<String, Arc<Plan>>>>,
+}
+
+const RUN_COLUMNS: &str = "id, plan_hash, context, machine, status, created_at, updated_at";
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite:PATH` or
+    /// `postgres://USER@HOST/DB`) and migrates it.
+    pub async fn open(url: &str) -> Result<Store, Error> {
+        let backend: Arc<dyn Backend> = backend::for_url(url)?.into();
+        let pool = backend.connect(url).await?;
+        let (wake, _) = watch::channel(0u64);
+        backend.listen(url, wake.clone());
+        let writer = Writer::start(pool.clone(), backend.clone(), wake.clone());
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+            wake: Arc::new(wake),
+            plans: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The database this store runs on (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Creates a run of `plan` and starts it (or queues it behind a run with the same
+    /// concurrency key). Returns the run id.
+    pub async fn create_run(
+        &self,
+        plan: &Plan,
+        context: Value,
+        trigger: &str,
+        concurrency_key: Option<String>,
+    ) -> Result<String, Error> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut context = context;
+        context["run"]["id"] = json!(id);
+        let new = tx::NewRun {
+            id,
+            runbook: plan.runbook.clone(),
+            version: i64::from(plan.version),
+            plan_hash: plan.hash.clone(),
+            plan_json: serde_json::to_string(plan).map_err(|e| Error::Corrupt(e.to_string()))?,
+            inputs: context["inputs"].clone(),
+            context: context.to_string(),
+            machine: serde_json::to_string(&RunMachine::new(plan))
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+            trigger: trigger.to_string(),
+            concurrency_key,
+        };
+        match self.writer.submit(Op::Create(new)).await? {
+            Reply::Created(id) => Ok(id),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// Applies a change to a run atomically. With `fence`, the change applies only if the
+    /// worker still holds the lease on that task.
+    pub async fn transition(
+        &self,
+        run_id: &str,
+        fence: Option<(i64, &str)>,
+        change: Change,
+    ) -> Result<Vec<Action>, Error> {
+        let op = Op::Transition {
+            run_id: run_id.to_string(),
+            fence: fence.map(|(id, owner)| (id, owner.to_string())),
+            change,
+        };
+        match self.writer.submit(op).await? {
+            Reply::Actions(actions) => Ok(actions),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// Claims the oldest due task whose lease is free or expired, leasing it for `lease`.
+    /// Returns the task and whether it was taken over from an expired lease.
+    pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<(Task, bool)>, Error> {
+        let op = Op::Claim {
+            owner: owner.to_string(),
+            lease_ms: lease.as_millis() as i64,
+        };
+        match self.writer.submit(op).await? {
+            Reply::Claimed(task) => Ok(task),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// A receiver that changes whenever new work may be claimable. A worker marks it seen
+    /// before looking for work, so a wake-up between its look and its wait is not lost.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    /// Deletes a task (a duplicate, or one whose run has ended).
+    pub async fn remove_task(&self, task_id: i64) -> Result<bool, Error> {
+        match self.writer.submit(Op::Remove { task_id }).await? {
+            Reply::Done(done) => Ok(done),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// Extends a lease the worker still holds; false if it was lost.
+    pub async fn renew(&self, task_id: i64, owner: &str, lease: Duration) -> Result<bool, Error> {
+        let op = Op::Renew {
+            task_id,
+            owner: owner.to_string(),
+            lease_ms: lease.as_millis() as i64,
+        };
+        match self.writer.submit(op).await? {
+            Reply::Done(done) => Ok(done),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// The earliest time any task is due, if there is one.
+    pub async fn next_due(&self) -> Result<Option<i64>, Error> {
+        Ok(sqlx::query("SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until ELSE due_at END) FROM tasks")
+            .fetch_one(&self.pool).await?.try_get::<Option<i64>, _>(0)?)
+    }
+
+    /// Loads a run.
+    pub async fn run(&self, id: &str) -> Result<RunRecord, Error> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NoRun(id.to_string()))?;
+        self.record(&row).await
+    }
+
+    /// Runs, newest first, optionally with one status.
+    pub async fn runs(&self, status: Option<&str>) -> Result<Vec<RunRecord>, Error> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY created_at DESC"
+                ))
+                .bind(s)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            records.push(self.record(row).await?);
+        }
+        Ok(records)
+    }
+
+    /// How many runs have each status.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, Error> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The pinned plan with this hash, parsed once per process.
+    async fn plan(&self, hash: &str, run_id: &str) -> Result<Arc<Plan>, Error> {
+        if let Some(plan) = self.plans.lock().ok().and_then(|p| p.get(hash).cloned()) {
+            return Ok(plan);
+        }
+        let row = sqlx::query("SELECT plan FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let plan: Arc<Plan> = Arc::new(
+            serde_json::from_str(&row.try_get::<String, _>(0)?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+        );
+        if let Ok(mut plans) = self.plans.lock() {
+            if plans.len() >= 512 {
+                plans.clear();
+            }
+            plans.insert(hash.to_string(), plan.clone());
+        }
+        Ok(plan)
+    }
+
+    async fn record(&self, row: &AnyRow) -> Result<RunRecord, Error> {
+        let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
+        let id: String = row.try_get("id")?;
+        let hash: String = row.try_get("plan_hash")?;
+        Ok(RunRecord {
+            plan: self.plan(&hash, &id).await?,
+            id,
+            context: serde_json::from_str(&row.try_get::<String, _>("context")?)
+                .map_err(corrupt)?,
+            machine: serde_json::from_str(&row.try_get::<String, _>("machine")?)
+                .map_err(corrupt)?,
+            status: parse_status(&row.try_get::<String, _>("status")?)?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// A run's journal, in order.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<JournalEvent>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, at, body, prev_hash, hash FROM events WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: EventKind = serde_json::from_str(&r.try_get::<String, _>("body")?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                Ok(JournalEvent {
+                    run_id: run_id.to_string(),
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                    at: r.try_get("at")?,
+                    kind,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every output of a run: (step, item, value), ordered by step and item.
+    pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
+        let rows = sqlx::query(
+            "SELECT step, item, output FROM outputs WHERE run_id = $1 ORDER BY step, item",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("step")?,
+                    r.try_get::<i64, _>("item")? as u32,
+                    serde_json::from_str(&r.try_get::<String, _>("output")?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Approval decisions so far for a step: (approver, decision).
+    pub async fn decisions(
+        &self,
+        run_id: &str,
+        step: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let rows = sqlx::query(
+            "SELECT approver, decision FROM decisions WHERE run_id = $1 AND step = $2 ORDER BY at",
+        )
+        .bind(run_id)
+        .bind(step)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("approver")?, r.try_get("decision")?)))
+            .collect()
+    }
+
+    /// The timer task of a parked instance, if any.
+    pub async fn timer_task(&self, run_id: &str, step: &str) -> Result<Option<i64>, Error> {
+        let row =
+            sqlx::query("SELECT id FROM tasks WHERE run_id = $1 AND step = $2 AND kind = 'timer'")
+                .bind(run_id)
+                .bind(step)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+}
+
+/// Creates an empty PostgreSQL database `name` (letters, digits, `_`) on the server of
+/// `admin_url`, for first-time setup and for tests that each want their own database.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<(), Error> {
+    use sqlx::{Connection, Executor};
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::Url(format!("database name `{name}`")));
+    }
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url).await?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    conn.close().await?;
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! The store's writes, each run inside the writer's open transaction: the same SQL on SQLite
+//! and PostgreSQL (`$n` parameters, `ON CONFLICT`), with the [`Backend`] adding row locks.
+
+use sqlx::{AnyConnection, Row};
+
+use super::backend::Backend;
+use super::{now_ms, now_text, status_str, Change, Error, Task, TaskKind};
+use crate::journal::{Event as JournalEvent, EventKind};
+use crate::machine::{self, Action, RunMachine};
+
+/// A run to insert, serialized by the caller so the writer's transaction stays short.
+pub(crate) struct NewRun {
+    pub id: String,
+    pub runbook: String,
+    pub version: i64,
+    pub plan_hash: String,
+    pub plan_json: String,
+    pub context: String,
+    pub machine: String,
+    pub inputs: serde_json::Value,
+    pub trigger: String,
+    pub concurrency_key: Option<String>,
+}
+
+pub(crate) async fn create_run(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    new: &NewRun,
+) -> Result<(), Error> {
+    let now = now_ms();
+    sqlx::query("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10)")
+        .bind(&new.id).bind(&new.runbook).bind(new.version).bind(&new.plan_hash).bind(&new.plan_json)
+        .bind(&new.context).bind(&new.machine).bind(&new.concurrency_key).bind(now).bind(now)
+        .execute(&mut *conn).await?;
+    append(
+        conn,
+        &new.id,
+        vec![
+            EventKind::RunCreated {
+                runbook: new.runbook.clone(),
+                version: new.version as u32,
+                plan_hash: new.plan_hash.clone(),
+                trigger: new.trigger.clone(),
+            },
+            EventKind::InputsValidated {
+                inputs: new.inputs.clone(),
+            },
+        ],
+    )
+    .await?;
+    let blocked = match &new.concurrency_key {
+        Some(key) => {
+            if let Some(lock) = backend.lock_key() {
+                sqlx::query(lock).bind(key).execute(&mut *conn).await?;
+            }
+            sqlx::query("SELECT COUNT(*) FROM runs WHERE concurrency_key = $1 AND id <> $2 AND status IN ('running', 'waiting')")
+                .bind(key).bind(&new.id).fetch_one(&mut *conn).await?.try_get::<i64, _>(0)? > 0
+        }
+        None => false,
+    };
+    if !blocked {
+        let start = Change {
+            events: vec![machine::Event::Start],
+            ..Change::default()
+        };
+        transition(conn, backend, &new.id, None, &start).await?;
+    }
+    Ok(())
+}
+
+/// Leases the oldest due task whose lease is free or expired. Returns it and whether it was
+/// taken over from an expired lease.
+pub(crate) async fn claim(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<Option<(Task, bool)>, Error> {
+    let now = now_ms();
+    let sql = format!("SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at, id LIMIT 1{}", backend.skip_locked());
+    let Some(row) = sqlx::query(&sql)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("id")?;
+    let taken_over = row.try_get::<Option<String>, _>("lease_owner")?.is_some();
+    sqlx::query("UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3")
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let task = Task {
+        id,
+        run_id: row.try_get("run_id")?,
+        step: row.try_get("step")?,
+        item: row.try_get::<i64, _>("item")? as u32,
+        kind: TaskKind::parse(&row.try_get::<String, _>("kind")?)?,
+    };
+    Ok(Some((task, taken_over)))
+}
+
+pub(crate) async fn renew(
+    conn: &mut AnyConnection,
+    task_id: i64,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<bool, Error> {
+    let r = sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+        .bind(now_ms() + lease_ms)
+        .bind(task_id)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(crate) async fn remove_task(conn: &mut AnyConnection, task_id: i64) -> Result<bool, Error> {
+    let r = sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(task_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Appends journal events after the run's last one, chaining hashes.
+async fn append(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    kinds: Vec<EventKind>,
+) -> Result<(), Error> {
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    let last =
+        sqlx::query("SELECT seq, hash FROM events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let mut prev = match last {
+        Some(r) => Some((
+            r.try_get::<i64, _>("seq")? as u64,
+            r.try_get::<String, _>("hash")?,
+        )),
+        None => None,
+    };
+    for kind in kinds {
+        let e = JournalEvent::after(
+            run_id,
+            prev.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+            now_text(),
+            kind,
+        );
+        sqlx::query(
+            "INSERT INTO events (run_id, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(run_id)
+        .bind(e.seq as i64)
+        .bind(&e.at)
+        .bind(serde_json::to_string(&e.kind).unwrap_or_default())
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(&mut *conn)
+        .await?;
+        prev = Some((e.seq, e.hash));
+    }
+    Ok(())
+}
+
+/// Applies a change to a run: the machine's new state, the journal events that describe it
+/// and the tasks its actions create. With `fence`, only while the worker holds that lease.
+pub(crate) async fn transition(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    run_id: &str,
+    fence: Option<(i64, &str)>,
+    change: &Change,
+) -> Result<Vec<Action>, Error> {
+    if let Some((task_id, owner)) = fence {
+        let sql = format!(
+            "SELECT id FROM tasks WHERE id = $1 AND lease_owner = $2{}",
+            backend.lock_row()
+        );
+        let held = sqlx::query(&sql)
+            .bind(task_id)
+            .bind(owner)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if held.is_none() {
+            return Err(Error::LeaseLost);
+        }
+    }
+    let sql = format!(
+        "SELECT machine, concurrency_key FROM runs WHERE id = $1{}",
+        backend.lock_row()
+    );
+    let row = sqlx::query(&sql)
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NoRun(run_id.to_string()))?;
+    let mut m: RunMachine = serde_json::from_str(&row.try_get::<String, _>("machine")?)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let concurrency_key: Option<String> = row.try_get("concurrency_key")?;
+    let claimed: Vec<(&str, u32)> = change
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            machine::Event::AttemptStarted { step, item, .. } => Some((step.as_str(), *item)),
+            _ => None,
+        })
+        .collect();
+    let mut actions = Vec::new();
+    for event in &change.events {
+        actions.extend(m.apply(event.clone())?);
+    }
+    let mut journal = change.journal.clone();
+    let now = now_ms();
+    let mut finished = None;
+    for a in &actions {
+        match a {
+            Action::Prepare { step } => {
+                sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING")
+                    .bind(run_id).bind(step).bind(now).execute(&mut *conn).await?;
+            }
+            Action::Enqueue { step, item } => {
+                // An existing row keeps its lease: a re-enqueue (retry due, lease expired) happens
+                // in the same transaction as the claimer's next attempt.
+                sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at")
+                    .bind(run_id).bind(step).bind(*item as i64).bind(now).execute(&mut *conn).await?;
+                if !claimed.contains(&(step.as_str(), *item)) {
+                    journal.push(EventKind::StepReady {
+                        step: step.clone(),
+                        item: Some(*item),
+                    });
+                }
+            }
+            Action::ScheduleRetry { step, item, at_ms } => {
+                sqlx::query("UPDATE tasks SET due_at = $1, lease_owner = NULL, lease_until = NULL WHERE run_id = $2 AND step = $3 AND item = $4 AND kind = 'attempt'")
+                    .bind(*at_ms as i64).bind(run_id).bind(step).bind(*item as i64).execute(&mut *conn).await?;
+                journal.push(EventKind::TimerSet {
+                    step: step.clone(),
+                    at: chrono::DateTime::from_timestamp_millis(*at_ms as i64)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default(),
+                });
+            }
+            Action::Skipped { step, reason } => journal.push(EventKind::StepSkipped {
+                step: step.clone(),
+                item: None,
+                reason: reason.to_string(),
+            }),
+            Action::Finish {
+                status,
+                failed_step,
+            } => {
+                finished = Some(*status);
+                journal.push(EventKind::RunFinished {
+                    status: status_str(*status),
+                    error: failed_step.as_ref().map(|s| format!("step `{s}` failed")),
+                });
+            }
+        }
+    }
+    if let Some((step, item, output)) = &change.output {
+        sqlx::query("INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output")
+            .bind(run_id).bind(step).bind(*item as i64).bind(output.to_string())
+            .execute(&mut *conn).await?;
+    }
+    if let Some(id) = change.remove_task {
+        sqlx::query("DELETE FROM tasks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some((step, item, due)) = &change.timer {
+        sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'timer', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL")
+            .bind(run_id).bind(step).bind(*item as i64).bind(*due).execute(&mut *conn).await?;
+    }
+    if let Some((step, approver, decision)) = &change.decision {
+        sqlx::query("INSERT INTO decisions (run_id, step, approver, decision, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, step, approver) DO UPDATE SET decision = excluded.decision, at = excluded.at")
+            .bind(run_id).bind(step).bind(approver).bind(decision).bind(now)
+            .execute(&mut *conn).await?;
+    }
+    if finished.is_some() {
+        sqlx::query("DELETE FROM tasks WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("UPDATE runs SET machine = $1, status = $2, updated_at = $3 WHERE id = $4")
+        .bind(serde_json::to_string(&m).unwrap_or_default())
+        .bind(status_str(m.status()))
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+    append(conn, run_id, journal).await?;
+    if let (Some(_), Some(key)) = (finished, concurrency_key) {
+        if let Some(lock) = backend.lock_key() {
+            sqlx::query(lock).bind(&key).execute(&mut *conn).await?;
+        }
+        // Start the oldest run queued behind this one.
+        let next = sqlx::query("SELECT id FROM runs WHERE concurrency_key = $1 AND status = 'queued' ORDER BY created_at LIMIT 1")
+            .bind(&key).fetch_optional(&mut *conn).await?;
+        if let Some(next) = next {
+            let next_id: String = next.try_get(0)?;
+            let start = Change {
+                events: vec![machine::Event::Start],
+                ..Change::default()
+            };
+            Box::pin(transition(conn, backend, &next_id, None, &start)).await?;
+        }
+    }
+    Ok(actions)
+}

@@ -1,0 +1,245 @@
+//! Group commit: every write of this process goes through one writer task that applies
+//! whatever is queued (transitions, claims, new runs, lease renewals) in one transaction and
+//! one fsync. Each operation runs inside its own savepoint, so one refused operation (a lost
+//! lease, a stale attempt) rolls back alone; everyone gets their answer only after the
+//! commit is durable.
+
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::backend::Backend;
+use super::tx::{self, NewRun};
+use super::{Change, Error, Task};
+use crate::machine::Action;
+
+/// The most operations one transaction takes.
+const MAX_BATCH: usize = 256;
+/// How often an operation that hit a deadlock or serialization failure is tried again.
+const MAX_TRIES: u32 = 5;
+
+/// A write, as queued for the writer.
+pub(crate) enum Op {
+    Create(NewRun),
+    Transition {
+        run_id: String,
+        fence: Option<(i64, String)>,
+        change: Change,
+    },
+    Claim {
+        owner: String,
+        lease_ms: i64,
+    },
+    Renew {
+        task_id: i64,
+        owner: String,
+        lease_ms: i64,
+    },
+    Remove {
+        task_id: i64,
+    },
+}
+
+/// The answer to an [`Op`].
+pub(crate) enum Reply {
+    Created(String),
+    Actions(Vec<Action>),
+    Claimed(Option<(Task, bool)>),
+    Done(bool),
+}
+
+impl Op {
+    /// Whether this operation may have created claimable work.
+    fn creates_work(&self, reply: &Reply) -> bool {
+        match reply {
+            Reply::Created(_) => true,
+            Reply::Actions(actions) => actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Prepare { .. } | Action::Enqueue { .. } | Action::Finish { .. }
+                )
+            }),
+            _ => false,
+        }
+    }
+
+    /// Sort key: run rows are locked in id order (no deadlock between two writers), claims
+    /// come last so a batch takes no row lock after its claims.
+    fn order(&self) -> (u8, &str) {
+        match self {
+            Op::Create(new) => (0, new.id.as_str()),
+            Op::Transition { run_id, .. } => (0, run_id.as_str()),
+            Op::Renew { .. } | Op::Remove { .. } => (1, ""),
+            Op::Claim { .. } => (2, ""),
+        }
+    }
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Reply, Error>>,
+}
+
+/// The handle callers queue writes on.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task on its own connection.
+    pub(crate) fn start(
+        pool: AnyPool,
+        backend: Arc<dyn Backend>,
+        wake: watch::Sender<u64>,
+    ) -> Writer {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, backend, jobs, wake));
+        Writer { queue }
+    }
+
+    /// Queues a write and waits until it is committed (or refused).
+    pub(crate) async fn submit(&self, op: Op) -> Result<Reply, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { op, reply })
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    backend: Arc<dyn Backend>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    wake: watch::Sender<u64>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        batch.sort_by(|a, b| a.op.order().cmp(&b.op.order()));
+        let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
+        let outcome = match pool.acquire().await {
+            Ok(mut conn) => {
+                let outcome = commit(&mut conn, backend.as_ref(), &ops).await;
+                if outcome.is_err() {
+                    // Nothing of this batch is committed; the connection may be broken, so it
+                    // is closed rather than reused.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    conn.close_on_drop();
+                }
+                outcome
+            }
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(results) => {
+                let woke = ops
+                    .iter()
+                    .zip(&results)
+                    .any(|(op, r)| r.as_ref().is_ok_and(|r| op.creates_work(r)));
+                if woke {
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                // Everyone hears why and may try again.
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Commit(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Applies a batch in one transaction. The outer error means nothing was committed.
+async fn commit(
+    conn: &mut PoolConnection<Any>,
+    backend: &dyn Backend,
+    ops: &[Op],
+) -> Result<Vec<Result<Reply, Error>>, Error> {
+    sqlx::query(backend.begin()).execute(&mut **conn).await?;
+    let mut results = Vec::with_capacity(ops.len());
+    let mut woke = false;
+    for op in ops {
+        let mut tries = 0;
+        let result = loop {
+            sqlx::query("SAVEPOINT op").execute(&mut **conn).await?;
+            let result = apply(conn, backend, op).await;
+            match &result {
+                Ok(_) => {
+                    sqlx::query("RELEASE SAVEPOINT op")
+                        .execute(&mut **conn)
+                        .await?;
+                }
+                Err(_) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT op")
+                        .execute(&mut **conn)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT op")
+                        .execute(&mut **conn)
+                        .await?;
+                }
+            }
+            match result {
+                Err(e) if e.is_conflict() && tries < MAX_TRIES => tries += 1,
+                other => break other,
+            }
+        };
+        if let Ok(reply) = &result {
+            woke |= op.creates_work(reply);
+        }
+        results.push(result);
+    }
+    if woke {
+        if let Some(wake) = backend.wake_others() {
+            sqlx::query(wake).execute(&mut **conn).await?;
+        }
+    }
+    sqlx::query("COMMIT").execute(&mut **conn).await?;
+    Ok(results)
+}
+
+async fn apply(
+    conn: &mut PoolConnection<Any>,
+    backend: &dyn Backend,
+    op: &Op,
+) -> Result<Reply, Error> {
+    match op {
+        Op::Create(new) => tx::create_run(conn, backend, new)
+            .await
+            .map(|()| Reply::Created(new.id.clone())),
+        Op::Transition {
+            run_id,
+            fence,
+            change,
+        } => {
+            let fence = fence.as_ref().map(|(id, owner)| (*id, owner.as_str()));
+            tx::transition(conn, backend, run_id, fence, change)
+                .await
+                .map(Reply::Actions)
+        }
+        Op::Claim { owner, lease_ms } => tx::claim(conn, backend, owner, *lease_ms)
+            .await
+            .map(Reply::Claimed),
+        Op::Renew {
+            task_id,
+            owner,
+            lease_ms,
+        } => tx::renew(conn, *task_id, owner, *lease_ms)
+            .await
+            .map(Reply::Done),
+        Op::Remove { task_id } => tx::remove_task(conn, *task_id).await.map(Reply::Done),
+    }
+}
