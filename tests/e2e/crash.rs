@@ -19,12 +19,12 @@ const RUNS: usize = 200;
 const STEPS: usize = 4;
 
 #[derive(Default)]
-struct Effects {
+pub(crate) struct Effects {
     /// Requests received per idempotency key.
-    received: HashMap<String, u32>,
+    pub(crate) received: HashMap<String, u32>,
 }
 
-async fn vendor() -> (String, Arc<Mutex<Effects>>) {
+pub(crate) async fn vendor() -> (String, Arc<Mutex<Effects>>) {
     let effects = Arc::new(Mutex::new(Effects::default()));
     let shared = effects.clone();
     let app = axum::Router::new().route(

@@ -36,3 +36,4 @@ pub fn stderr(o: &Output) -> String {
 mod crash;
 mod runs;
 mod sandbox;
+mod workers;

@@ -90,9 +90,26 @@ impl Worker {
         } else {
             50
         };
+        let mut failures = 0u32;
         while !done() {
             wake.borrow_and_update();
-            if !self.tick().await? {
+            let worked = match self.tick().await {
+                Ok(worked) => {
+                    failures = 0;
+                    worked
+                }
+                // The database is unreachable or a batch did not commit: nothing was applied,
+                // so back off and try again rather than stop working.
+                Err(e @ (Error::Db(_) | Error::Commit(_))) => {
+                    failures += 1;
+                    eprintln!("worker {}: store error, retrying: {e}", self.owner);
+                    let backoff = 50u64 << failures.min(5);
+                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if !worked {
                 // Sleep until the next task is due, new work appears, or the poll interval
                 // passes.
                 let wait = match self.store.next_due().await? {

@@ -1,0 +1,141 @@
+//! Several nodes, one database: three `tenure worker` processes share 500 runs of a 4-step
+//! runbook, on PostgreSQL (claims with `FOR UPDATE SKIP LOCKED`, wake-ups by `LISTEN/NOTIFY`)
+//! and on SQLite. Every run must succeed, every step must reach the vendor exactly once, and
+//! all three workers must have done a share of the work.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map};
+use tenure_engine::driver::start_context;
+use tenure_engine::journal::{verify, EventKind};
+use tenure_engine::machine::RunStatus;
+use tenure_engine::store::Store;
+use tenure_runbook::{compile, Renderer, SourceFile};
+
+use crate::crash::vendor;
+
+const RUNS: usize = 500;
+const STEPS: usize = 4;
+
+fn spawn_worker(db: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--db", db, "worker", "--concurrency", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn three_workers_share_the_runs(db: &str) {
+    let (url, effects) = vendor().await;
+    let step = |id: &str, needs: &str| {
+        format!("  {id}:\n    uses: http.request\n    {needs}with: {{ method: POST, url: \"{url}/effect\", json: {{ step: {id} }} }}\n")
+    };
+    let text = format!(
+        "runbook: effects\nversion: 1\ntenant: contoso\nsteps:\n{}{}{}{}",
+        step("a", ""),
+        step("b", "needs: [a]\n    "),
+        step("c", "needs: [a]\n    "),
+        step("d", "needs: [b, c]\n    ")
+    );
+    let plan = compile(
+        &SourceFile::new("effects.yaml", text),
+        &tenure_steps::catalogue(),
+    )
+    .plan
+    .unwrap();
+
+    let store = Store::open(db).await.unwrap();
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(db)).collect();
+    let renderer = Renderer::new();
+    let mut ids = Vec::new();
+    for _ in 0..RUNS {
+        let ctx = start_context(
+            &plan,
+            Map::new(),
+            json!({"id": "contoso"}),
+            json!({"source": "test"}),
+            &renderer,
+        )
+        .unwrap();
+        ids.push(store.create_run(&plan, ctx, "test", None).await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let counts = store.count_by_status().await.unwrap();
+        let finished: i64 = counts
+            .iter()
+            .filter(|(s, _)| ["succeeded", "failed", "denied", "cancelled"].contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        if finished as usize == RUNS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {finished} of {RUNS} runs finished in time: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+
+    let mut processes = HashSet::new();
+    for id in &ids {
+        let run = store.run(id).await.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "run {id}");
+        let events = store.events(id).await.unwrap();
+        verify(id, &events).unwrap();
+        let mut started = HashMap::new();
+        for e in &events {
+            if let EventKind::AttemptStarted { step, owner, .. } = &e.kind {
+                *started.entry(step.clone()).or_insert(0) += 1;
+                // Owners are `worker-PID-N`: the process is the PID.
+                processes.insert(owner.rsplit_once('-').map(|(p, _)| p.to_string()));
+            }
+        }
+        assert_eq!(started.len(), STEPS, "run {id}: {started:?}");
+        assert!(
+            started.values().all(|n| *n == 1),
+            "run {id}: a step was attempted twice: {started:?}"
+        );
+    }
+    assert_eq!(
+        processes.len(),
+        3,
+        "all three workers did a share: {processes:?}"
+    );
+    let effects = effects.lock().unwrap();
+    assert_eq!(effects.received.len(), RUNS * STEPS);
+    let repeated: Vec<_> = effects.received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "steps executed twice: {repeated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_500_runs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("share.db").display());
+    three_workers_share_the_runs(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_500_runs_on_postgres() {
+    let Ok(admin) = std::env::var("TENURE_TEST_PG") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TENURE_TEST_PG so the PostgreSQL store is tested"
+        );
+        eprintln!("TENURE_TEST_PG is not set: skipping");
+        return;
+    };
+    let name = format!("tenure_e2e_{}", uuid::Uuid::new_v4().simple());
+    tenure_engine::store::create_database(&admin, &name)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    three_workers_share_the_runs(&format!("{base}/{name}")).await;
+}
