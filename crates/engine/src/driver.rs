@@ -238,49 +238,14 @@ impl Worker {
 
     async fn attempt(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
         let fence = Some((task.id, self.owner.as_str()));
-        let mut events = Vec::new();
-        match run.machine.instance(&step.id, task.item) {
-            // Claimable while running means the lease ran out (or was never renewed).
-            Some(InstanceState::Running { attempt }) => events.push(Event::LeaseExpired {
-                step: step.id.clone(),
-                item: task.item,
-                attempt,
-            }),
-            Some(InstanceState::RetryWait { .. }) => events.push(Event::RetryDue {
-                step: step.id.clone(),
-                item: task.item,
-            }),
-            Some(InstanceState::Ready) => {}
-            _ => {
-                return Err(Error::Machine(crate::machine::Error::Invalid(
-                    "instance is not claimable".into(),
-                )))
-            }
-        }
-        let attempt = run.machine.next_attempt(&step.id, task.item);
-        events.push(Event::AttemptStarted {
-            step: step.id.clone(),
-            item: task.item,
-            attempt,
-        });
+        // The claim started the attempt (see `Store::claim`); without one the instance was not
+        // claimable and the task is stale.
+        let Some(attempt) = task.attempt else {
+            return Err(Error::Machine(crate::machine::Error::Invalid(
+                "instance is not claimable".into(),
+            )));
+        };
         let item = Some(task.item);
-        self.store
-            .transition(
-                &run.id,
-                fence,
-                Change {
-                    events,
-                    journal: vec![EventKind::AttemptStarted {
-                        step: step.id.clone(),
-                        item,
-                        attempt,
-                        owner: self.owner.clone(),
-                    }],
-                    ..Change::default()
-                },
-            )
-            .await?;
-
         let result = self.execute(task, run, step, attempt).await;
         let (sid, it) = (step.id.clone(), task.item);
         let change = match result {

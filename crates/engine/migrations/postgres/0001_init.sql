@@ -10,7 +10,10 @@ CREATE TABLE runs (
     status          TEXT NOT NULL,
     concurrency_key TEXT,
     created_at      BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL
+    updated_at      BIGINT NOT NULL,
+    -- The head of the run's journal, so a transition chains events without reading it back.
+    last_seq        BIGINT NOT NULL DEFAULT 0,
+    last_hash       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX runs_status ON runs(status);
 CREATE INDEX runs_concurrency ON runs(concurrency_key, status);

@@ -31,6 +31,11 @@ pub trait Backend: Send + Sync + 'static {
     fn lock_row(&self) -> &'static str;
     /// Appended to the claim `SELECT`: skip rows another worker is claiming right now.
     fn skip_locked(&self) -> &'static str;
+    /// Whether each operation of a batch needs its own savepoint. Operations check everything
+    /// (lease, run, machine) before they write, so a refused one leaves nothing behind; only a
+    /// database that can abort a statement part-way for concurrency reasons (deadlock,
+    /// serialization failure) needs the savepoint to retry it alone.
+    fn isolate_ops(&self) -> bool;
     /// A statement (one text parameter) that serializes transactions on a concurrency key.
     fn lock_key(&self) -> Option<&'static str>;
     /// A statement run in a transaction that created work, telling other processes.
@@ -111,6 +116,11 @@ impl Backend for Sqlite {
         ""
     }
 
+    fn isolate_ops(&self) -> bool {
+        // One writer at a time (BEGIN IMMEDIATE): no deadlocks; a failed write fails the batch.
+        false
+    }
+
     fn lock_key(&self) -> Option<&'static str> {
         None
     }
@@ -154,6 +164,10 @@ impl Backend for Postgres {
 
     fn skip_locked(&self) -> &'static str {
         " FOR UPDATE SKIP LOCKED"
+    }
+
+    fn isolate_ops(&self) -> bool {
+        true
     }
 
     fn lock_key(&self) -> Option<&'static str> {

@@ -108,6 +108,9 @@ pub struct Task {
     pub item: u32,
     /// What to do.
     pub kind: TaskKind,
+    /// For an attempt task: the attempt the claim started (journaled and fenced in the same
+    /// transaction); `None` when the instance was not claimable.
+    pub attempt: Option<u32>,
 }
 
 /// A run as stored.

@@ -28,13 +28,10 @@ pub(crate) async fn create_run(
     new: &NewRun,
 ) -> Result<(), Error> {
     let now = now_ms();
-    sqlx::query("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10)")
-        .bind(&new.id).bind(&new.runbook).bind(new.version).bind(&new.plan_hash).bind(&new.plan_json)
-        .bind(&new.context).bind(&new.machine).bind(&new.concurrency_key).bind(now).bind(now)
-        .execute(&mut *conn).await?;
-    append(
-        conn,
+    let mut head = None;
+    let events = chain(
         &new.id,
+        &mut head,
         vec![
             EventKind::RunCreated {
                 runbook: new.runbook.clone(),
@@ -46,8 +43,14 @@ pub(crate) async fn create_run(
                 inputs: new.inputs.clone(),
             },
         ],
-    )
-    .await?;
+    );
+    let (last_seq, last_hash) = head.unwrap_or_default();
+    sqlx::query("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)")
+        .bind(&new.id).bind(&new.runbook).bind(new.version).bind(&new.plan_hash).bind(&new.plan_json)
+        .bind(&new.context).bind(&new.machine).bind(&new.concurrency_key).bind(now).bind(now)
+        .bind(last_seq as i64).bind(last_hash)
+        .execute(&mut *conn).await?;
+    insert_events(conn, &events).await?;
     let blocked = match &new.concurrency_key {
         Some(key) => {
             if let Some(lock) = backend.lock_key() {
@@ -93,14 +96,79 @@ pub(crate) async fn claim(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    let task = Task {
+    let mut task = Task {
         id,
         run_id: row.try_get("run_id")?,
         step: row.try_get("step")?,
         item: row.try_get::<i64, _>("item")? as u32,
         kind: TaskKind::parse(&row.try_get::<String, _>("kind")?)?,
+        attempt: None,
     };
+    if task.kind == TaskKind::Attempt {
+        task.attempt = start_attempt(conn, backend, &task, owner).await?;
+    }
     Ok(Some((task, taken_over)))
+}
+
+/// Starts the next attempt of a claimed instance in the claim's own transaction, so claiming
+/// and starting cost one write. An instance still `running` was left by a worker whose lease
+/// ran out: that attempt is closed as expired first. Returns the attempt number, or `None`
+/// when the instance is not claimable (the driver then drops the task).
+async fn start_attempt(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    task: &Task,
+    owner: &str,
+) -> Result<Option<u32>, Error> {
+    let sql = format!(
+        "SELECT machine FROM runs WHERE id = $1{}",
+        backend.lock_row()
+    );
+    let Some(row) = sqlx::query(&sql)
+        .bind(&task.run_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let m: RunMachine = serde_json::from_str(&row.try_get::<String, _>("machine")?)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let (step, item) = (task.step.clone(), task.item);
+    let mut events = match m.instance(&step, item) {
+        Some(machine::InstanceState::Running { attempt }) => vec![machine::Event::LeaseExpired {
+            step: step.clone(),
+            item,
+            attempt,
+        }],
+        Some(machine::InstanceState::RetryWait { .. }) => vec![machine::Event::RetryDue {
+            step: step.clone(),
+            item,
+        }],
+        Some(machine::InstanceState::Ready) if !m.status().is_final() => vec![],
+        _ => return Ok(None),
+    };
+    let attempt = m.next_attempt(&step, item);
+    events.push(machine::Event::AttemptStarted {
+        step: step.clone(),
+        item,
+        attempt,
+    });
+    let change = Change {
+        events,
+        journal: vec![EventKind::AttemptStarted {
+            step,
+            item: Some(item),
+            attempt,
+            owner: owner.to_string(),
+        }],
+        ..Change::default()
+    };
+    match transition(conn, backend, &task.run_id, None, &change).await {
+        Ok(_) => Ok(Some(attempt)),
+        // The machine refused before anything was written.
+        Err(Error::Machine(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) async fn renew(
@@ -126,47 +194,60 @@ pub(crate) async fn remove_task(conn: &mut AnyConnection, task_id: i64) -> Resul
     Ok(r.rows_affected() == 1)
 }
 
-/// Appends journal events after the run's last one, chaining hashes.
-async fn append(
-    conn: &mut AnyConnection,
+/// Chains journal events after `head` (the last event's sequence number and hash; `None`
+/// before the first), moving `head` to the last new event.
+fn chain(
     run_id: &str,
+    head: &mut Option<(u64, String)>,
     kinds: Vec<EventKind>,
-) -> Result<(), Error> {
-    if kinds.is_empty() {
-        return Ok(());
-    }
-    let last =
-        sqlx::query("SELECT seq, hash FROM events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1")
-            .bind(run_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let mut prev = match last {
-        Some(r) => Some((
-            r.try_get::<i64, _>("seq")? as u64,
-            r.try_get::<String, _>("hash")?,
-        )),
-        None => None,
-    };
+) -> Vec<JournalEvent> {
+    let mut events = Vec::with_capacity(kinds.len());
     for kind in kinds {
         let e = JournalEvent::after(
             run_id,
-            prev.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+            head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
             now_text(),
             kind,
         );
-        sqlx::query(
-            "INSERT INTO events (run_id, seq, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(run_id)
-        .bind(e.seq as i64)
-        .bind(&e.at)
-        .bind(serde_json::to_string(&e.kind).unwrap_or_default())
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .execute(&mut *conn)
-        .await?;
-        prev = Some((e.seq, e.hash));
+        *head = Some((e.seq, e.hash.clone()));
+        events.push(e);
     }
+    events
+}
+
+/// Inserts journal events with one statement.
+async fn insert_events(conn: &mut AnyConnection, events: &[JournalEvent]) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut sql =
+        String::from("INSERT INTO events (run_id, seq, at, body, prev_hash, hash) VALUES ");
+    for i in 0..events.len() {
+        let n = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for e in events {
+        query = query
+            .bind(e.run_id.clone())
+            .bind(e.seq as i64)
+            .bind(e.at.clone())
+            .bind(serde_json::to_string(&e.kind).unwrap_or_default())
+            .bind(e.prev_hash.clone())
+            .bind(e.hash.clone());
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -194,7 +275,7 @@ pub(crate) async fn transition(
         }
     }
     let sql = format!(
-        "SELECT machine, concurrency_key FROM runs WHERE id = $1{}",
+        "SELECT machine, concurrency_key, last_seq, last_hash FROM runs WHERE id = $1{}",
         backend.lock_row()
     );
     let row = sqlx::query(&sql)
@@ -205,6 +286,10 @@ pub(crate) async fn transition(
     let mut m: RunMachine = serde_json::from_str(&row.try_get::<String, _>("machine")?)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
     let concurrency_key: Option<String> = row.try_get("concurrency_key")?;
+    let last_seq: i64 = row.try_get("last_seq")?;
+    let mut head = (last_seq > 0)
+        .then(|| Ok::<_, Error>((last_seq as u64, row.try_get::<String, _>("last_hash")?)))
+        .transpose()?;
     let claimed: Vec<(&str, u32)> = change
         .events
         .iter()
@@ -291,14 +376,18 @@ pub(crate) async fn transition(
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("UPDATE runs SET machine = $1, status = $2, updated_at = $3 WHERE id = $4")
+    let events = chain(run_id, &mut head, journal);
+    let (last_seq, last_hash) = head.unwrap_or_default();
+    sqlx::query("UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6")
         .bind(serde_json::to_string(&m).unwrap_or_default())
         .bind(status_str(m.status()))
         .bind(now)
+        .bind(last_seq as i64)
+        .bind(last_hash)
         .bind(run_id)
         .execute(&mut *conn)
         .await?;
-    append(conn, run_id, journal).await?;
+    insert_events(conn, &events).await?;
     if let (Some(_), Some(key)) = (finished, concurrency_key) {
         if let Some(lock) = backend.lock_key() {
             sqlx::query(lock).bind(&key).execute(&mut *conn).await?;

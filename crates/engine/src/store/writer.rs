@@ -173,28 +173,13 @@ async fn commit(
     let mut results = Vec::with_capacity(ops.len());
     let mut woke = false;
     for op in ops {
-        let mut tries = 0;
-        let result = loop {
-            sqlx::query("SAVEPOINT op").execute(&mut **conn).await?;
-            let result = apply(conn, backend, op).await;
-            match &result {
-                Ok(_) => {
-                    sqlx::query("RELEASE SAVEPOINT op")
-                        .execute(&mut **conn)
-                        .await?;
-                }
-                Err(_) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT op")
-                        .execute(&mut **conn)
-                        .await?;
-                    sqlx::query("RELEASE SAVEPOINT op")
-                        .execute(&mut **conn)
-                        .await?;
-                }
-            }
-            match result {
-                Err(e) if e.is_conflict() && tries < MAX_TRIES => tries += 1,
-                other => break other,
+        let result = if backend.isolate_ops() {
+            isolated(conn, backend, op).await?
+        } else {
+            match apply(conn, backend, op).await {
+                // A refusal (lost lease, stale attempt) happens before the operation writes.
+                Err(e @ (Error::Db(_) | Error::Migrate(_))) => return Err(e),
+                other => other,
             }
         };
         if let Ok(reply) = &result {
@@ -209,6 +194,36 @@ async fn commit(
     }
     sqlx::query("COMMIT").execute(&mut **conn).await?;
     Ok(results)
+}
+
+/// Applies one operation inside a savepoint, retrying it after a deadlock or serialization
+/// failure. The outer error means the transaction itself is broken.
+async fn isolated(
+    conn: &mut PoolConnection<Any>,
+    backend: &dyn Backend,
+    op: &Op,
+) -> Result<Result<Reply, Error>, Error> {
+    let mut tries = 0;
+    loop {
+        sqlx::query("SAVEPOINT op").execute(&mut **conn).await?;
+        let result = apply(conn, backend, op).await;
+        if result.is_ok() {
+            sqlx::query("RELEASE SAVEPOINT op")
+                .execute(&mut **conn)
+                .await?;
+        } else {
+            sqlx::query("ROLLBACK TO SAVEPOINT op")
+                .execute(&mut **conn)
+                .await?;
+            sqlx::query("RELEASE SAVEPOINT op")
+                .execute(&mut **conn)
+                .await?;
+        }
+        match result {
+            Err(e) if e.is_conflict() && tries < MAX_TRIES => tries += 1,
+            other => return Ok(other),
+        }
+    }
 }
 
 async fn apply(
