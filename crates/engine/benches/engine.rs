@@ -1,8 +1,9 @@
-//! Engine benchmark on SQLite (WAL, synchronous=FULL): runs/s and step transitions/s for a
-//! no-op 8-step DAG (1 → 4 parallel → 3 sequential) over 1,000 runs; the median time from an
-//! approval decision to the next step starting; and the worker's memory with many runs parked
-//! on approvals. Run with `cargo bench -p tenure-engine --bench engine`
-//! (`BENCH_RUNS`, `BENCH_PARKED` change the sizes).
+//! Engine benchmark, on SQLite (WAL, synchronous=FULL) and, when `TENURE_TEST_PG` names a
+//! server, on PostgreSQL: runs/s and step transitions/s for a no-op 8-step DAG (1 → 4
+//! parallel → 3 sequential) over 1,000 runs; the median time from an approval decision to the
+//! next step starting; and the memory of a separate worker process while 10,000 runs are
+//! parked on approvals. Run with `cargo bench -p tenure-engine --bench engine`
+//! (`BENCH_RUNS`, `BENCH_PARKED`, `BENCH_WORKERS` change the sizes).
 
 use std::time::{Duration, Instant};
 
@@ -30,17 +31,6 @@ fn plan(text: &str) -> Plan {
     compile(&src, &tenure_steps::catalogue())
         .plan
         .expect("bench plan compiles")
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn env(name: &str, default: usize) -> usize {
@@ -88,15 +78,43 @@ async fn drain(store: &Store, workers: usize, registry: &Registry) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let dir = std::env::temp_dir().join(format!("tenure-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.join("bench.db").display()))
-        .await
-        .unwrap();
+fn registry() -> Registry {
     let mut registry = Registry::builtin();
     registry.insert("notify.teams", Noop);
+    registry
+}
+
+fn gate() -> Plan {
+    plan("  ok: { uses: approval, with: { approvers: [lead@msp.example], message: go? } }\n  next: { uses: notify.teams, needs: [ok], with: { message: x } }\n")
+}
+
+/// The child process: an idle-then-busy worker whose memory the parent reads.
+async fn worker_process(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let worker = Worker::new(store.clone(), registry(), format!("child-{n}"));
+        tasks.push(tokio::spawn(async move { worker.work_until(|| false).await }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn suite(url: &str, label: &str) {
+    let store = Store::open(url).await.unwrap();
+    let registry = registry();
     let s = |id: &str, needs: &str| {
         format!("  {id}: {{ uses: notify.teams, needs: [{needs}], with: {{ message: x }} }}\n")
     };
@@ -113,26 +131,42 @@ async fn main() {
     ));
 
     let runs = env("BENCH_RUNS", 1000);
+    let workers = env("BENCH_WORKERS", 64);
     let start = Instant::now();
     let ids = create(&store, &dag, runs).await;
     let created = start.elapsed();
-    drain(&store, env("BENCH_WORKERS", 32), &registry).await;
+    drain(&store, workers, &registry).await;
     let elapsed = start.elapsed();
     let mut events = 0;
+    let mut step_transitions = 0;
     for id in &ids {
         assert_eq!(store.run(id).await.unwrap().status, RunStatus::Succeeded);
-        events += store.events(id).await.unwrap().len();
+        let journal = store.events(id).await.unwrap();
+        events += journal.len();
+        step_transitions += journal
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::StepReady { .. }
+                        | EventKind::AttemptStarted { .. }
+                        | EventKind::AttemptSucceeded { .. }
+                )
+            })
+            .count();
     }
-    println!("engine benchmark (SQLite, WAL, synchronous=FULL, 4 worker tasks on 2 threads)");
-    println!("  {runs} runs of a no-op 8-step DAG (1 -> 4 parallel -> 3 sequential): {:.1} s ({:.1} s creating)", elapsed.as_secs_f64(), created.as_secs_f64());
+    println!("engine benchmark on {label} ({workers} worker tasks, 2 threads, group commit)");
+    println!("  {runs} runs of a no-op 8-step DAG (1 -> 4 parallel -> 3 sequential): {:.1} s, of which {:.1} s creating the runs one by one",
+        elapsed.as_secs_f64(), created.as_secs_f64());
     println!(
-        "  {:.0} runs/s, {:.0} journaled transitions/s ({events} events)",
+        "  {:.0} runs/s, {:.0} step transitions/s (ready, started, succeeded: {step_transitions}), {:.0} journal events/s ({events})",
         runs as f64 / elapsed.as_secs_f64(),
+        step_transitions as f64 / elapsed.as_secs_f64(),
         events as f64 / elapsed.as_secs_f64()
     );
 
     // Approval decision → next step started.
-    let gate = plan("  ok: { uses: approval, with: { approvers: [lead@msp.example], message: go? } }\n  next: { uses: notify.teams, needs: [ok], with: { message: x } }\n");
+    let gate = gate();
     let gated = create(&store, &gate, 50).await;
     drain(&store, 4, &registry).await;
     let worker = Worker::new(store.clone(), registry.clone(), "latency");
@@ -170,22 +204,63 @@ async fn main() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     bg.await.unwrap().unwrap();
     latencies.sort();
-    println!("  approval decision -> next step started: median {:.1} ms, p90 {:.1} ms ({} runs; in-process workers are woken at once; other processes poll every <=50 ms)",
+    println!("  approval decision -> next step started: median {:.1} ms, p90 {:.1} ms ({} decisions; a worker in this process)",
         latencies[latencies.len() / 2].as_secs_f64() * 1e3, latencies[latencies.len() * 9 / 10].as_secs_f64() * 1e3, latencies.len());
 
-    // Parked runs cost the worker nothing: memory with N runs waiting on approvals.
-    let parked = env("BENCH_PARKED", 2000);
-    let before = rss_kib();
+    // Parked runs cost a worker nothing: a separate worker process parks N runs on approvals
+    // and its memory is read before and after.
+    let parked = env("BENCH_PARKED", 10_000);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_ROLE", "worker")
+        .env("BENCH_DB", url)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let park = |n: usize| {
+        let (store, gate) = (store.clone(), gate.clone());
+        async move {
+            let waiting_before = store.runs(Some("waiting")).await.unwrap().len();
+            create(&store, &gate, n).await;
+            while store.runs(Some("waiting")).await.unwrap().len() < waiting_before + n {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    };
+    // Warm up (allocator arenas, statement caches, database page caches), then measure.
+    park(1000).await;
+    let before = rss_of(child.id());
     let park_start = Instant::now();
-    create(&store, &gate, parked).await;
-    drain(&store, 4, &registry).await;
-    let waiting = store.runs(Some("waiting")).await.unwrap().len();
-    let worker = Worker::new(store.clone(), registry.clone(), "idle");
-    for _ in 0..50 {
-        worker.tick().await.unwrap();
+    park(parked).await;
+    let parked_in = park_start.elapsed();
+    let after = rss_of(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("  {parked} more runs parked on approvals by a separate worker process in {:.1} s; its memory {:.1} MiB after a 1,000-run warm-up -> {:.1} MiB with them parked ({:+.3} KiB per parked run)",
+        parked_in.as_secs_f64(), before as f64 / 1024.0, after as f64 / 1024.0, (after as f64 - before as f64) / parked as f64);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("worker") {
+        let url = std::env::var("BENCH_DB").expect("BENCH_DB");
+        worker_process(&url).await;
+        return;
     }
-    let after = rss_kib();
-    println!("  {waiting} runs parked on approvals in {:.1} s; process memory {:.1} MiB -> {:.1} MiB ({:+.2} KiB per parked run; a parked run is a row, no task or timer in memory)",
-        park_start.elapsed().as_secs_f64(), before as f64 / 1024.0, after as f64 / 1024.0, (after as f64 - before as f64) / waiting.max(1) as f64);
+    let dir = std::env::temp_dir().join(format!("tenure-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite:{}", dir.join("bench.db").display());
+    suite(&sqlite, "SQLite (WAL, synchronous=FULL)").await;
+    match std::env::var("TENURE_TEST_PG") {
+        Ok(admin) => {
+            let name = format!("tenure_bench_{}", std::process::id());
+            tenure_engine::store::create_database(&admin, &name)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            suite(&format!("{base}/{name}"), "PostgreSQL").await;
+        }
+        Err(_) => println!("(set TENURE_TEST_PG=postgres://USER:PASS@HOST/DB to benchmark PostgreSQL too)"),
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
