@@ -51,6 +51,10 @@ enum Command {
     Approve(commands::runs::ApproveArgs),
     /// Cancel a run.
     Cancel(commands::runs::CancelArgs),
+    /// Resume a failed run from its failed steps.
+    Retry(commands::runs::RetryArgs),
+    /// Undo a failed or cancelled run: each step's `compensate`, in reverse order.
+    Rollback(commands::runs::RollbackArgs),
     /// The vendor simulator (Graph, Exchange, Intune, Pax8, Partner Center, PSAs, ...).
     Sandbox(commands::sandbox::Args),
 }
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Command::Log(a) => commands::runs::log(db, a),
         Command::Approve(a) => commands::runs::approve(db, a),
         Command::Cancel(a) => commands::runs::cancel(db, a),
+        Command::Retry(a) => commands::runs::retry(db, a),
+        Command::Rollback(a) => commands::runs::rollback(db, a),
         Command::Sandbox(a) => commands::sandbox::run(a),
     };
     match result {

@@ -94,7 +94,9 @@ async fn worker_process(url: &str) {
     let mut tasks = Vec::new();
     for n in 0..8 {
         let worker = Worker::new(store.clone(), registry(), format!("child-{n}"));
-        tasks.push(tokio::spawn(async move { worker.work_until(|| false).await }));
+        tasks.push(tokio::spawn(
+            async move { worker.work_until(|| false).await },
+        ));
     }
     for t in tasks {
         let _ = t.await;
@@ -260,7 +262,9 @@ async fn main() {
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             suite(&format!("{base}/{name}"), "PostgreSQL").await;
         }
-        Err(_) => println!("(set TENURE_TEST_PG=postgres://USER:PASS@HOST/DB to benchmark PostgreSQL too)"),
+        Err(_) => println!(
+            "(set TENURE_TEST_PG=postgres://USER:PASS@HOST/DB to benchmark PostgreSQL too)"
+        ),
     }
     let _ = std::fs::remove_dir_all(dir);
 }

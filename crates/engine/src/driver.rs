@@ -60,7 +60,7 @@ impl Worker {
             self.drop_task(&task).await?;
             return Ok(true);
         }
-        let Some(step) = run.plan.step(&task.step).cloned() else {
+        let Some(step) = step_for(&run.plan, &task.step) else {
             self.drop_task(&task).await?;
             return Ok(true);
         };
@@ -173,6 +173,23 @@ impl Worker {
             steps.insert(s.id.clone(), json!({"outputs": value}));
         }
         ctx["steps"] = Value::Object(steps);
+        if let Some(failed) = run.machine.failed_step() {
+            // For on_failure steps: which step failed the run, and its last error.
+            let error = self
+                .store
+                .events(&run.id)
+                .await?
+                .into_iter()
+                .rev()
+                .find_map(|e| match e.kind {
+                    EventKind::AttemptFailed { step, message, .. } if step == failed => {
+                        Some(message)
+                    }
+                    _ => None,
+                });
+            ctx["run"]["failed_step"] = json!(failed);
+            ctx["run"]["error"] = json!(error);
+        }
         Ok(ctx)
     }
 
@@ -460,6 +477,25 @@ impl Worker {
             .await
             .map(drop)
     }
+}
+
+/// The step a task runs: a plan step, or for a compensation node `undo:STEP` the step's
+/// `compensate` (its `uses` and `with`, over the same items, without `if` or `needs`).
+pub fn step_for(plan: &Plan, id: &str) -> Option<Step> {
+    if let Some(original) = crate::machine::undone_step(id) {
+        let original = plan.step(original)?;
+        let compensate = original.compensate.as_ref()?;
+        let mut step = original.clone();
+        step.id = id.to_string();
+        step.uses = compensate.uses.clone();
+        step.with = compensate.with.clone();
+        step.condition = None;
+        step.needs = Vec::new();
+        step.continue_on_error = false;
+        step.compensate = None;
+        return Some(step);
+    }
+    plan.step(id).cloned()
 }
 
 /// Why an approval decision was refused.

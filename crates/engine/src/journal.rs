@@ -136,6 +136,28 @@ pub enum EventKind {
         /// Step id.
         step: String,
     },
+    /// A step failed the run: its `on_failure` steps start.
+    OnFailureStarted {
+        /// The step that failed the run.
+        failed_step: String,
+    },
+    /// An operator cancelled the run.
+    RunCancelled {
+        /// Who.
+        by: String,
+    },
+    /// An operator resumed a failed run.
+    RunRetried {
+        /// The failed steps that run again (empty: all).
+        steps: Vec<String>,
+        /// Who.
+        by: String,
+    },
+    /// An operator started a rollback: compensations run in reverse order.
+    RollbackStarted {
+        /// Who.
+        by: String,
+    },
     /// The run ended.
     RunFinished {
         /// Final status.

@@ -6,7 +6,12 @@
 //! Instance states: `pending` (over `max_parallel`), `ready`, `running(attempt)`,
 //! `retry_wait(attempt, at)`, `parked` (waiting on approval or sleeping), `succeeded`,
 //! `failed`, `skipped`, `cancelled`. Run statuses: `queued running waiting succeeded failed
-//! denied cancelled`.
+//! denied cancelled rolled_back`.
+//!
+//! A run moves through [`Stage`]s: its main steps; then, if it fails, its `on_failure` steps
+//! (once; the run still ends failed); and, when an operator asks for a rollback of a failed or
+//! cancelled run, the `compensate` of every step that succeeded, in reverse dependency order.
+//! [`Event::Retry`] resumes a failed run from its failed steps.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,8 @@ pub enum RunStatus {
     Denied,
     /// An operator cancelled it.
     Cancelled,
+    /// An operator rolled it back: every compensation ran.
+    RolledBack,
 }
 
 impl RunStatus {
@@ -37,9 +44,36 @@ impl RunStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Denied | RunStatus::Cancelled
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::Denied
+                | RunStatus::Cancelled
+                | RunStatus::RolledBack
         )
     }
+}
+
+/// Which of a run's step groups is in play.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The runbook's `steps`.
+    #[default]
+    Main,
+    /// The `on_failure` steps, after a main step failed.
+    OnFailure,
+    /// The compensations (`undo:STEP`), after an operator asked for a rollback.
+    Rollback,
+}
+
+/// The id of the compensation node of `step`.
+pub fn undo_id(step: &str) -> String {
+    format!("undo:{step}")
+}
+
+/// The step a compensation node id undoes, if it is one.
+pub fn undone_step(id: &str) -> Option<&str> {
+    id.strip_prefix("undo:")
 }
 
 /// One instance of a step (a `for_each` step has one per item).
@@ -86,7 +120,8 @@ fn running_attempt(s: InstanceState) -> Option<u32> {
 }
 
 impl InstanceState {
-    fn is_terminal(self) -> bool {
+    /// Whether the instance is done (succeeded, failed, skipped or cancelled).
+    pub fn is_terminal(self) -> bool {
         matches!(
             self,
             InstanceState::Succeeded
@@ -215,6 +250,14 @@ pub enum Event {
     },
     /// An operator cancels the run.
     Cancel,
+    /// An operator resumes a failed run: its failed steps (all, or those named) and everything
+    /// that had not run yet go again; succeeded instances are kept.
+    Retry {
+        /// Only these failed steps (empty: every failed step).
+        steps: Vec<String>,
+    },
+    /// An operator rolls back a failed or cancelled run: compensations run in reverse.
+    Rollback,
 }
 
 /// What the driver must do.
@@ -247,6 +290,11 @@ pub enum Action {
         step: String,
         /// Why.
         reason: &'static str,
+    },
+    /// A main step failed: the `on_failure` steps start.
+    OnFailure {
+        /// The step that failed the run.
+        failed_step: String,
     },
     /// The run ended.
     Finish {
@@ -298,6 +346,15 @@ struct StepNode {
     /// rendering, so it is prepared inline instead of through a [`Action::Prepare`] round trip.
     #[serde(default)]
     fixed: Option<Option<u32>>,
+    /// The group the node belongs to.
+    #[serde(default)]
+    group: Stage,
+    /// Compensation nodes: which items to undo (the original's succeeded instances).
+    #[serde(default)]
+    only: Option<Vec<bool>>,
+    /// A `for_each` step.
+    #[serde(default)]
+    each: bool,
 }
 
 /// The state of one run's steps (main steps or `on_failure` steps).
@@ -306,52 +363,103 @@ pub struct RunMachine {
     status: RunStatus,
     steps: IndexMap<String, StepNode>,
     failed_step: Option<String>,
+    #[serde(default)]
+    stage: Stage,
+}
+
+impl StepNode {
+    fn new(s: &tenure_runbook::Step, deps: Vec<String>, group: Stage) -> Self {
+        StepNode {
+            deps,
+            continue_on_error: s.continue_on_error,
+            max_parallel: s.max_parallel,
+            phase: StepPhase::Blocked,
+            instances: Vec::new(),
+            attempts: Vec::new(),
+            fixed: match (&s.condition, &s.for_each) {
+                (None, None) => Some(None),
+                (None, Some(serde_json::Value::Array(items))) => Some(Some(items.len() as u32)),
+                _ => None,
+            },
+            group,
+            only: None,
+            each: s.for_each.is_some(),
+        }
+    }
+}
+
+/// Every step that depends on `step`, directly or through others.
+fn downstream(plan: &Plan, step: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![step.to_string()];
+    while let Some(current) = frontier.pop() {
+        for s in &plan.steps {
+            if s.needs.iter().any(|d| d.step == current) && !found.contains(&s.id) {
+                found.push(s.id.clone());
+                frontier.push(s.id.clone());
+            }
+        }
+    }
+    found
 }
 
 impl RunMachine {
-    /// A machine for the plan's main steps.
+    /// A machine for the plan: its steps, its `on_failure` steps, and a compensation node
+    /// (`undo:STEP`) for every step with `compensate`.
     pub fn new(plan: &Plan) -> Self {
-        Self::of(&plan.steps)
-    }
-
-    /// A machine for the plan's `on_failure` steps.
-    pub fn for_failure(plan: &Plan) -> Self {
-        Self::of(&plan.on_failure)
-    }
-
-    fn of(steps: &[tenure_runbook::Step]) -> Self {
-        let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
-        let steps = steps
-            .iter()
-            .map(|s| {
-                let node = StepNode {
-                    deps: s
-                        .needs
-                        .iter()
-                        .map(|d| d.step.clone())
-                        .filter(|d| ids.contains(&d.as_str()))
-                        .collect(),
-                    continue_on_error: s.continue_on_error,
-                    max_parallel: s.max_parallel,
-                    phase: StepPhase::Blocked,
-                    instances: Vec::new(),
-                    attempts: Vec::new(),
-                    fixed: match (&s.condition, &s.for_each) {
-                        (None, None) => Some(None),
-                        (None, Some(serde_json::Value::Array(items))) => {
-                            Some(Some(items.len() as u32))
-                        }
-                        _ => None,
-                    },
-                };
-                (s.id.clone(), node)
-            })
-            .collect();
+        let mut steps = IndexMap::new();
+        for (group, list) in [
+            (Stage::Main, &plan.steps),
+            (Stage::OnFailure, &plan.on_failure),
+        ] {
+            let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
+            for s in list {
+                let deps = s
+                    .needs
+                    .iter()
+                    .map(|d| d.step.clone())
+                    .filter(|d| ids.contains(&d.as_str()))
+                    .collect();
+                steps.insert(s.id.clone(), StepNode::new(s, deps, group));
+            }
+        }
+        // A compensation waits for the compensations of every step downstream of its step.
+        for s in plan.steps.iter().filter(|s| s.compensate.is_some()) {
+            let deps = downstream(plan, &s.id)
+                .into_iter()
+                .filter(|d| plan.step(d).is_some_and(|d| d.compensate.is_some()))
+                .map(|d| undo_id(&d))
+                .collect();
+            let mut node = StepNode::new(s, deps, Stage::Rollback);
+            node.continue_on_error = false;
+            node.fixed = None;
+            steps.insert(undo_id(&s.id), node);
+        }
         RunMachine {
             status: RunStatus::Queued,
             steps,
             failed_step: None,
+            stage: Stage::Main,
         }
+    }
+
+    /// The stage the run is in.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Step ids of a group, in plan order.
+    pub fn steps_of(&self, group: Stage) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|(_, n)| n.group == group)
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
+    /// Instance states of a step.
+    pub fn instances(&self, step: &str) -> &[InstanceState] {
+        self.steps.get(step).map_or(&[], |n| n.instances.as_slice())
     }
 
     /// The run's status.
@@ -413,13 +521,26 @@ impl RunMachine {
 
     /// Applies one event and returns what the driver must do.
     pub fn apply(&mut self, event: Event) -> Result<Vec<Action>, Error> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Retry { steps } => {
+                self.retry(&steps, &mut actions)?;
+                self.advance(&mut actions);
+                return Ok(actions);
+            }
+            Event::Rollback => {
+                self.rollback(&mut actions)?;
+                self.advance(&mut actions);
+                return Ok(actions);
+            }
+            _ => {}
+        }
         if self.status.is_final() {
             return Err(Error::Invalid(format!(
                 "the run has ended ({:?})",
                 self.status
             )));
         }
-        let mut actions = Vec::new();
         match event {
             Event::Start => {
                 if self.status != RunStatus::Queued {
@@ -482,7 +603,7 @@ impl RunMachine {
                 attempt,
                 retry_at_ms,
             } => {
-                let failing = self.failed_step.is_some();
+                let failing = self.failing();
                 let slot = self.fenced(&step, item, attempt, running_attempt)?;
                 match retry_at_ms {
                     Some(at_ms) if !failing => {
@@ -500,7 +621,7 @@ impl RunMachine {
                 }
             }
             Event::RetryDue { step, item } => {
-                let failing = self.failed_step.is_some();
+                let failing = self.failing();
                 let slot = self.slot(&step, item)?;
                 if !matches!(*slot, InstanceState::RetryWait { .. }) {
                     return Err(Error::Stale {
@@ -580,6 +701,7 @@ impl RunMachine {
                 });
                 return Ok(actions);
             }
+            Event::Retry { .. } | Event::Rollback => unreachable!("handled above"),
         }
         self.advance(&mut actions);
         Ok(actions)
@@ -611,28 +733,184 @@ impl RunMachine {
                 },
             });
         } else {
-            let limit = node.max_parallel.unwrap_or(u32::MAX).max(1);
+            // Compensations undo only the items whose original succeeded.
+            let only = node.only.clone();
             node.instances = (0..n)
                 .map(|i| {
-                    if i < limit {
-                        InstanceState::Ready
-                    } else {
+                    let wanted = only
+                        .as_ref()
+                        .is_none_or(|m| m.get(i as usize).copied().unwrap_or(true));
+                    if wanted {
                         InstanceState::Pending
+                    } else {
+                        InstanceState::Skipped
                     }
                 })
                 .collect();
             node.attempts = vec![0; n as usize];
             node.phase = StepPhase::Active;
-            actions.extend((0..n.min(limit)).map(|item| Action::Enqueue {
-                step: step.clone(),
-                item,
-            }));
+            self.fill(&step, actions);
+        }
+        Ok(())
+    }
+
+    /// Makes pending instances ready, up to `max_parallel` in flight.
+    fn fill(&mut self, step: &str, actions: &mut Vec<Action>) {
+        let Some(node) = self.steps.get_mut(step) else {
+            return;
+        };
+        let limit = node.max_parallel.unwrap_or(u32::MAX).max(1) as usize;
+        let mut in_flight = node
+            .instances
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    InstanceState::Ready
+                        | InstanceState::Running { .. }
+                        | InstanceState::RetryWait { .. }
+                        | InstanceState::Parked { .. }
+                )
+            })
+            .count();
+        for (i, s) in node.instances.iter_mut().enumerate() {
+            if in_flight >= limit {
+                break;
+            }
+            if *s == InstanceState::Pending {
+                *s = InstanceState::Ready;
+                in_flight += 1;
+                actions.push(Action::Enqueue {
+                    step: step.to_string(),
+                    item: i as u32,
+                });
+            }
+        }
+        if node.instances.iter().all(|s| s.is_terminal()) {
+            node.phase = StepPhase::Succeeded;
+        }
+    }
+
+    /// Whether a failure stops the current stage: a failed main step or compensation does; a
+    /// failing `on_failure` step does not stop the others.
+    fn failing(&self) -> bool {
+        self.failed_step.is_some() && self.stage != Stage::OnFailure
+    }
+
+    fn retry(&mut self, steps: &[String], actions: &mut Vec<Action>) -> Result<(), Error> {
+        if self.status != RunStatus::Failed {
+            return Err(Error::Invalid(format!(
+                "only a failed run can be retried (this one is {})",
+                status_name(self.status)
+            )));
+        }
+        let group = if self.stage == Stage::Rollback {
+            Stage::Rollback
+        } else {
+            Stage::Main
+        };
+        for id in steps {
+            let failed = self
+                .steps
+                .get(id)
+                .is_some_and(|n| n.group == group && n.phase == StepPhase::Failed);
+            if !failed {
+                return Err(Error::Invalid(format!("step `{id}` has not failed")));
+            }
+        }
+        // The on_failure steps run again if the run fails again.
+        for node in self.steps.values_mut() {
+            if node.group == Stage::OnFailure {
+                node.phase = StepPhase::Blocked;
+                node.instances.clear();
+                node.attempts.clear();
+            }
+        }
+        self.stage = group;
+        self.failed_step = None;
+        self.status = RunStatus::Running;
+        let ids: Vec<String> = self.steps_of(group).into_iter().map(String::from).collect();
+        for id in ids {
+            let node = &mut self.steps[&id];
+            match node.phase {
+                StepPhase::Succeeded | StepPhase::Skipped | StepPhase::Blocked => continue,
+                StepPhase::Failed if !steps.is_empty() && !steps.contains(&id) => {
+                    if !node.continue_on_error && self.failed_step.is_none() {
+                        self.failed_step = Some(id.clone());
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if node.instances.is_empty() {
+                node.phase = StepPhase::Blocked;
+                continue;
+            }
+            for s in &mut node.instances {
+                if matches!(s, InstanceState::Failed | InstanceState::Cancelled) {
+                    *s = InstanceState::Pending;
+                }
+            }
+            node.phase = StepPhase::Active;
+            self.fill(&id, actions);
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self, actions: &mut Vec<Action>) -> Result<(), Error> {
+        if !matches!(self.status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(Error::Invalid(format!(
+                "only a failed or cancelled run can be rolled back (this one is {})",
+                status_name(self.status)
+            )));
+        }
+        let undo: Vec<String> = self
+            .steps_of(Stage::Rollback)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if undo.is_empty() {
+            return Err(Error::Invalid(
+                "no step of this runbook has a `compensate`".into(),
+            ));
+        }
+        self.stage = Stage::Rollback;
+        self.failed_step = None;
+        self.status = RunStatus::Running;
+        for id in undo {
+            let Some(original) = undone_step(&id).and_then(|o| self.steps.get(o)) else {
+                continue;
+            };
+            let done: Vec<bool> = original
+                .instances
+                .iter()
+                .map(|s| *s == InstanceState::Succeeded)
+                .collect();
+            let each = original.each;
+            let node = &mut self.steps[&id];
+            if node.phase == StepPhase::Succeeded {
+                // Undone by an earlier rollback: never undo twice.
+                continue;
+            }
+            node.instances.clear();
+            node.attempts.clear();
+            if done.contains(&true) {
+                node.phase = StepPhase::Blocked;
+                node.fixed = Some(each.then_some(done.len() as u32));
+                node.only = Some(done);
+            } else {
+                node.phase = StepPhase::Skipped;
+                actions.push(Action::Skipped {
+                    step: id,
+                    reason: "nothing to undo",
+                });
+            }
         }
         Ok(())
     }
 
     fn instance_done(&mut self, step: &str, actions: &mut Vec<Action>) {
-        let failing = self.failed_step.is_some();
+        let failing = self.failing();
         let node = self.steps.get_mut(step).expect("checked by the caller");
         if !failing {
             if let Some(i) = node
@@ -663,7 +941,13 @@ impl RunMachine {
     }
 
     fn cancel_all(&mut self) {
-        for node in self.steps.values_mut() {
+        for stage in [Stage::Main, Stage::OnFailure, Stage::Rollback] {
+            self.cancel_group(stage);
+        }
+    }
+
+    fn cancel_group(&mut self, stage: Stage) {
+        for node in self.steps.values_mut().filter(|n| n.group == stage) {
             for s in &mut node.instances {
                 if !s.is_terminal() {
                     *s = InstanceState::Cancelled;
@@ -676,8 +960,9 @@ impl RunMachine {
     }
 
     fn advance(&mut self, actions: &mut Vec<Action>) {
-        if self.failed_step.is_some() {
-            let in_flight = self.steps.values().any(|n| {
+        if self.failing() {
+            let stage = self.stage;
+            let in_flight = self.steps.values().filter(|n| n.group == stage).any(|n| {
                 n.phase == StepPhase::Preparing
                     || n.instances.iter().any(|s| {
                         matches!(
@@ -686,21 +971,31 @@ impl RunMachine {
                         )
                     })
             });
-            if !in_flight {
-                self.cancel_all();
+            if in_flight {
+                return;
+            }
+            self.cancel_group(stage);
+            let has_on_failure = self.steps.values().any(|n| n.group == Stage::OnFailure);
+            if stage == Stage::Main && has_on_failure {
+                self.stage = Stage::OnFailure;
+                actions.push(Action::OnFailure {
+                    failed_step: self.failed_step.clone().unwrap_or_default(),
+                });
+            } else {
                 self.status = RunStatus::Failed;
                 actions.push(Action::Finish {
                     status: RunStatus::Failed,
                     failed_step: self.failed_step.clone(),
                 });
+                return;
             }
-            return;
         }
+        let stage = self.stage;
         loop {
             let ready: Vec<String> = self
                 .steps
                 .iter()
-                .filter(|(_, n)| n.phase == StepPhase::Blocked)
+                .filter(|(_, n)| n.group == stage && n.phase == StepPhase::Blocked)
                 .filter(|(_, n)| {
                     n.deps
                         .iter()
@@ -722,15 +1017,21 @@ impl RunMachine {
                 }
             }
         }
-        if self.steps.values().all(|n| n.phase.is_done()) {
-            self.status = RunStatus::Succeeded;
+        let group = || self.steps.values().filter(|n| n.group == stage);
+        if group().all(|n| n.phase.is_done()) {
+            let (status, failed_step) = match stage {
+                Stage::Main => (RunStatus::Succeeded, None),
+                Stage::OnFailure => (RunStatus::Failed, self.failed_step.clone()),
+                Stage::Rollback => (RunStatus::RolledBack, None),
+            };
+            self.status = status;
             actions.push(Action::Finish {
-                status: RunStatus::Succeeded,
-                failed_step: None,
+                status,
+                failed_step,
             });
             return;
         }
-        let active = self.steps.values().any(|n| {
+        let active = group().any(|n| {
             n.phase == StepPhase::Preparing
                 || n.instances.iter().any(|s| {
                     matches!(
@@ -748,4 +1049,12 @@ impl RunMachine {
             RunStatus::Waiting
         };
     }
+}
+
+/// A status as written in the journal and the CLI (`rolled_back`).
+pub fn status_name(status: RunStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

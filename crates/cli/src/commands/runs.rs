@@ -1,5 +1,6 @@
 //! Run commands over the durable store: `run`, `worker`, `runs`, `log`, `approve`, `cancel`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,40 +102,80 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!("run {id} ({} v{})", plan.runbook, plan.version);
-        let worker = Worker::new(store.clone(), Registry::builtin(), format!("cli-{}", std::process::id()));
-        let mut shown = 0;
-        let mut announced = false;
-        let status = loop {
-            let record = store.run(&id).await?;
-            let events = store.events(&id).await?;
-            for e in &events[shown..] {
-                if !args.json {
-                    println!("{}", line(e));
-                }
-            }
-            shown = events.len();
-            if record.status.is_final() {
-                break record.status;
-            }
-            if record.status == RunStatus::Waiting && !announced {
-                announced = true;
-                for e in &events {
-                    if let EventKind::ApprovalRequested { step, approvers, .. } = &e.kind {
-                        eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {} [--deny]", approvers.first().map_or("EMAIL", String::as_str));
-                    }
-                }
-            }
-            if !worker.tick().await? {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        if args.json {
-            println!("{}", json!({"id": id, "status": status}));
-        } else {
-            eprintln!("run {id}: {}", status_name(status));
-        }
-        Ok(if status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        follow(&store, &id, 0, args.json).await
     })
+}
+
+/// Executes a run in this process with live progress (journal lines, and a progress bar per
+/// `for_each` step), from journal event `shown` on. Exit code 0 only if it succeeded (or,
+/// after a rollback, was rolled back).
+async fn follow(store: &Store, id: &str, mut shown: usize, json: bool) -> Result<ExitCode> {
+    let worker = Worker::new(
+        store.clone(),
+        Registry::builtin(),
+        format!("cli-{}", std::process::id()),
+    );
+    let mut announced = false;
+    let mut bars: HashMap<String, (usize, usize)> = HashMap::new();
+    let status = loop {
+        let record = store.run(id).await?;
+        let events = store.events(id).await?;
+        if !json {
+            for e in &events[shown..] {
+                println!("{}", line(e));
+            }
+            for step in record.plan.steps.iter().filter(|s| s.for_each.is_some()) {
+                let instances = record.machine.instances(&step.id);
+                let done = instances.iter().filter(|s| s.is_terminal()).count();
+                let progress = (done, instances.len());
+                if !instances.is_empty() && bars.get(&step.id) != Some(&progress) {
+                    println!("{}", progress_bar(&step.id, done, instances.len()));
+                    bars.insert(step.id.clone(), progress);
+                }
+            }
+        }
+        shown = events.len();
+        if record.status.is_final() {
+            break record.status;
+        }
+        if record.status == RunStatus::Waiting && !announced {
+            announced = true;
+            for e in &events {
+                if let EventKind::ApprovalRequested {
+                    step, approvers, ..
+                } = &e.kind
+                {
+                    eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {} [--deny]", approvers.first().map_or("EMAIL", String::as_str));
+                }
+            }
+        }
+        if !worker.tick().await? {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if json {
+        println!("{}", json!({"id": id, "status": status}));
+    } else {
+        eprintln!("run {id}: {}", status_name(status));
+    }
+    Ok(
+        if matches!(status, RunStatus::Succeeded | RunStatus::RolledBack) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+/// `step [#########...........] 9/20 items`
+fn progress_bar(step: &str, done: usize, total: usize) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!(
+        "             {step} [{}{}] {done}/{total} items",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    )
 }
 
 fn chrono_now() -> String {
@@ -144,12 +185,7 @@ fn chrono_now() -> String {
         .unwrap_or_default()
 }
 
-fn status_name(s: RunStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
+use tenure_engine::machine::status_name;
 
 /// One journal event as a line for people.
 fn line(e: &Event) -> String {
@@ -217,6 +253,20 @@ fn line(e: &Event) -> String {
         } => format!("{step}: {approver} chose {decision} ({source})"),
         EventKind::TimerSet { step, at } => format!("{step} sleeps until {at}"),
         EventKind::TimerFired { step } => format!("{step} woke"),
+        EventKind::OnFailureStarted { failed_step } => {
+            format!("{failed_step} failed the run: on_failure steps start")
+        }
+        EventKind::RunCancelled { by } => format!("cancelled by {by}"),
+        EventKind::RunRetried { steps, by } => {
+            if steps.is_empty() {
+                format!("retried by {by}: every failed step runs again")
+            } else {
+                format!("retried by {by}: {} run again", steps.join(", "))
+            }
+        }
+        EventKind::RollbackStarted { by } => {
+            format!("rollback started by {by}: compensations run in reverse order")
+        }
         EventKind::RunFinished { status, error } => format!(
             "run {status}{}",
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
@@ -401,6 +451,7 @@ pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
         let store = open(db).await?;
         let change = Change {
             events: vec![tenure_engine::machine::Event::Cancel],
+            journal: vec![EventKind::RunCancelled { by: operator() }],
             ..Change::default()
         };
         match store.transition(&args.run, None, change).await {
@@ -413,5 +464,110 @@ pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+    })
+}
+
+/// Who is at the terminal, for the journal.
+fn operator() -> String {
+    std::env::var("TENURE_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+/// Arguments of `tenure retry`.
+#[derive(clap::Args, Debug)]
+pub struct RetryArgs {
+    /// The failed run.
+    run: String,
+    /// Only this failed step (repeatable); default: every failed step.
+    #[arg(long = "step", value_name = "STEP")]
+    steps: Vec<String>,
+    /// Only resume it; `tenure worker` executes it.
+    #[arg(long)]
+    detach: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tenure retry RUN [--step S]`: resumes a failed run from its failed steps.
+pub fn retry(db: &str, args: RetryArgs) -> Result<ExitCode> {
+    let event = tenure_engine::machine::Event::Retry {
+        steps: args.steps.clone(),
+    };
+    let journal = EventKind::RunRetried {
+        steps: args.steps.clone(),
+        by: operator(),
+    };
+    operator_action(
+        db,
+        &args.run,
+        event,
+        journal,
+        "retry",
+        args.detach,
+        args.json,
+    )
+}
+
+/// Arguments of `tenure rollback`.
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// The failed or cancelled run.
+    run: String,
+    /// Only start the rollback; `tenure worker` executes it.
+    #[arg(long)]
+    detach: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tenure rollback RUN`: runs the `compensate` of every step that succeeded, in reverse order.
+pub fn rollback(db: &str, args: RollbackArgs) -> Result<ExitCode> {
+    let event = tenure_engine::machine::Event::Rollback;
+    let journal = EventKind::RollbackStarted { by: operator() };
+    operator_action(
+        db,
+        &args.run,
+        event,
+        journal,
+        "roll back",
+        args.detach,
+        args.json,
+    )
+}
+
+fn operator_action(
+    db: &str,
+    run: &str,
+    event: tenure_engine::machine::Event,
+    journal: EventKind,
+    verb: &str,
+    detach: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let store = open(db).await?;
+        let shown = store.events(run).await?.len();
+        let change = Change {
+            events: vec![event],
+            journal: vec![journal],
+            ..Change::default()
+        };
+        if let Err(e) = store.transition(run, None, change).await {
+            eprintln!("error: cannot {verb} {run}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        if detach {
+            let status = store.run(run).await?.status;
+            if json {
+                println!("{}", json!({"id": run, "status": status}));
+            } else {
+                println!("{run}: {}", status_name(status));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        follow(&store, run, shown, json).await
     })
 }

@@ -338,6 +338,9 @@ pub(crate) async fn transition(
                 item: None,
                 reason: reason.to_string(),
             }),
+            Action::OnFailure { failed_step } => journal.push(EventKind::OnFailureStarted {
+                failed_step: failed_step.clone(),
+            }),
             Action::Finish {
                 status,
                 failed_step,

@@ -2,7 +2,7 @@
 //! for.
 
 use tenure_engine::machine::{
-    Action, Error, Event, InstanceState, RunMachine, RunStatus, StepPhase,
+    Action, Error, Event, InstanceState, RunMachine, RunStatus, Stage, StepPhase,
 };
 use tenure_runbook::{compile, Plan, SourceFile};
 
@@ -449,7 +449,7 @@ fn simulated_drivers_with_random_outcomes_always_finish() {
                     }
                 }
                 Action::ScheduleRetry { step, item, .. } => Event::RetryDue { step, item },
-                Action::Skipped { .. } => continue,
+                Action::Skipped { .. } | Action::OnFailure { .. } => continue,
                 Action::Finish { status, .. } => {
                     assert!(finished.is_none(), "finished twice");
                     finished = Some(status);
@@ -514,4 +514,173 @@ fn steps_without_templates_to_render_are_prepared_inline() {
         "an empty literal list skips the step and its dependents start in the same transition"
     );
     assert_eq!(m.phase("c"), Some(StepPhase::Skipped));
+}
+
+fn fail(m: &mut RunMachine, step: &str, item: u32, attempt: u32) -> Vec<Action> {
+    m.apply(Event::AttemptStarted {
+        step: step.into(),
+        item,
+        attempt,
+    })
+    .unwrap();
+    m.apply(Event::AttemptFailed {
+        step: step.into(),
+        item,
+        attempt,
+        retry_at_ms: None,
+    })
+    .unwrap()
+}
+
+const PLAIN: &str = "  a: { uses: notify.teams, with: { message: a } }\n  b: { uses: notify.teams, needs: [a], with: { message: b } }\n";
+
+#[test]
+fn on_failure_steps_run_once_and_the_run_still_fails() {
+    let p = plan(
+        &format!(
+            "{PLAIN}on_failure:\n  tell: {{ uses: notify.teams, with: {{ message: failed }} }}\n"
+        )
+        .replace(
+            "inputs:\n  items: { type: list, default: [a, b, c, d, e] }\nsteps:\n",
+            "steps:\n",
+        ),
+    );
+    let mut m = RunMachine::new(&p);
+    m.apply(Event::Start).unwrap();
+    assert_eq!(
+        fail(&mut m, "a", 0, 1),
+        vec![
+            Action::OnFailure {
+                failed_step: "a".into()
+            },
+            enq("tell", 0)
+        ]
+    );
+    assert_eq!(m.status(), RunStatus::Running);
+    assert_eq!(m.phase("b"), Some(StepPhase::Cancelled));
+    // A failing on_failure step does not stop the others, and the run ends failed.
+    assert_eq!(
+        fail(&mut m, "tell", 0, 1),
+        vec![Action::Finish {
+            status: RunStatus::Failed,
+            failed_step: Some("a".into())
+        }]
+    );
+}
+
+#[test]
+fn retry_resumes_from_the_failed_step_and_keeps_what_succeeded() {
+    let p = plan(
+        "  a: { uses: notify.teams, with: { message: a } }\n  g: { uses: notify.teams, needs: [a], for_each: [x, y, z], with: { message: \"{{item}}\" } }\n  b: { uses: notify.teams, needs: [g], with: { message: b } }\n",
+    );
+    let mut m = RunMachine::new(&p);
+    m.apply(Event::Start).unwrap();
+    succeed(&mut m, "a", 0, 1);
+    succeed(&mut m, "g", 0, 1);
+    succeed(&mut m, "g", 2, 1);
+    let end = fail(&mut m, "g", 1, 1);
+    assert!(matches!(
+        end.last(),
+        Some(Action::Finish {
+            status: RunStatus::Failed,
+            ..
+        })
+    ));
+    assert!(matches!(
+        m.apply(Event::Retry {
+            steps: vec!["a".into()]
+        }),
+        Err(Error::Invalid(_))
+    ));
+    // Only the failed item runs again, with a higher attempt number.
+    assert_eq!(
+        m.apply(Event::Retry { steps: vec![] }).unwrap(),
+        vec![enq("g", 1)]
+    );
+    assert_eq!(m.status(), RunStatus::Running);
+    assert_eq!(m.next_attempt("g", 1), 2);
+    assert_eq!(succeed(&mut m, "g", 1, 2), vec![enq("b", 0)]);
+    let end = succeed(&mut m, "b", 0, 1);
+    assert_eq!(
+        end,
+        vec![Action::Finish {
+            status: RunStatus::Succeeded,
+            failed_step: None
+        }]
+    );
+    assert!(
+        m.apply(Event::Retry { steps: vec![] }).is_err(),
+        "a succeeded run cannot be retried"
+    );
+}
+
+#[test]
+fn rollback_runs_compensations_in_reverse_for_what_succeeded() {
+    let undo =
+        |id: &str| format!("compensate: {{ uses: notify.teams, with: {{ message: undo {id} }} }}");
+    let p = plan(&format!(
+        "  a: {{ uses: notify.teams, with: {{ message: a }}, {} }}\n  b: {{ uses: notify.teams, needs: [a], with: {{ message: b }}, {} }}\n  c: {{ uses: notify.teams, needs: [b], with: {{ message: c }}, {} }}\n  d: {{ uses: notify.teams, needs: [c], with: {{ message: d }} }}\n",
+        undo("a"),
+        undo("b"),
+        undo("c")
+    ));
+    let mut m = RunMachine::new(&p);
+    m.apply(Event::Start).unwrap();
+    succeed(&mut m, "a", 0, 1);
+    succeed(&mut m, "b", 0, 1);
+    fail(&mut m, "c", 0, 1);
+    assert_eq!(m.status(), RunStatus::Failed);
+    // c failed: nothing to undo there; b is undone before a.
+    let started = m.apply(Event::Rollback).unwrap();
+    assert_eq!(
+        started,
+        vec![
+            Action::Skipped {
+                step: "undo:c".into(),
+                reason: "nothing to undo"
+            },
+            enq("undo:b", 0)
+        ]
+    );
+    assert_eq!(m.stage(), Stage::Rollback);
+    assert_eq!(succeed(&mut m, "undo:b", 0, 1), vec![enq("undo:a", 0)]);
+    assert_eq!(
+        succeed(&mut m, "undo:a", 0, 1),
+        vec![Action::Finish {
+            status: RunStatus::RolledBack,
+            failed_step: None
+        }]
+    );
+    assert!(
+        m.apply(Event::Rollback).is_err(),
+        "a rolled-back run is not rolled back twice"
+    );
+}
+
+#[test]
+fn a_failed_compensation_fails_the_rollback_and_retry_resumes_it() {
+    let p = plan("  a: { uses: notify.teams, with: { message: a }, compensate: { uses: notify.teams, with: { message: undo } } }\n  b: { uses: notify.teams, needs: [a], with: { message: b } }\n");
+    let mut m = RunMachine::new(&p);
+    m.apply(Event::Start).unwrap();
+    succeed(&mut m, "a", 0, 1);
+    fail(&mut m, "b", 0, 1);
+    m.apply(Event::Rollback).unwrap();
+    assert_eq!(
+        fail(&mut m, "undo:a", 0, 1),
+        vec![Action::Finish {
+            status: RunStatus::Failed,
+            failed_step: Some("undo:a".into())
+        }]
+    );
+    assert_eq!(
+        m.apply(Event::Retry { steps: vec![] }).unwrap(),
+        vec![enq("undo:a", 0)]
+    );
+    assert_eq!(
+        succeed(&mut m, "undo:a", 0, 2),
+        vec![Action::Finish {
+            status: RunStatus::RolledBack,
+            failed_step: None
+        }]
+    );
 }

@@ -11,7 +11,7 @@ use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::{verify, EventKind};
 use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
-use tenure_engine::store::Store;
+use tenure_engine::store::{Change, Store};
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
 
 /// Counts executions per idempotency key; fails the first `fail_first` attempts transiently.
@@ -326,7 +326,113 @@ async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out(db: Db)
     let _ = Value::Null;
 }
 
+/// Fails permanently while `broken` is set; records every call's step and message.
+#[derive(Clone, Default)]
+struct Switch {
+    broken: Arc<Mutex<bool>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Executor for Switch {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(async move {
+            let message = call.params["message"].as_str().unwrap_or("").to_string();
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{}: {message}", call.step));
+            if message == "risky" && *self.broken.lock().unwrap() {
+                return Err(StepError::permanent("http_400", "the vendor said no"));
+            }
+            Ok(Outcome::Done(json!({"posted": true})))
+        })
+    }
+}
+
+async fn failure_handling_retry_and_rollback(db: Db) {
+    let (store, _dir) = db.open().await;
+    let switch = Switch::default();
+    *switch.broken.lock().unwrap() = true;
+    let mut registry = Registry::builtin();
+    registry.insert("notify.teams", switch.clone());
+    let worker = Worker::new(store.clone(), registry, "w1");
+    let p = plan("  a: { uses: notify.teams, with: { message: create }, compensate: { uses: notify.teams, with: { message: \"undo {{steps.a.outputs.posted}}\" } } }\n  b: { uses: notify.teams, needs: [a], with: { message: risky } }\n  c: { uses: notify.teams, needs: [b], with: { message: after } }\non_failure:\n  tell: { uses: notify.teams, with: { message: \"{{run.failed_step}} failed: {{run.error}}\" } }\n");
+    let id = start(&store, &p).await;
+    assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
+    let calls = switch.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            "a: create",
+            "b: risky",
+            "tell: b failed: the vendor said no"
+        ]
+    );
+
+    // Fixed at the vendor: retry resumes at b; a is not repeated.
+    *switch.broken.lock().unwrap() = false;
+    let retry = Change {
+        events: vec![tenure_engine::machine::Event::Retry { steps: vec![] }],
+        journal: vec![EventKind::RunRetried {
+            steps: vec![],
+            by: "ops@msp.example".into(),
+        }],
+        ..Change::default()
+    };
+    store.transition(&id, None, retry).await.unwrap();
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    let calls = switch.calls.lock().unwrap().clone();
+    assert_eq!(&calls[3..], ["b: risky", "c: after"]);
+    assert!(
+        store
+            .transition(
+                &id,
+                None,
+                Change {
+                    events: vec![tenure_engine::machine::Event::Rollback],
+                    ..Change::default()
+                }
+            )
+            .await
+            .is_err(),
+        "a succeeded run is not rolled back"
+    );
+
+    // A second run fails and is rolled back: a's compensation runs with a's outputs.
+    *switch.broken.lock().unwrap() = true;
+    let id = start(&store, &p).await;
+    assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
+    let rollback = Change {
+        events: vec![tenure_engine::machine::Event::Rollback],
+        journal: vec![EventKind::RollbackStarted {
+            by: "ops@msp.example".into(),
+        }],
+        ..Change::default()
+    };
+    store.transition(&id, None, rollback).await.unwrap();
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::RolledBack
+    );
+    assert_eq!(
+        switch.calls.lock().unwrap().last().unwrap(),
+        "undo:a: undo true"
+    );
+    let events = store.events(&id).await.unwrap();
+    verify(&id, &events).unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::OnFailureStarted { failed_step } if failed_step == "b")
+    ));
+    assert!(
+        matches!(&events.last().unwrap().kind, EventKind::RunFinished { status, .. } if status == "rolled_back")
+    );
+}
+
 crate::on_both_databases!(
+    failure_handling_retry_and_rollback,
     a_run_goes_from_start_to_finish_with_a_verified_journal,
     transient_failures_are_retried_and_journaled,
     kinds_without_an_executor_fail_permanently_with_a_clear_message,
