@@ -36,6 +36,8 @@ pub trait Backend: Send + Sync + 'static {
     /// database that can abort a statement part-way for concurrency reasons (deadlock,
     /// serialization failure) needs the savepoint to retry it alone.
     fn isolate_ops(&self) -> bool;
+    /// Whether one query may hold several statements with parameters.
+    fn multi_statement(&self) -> bool;
     /// A statement (one text parameter) that serializes transactions on a concurrency key.
     fn lock_key(&self) -> Option<&'static str>;
     /// A statement run in a transaction that created work, telling other processes.
@@ -116,6 +118,10 @@ impl Backend for Sqlite {
         ""
     }
 
+    fn multi_statement(&self) -> bool {
+        true
+    }
+
     fn isolate_ops(&self) -> bool {
         // One writer at a time (BEGIN IMMEDIATE): no deadlocks; a failed write fails the batch.
         false
@@ -168,6 +174,10 @@ impl Backend for Postgres {
 
     fn isolate_ops(&self) -> bool {
         true
+    }
+
+    fn multi_statement(&self) -> bool {
+        false
     }
 
     fn lock_key(&self) -> Option<&'static str> {

@@ -11,6 +11,7 @@
 mod backend;
 mod tx;
 mod writer;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

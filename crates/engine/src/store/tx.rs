@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::backend::Backend;
+use super::writes::{Bind, Writes};
 use super::{now_ms, now_text, status_str, Change, Error, Task, TaskKind};
 use crate::journal::{Event as JournalEvent, EventKind};
 use crate::machine::{self, Action, RunMachine};
@@ -45,12 +46,13 @@ pub(crate) async fn create_run(
         ],
     );
     let (last_seq, last_hash) = head.unwrap_or_default();
-    sqlx::query("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)")
-        .bind(&new.id).bind(&new.runbook).bind(new.version).bind(&new.plan_hash).bind(&new.plan_json)
-        .bind(&new.context).bind(&new.machine).bind(&new.concurrency_key).bind(now).bind(now)
-        .bind(last_seq as i64).bind(last_hash)
-        .execute(&mut *conn).await?;
-    insert_events(conn, &events).await?;
+    let mut writes = Writes::default();
+    writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)",
+        vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
+            (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), now.into(), now.into(),
+            (last_seq as i64).into(), last_hash.into()]);
+    insert_events(&mut writes, &events);
+    writes.flush(conn, backend).await?;
     let blocked = match &new.concurrency_key {
         Some(key) => {
             if let Some(lock) = backend.lock_key() {
@@ -90,12 +92,11 @@ pub(crate) async fn claim(
     };
     let id: i64 = row.try_get("id")?;
     let taken_over = row.try_get::<Option<String>, _>("lease_owner")?.is_some();
-    sqlx::query("UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3")
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let mut writes = Writes::default();
+    writes.push(
+        "UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3",
+        vec![owner.into(), (now + lease_ms).into(), id.into()],
+    );
     let mut task = Task {
         id,
         run_id: row.try_get("run_id")?,
@@ -105,8 +106,9 @@ pub(crate) async fn claim(
         attempt: None,
     };
     if task.kind == TaskKind::Attempt {
-        task.attempt = start_attempt(conn, backend, &task, owner).await?;
+        task.attempt = start_attempt(conn, backend, &task, owner, &mut writes).await?;
     }
+    writes.flush(conn, backend).await?;
     Ok(Some((task, taken_over)))
 }
 
@@ -119,54 +121,47 @@ async fn start_attempt(
     backend: &dyn Backend,
     task: &Task,
     owner: &str,
+    writes: &mut Writes,
 ) -> Result<Option<u32>, Error> {
-    let sql = format!(
-        "SELECT machine FROM runs WHERE id = $1{}",
-        backend.lock_row()
-    );
-    let Some(row) = sqlx::query(&sql)
-        .bind(&task.run_id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let m: RunMachine = serde_json::from_str(&row.try_get::<String, _>("machine")?)
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
     let (step, item) = (task.step.clone(), task.item);
-    let mut events = match m.instance(&step, item) {
-        Some(machine::InstanceState::Running { attempt }) => vec![machine::Event::LeaseExpired {
+    let mut started = None;
+    let change = |m: &RunMachine| {
+        let mut events = match m.instance(&step, item) {
+            Some(machine::InstanceState::Running { attempt }) => {
+                vec![machine::Event::LeaseExpired {
+                    step: step.clone(),
+                    item,
+                    attempt,
+                }]
+            }
+            Some(machine::InstanceState::RetryWait { .. }) => vec![machine::Event::RetryDue {
+                step: step.clone(),
+                item,
+            }],
+            Some(machine::InstanceState::Ready) if !m.status().is_final() => vec![],
+            _ => return None,
+        };
+        let attempt = m.next_attempt(&step, item);
+        started = Some(attempt);
+        events.push(machine::Event::AttemptStarted {
             step: step.clone(),
             item,
             attempt,
-        }],
-        Some(machine::InstanceState::RetryWait { .. }) => vec![machine::Event::RetryDue {
-            step: step.clone(),
-            item,
-        }],
-        Some(machine::InstanceState::Ready) if !m.status().is_final() => vec![],
-        _ => return Ok(None),
+        });
+        Some(Change {
+            events,
+            journal: vec![EventKind::AttemptStarted {
+                step: step.clone(),
+                item: Some(item),
+                attempt,
+                owner: owner.to_string(),
+            }],
+            ..Change::default()
+        })
     };
-    let attempt = m.next_attempt(&step, item);
-    events.push(machine::Event::AttemptStarted {
-        step: step.clone(),
-        item,
-        attempt,
-    });
-    let change = Change {
-        events,
-        journal: vec![EventKind::AttemptStarted {
-            step,
-            item: Some(item),
-            attempt,
-            owner: owner.to_string(),
-        }],
-        ..Change::default()
-    };
-    match transition(conn, backend, &task.run_id, None, &change).await {
-        Ok(_) => Ok(Some(attempt)),
-        // The machine refused before anything was written.
-        Err(Error::Machine(_)) => Ok(None),
+    match transition_with(conn, backend, &task.run_id, None, writes, change).await {
+        Ok(Some(_)) => Ok(started),
+        Ok(None) | Err(Error::Machine(_)) | Err(Error::NoRun(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -215,14 +210,15 @@ fn chain(
     events
 }
 
-/// Inserts journal events with one statement.
-async fn insert_events(conn: &mut AnyConnection, events: &[JournalEvent]) -> Result<(), Error> {
+/// Adds the insert of journal events, as one statement.
+fn insert_events(writes: &mut Writes, events: &[JournalEvent]) {
     if events.is_empty() {
-        return Ok(());
+        return;
     }
     let mut sql =
         String::from("INSERT INTO events (run_id, seq, at, body, prev_hash, hash) VALUES ");
-    for i in 0..events.len() {
+    let mut binds: Vec<Bind> = Vec::with_capacity(events.len() * 6);
+    for (i, e) in events.iter().enumerate() {
         let n = i * 6;
         if i > 0 {
             sql.push_str(", ");
@@ -236,19 +232,16 @@ async fn insert_events(conn: &mut AnyConnection, events: &[JournalEvent]) -> Res
             n + 5,
             n + 6
         ));
+        binds.extend([
+            (&e.run_id).into(),
+            (e.seq as i64).into(),
+            (&e.at).into(),
+            serde_json::to_string(&e.kind).unwrap_or_default().into(),
+            (&e.prev_hash).into(),
+            (&e.hash).into(),
+        ]);
     }
-    let mut query = sqlx::query(&sql);
-    for e in events {
-        query = query
-            .bind(e.run_id.clone())
-            .bind(e.seq as i64)
-            .bind(e.at.clone())
-            .bind(serde_json::to_string(&e.kind).unwrap_or_default())
-            .bind(e.prev_hash.clone())
-            .bind(e.hash.clone());
-    }
-    query.execute(&mut *conn).await?;
-    Ok(())
+    writes.push(sql, binds);
 }
 
 /// Applies a change to a run: the machine's new state, the journal events that describe it
@@ -260,6 +253,25 @@ pub(crate) async fn transition(
     fence: Option<(i64, &str)>,
     change: &Change,
 ) -> Result<Vec<Action>, Error> {
+    let mut writes = Writes::default();
+    let actions = transition_with(conn, backend, run_id, fence, &mut writes, |_| {
+        Some(change.clone())
+    })
+    .await?;
+    Ok(actions.unwrap_or_default())
+}
+
+/// [`transition`] with the change made from the run's current machine (`None`: nothing to
+/// do), after `writes` collected by the caller. Everything is checked before anything is
+/// written; all writes are flushed before it returns.
+async fn transition_with(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    run_id: &str,
+    fence: Option<(i64, &str)>,
+    writes: &mut Writes,
+    make: impl FnOnce(&RunMachine) -> Option<Change>,
+) -> Result<Option<Vec<Action>>, Error> {
     if let Some((task_id, owner)) = fence {
         let sql = format!(
             "SELECT id FROM tasks WHERE id = $1 AND lease_owner = $2{}",
@@ -290,33 +302,37 @@ pub(crate) async fn transition(
     let mut head = (last_seq > 0)
         .then(|| Ok::<_, Error>((last_seq as u64, row.try_get::<String, _>("last_hash")?)))
         .transpose()?;
-    let claimed: Vec<(&str, u32)> = change
+    let Some(change) = make(&m) else {
+        writes.flush(conn, backend).await?;
+        return Ok(None);
+    };
+    let claimed: Vec<(String, u32)> = change
         .events
         .iter()
         .filter_map(|e| match e {
-            machine::Event::AttemptStarted { step, item, .. } => Some((step.as_str(), *item)),
+            machine::Event::AttemptStarted { step, item, .. } => Some((step.clone(), *item)),
             _ => None,
         })
         .collect();
     let mut actions = Vec::new();
-    for event in &change.events {
-        actions.extend(m.apply(event.clone())?);
+    for event in change.events {
+        actions.extend(m.apply(event)?);
     }
-    let mut journal = change.journal.clone();
+    let mut journal = change.journal;
     let now = now_ms();
     let mut finished = None;
     for a in &actions {
         match a {
             Action::Prepare { step } => {
-                sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING")
-                    .bind(run_id).bind(step).bind(now).execute(&mut *conn).await?;
+                writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING",
+                    vec![run_id.into(), step.into(), now.into()]);
             }
             Action::Enqueue { step, item } => {
                 // An existing row keeps its lease: a re-enqueue (retry due, lease expired) happens
                 // in the same transaction as the claimer's next attempt.
-                sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at")
-                    .bind(run_id).bind(step).bind(*item as i64).bind(now).execute(&mut *conn).await?;
-                if !claimed.contains(&(step.as_str(), *item)) {
+                writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at",
+                    vec![run_id.into(), step.into(), i64::from(*item).into(), now.into()]);
+                if !claimed.iter().any(|(s, i)| s == step && i == item) {
                     journal.push(EventKind::StepReady {
                         step: step.clone(),
                         item: Some(*item),
@@ -324,8 +340,8 @@ pub(crate) async fn transition(
                 }
             }
             Action::ScheduleRetry { step, item, at_ms } => {
-                sqlx::query("UPDATE tasks SET due_at = $1, lease_owner = NULL, lease_until = NULL WHERE run_id = $2 AND step = $3 AND item = $4 AND kind = 'attempt'")
-                    .bind(*at_ms as i64).bind(run_id).bind(step).bind(*item as i64).execute(&mut *conn).await?;
+                writes.push("UPDATE tasks SET due_at = $1, lease_owner = NULL, lease_until = NULL WHERE run_id = $2 AND step = $3 AND item = $4 AND kind = 'attempt'",
+                    vec![(*at_ms as i64).into(), run_id.into(), step.into(), i64::from(*item).into()]);
                 journal.push(EventKind::TimerSet {
                     step: step.clone(),
                     at: chrono::DateTime::from_timestamp_millis(*at_ms as i64)
@@ -354,43 +370,30 @@ pub(crate) async fn transition(
         }
     }
     if let Some((step, item, output)) = &change.output {
-        sqlx::query("INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output")
-            .bind(run_id).bind(step).bind(*item as i64).bind(output.to_string())
-            .execute(&mut *conn).await?;
+        writes.push("INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output",
+            vec![run_id.into(), step.into(), i64::from(*item).into(), output.to_string().into()]);
     }
     if let Some(id) = change.remove_task {
-        sqlx::query("DELETE FROM tasks WHERE id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        writes.push("DELETE FROM tasks WHERE id = $1", vec![id.into()]);
     }
     if let Some((step, item, due)) = &change.timer {
-        sqlx::query("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'timer', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL")
-            .bind(run_id).bind(step).bind(*item as i64).bind(*due).execute(&mut *conn).await?;
+        writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'timer', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+            vec![run_id.into(), step.into(), i64::from(*item).into(), (*due).into()]);
     }
     if let Some((step, approver, decision)) = &change.decision {
-        sqlx::query("INSERT INTO decisions (run_id, step, approver, decision, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, step, approver) DO UPDATE SET decision = excluded.decision, at = excluded.at")
-            .bind(run_id).bind(step).bind(approver).bind(decision).bind(now)
-            .execute(&mut *conn).await?;
+        writes.push("INSERT INTO decisions (run_id, step, approver, decision, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, step, approver) DO UPDATE SET decision = excluded.decision, at = excluded.at",
+            vec![run_id.into(), step.into(), approver.into(), decision.into(), now.into()]);
     }
     if finished.is_some() {
-        sqlx::query("DELETE FROM tasks WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *conn)
-            .await?;
+        writes.push("DELETE FROM tasks WHERE run_id = $1", vec![run_id.into()]);
     }
     let events = chain(run_id, &mut head, journal);
     let (last_seq, last_hash) = head.unwrap_or_default();
-    sqlx::query("UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6")
-        .bind(serde_json::to_string(&m).unwrap_or_default())
-        .bind(status_str(m.status()))
-        .bind(now)
-        .bind(last_seq as i64)
-        .bind(last_hash)
-        .bind(run_id)
-        .execute(&mut *conn)
-        .await?;
-    insert_events(conn, &events).await?;
+    writes.push("UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6",
+        vec![serde_json::to_string(&m).unwrap_or_default().into(), status_str(m.status()).into(), now.into(),
+            (last_seq as i64).into(), last_hash.into(), run_id.into()]);
+    insert_events(writes, &events);
+    writes.flush(conn, backend).await?;
     if let (Some(_), Some(key)) = (finished, concurrency_key) {
         if let Some(lock) = backend.lock_key() {
             sqlx::query(lock).bind(&key).execute(&mut *conn).await?;
@@ -407,5 +410,5 @@ pub(crate) async fn transition(
             Box::pin(transition(conn, backend, &next_id, None, &start)).await?;
         }
     }
-    Ok(actions)
+    Ok(Some(actions))
 }
