@@ -125,3 +125,133 @@ fn approve_deny_and_cancel_from_the_terminal() {
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
+
+/// A vendor that refuses `/risky` with 400 while `broken`, and records every request.
+async fn flaky_vendor() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let broken = Arc::new(AtomicBool::new(true));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (b, s) = (broken.clone(), seen.clone());
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+            let (b, s) = (b.clone(), s.clone());
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push(format!("{method} {} {body}", uri.path()));
+                if uri.path() == "/risky" && b.load(Ordering::SeqCst) {
+                    return (axum::http::StatusCode::BAD_REQUEST, "no".to_string());
+                }
+                (
+                    axum::http::StatusCode::OK,
+                    "{\"id\": \"acc-1\"}".to_string(),
+                )
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, broken, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_failure_then_retry_and_rollback_from_the_terminal() {
+    let (url, broken, seen) = flaky_vendor().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let file = dir.path().join("risky.yaml");
+    std::fs::write(&file, format!("runbook: risky\nversion: 1\ntenant: contoso\nsteps:\n  create:\n    uses: http.request\n    with: {{ method: POST, url: \"{url}/accounts\", json: {{ name: ada }} }}\n    compensate: {{ uses: http.request, with: {{ method: DELETE, url: \"{url}/accounts/{{{{steps.create.outputs.body.id}}}}\" }} }}\n  risky:\n    uses: http.request\n    needs: [create]\n    with: {{ method: POST, url: \"{url}/risky\" }}\non_failure:\n  tell:\n    uses: http.request\n    with: {{ method: POST, url: \"{url}/tell\", json: {{ failed: \"{{{{run.failed_step}}}}\" }} }}\n")).unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let run_json = |args: &[&str]| {
+        let o = tenure(&db, args);
+        let line = stdout(&o).lines().last().unwrap_or("{}").to_string();
+        (
+            o.status.code(),
+            serde_json::from_str::<Value>(&line).unwrap_or(Value::Null),
+            o,
+        )
+    };
+
+    let (code, v, o) = run_json(&["run", &path, "--json"]);
+    assert_eq!(code, Some(1), "{}", stderr(&o));
+    assert_eq!(v["status"], "failed");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&"POST /tell {\"failed\":\"risky\"}".to_string()),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // Nothing to retry on a step that did not fail; then fixed at the vendor, retry succeeds.
+    let o = tenure(&db, &["retry", &id, "--step", "create"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("step `create` has not failed"),
+        "{}",
+        stderr(&o)
+    );
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let o = tenure(&db, &["retry", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("retried by"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("run succeeded"), "{}", stdout(&o));
+    let creates = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("POST /accounts"))
+        .count();
+    assert_eq!(creates, 1, "the account was not created again");
+
+    // A second run fails and is rolled back: the compensation deletes what it created.
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (_, v, _) = run_json(&["run", &path, "--json"]);
+    let id = v["id"].as_str().unwrap().to_string();
+    let o = tenure(&db, &["rollback", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("undo:create[0] attempt 1 succeeded"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("DELETE /accounts/acc-1")));
+    let o = tenure(&db, &["rollback", &id]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a rolled-back run is not rolled back twice"
+    );
+    let o = tenure(&db, &["log", "verify", &id]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn for_each_steps_show_a_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let file = dir.path().join("each.yaml");
+    std::fs::write(&file, "runbook: each\nversion: 1\ntenant: contoso\nsteps:\n  naps:\n    uses: wait\n    for_each: [a, b, c, d]\n    max_parallel: 2\n    with: { for: 20ms }\n").unwrap();
+    let o = tenure(&db, &["run", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("naps [....................] 0/4 items"),
+        "{out}"
+    );
+    assert!(
+        out.contains("naps [####################] 4/4 items"),
+        "{out}"
+    );
+}
