@@ -4,9 +4,9 @@
 //!
 //! Every transition is atomic: the machine's new state, the journal events that describe it
 //! and the tasks it creates commit together or not at all. All writes of a process go through
-//! one writer task ([`writer`]) that commits whatever is queued in one transaction (group
+//! one writer task (`writer.rs`) that commits whatever is queued in one transaction (group
 //! commit), so durability costs one fsync per batch, not per transition. The SQL is the same
-//! for both databases ([`tx`]); a [`Backend`] adds what differs.
+//! for both databases (`tx.rs`); a [`Backend`] adds what differs.
 
 mod backend;
 mod tx;
