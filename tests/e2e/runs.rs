@@ -31,7 +31,11 @@ fn run_in_process_exits_0_on_success_and_1_on_failure() {
     std::fs::write(&bad, "runbook: bad\nversion: 1\ntenant: contoso\nsteps:\n  block: { uses: entra.disable_sign_in, with: { user: x@contoso.example } }\n").unwrap();
     let o = tenure(&db, &["run", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("cannot run yet"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no vendor is configured"),
+        "{}",
+        stdout(&o)
+    );
     let o = tenure(&db, &["run", ok.to_str().unwrap(), "-i", "nope=1"]);
     assert_eq!(
         o.status.code(),

@@ -88,3 +88,51 @@ async fn sandbox_process_serves_and_keeps_state_across_restarts() {
         1
     );
 }
+
+#[tokio::test]
+async fn entra_steps_run_against_the_sandbox_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let file = dir.path().join("leaver.yaml");
+    std::fs::write(&file, "runbook: leaver\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email, required: true }\nsteps:\n  block: { uses: entra.disable_sign_in, with: { user: \"{{inputs.user}}\" } }\n  revoke: { uses: entra.revoke_sessions, needs: [block], with: { user: \"{{inputs.user}}\" } }\n  groups: { uses: entra.remove_from_all_groups, needs: [revoke], with: { user: \"{{inputs.user}}\" } }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args([
+            "--db",
+            &db,
+            "run",
+            file.to_str().unwrap(),
+            "-i",
+            "user=alex.wilber@contoso.example",
+        ])
+        .env("TENURE_SANDBOX", &url)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("block PATCH /graph.microsoft.com/v1.0/users/"),
+        "{out}"
+    );
+    assert!(out.contains("run succeeded"));
+    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alex = state["tenants"][0]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userPrincipalName"] == "alex.wilber@contoso.example")
+        .unwrap()
+        .clone();
+    assert_eq!(alex["accountEnabled"], false);
+    assert!(alex["signInSessionsValidFrom"].is_string(), "{alex}");
+}

@@ -263,9 +263,23 @@ impl Worker {
             )));
         };
         let item = Some(task.item);
-        let result = self.execute(task, run, step, attempt).await;
+        let requests = tenure_vendors::Requests::new();
+        let result = self.execute(task, run, step, attempt, &requests).await;
         let (sid, it) = (step.id.clone(), task.item);
-        let change = match result {
+        let summaries: Vec<EventKind> = requests
+            .take()
+            .into_iter()
+            .map(|r| EventKind::RequestSummary {
+                step: sid.clone(),
+                item,
+                attempt,
+                method: r.method,
+                path: r.path,
+                status: r.status,
+                duration_ms: r.duration_ms,
+            })
+            .collect();
+        let mut change = match result {
             Ok(Outcome::Done(output)) => Change {
                 events: vec![Event::AttemptSucceeded {
                     step: sid.clone(),
@@ -350,6 +364,7 @@ impl Worker {
                 }
             }
         };
+        change.journal.splice(0..0, summaries);
         self.store
             .transition(&run.id, fence, change)
             .await
@@ -364,6 +379,7 @@ impl Worker {
         run: &RunRecord,
         step: &Step,
         attempt: u32,
+        requests: &tenure_vendors::Requests,
     ) -> Result<Outcome, StepError> {
         let mut ctx = self
             .context(run)
@@ -407,6 +423,8 @@ impl Worker {
             item: task.item,
             attempt,
             params: &params,
+            context: &ctx,
+            requests,
         };
         let work = executor.execute(call);
         let result = match step.timeout {

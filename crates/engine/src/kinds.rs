@@ -75,6 +75,11 @@ pub struct Call<'a> {
     pub attempt: u32,
     /// The rendered `with`.
     pub params: &'a Value,
+    /// The run's template context (`tenant`, `run`, `inputs`, `vars`...).
+    pub context: &'a Value,
+    /// Where vendor clients record a summary of each request; the driver journals them with
+    /// the attempt.
+    pub requests: &'a tenure_vendors::Requests,
 }
 
 impl Call<'_> {

@@ -112,7 +112,7 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
 async fn follow(store: &Store, id: &str, mut shown: usize, json: bool) -> Result<ExitCode> {
     let worker = Worker::new(
         store.clone(),
-        Registry::builtin(),
+        registry(),
         format!("cli-{}", std::process::id()),
     );
     let mut announced = false;
@@ -300,7 +300,7 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
         for n in 0..args.concurrency.max(1) {
             let worker = Worker::new(
                 store.clone(),
-                Registry::builtin(),
+                registry(),
                 format!("worker-{}-{n}", std::process::id()),
             )
             .with_lease(args.lease);
@@ -465,6 +465,13 @@ pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
             }
         }
     })
+}
+
+/// The engine's kinds plus the vendor kinds, configured from the environment.
+fn registry() -> Registry {
+    let mut r = Registry::builtin();
+    tenure_kinds::register(&mut r, tenure_kinds::Vendors::from_env_or_unconfigured());
+    r
 }
 
 /// Who is at the terminal, for the journal.

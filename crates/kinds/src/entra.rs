@@ -1,0 +1,559 @@
+//! `entra.*`: user accounts and group membership over Microsoft Graph. Each kind looks at the
+//! directory before it changes it, so repeating a step finds the work done.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_vendors::{Client, VendorError};
+
+use crate::vendors::{param, step_error, Vendors};
+
+/// Registers the Entra kinds.
+pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
+    registry.insert("entra.create_user", CreateUser(vendors.clone()));
+    registry.insert(
+        "entra.disable_sign_in",
+        SetSignIn {
+            vendors: vendors.clone(),
+            enabled: false,
+        },
+    );
+    registry.insert(
+        "entra.enable_sign_in",
+        SetSignIn {
+            vendors: vendors.clone(),
+            enabled: true,
+        },
+    );
+    registry.insert("entra.revoke_sessions", RevokeSessions(vendors.clone()));
+    registry.insert("entra.add_to_group", AddToGroup(vendors.clone()));
+    registry.insert(
+        "entra.remove_from_all_groups",
+        RemoveFromAllGroups(vendors.clone()),
+    );
+}
+
+/// Percent-encodes a path segment (object ids and UPNs pass through, `#`, `/`, `?`... do not).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'@' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /users/{id or upn}`; `None` when there is no such user.
+async fn find_user(client: &Client, user: &str) -> Result<Option<Value>, StepError> {
+    let url = format!(
+        "{}/users/{}?$select=id,userPrincipalName,displayName,mailNickname,accountEnabled,createdDateTime,signInSessionsValidFromDateTime,onPremisesSyncEnabled",
+        client.endpoints.graph,
+        segment(user)
+    );
+    match client
+        .send(
+            &format!("look up user {user}"),
+            Method::GET,
+            &url,
+            None,
+            &[],
+        )
+        .await
+    {
+        Ok((_, u)) => Ok(Some(u)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(step_error(e)),
+    }
+}
+
+/// Like [`find_user`], but a missing user is a permanent error.
+async fn user(client: &Client, user: &str) -> Result<Value, StepError> {
+    find_user(client, user).await?.ok_or_else(|| {
+        StepError::permanent(
+            "user_not_found",
+            format!("no user `{user}` in tenant {}", client.tenant()),
+        )
+    })
+}
+
+fn id_of(u: &Value) -> String {
+    u["id"].as_str().unwrap_or_default().to_string()
+}
+
+fn run_started(call: &Call<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
+    call.context["run"]["started_at"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+fn at_or_after(value: &Value, since: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+    let Some(since) = since else { return false };
+    value
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .is_some_and(|d| d.with_timezone(&chrono::Utc) >= since - chrono::Duration::seconds(5))
+}
+
+/// A random password of `length` with upper and lower case letters, digits and symbols (at
+/// least one of each).
+pub fn generate_password(length: usize) -> String {
+    const CLASSES: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+        b"!@#$%&*+-=?",
+    ];
+    let length = length.max(CLASSES.len());
+    let pick = |set: &[u8]| set[rand::random::<u32>() as usize % set.len()] as char;
+    let mut chars: Vec<char> = CLASSES.iter().map(|c| pick(c)).collect();
+    let all: Vec<u8> = CLASSES.concat();
+    while chars.len() < length {
+        chars.push(pick(&all));
+    }
+    // Shuffle so the class order does not leak.
+    for i in (1..chars.len()).rev() {
+        let j = rand::random::<u32>() as usize % (i + 1);
+        chars.swap(i, j);
+    }
+    chars.into_iter().collect()
+}
+
+fn password_for(params: &Value) -> Result<String, StepError> {
+    match params["password"].as_str() {
+        None | Some("generate") | Some("") => {
+            let length = params["password_length"].as_u64().unwrap_or(16);
+            if !(8..=256).contains(&length) {
+                return Err(StepError::permanent(
+                    "invalid_params",
+                    format!("`password_length` must be 8 to 256, not {length}"),
+                ));
+            }
+            Ok(generate_password(length as usize))
+        }
+        Some(given) => Ok(given.to_string()),
+    }
+}
+
+/// `entra.create_user`.
+struct CreateUser(Arc<Vendors>);
+
+impl CreateUser {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let p = call.params;
+        let upn = param(p, "user_principal_name")?;
+        let display_name = param(p, "display_name")?;
+        let nickname = p["mail_nickname"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| upn.split('@').next().unwrap_or(upn).to_string());
+        let password = password_for(p)?;
+        let force = p["force_change_password"].as_bool().unwrap_or(true);
+        let profile = json!({"passwordProfile": {"password": password, "forceChangePasswordNextSignIn": force}});
+
+        // Look before acting: a user with this UPN created by this run (an earlier attempt
+        // that crashed before it could report) is adopted; anyone else's is a conflict.
+        if let Some(existing) = find_user(&client, upn).await? {
+            return self
+                .adopt(&client, &call, existing, display_name, &nickname, profile)
+                .await;
+        }
+        let mut body = json!({
+            "accountEnabled": p["account_enabled"].as_bool().unwrap_or(true),
+            "displayName": display_name,
+            "mailNickname": nickname,
+            "userPrincipalName": upn,
+            "passwordProfile": profile["passwordProfile"],
+        });
+        for (param, field) in [
+            ("given_name", "givenName"),
+            ("surname", "surname"),
+            ("department", "department"),
+            ("job_title", "jobTitle"),
+            ("usage_location", "usageLocation"),
+            ("office_location", "officeLocation"),
+            ("company_name", "companyName"),
+            ("employee_id", "employeeId"),
+            ("mobile_phone", "mobilePhone"),
+        ] {
+            if let Some(v) = p[param].as_str().filter(|v| !v.is_empty()) {
+                body[field] = json!(v);
+            }
+        }
+        let url = format!("{}/users", client.endpoints.graph);
+        match client
+            .send(
+                &format!("create user {upn}"),
+                Method::POST,
+                &url,
+                Some(&body),
+                &[],
+            )
+            .await
+        {
+            Ok((_, created)) => Ok(Outcome::Done(json!({
+                "id": id_of(&created),
+                "user_principal_name": upn,
+                "password": password,
+                "created": true,
+            }))),
+            // Someone created it between our look and our create.
+            Err(e) if e.message.contains("already exists") => {
+                match find_user(&client, upn).await? {
+                    Some(existing) => {
+                        self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                            .await
+                    }
+                    None => Err(step_error(e)),
+                }
+            }
+            Err(e) => Err(step_error(e)),
+        }
+    }
+
+    async fn adopt(
+        &self,
+        client: &Client,
+        call: &Call<'_>,
+        existing: Value,
+        display_name: &str,
+        nickname: &str,
+        profile: Value,
+    ) -> Result<Outcome, StepError> {
+        let upn = existing["userPrincipalName"].as_str().unwrap_or_default();
+        let ours = at_or_after(&existing["createdDateTime"], run_started(call))
+            && existing["displayName"].as_str() == Some(display_name)
+            && existing["mailNickname"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(nickname));
+        if !ours {
+            return Err(StepError::permanent(
+                "upn_taken",
+                format!(
+                    "the user principal name {upn} already belongs to another user ({}, id {}, created {}); choose another name",
+                    existing["displayName"].as_str().unwrap_or("?"),
+                    id_of(&existing),
+                    existing["createdDateTime"].as_str().unwrap_or("before this run")
+                ),
+            ));
+        }
+        // The earlier attempt's password was never reported: set the one we report.
+        let id = id_of(&existing);
+        let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
+        client
+            .send(
+                &format!("set the password of {upn}"),
+                Method::PATCH,
+                &url,
+                Some(&profile),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(json!({
+            "id": id,
+            "user_principal_name": upn,
+            "password": profile["passwordProfile"]["password"],
+            "created": false,
+        })))
+    }
+}
+
+impl Executor for CreateUser {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// `entra.disable_sign_in` / `entra.enable_sign_in`.
+struct SetSignIn {
+    vendors: Arc<Vendors>,
+    enabled: bool,
+}
+
+impl SetSignIn {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.vendors.client(&call)?;
+        let name = param(call.params, "user")?;
+        let u = user(&client, name).await?;
+        let id = id_of(&u);
+        if u["accountEnabled"].as_bool() == Some(self.enabled) {
+            return Ok(Outcome::Done(json!({"id": id, "changed": false})));
+        }
+        if u["onPremisesSyncEnabled"].as_bool() == Some(true) {
+            return Err(StepError::permanent(
+                "synced_user",
+                format!("{name} is synced from on-premises Active Directory: change it there"),
+            ));
+        }
+        let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
+        let verb = if self.enabled { "allow" } else { "block" };
+        client
+            .send(
+                &format!("{verb} sign-in of {name}"),
+                Method::PATCH,
+                &url,
+                Some(&json!({"accountEnabled": self.enabled})),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(json!({"id": id, "changed": true})))
+    }
+}
+
+impl Executor for SetSignIn {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// `entra.revoke_sessions`.
+struct RevokeSessions(Arc<Vendors>);
+
+impl RevokeSessions {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let u = user(&client, name).await?;
+        let id = id_of(&u);
+        // Revoked since this run started (an earlier attempt): nothing left to revoke.
+        if at_or_after(&u["signInSessionsValidFromDateTime"], run_started(&call)) {
+            return Ok(Outcome::Done(json!({"id": id, "revoked": false})));
+        }
+        let url = format!(
+            "{}/users/{}/revokeSignInSessions",
+            client.endpoints.graph,
+            segment(&id)
+        );
+        client
+            .send(
+                &format!("revoke the sessions of {name}"),
+                Method::POST,
+                &url,
+                None,
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(json!({"id": id, "revoked": true})))
+    }
+}
+
+impl Executor for RevokeSessions {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// A group by object id or display name.
+async fn group(client: &Client, group: &str) -> Result<Value, StepError> {
+    let looks_like_id = group.len() == 36 && group.chars().filter(|c| *c == '-').count() == 4;
+    if looks_like_id {
+        let url = format!("{}/groups/{}", client.endpoints.graph, segment(group));
+        match client
+            .send(
+                &format!("look up group {group}"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok((_, g)) => return Ok(g),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(step_error(e)),
+        }
+    }
+    let filter = format!("displayName eq '{}'", group.replace('\'', "''"));
+    let url = format!(
+        "{}/groups?$filter={}",
+        client.endpoints.graph,
+        segment(&filter)
+    );
+    let found = client
+        .list_all(&format!("look up group {group}"), &url)
+        .await
+        .map_err(step_error)?;
+    match found.as_slice() {
+        [g] => Ok(g.clone()),
+        [] => Err(StepError::permanent(
+            "group_not_found",
+            format!("no group `{group}` in tenant {}", client.tenant()),
+        )),
+        _ => Err(StepError::permanent(
+            "group_ambiguous",
+            format!(
+                "{} groups are named `{group}`: use the object id",
+                found.len()
+            ),
+        )),
+    }
+}
+
+fn read_only_reason(g: &Value) -> Option<&'static str> {
+    let dynamic = g["groupTypes"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "DynamicMembership"));
+    if dynamic {
+        Some("dynamic membership")
+    } else if g["onPremisesSyncEnabled"].as_bool() == Some(true) {
+        Some("synced from on-premises")
+    } else {
+        None
+    }
+}
+
+/// `entra.add_to_group`.
+struct AddToGroup(Arc<Vendors>);
+
+impl AddToGroup {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let group_name = param(call.params, "group")?;
+        let u = user(&client, name).await?;
+        let g = group(&client, group_name).await?;
+        let gid = id_of(&g);
+        if let Some(reason) = read_only_reason(&g) {
+            return Err(StepError::permanent(
+                "group_read_only",
+                format!("group `{group_name}` has {reason}: members cannot be added here"),
+            ));
+        }
+        let url = format!(
+            "{}/groups/{}/members/$ref",
+            client.endpoints.graph,
+            segment(&gid)
+        );
+        let body = json!({"@odata.id": format!("{}/directoryObjects/{}", client.endpoints.graph, id_of(&u))});
+        match client
+            .send(
+                &format!("add {name} to {group_name}"),
+                Method::POST,
+                &url,
+                Some(&body),
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(json!({"group_id": gid, "added": true}))),
+            Err(e) if already_member(&e) => {
+                Ok(Outcome::Done(json!({"group_id": gid, "added": false})))
+            }
+            Err(e) => Err(step_error(e)),
+        }
+    }
+}
+
+fn already_member(e: &VendorError) -> bool {
+    e.status == Some(400) && e.message.contains("already exist")
+}
+
+impl Executor for AddToGroup {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// `entra.remove_from_all_groups`.
+struct RemoveFromAllGroups(Arc<Vendors>);
+
+impl RemoveFromAllGroups {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let keep: Vec<String> = call.params["keep"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_lowercase))
+            .collect();
+        let u = user(&client, name).await?;
+        let uid = id_of(&u);
+        let url = format!(
+            "{}/users/{}/memberOf",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let groups = client
+            .list_all(&format!("list the groups of {name}"), &url)
+            .await
+            .map_err(step_error)?;
+        let mut removed = Vec::new();
+        let mut skipped = Vec::new();
+        for g in groups
+            .iter()
+            .filter(|g| g["@odata.type"] == "#microsoft.graph.group")
+        {
+            let gname = g["displayName"].as_str().unwrap_or_default().to_string();
+            let gid = id_of(g);
+            if keep.contains(&gname.to_lowercase()) || keep.contains(&gid.to_lowercase()) {
+                continue;
+            }
+            if let Some(reason) = read_only_reason(g) {
+                skipped.push(format!("{gname} ({reason})"));
+                continue;
+            }
+            let url = format!(
+                "{}/groups/{}/members/{}/$ref",
+                client.endpoints.graph,
+                segment(&gid),
+                segment(&uid)
+            );
+            match client
+                .send(
+                    &format!("remove {name} from {gname}"),
+                    Method::DELETE,
+                    &url,
+                    None,
+                    &[],
+                )
+                .await
+            {
+                // Gone already (an earlier attempt) is what we wanted.
+                Ok(_) => removed.push(gname),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(step_error(e)),
+            }
+        }
+        Ok(Outcome::Done(
+            json!({"id": uid, "removed": removed, "skipped": skipped}),
+        ))
+    }
+}
+
+impl Executor for RemoveFromAllGroups {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_have_every_class_and_the_length() {
+        for _ in 0..200 {
+            let p = generate_password(12);
+            assert_eq!(p.chars().count(), 12);
+            assert!(p.chars().any(|c| c.is_ascii_uppercase()));
+            assert!(p.chars().any(|c| c.is_ascii_lowercase()));
+            assert!(p.chars().any(|c| c.is_ascii_digit()));
+            assert!(p.chars().any(|c| !c.is_ascii_alphanumeric()));
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("ada@contoso.example"), "ada@contoso.example");
+        assert_eq!(segment("a/b#c d"), "a%2Fb%23c%20d");
+    }
+}

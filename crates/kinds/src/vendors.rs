@@ -1,0 +1,123 @@
+//! What the vendor kinds share: where the vendors are, the credentials per managed tenant, one
+//! HTTP client and one token cache.
+
+use serde_json::Value;
+use tenure_engine::kinds::{Call, StepError};
+use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
+
+/// Shared vendor settings.
+#[derive(Clone)]
+pub struct Vendors {
+    configured: bool,
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    tokens: TokenCache,
+    client_id: String,
+    client_secret: Secret,
+}
+
+/// The app registration of the sandbox (see `docs/sandbox.md`).
+pub const SANDBOX_CLIENT_ID: &str = "tenure-sandbox";
+const SANDBOX_SECRET: &str = "sandbox-secret";
+
+impl Vendors {
+    /// One multi-tenant app (GDAP): the same client id and secret in every managed tenant.
+    pub fn new(endpoints: Endpoints, client_id: impl Into<String>, client_secret: Secret) -> Self {
+        Vendors {
+            configured: true,
+            http: Client::http(),
+            endpoints,
+            tokens: TokenCache::new(),
+            client_id: client_id.into(),
+            client_secret,
+        }
+    }
+
+    /// The sandbox at `url`, with its built-in app registration.
+    pub fn sandbox(url: &str) -> Self {
+        Self::new(
+            Endpoints::sandbox(url),
+            SANDBOX_CLIENT_ID,
+            Secret::new(SANDBOX_SECRET),
+        )
+    }
+
+    /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else
+    /// the real clouds with `TENURE_CLIENT_ID` and the secret in the environment variable
+    /// named by `TENURE_CLIENT_SECRET_ENV` (default `TENURE_CLIENT_SECRET`). `None` when
+    /// neither is configured.
+    pub fn from_env() -> Option<Self> {
+        if let Ok(url) = std::env::var("TENURE_SANDBOX") {
+            if !url.is_empty() {
+                return Some(Self::sandbox(&url));
+            }
+        }
+        let client_id = std::env::var("TENURE_CLIENT_ID").ok()?;
+        let secret_var = std::env::var("TENURE_CLIENT_SECRET_ENV")
+            .unwrap_or_else(|_| "TENURE_CLIENT_SECRET".into());
+        let secret = std::env::var(secret_var).ok()?;
+        Some(Self::new(
+            Endpoints::cloud(),
+            client_id,
+            Secret::new(secret),
+        ))
+    }
+
+    /// No vendor configured: every vendor kind fails with a message that says how to
+    /// configure one.
+    pub fn unconfigured() -> Self {
+        let mut v = Self::new(Endpoints::cloud(), "", Secret::new(""));
+        v.configured = false;
+        v
+    }
+
+    /// [`Vendors::from_env`], or [`Vendors::unconfigured`].
+    pub fn from_env_or_unconfigured() -> Self {
+        Self::from_env().unwrap_or_else(Self::unconfigured)
+    }
+
+    /// A client acting in the run's tenant, recording requests in the attempt's log.
+    pub fn client(&self, call: &Call<'_>) -> Result<Client, StepError> {
+        if !self.configured {
+            return Err(StepError::permanent(
+                "not_configured",
+                "no vendor is configured: set TENURE_SANDBOX to a sandbox URL (tenure sandbox serve), or TENURE_CLIENT_ID and TENURE_CLIENT_SECRET for the real tenants",
+            ));
+        }
+        let tenant = &call.context["tenant"];
+        let key = tenant["tenant_id"]
+            .as_str()
+            .or_else(|| tenant["domain"].as_str())
+            .or_else(|| tenant["id"].as_str())
+            .ok_or_else(|| StepError::permanent("no_tenant", "the run has no tenant"))?;
+        Ok(Client::new(
+            self.http.clone(),
+            self.endpoints.clone(),
+            TenantCredentials {
+                tenant: key.to_string(),
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+            },
+            self.tokens.clone(),
+            call.requests.clone(),
+        ))
+    }
+}
+
+/// A vendor failure as the engine's step error (transient ones are retried).
+pub fn step_error(e: VendorError) -> StepError {
+    StepError {
+        retryable: e.transient,
+        code: e.code,
+        message: e.message,
+        retry_after: e.retry_after,
+    }
+}
+
+/// A required string parameter.
+pub fn param<'a>(params: &'a Value, name: &str) -> Result<&'a str, StepError> {
+    params[name]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StepError::permanent("invalid_params", format!("`{name}` is required")))
+}

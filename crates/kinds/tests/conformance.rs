@@ -1,0 +1,328 @@
+//! Conformance of the vendor kinds against the sandbox, through the real engine (SQLite store,
+//! worker, journal): each kind succeeds and says what it did; repeating it changes nothing
+//! twice; 30% transient faults are retried to success; permanent errors fail at once with a
+//! clear message; secrets never reach the journal.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tenure_engine::driver::{start_context, step_for, Worker};
+use tenure_engine::journal::EventKind;
+use tenure_engine::kinds::{Call, Registry};
+use tenure_engine::machine::RunStatus;
+use tenure_engine::store::Store;
+use tenure_kinds::Vendors;
+use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_sandbox::Sandbox;
+
+struct Harness {
+    url: String,
+    store: Store,
+    worker: Worker,
+    registry: Registry,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let sandbox = Sandbox::new();
+        let (addr, _task) = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        std::mem::forget(_task);
+        let url = format!("http://{addr}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut registry = Registry::builtin();
+        tenure_kinds::register(&mut registry, Vendors::sandbox(&url));
+        let worker = Worker::new(store.clone(), registry.clone(), "conformance");
+        Harness {
+            url,
+            store,
+            worker,
+            registry,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn plan(steps: &str) -> Plan {
+        let src = SourceFile::new(
+            "conformance.yaml",
+            format!("runbook: conformance\nversion: 1\ntenant: contoso\nsteps:\n{steps}"),
+        );
+        let out = compile(&src, &tenure_steps::catalogue());
+        for d in &out.diagnostics {
+            eprintln!("{}", d.render(&src));
+        }
+        out.plan.expect("the test runbook compiles")
+    }
+
+    async fn run(&self, plan: &Plan) -> (String, RunStatus) {
+        let ctx = start_context(
+            plan,
+            Map::new(),
+            json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
+            json!({"source": "test"}),
+            &Renderer::new(),
+        )
+        .unwrap();
+        let id = self
+            .store
+            .create_run(plan, ctx, "test", None)
+            .await
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(60), self.worker.drive(&id, false))
+            .await
+            .expect("the run finishes")
+            .unwrap();
+        (id, status)
+    }
+
+    async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/state", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn counters(&self) -> Value {
+        self.state().await["counters"].clone()
+    }
+
+    async fn faults(&self, rules: Value) {
+        let r = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.url))
+            .json(&json!({"seed": 7, "rules": rules}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    /// Runs one step of a finished run again, as a repeated attempt after a crash would: the
+    /// same rendered parameters and run context.
+    async fn repeat(&self, run_id: &str, step_id: &str) -> Value {
+        let run = self.store.run(run_id).await.unwrap();
+        let step = step_for(&run.plan, step_id).unwrap();
+        let mut ctx = run.context.clone();
+        let mut steps = Map::new();
+        for (s, _, v) in self.store.outputs(run_id).await.unwrap() {
+            steps.insert(s, json!({"outputs": v}));
+        }
+        ctx["steps"] = Value::Object(steps);
+        let params = Renderer::new().render_tree(&step.with, &ctx).unwrap();
+        let requests = tenure_vendors::Requests::new();
+        let call = Call {
+            run_id,
+            step: step_id,
+            item: 0,
+            attempt: 99,
+            params: &params,
+            context: &ctx,
+            requests: &requests,
+        };
+        match self.registry.get(&step.uses).unwrap().execute(call).await {
+            Ok(tenure_engine::kinds::Outcome::Done(v)) => v,
+            other => panic!("repeat of {step_id} failed: {:?}", other.err()),
+        }
+    }
+
+    async fn outputs(&self, run_id: &str, step: &str) -> Value {
+        self.store
+            .outputs(run_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, _, _)| s == step)
+            .map(|(_, _, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    async fn journal(&self, run_id: &str) -> Vec<EventKind> {
+        self.store
+            .events(run_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+const JOINER: &str = "  create:\n    uses: entra.create_user\n    with: { user_principal_name: ada.lovelace@contoso.example, display_name: Ada Lovelace, given_name: Ada, surname: Lovelace, usage_location: GB }\n  sales:\n    uses: entra.add_to_group\n    with: { user: \"{{steps.create.outputs.id}}\", group: Sales }\n  block:\n    uses: entra.disable_sign_in\n    needs: [sales]\n    with: { user: \"{{steps.create.outputs.user_principal_name}}\" }\n  revoke:\n    uses: entra.revoke_sessions\n    needs: [block]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  groups:\n    uses: entra.remove_from_all_groups\n    needs: [revoke]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  unblock:\n    uses: entra.enable_sign_in\n    needs: [groups]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n";
+
+fn with_retries(steps: &str) -> String {
+    steps.replace(
+        "    with:",
+        "    retry: { attempts: 50, backoff: fixed, delay: 5ms, max_delay: 20ms }\n    with:",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_succeeds_says_what_it_did_and_a_repeat_changes_nothing() {
+    let h = Harness::new().await;
+    let (id, status) = h.run(&Harness::plan(JOINER)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+
+    let created = h.outputs(&id, "create").await;
+    assert_eq!(created["created"], true);
+    assert_eq!(
+        created["user_principal_name"],
+        "ada.lovelace@contoso.example"
+    );
+    assert_eq!(h.outputs(&id, "sales").await["added"], true);
+    assert_eq!(h.outputs(&id, "block").await["changed"], true);
+    assert_eq!(h.outputs(&id, "revoke").await["revoked"], true);
+    assert_eq!(h.outputs(&id, "groups").await["removed"], json!(["Sales"]));
+    assert_eq!(h.outputs(&id, "unblock").await["changed"], true);
+
+    let state = h.state().await;
+    let ada = state["tenants"][0]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userPrincipalName"] == "ada.lovelace@contoso.example")
+        .cloned()
+        .unwrap();
+    assert_eq!(ada["accountEnabled"], true);
+    assert_eq!(ada["usageLocation"], "GB");
+
+    // Every request of every attempt is journaled, without tokens or secrets.
+    let summaries: Vec<&EventKind> = journal
+        .iter()
+        .filter(|e| matches!(e, EventKind::RequestSummary { .. }))
+        .collect();
+    assert!(summaries.iter().any(|e| matches!(e, EventKind::RequestSummary { method, path, status: Some(201), .. } if method == "POST" && path == "/graph.microsoft.com/v1.0/users")), "{summaries:#?}");
+    let text = serde_json::to_string(&journal).unwrap();
+    let password = created["password"].as_str().unwrap();
+    assert!(password.len() >= 16);
+    assert!(!text.contains(password), "the password is not journaled");
+    assert!(!text.contains("sandbox-secret") && !text.contains("Bearer"));
+    assert!(text.contains("\"password\":\"***\""));
+
+    // Repeats (a crash after the vendor acted) find the work done.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "unblock").await["changed"], false);
+    assert_eq!(h.repeat(&id, "revoke").await["revoked"], false);
+    assert_eq!(h.repeat(&id, "groups").await["removed"], json!([]));
+    assert_eq!(h.counters().await, before, "no repeat changed anything");
+    let again = h.repeat(&id, "create").await;
+    assert_eq!(
+        again["created"], false,
+        "the user this run created is adopted"
+    );
+    assert_eq!(again["id"], created["id"]);
+    let after = h.counters().await;
+    let key = "contoso/user/ada.lovelace@contoso.example";
+    assert_eq!(after[key]["created"], 1, "created once: {}", after[key]);
+
+    // Adding a member twice is success without a second change.
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  s:\n    uses: entra.add_to_group\n    with: { user: megan.bowen@contoso.example, group: Engineering }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(h.outputs(&id, "s").await["added"], true);
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "s").await["added"], false);
+    assert_eq!(h.counters().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_transient_faults_are_retried_to_success() {
+    let h = Harness::new().await;
+    h.faults(json!([
+        {"path": "/graph.microsoft.com/v1.0/", "status": 503, "rate": 0.3},
+        {"path": "/login.microsoftonline.com/", "status": 429, "retry_after": 0, "rate": 0.3}
+    ]))
+    .await;
+    let (id, status) = h.run(&Harness::plan(&with_retries(JOINER))).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    let failures = journal
+        .iter()
+        .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "transient"))
+        .count();
+    assert!(failures > 0, "faults were injected and retried");
+    let counters = h.counters().await;
+    assert_eq!(
+        counters["contoso/user/ada.lovelace@contoso.example"]["created"],
+        1
+    );
+    h.faults(json!([])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_fail_at_once_with_a_clear_message() {
+    let h = Harness::new().await;
+    let cases = [
+        (
+            "  s:\n    uses: entra.create_user\n    with: { user_principal_name: megan.bowen@contoso.example, display_name: Megan B }\n",
+            "already belongs to another user (Megan Bowen",
+        ),
+        (
+            "  s:\n    uses: entra.disable_sign_in\n    with: { user: pradeep.gupta@contoso.example }\n",
+            "synced from on-premises",
+        ),
+        (
+            "  s:\n    uses: entra.add_to_group\n    with: { user: megan.bowen@contoso.example, group: Everyone (dynamic) }\n",
+            "dynamic membership",
+        ),
+        (
+            "  s:\n    uses: entra.revoke_sessions\n    with: { user: nobody@contoso.example }\n",
+            "no user `nobody@contoso.example` in tenant contoso.example",
+        ),
+        (
+            "  s:\n    uses: entra.create_user\n    with: { user_principal_name: ada@elsewhere.example, display_name: Ada }\n",
+            "verified domain",
+        ),
+    ];
+    for (steps, expected) in cases {
+        let (id, status) = h.run(&Harness::plan(&with_retries(steps))).await;
+        assert_eq!(status, RunStatus::Failed);
+        let journal = h.journal(&id).await;
+        let failures: Vec<(&String, &String)> = journal
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::AttemptFailed { class, message, .. } => Some((class, message)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failures.len(),
+            1,
+            "no retry of a permanent error: {failures:?}"
+        );
+        assert_eq!(failures[0].0, "permanent");
+        assert!(failures[0].1.contains(expected), "{}", failures[0].1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_from_all_groups_reports_groups_it_cannot_change() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  g:\n    uses: entra.remove_from_all_groups\n    with: { user: megan.bowen@contoso.example, keep: [All Staff] }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let out = h.outputs(&id, "g").await;
+    assert_eq!(out["removed"], json!(["Sales"]));
+    assert_eq!(
+        out["skipped"],
+        json!([
+            "Everyone (dynamic) (dynamic membership)",
+            "HQ Printers (AD) (synced from on-premises)"
+        ])
+    );
+}

@@ -1,0 +1,114 @@
+//! OAuth2 client-credentials tokens, cached per (tenant, scope) and refreshed before expiry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::{Endpoints, RequestSummary, Requests, TenantCredentials, VendorError};
+
+/// Refresh a token this long before it expires.
+const EARLY: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct Cached {
+    token: String,
+    refresh_at: Instant,
+}
+
+/// Tokens per (tenant, scope). Cheap to clone; clones share the cache.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    tokens: Arc<Mutex<HashMap<(String, String), Cached>>>,
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A bearer token for `scope` in the credentials' tenant, from the cache while it has more
+    /// than five minutes left, else from the identity platform.
+    pub async fn token(
+        &self,
+        http: &reqwest::Client,
+        endpoints: &Endpoints,
+        creds: &TenantCredentials,
+        scope: &str,
+        requests: &Requests,
+    ) -> Result<String, VendorError> {
+        let key = (creds.tenant.clone(), scope.to_string());
+        // Holding the lock while fetching means concurrent callers wait for one request.
+        let mut tokens = self.tokens.lock().await;
+        if let Some(c) = tokens.get(&key) {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let path = format!("/{}/oauth2/v2.0/token", creds.tenant);
+        let url = format!("{}{path}", endpoints.login);
+        let form = [
+            ("client_id", creds.client_id.as_str()),
+            ("client_secret", creds.client_secret.expose()),
+            ("scope", scope),
+            ("grant_type", "client_credentials"),
+        ];
+        let started = Instant::now();
+        let what = format!("sign in to tenant {}", creds.tenant);
+        let resp = http.post(&url).form(&form).send().await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                requests.record(RequestSummary::new("POST", &path, None, started));
+                return Err(VendorError::connection(&what, &e));
+            }
+        };
+        let status = resp.status().as_u16();
+        requests.record(RequestSummary::new("POST", &path, Some(status), started));
+        let retry_after = crate::client::retry_after(resp.headers());
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| VendorError::connection(&what, &e))?;
+        if !(200..300).contains(&status) {
+            return Err(VendorError::from_response(
+                &what,
+                status,
+                retry_after,
+                &body,
+            ));
+        }
+        let json: Value = serde_json::from_str(&body).map_err(|_| {
+            VendorError::permanent(
+                "bad_token_response",
+                format!("{what}: the token response is not JSON"),
+            )
+        })?;
+        let token = json["access_token"]
+            .as_str()
+            .ok_or_else(|| {
+                VendorError::permanent(
+                    "bad_token_response",
+                    format!("{what}: no access_token in the response"),
+                )
+            })?
+            .to_string();
+        let lifetime = Duration::from_secs(json["expires_in"].as_u64().unwrap_or(3599));
+        tokens.insert(
+            key,
+            Cached {
+                token: token.clone(),
+                refresh_at: Instant::now() + lifetime.saturating_sub(EARLY),
+            },
+        );
+        Ok(token)
+    }
+
+    /// Forgets a tenant's tokens (after the vendor rejected one as invalid).
+    pub async fn forget(&self, tenant: &str) {
+        self.tokens.lock().await.retain(|(t, _), _| t != tenant);
+    }
+}
