@@ -33,10 +33,14 @@ pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
         "entra.remove_from_all_groups",
         RemoveFromAllGroups(vendors.clone()),
     );
+    registry.insert(
+        "entra.remove_auth_methods",
+        RemoveAuthMethods(vendors.clone()),
+    );
 }
 
 /// Percent-encodes a path segment (object ids and UPNs pass through, `#`, `/`, `?`... do not).
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'@' | b'.' | b'-' | b'_' | b'~' => {
@@ -71,7 +75,7 @@ async fn find_user(client: &Client, user: &str) -> Result<Option<Value>, StepErr
 }
 
 /// Like [`find_user`], but a missing user is a permanent error.
-async fn user(client: &Client, user: &str) -> Result<Value, StepError> {
+pub(crate) async fn user(client: &Client, user: &str) -> Result<Value, StepError> {
     find_user(client, user).await?.ok_or_else(|| {
         StepError::permanent(
             "user_not_found",
@@ -530,6 +534,90 @@ impl RemoveFromAllGroups {
 }
 
 impl Executor for RemoveFromAllGroups {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// `entra.remove_auth_methods`.
+struct RemoveAuthMethods(Arc<Vendors>);
+
+impl RemoveAuthMethods {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let keep: Vec<String> = call.params["keep"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_lowercase))
+            .collect();
+        let u = user(&client, name).await?;
+        let uid = id_of(&u);
+        let url = format!(
+            "{}/users/{}/authentication/methods",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let methods = client
+            .list_all(&format!("list the sign-in methods of {name}"), &url)
+            .await
+            .map_err(step_error)?;
+        // `#microsoft.graph.phoneAuthenticationMethod` → kind `phone`, collection `phoneMethods`.
+        let targets: Vec<(String, String, String)> = methods
+            .iter()
+            .filter_map(|m| {
+                let kind = m["@odata.type"]
+                    .as_str()?
+                    .trim_start_matches("#microsoft.graph.")
+                    .trim_end_matches("AuthenticationMethod")
+                    .to_string();
+                let id = m["id"].as_str()?.to_string();
+                Some((kind.clone(), format!("{kind}Methods"), id))
+            })
+            .filter(|(kind, _, _)| kind != "password" && !keep.contains(&kind.to_lowercase()))
+            .collect();
+        // Entra refuses to delete the default method while others remain: such a method is
+        // tried again after the others.
+        let mut removed = Vec::new();
+        let mut queue: std::collections::VecDeque<(String, String, String, bool)> = targets
+            .into_iter()
+            .map(|(kind, collection, id)| (kind, collection, id, false))
+            .collect();
+        while let Some((kind, collection, id, deferred)) = queue.pop_front() {
+            let url = format!(
+                "{}/users/{}/authentication/{collection}/{}",
+                client.endpoints.graph,
+                segment(&uid),
+                segment(&id)
+            );
+            match client
+                .send(
+                    &format!("remove the {kind} method of {name}"),
+                    Method::DELETE,
+                    &url,
+                    None,
+                    &[],
+                )
+                .await
+            {
+                Ok(_) => removed.push(kind),
+                Err(e) if e.is_not_found() => {}
+                Err(e)
+                    if !deferred
+                        && !queue.is_empty()
+                        && e.message.contains("default authentication method") =>
+                {
+                    queue.push_back((kind, collection, id, true));
+                }
+                Err(e) => return Err(step_error(e)),
+            }
+        }
+        Ok(Outcome::Done(json!({"id": uid, "removed": removed})))
+    }
+}
+
+impl Executor for RemoveAuthMethods {
     fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
         Box::pin(self.run(call))
     }

@@ -1,5 +1,6 @@
 //! Tenure's vendor step kinds, executed by the engine through [`tenure_engine::kinds::Executor`]:
-//! `entra.*` over Microsoft Graph (more vendors follow the same pattern). Every kind
+//! `entra.*`, `licence.remove_all` and `intune.*` over Microsoft Graph, `exchange.*` over the
+//! Exchange admin API. Every kind
 //!
 //! - reaches the vendor only through [`tenure_vendors::Client`] (tokens, classified errors,
 //!   request summaries journaled with the attempt);
@@ -8,6 +9,9 @@
 //! - says exactly what it did in its outputs.
 
 mod entra;
+mod exchange;
+mod intune;
+mod licence;
 mod vendors;
 
 pub use vendors::Vendors;
@@ -20,4 +24,7 @@ use tenure_engine::kinds::Registry;
 pub fn register(registry: &mut Registry, vendors: Vendors) {
     let vendors = Arc::new(vendors);
     entra::register(registry, &vendors);
+    exchange::register(registry, &vendors);
+    licence::register(registry, &vendors);
+    intune::register(registry, &vendors);
 }

@@ -326,3 +326,167 @@ async fn remove_from_all_groups_reports_groups_it_cannot_change() {
         ])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
+    let h = Harness::new().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../runbooks/offboard-user.yaml"
+    );
+    let src = SourceFile::new(
+        "runbooks/offboard-user.yaml",
+        std::fs::read_to_string(path).unwrap(),
+    );
+    let plan = compile(&src, &tenure_steps::catalogue()).plan.unwrap();
+    let mut given = Map::new();
+    given.insert("tenant".into(), json!("contoso"));
+    given.insert("user".into(), json!("megan.bowen@contoso.example"));
+    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).unwrap();
+    let ctx = start_context(
+        &plan,
+        inputs,
+        json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
+        json!({"source": "test"}),
+        &Renderer::new(),
+    )
+    .unwrap();
+    let id = h.store.create_run(&plan, ctx, "test", None).await.unwrap();
+    assert_eq!(h.worker.drive(&id, true).await.unwrap(), RunStatus::Waiting);
+    tenure_engine::driver::decide(
+        &h.store,
+        &format!("{id}:approve"),
+        "it-lead@msp.example",
+        true,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), h.worker.drive(&id, false))
+        .await
+        .unwrap()
+        .unwrap();
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+
+    let state = h.state().await;
+    let tenant = &state["tenants"][0];
+    let megan = tenant["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userPrincipalName"] == "megan.bowen@contoso.example")
+        .unwrap();
+    assert_eq!(megan["accountEnabled"], false, "blocked");
+    assert!(
+        megan["signInSessionsValidFrom"].is_string(),
+        "sessions revoked"
+    );
+    assert_eq!(megan["assignedLicenses"], json!([]), "licences removed");
+    assert_eq!(
+        megan["authMethods"].as_array().unwrap().len(),
+        1,
+        "only the password is left: {}",
+        megan["authMethods"]
+    );
+    let mailbox = tenant["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m.to_string().contains("megan.bowen@contoso.example"))
+        .unwrap();
+    assert!(
+        mailbox.to_string().contains("SharedMailbox"),
+        "shared, not lost: {mailbox}"
+    );
+    assert!(
+        !mailbox.to_string().contains("\"pending_deletion\":\"")
+            && mailbox["pendingDeletion"].is_null(),
+        "{mailbox}"
+    );
+    let megan_id = megan["id"].as_str().unwrap();
+    let groups: Vec<&str> = tenant["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| {
+            g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == megan_id)
+        })
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        ["Everyone (dynamic)", "HQ Printers (AD)"],
+        "only groups Tenure may not change"
+    );
+    assert!(
+        h.counters()
+            .await
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.ends_with("/wipe")),
+        "a wipe was sent"
+    );
+
+    // The journal shows what each step did.
+    assert_eq!(h.outputs(&id, "licences").await["removed"], json!(["SPB"]));
+    assert_eq!(
+        h.outputs(&id, "convert_mailbox").await["type"],
+        "SharedMailbox"
+    );
+    assert_eq!(h.outputs(&id, "wipe").await["wiped"], 1);
+    assert_eq!(
+        h.outputs(&id, "groups").await["removed"],
+        json!(["All Staff", "Sales"])
+    );
+    for step in [
+        "block",
+        "revoke",
+        "remove_mfa",
+        "hide",
+        "convert_mailbox",
+        "auto_reply",
+        "groups",
+        "licences",
+        "wipe",
+    ] {
+        assert!(
+            journal
+                .iter()
+                .any(|e| matches!(e, EventKind::AttemptSucceeded { step: s, .. } if s == step)),
+            "{step} succeeded"
+        );
+        assert!(
+            journal
+                .iter()
+                .any(|e| matches!(e, EventKind::RequestSummary { step: s, .. } if s == step)),
+            "{step}'s requests are journaled"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licences_are_not_removed_while_the_mailbox_would_be_lost() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  l:\n    uses: licence.remove_all\n    with: { user: alex.wilber@contoso.example }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Failed);
+    let journal = h.journal(&id).await;
+    assert!(journal.iter().any(|e| matches!(e, EventKind::AttemptFailed { message, .. } if message.contains("would delete the mailbox"))), "{journal:#?}");
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  l:\n    uses: licence.remove_all\n    with: { user: alex.wilber@contoso.example, allow_mailbox_loss: true }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(h.outputs(&id, "l").await["removed"], json!(["SPB"]));
+}
