@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_vendors::Client;
 
@@ -16,6 +16,411 @@ use crate::vendors::{param, step_error, Vendors};
 /// Registers the licence kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
     registry.insert("licence.remove_all", RemoveAll(vendors.clone()));
+    registry.insert("licence.assign", Assign(vendors.clone()));
+}
+
+/// Product names of common SKUs, as Partner Center names its offers.
+const PRODUCT_NAMES: &[(&str, &str)] = &[
+    ("SPB", "Microsoft 365 Business Premium"),
+    ("O365_BUSINESS_ESSENTIALS", "Microsoft 365 Business Basic"),
+    ("O365_BUSINESS_PREMIUM", "Microsoft 365 Business Standard"),
+    ("EXCHANGESTANDARD", "Exchange Online (Plan 1)"),
+    ("EXCHANGEENTERPRISE", "Exchange Online (Plan 2)"),
+    ("ENTERPRISEPACK", "Office 365 E3"),
+    ("SPE_E3", "Microsoft 365 E3"),
+    ("SPE_E5", "Microsoft 365 E5"),
+];
+
+/// A SKU of the tenant with its seats.
+struct Sku {
+    id: String,
+    part: String,
+    enabled: u64,
+    consumed: u64,
+}
+
+impl Sku {
+    fn free(&self) -> u64 {
+        self.enabled.saturating_sub(self.consumed)
+    }
+}
+
+async fn find_sku(client: &Client, wanted: &str) -> Result<Sku, StepError> {
+    let url = format!("{}/subscribedSkus", client.endpoints.graph);
+    let skus = client
+        .list_all("read the tenant's subscriptions", &url)
+        .await
+        .map_err(step_error)?;
+    skus.iter()
+        .find(|s| {
+            s["skuPartNumber"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case(wanted))
+                || s["skuId"].as_str() == Some(wanted)
+        })
+        .map(|s| Sku {
+            id: s["skuId"].as_str().unwrap_or_default().to_string(),
+            part: s["skuPartNumber"].as_str().unwrap_or_default().to_string(),
+            enabled: s["prepaidUnits"]["enabled"].as_u64().unwrap_or(0),
+            consumed: s["consumedUnits"].as_u64().unwrap_or(0),
+        })
+        .ok_or_else(|| {
+            StepError::permanent(
+                "sku_not_found",
+                format!(
+                    "tenant {} has no subscription for SKU {wanted}",
+                    client.tenant()
+                ),
+            )
+        })
+}
+
+/// A stable GUID-shaped request id from an idempotency key (Partner Center's `MS-RequestId`).
+fn request_id(key: &str) -> String {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in key.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    let x = format!("{h:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+/// `licence.assign`.
+struct Assign(Arc<Vendors>);
+
+impl Assign {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let wanted = param(call.params, "sku")?;
+        let source = call.params["source"].as_str().unwrap_or("direct");
+        let u = user(&client, name).await?;
+        let uid = u["id"].as_str().unwrap_or_default().to_string();
+        let sku = find_sku(&client, wanted).await?;
+        let url = format!(
+            "{}/users/{}?$select=id,assignedLicenses",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let (_, detail) = client
+            .send(
+                &format!("read the licences of {name}"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        let has = detail["assignedLicenses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|l| l["skuId"] == json!(sku.id)));
+        if has {
+            return Ok(Outcome::Done(
+                json!({"sku": sku.part, "sku_id": sku.id, "purchased": false, "assigned": false}),
+            ));
+        }
+        let mut purchased = false;
+        if sku.free() == 0 {
+            purchased = match source {
+                "pax8" => self.buy_pax8(&client, &call, &sku).await?,
+                "partner_center" => self.buy_partner_center(&client, &call, &sku).await?,
+                _ => {
+                    return Err(StepError::permanent(
+                        "no_free_seat",
+                        format!(
+                            "no free seat of {} ({}/{} in use); buy one or use source: pax8 / partner_center",
+                            sku.part, sku.consumed, sku.enabled
+                        ),
+                    ))
+                }
+            };
+            wait_for_seat(&client, &sku.part).await?;
+        }
+        let disabled: Vec<Value> = call.params["disabled_plans"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let url = format!(
+            "{}/users/{}/assignLicense",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let body = json!({"addLicenses": [{"skuId": sku.id, "disabledPlans": disabled}], "removeLicenses": []});
+        match client
+            .send(
+                &format!("assign {} to {name}", sku.part),
+                Method::POST,
+                &url,
+                Some(&body),
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(
+                json!({"sku": sku.part, "sku_id": sku.id, "purchased": purchased, "assigned": true}),
+            )),
+            // Another assignment took the seat meanwhile: worth another attempt.
+            Err(e) if e.message.contains("does not have any available licenses") => {
+                let mut err = step_error(e);
+                err.retryable = true;
+                Err(err)
+            }
+            Err(e) => Err(step_error(e)),
+        }
+    }
+
+    /// Buys one more seat of `sku` on the tenant's Pax8 subscription, unless one is already on
+    /// its way (the subscription holds more seats than the tenant sees). Returns true.
+    async fn buy_pax8(
+        &self,
+        client: &Client,
+        call: &Call<'_>,
+        sku: &Sku,
+    ) -> Result<bool, StepError> {
+        let tenant = call.context["tenant"]["id"].as_str().unwrap_or_default();
+        let base = &client.endpoints.pax8;
+        let companies =
+            pax8_all(client, &format!("{base}/companies"), "list Pax8 companies").await?;
+        let company = companies
+            .iter()
+            .find(|c| {
+                c["externalId"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(tenant))
+                    || c["name"].as_str() == call.context["tenant"]["name"].as_str()
+            })
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "pax8_company_not_found",
+                    format!("no Pax8 company is linked to tenant {tenant}"),
+                )
+            })?;
+        let products = pax8_all(
+            client,
+            &format!("{base}/products?vendorName=Microsoft"),
+            "list Pax8 products",
+        )
+        .await?;
+        let product = products
+            .iter()
+            .find(|p| {
+                p["sku"]
+                    .as_str()
+                    .or(p["vendorSku"].as_str())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&sku.part))
+            })
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "pax8_product_not_found",
+                    format!("Pax8 sells no product for SKU {}", sku.part),
+                )
+            })?;
+        let subs = pax8_all(
+            client,
+            &format!(
+                "{base}/subscriptions?companyId={}&productId={}&status=Active",
+                company["id"].as_str().unwrap_or(""),
+                product["id"].as_str().unwrap_or("")
+            ),
+            "list Pax8 subscriptions",
+        )
+        .await?;
+        let sub = subs.first().ok_or_else(|| {
+            StepError::permanent(
+                "pax8_subscription_not_found",
+                format!(
+                    "{} has no active Pax8 subscription for {}",
+                    company["name"].as_str().unwrap_or(tenant),
+                    sku.part
+                ),
+            )
+        })?;
+        let quantity = sub["quantity"].as_u64().unwrap_or(0);
+        if quantity > sku.enabled {
+            return Ok(true);
+        }
+        let url = format!("{base}/subscriptions/{}", sub["id"].as_str().unwrap_or(""));
+        client
+            .send(
+                &format!("buy a {} seat at Pax8", sku.part),
+                Method::PUT,
+                &url,
+                Some(&json!({"quantity": quantity + 1})),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(true)
+    }
+
+    /// Buys one more seat on the tenant's Partner Center subscription (the `MS-RequestId` is
+    /// stable per step instance, so a repeated request applies once).
+    async fn buy_partner_center(
+        &self,
+        client: &Client,
+        call: &Call<'_>,
+        sku: &Sku,
+    ) -> Result<bool, StepError> {
+        let domain = call.context["tenant"]["domain"]
+            .as_str()
+            .unwrap_or_default();
+        let base = &client.endpoints.partner_center;
+        let mut customers = Vec::new();
+        let mut next = Some((format!("{base}/customers?size=100"), None::<String>));
+        while let Some((url, token)) = next.take() {
+            let headers: Vec<(&str, String)> = token
+                .map(|t| ("MS-ContinuationToken", t))
+                .into_iter()
+                .collect();
+            let (_, page) = client
+                .send(
+                    "list Partner Center customers",
+                    Method::GET,
+                    &url,
+                    None,
+                    &headers,
+                )
+                .await
+                .map_err(step_error)?;
+            customers.extend(page["items"].as_array().cloned().unwrap_or_default());
+            if let Some(link) = page["links"]["next"].as_object() {
+                let uri = link["uri"].as_str().unwrap_or_default().to_string();
+                let token = link["headers"]
+                    .as_array()
+                    .and_then(|h| h.iter().find(|h| h["key"] == "MS-ContinuationToken"))
+                    .and_then(|h| h["value"].as_str())
+                    .map(str::to_string);
+                next = Some((uri, token));
+            }
+        }
+        let customer = customers
+            .iter()
+            .find(|c| {
+                c["companyProfile"]["domain"]
+                    .as_str()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(domain))
+            })
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "pc_customer_not_found",
+                    format!("no Partner Center customer has the domain {domain}"),
+                )
+            })?;
+        let cid = customer["id"].as_str().unwrap_or_default();
+        let (_, subs) = client
+            .send(
+                "list Partner Center subscriptions",
+                Method::GET,
+                &format!("{base}/customers/{cid}/subscriptions"),
+                None,
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        let offer = PRODUCT_NAMES
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(&sku.part))
+            .map(|(_, n)| *n)
+            .unwrap_or(sku.part.as_str());
+        let sub = subs["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["status"] == "active"
+                    && s["offerName"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(offer))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "pc_subscription_not_found",
+                    format!("no active Partner Center subscription for {offer}"),
+                )
+            })?;
+        let quantity = sub["quantity"].as_u64().unwrap_or(0);
+        if quantity > sku.enabled {
+            return Ok(true);
+        }
+        let mut body = sub.clone();
+        body["quantity"] = json!(quantity + 1);
+        let url = format!(
+            "{base}/customers/{cid}/subscriptions/{}",
+            sub["id"].as_str().unwrap_or("")
+        );
+        client
+            .send(
+                &format!("buy a {} seat at Partner Center", sku.part),
+                Method::PATCH,
+                &url,
+                Some(&body),
+                &[("MS-RequestId", request_id(&call.idempotency_key()))],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(true)
+    }
+}
+
+/// Every item of a paged Pax8 collection (`page`/`size`, `page.totalPages`).
+async fn pax8_all(client: &Client, url: &str, what: &str) -> Result<Vec<Value>, StepError> {
+    let mut items = Vec::new();
+    let mut page = 0;
+    loop {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let (_, body) = client
+            .send(
+                what,
+                Method::GET,
+                &format!("{url}{sep}page={page}&size=200"),
+                None,
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        items.extend(body["content"].as_array().cloned().unwrap_or_default());
+        page += 1;
+        if page >= body["page"]["totalPages"].as_u64().unwrap_or(0) {
+            return Ok(items);
+        }
+    }
+}
+
+/// Polls `subscribedSkus` with backoff until a seat of `part` is free (a purchase takes a while
+/// to reach the tenant). Gives up after ten minutes with a transient error; the step's
+/// `timeout` bounds it sooner.
+async fn wait_for_seat(client: &Client, part: &str) -> Result<(), StepError> {
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        if find_sku(client, part).await?.free() > 0 {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            return Err(StepError::transient(
+                "seat_pending",
+                format!("the new {part} seat has not reached the tenant after 10 minutes"),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+impl Executor for Assign {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
 }
 
 /// SKU id → part number (`SPB`, `O365_BUSINESS_PREMIUM`...).

@@ -14,6 +14,8 @@ pub struct Vendors {
     tokens: TokenCache,
     client_id: String,
     client_secret: Secret,
+    pax8: Option<(String, Secret)>,
+    partner_center: Option<(String, Secret)>,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -30,7 +32,25 @@ impl Vendors {
             tokens: TokenCache::new(),
             client_id: client_id.into(),
             client_secret,
+            pax8: None,
+            partner_center: None,
         }
+    }
+
+    /// Buys seats through Pax8 with these API credentials.
+    pub fn with_pax8(mut self, client_id: impl Into<String>, secret: Secret) -> Self {
+        self.pax8 = Some((client_id.into(), secret));
+        self
+    }
+
+    /// Buys seats through Partner Center as the partner tenant, with its refresh token.
+    pub fn with_partner_center(
+        mut self,
+        partner_tenant: impl Into<String>,
+        refresh_token: Secret,
+    ) -> Self {
+        self.partner_center = Some((partner_tenant.into(), refresh_token));
+        self
     }
 
     /// The sandbox at `url`, with its built-in app registration.
@@ -40,6 +60,8 @@ impl Vendors {
             SANDBOX_CLIENT_ID,
             Secret::new(SANDBOX_SECRET),
         )
+        .with_pax8(SANDBOX_CLIENT_ID, Secret::new(SANDBOX_SECRET))
+        .with_partner_center("partner.example", Secret::new("sandbox-refresh"))
     }
 
     /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else
@@ -97,6 +119,8 @@ impl Vendors {
                 tenant: key.to_string(),
                 client_id: self.client_id.clone(),
                 client_secret: self.client_secret.clone(),
+                pax8: self.pax8.clone(),
+                partner_center: self.partner_center.clone(),
             },
             self.tokens.clone(),
             call.requests.clone(),

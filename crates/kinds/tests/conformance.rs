@@ -490,3 +490,47 @@ async fn licences_are_not_removed_while_the_mailbox_would_be_lost() {
     assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(h.outputs(&id, "l").await["removed"], json!(["SPB"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licences_come_from_free_seats_or_are_bought_through_pax8_or_partner_center() {
+    let h = Harness::new().await;
+    let user = "  u:\n    uses: entra.create_user\n    with: { user_principal_name: grace.hopper@contoso.example, display_name: Grace Hopper, usage_location: US }\n";
+    let assign = |sku: &str, source: &str| {
+        format!("{user}  l:\n    uses: licence.assign\n    with: {{ user: \"{{{{steps.u.outputs.id}}}}\", sku: {sku}, source: {source} }}\n")
+    };
+    // Exchange Online (Plan 1) is full (5/5) and `direct` buys nothing.
+    let (id, status) = h
+        .run(&Harness::plan(&assign("EXCHANGESTANDARD", "direct")))
+        .await;
+    assert_eq!(status, RunStatus::Failed);
+    let journal = h.journal(&id).await;
+    assert!(
+        journal.iter().any(|e| matches!(e, EventKind::AttemptFailed { message, class, .. } if class == "permanent" && message == "no free seat of EXCHANGESTANDARD (5/5 in use); buy one or use source: pax8 / partner_center")),
+        "{journal:#?}"
+    );
+    // Use up Business Basic's free seats (2/10 in use), so Partner Center must buy one.
+    let fill = "  l:\n    uses: licence.assign\n    for_each: [megan.bowen, alex.wilber, isaiah.langer, lidia.holloway, lynne.robbins, nestor.wilke, patti.fernandez, adele.vance]\n    with: { user: \"{{item}}@contoso.example\", sku: O365_BUSINESS_ESSENTIALS }\n";
+    let (_, status) = h.run(&Harness::plan(fill)).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    // Pax8 and Partner Center buy a seat, wait for it to reach the tenant, then assign.
+    for (sku, source) in [
+        ("EXCHANGESTANDARD", "pax8"),
+        ("O365_BUSINESS_ESSENTIALS", "partner_center"),
+    ] {
+        let plan =
+            Harness::plan(&assign(sku, source).replace("grace.hopper", &format!("g.{source}")));
+        let (id, status) = h.run(&plan).await;
+        let journal = h.journal(&id).await;
+        assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+        let out = h.outputs(&id, "l").await;
+        assert_eq!(out["sku"], sku);
+        assert_eq!(out["assigned"], true, "{out}");
+        assert_eq!(out["purchased"], true, "{out}");
+        // A repeat finds the licence assigned and buys nothing.
+        let before = h.state().await;
+        let again = h.repeat(&id, "l").await;
+        assert_eq!(again["assigned"], false);
+        assert_eq!(h.state().await["pax8"], before["pax8"]);
+        assert_eq!(h.state().await["partner_center"], before["partner_center"]);
+    }
+}

@@ -40,6 +40,24 @@ pub struct TenantCredentials {
     pub client_id: String,
     /// The client secret.
     pub client_secret: Secret,
+    /// Pax8 API credentials (client id, secret), when seats are bought through Pax8.
+    pub pax8: Option<(String, Secret)>,
+    /// The partner's tenant and its Partner Center refresh token (App+User), when seats are
+    /// bought through Partner Center.
+    pub partner_center: Option<(String, Secret)>,
+}
+
+/// The APIs Tenure signs in to, each its own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Microsoft Graph: client credentials in the customer tenant.
+    Graph,
+    /// Exchange Online admin API: client credentials, Exchange audience.
+    Exchange,
+    /// Pax8: its own token manager (JSON client credentials).
+    Pax8,
+    /// Partner Center: App+User (the partner's refresh token).
+    PartnerCenter,
 }
 
 /// Base URLs of every vendor (no trailing slash).
@@ -99,12 +117,36 @@ impl Endpoints {
         }
     }
 
+    /// Which API, and so which sign-in, a URL belongs to.
+    pub fn api_of(&self, url: &str) -> Api {
+        if url.starts_with(&self.exchange) {
+            Api::Exchange
+        } else if url.starts_with(&self.pax8) {
+            Api::Pax8
+        } else if url.starts_with(&self.partner_center) {
+            Api::PartnerCenter
+        } else {
+            Api::Graph
+        }
+    }
+
+    /// The API a scope from [`Endpoints::scope_for`] signs in to.
+    pub fn api_of_scope(&self, scope: &str) -> Api {
+        match scope {
+            "https://outlook.office365.com/.default" => Api::Exchange,
+            "https://api.partnercenter.microsoft.com/.default" => Api::PartnerCenter,
+            "pax8" => Api::Pax8,
+            _ => Api::Graph,
+        }
+    }
+
     /// The OAuth2 scope of the resource a URL belongs to.
     pub fn scope_for(&self, url: &str) -> &'static str {
-        if url.starts_with(&self.exchange) {
-            "https://outlook.office365.com/.default"
-        } else {
-            "https://graph.microsoft.com/.default"
+        match self.api_of(url) {
+            Api::Exchange => "https://outlook.office365.com/.default",
+            Api::PartnerCenter => "https://api.partnercenter.microsoft.com/.default",
+            Api::Pax8 => "pax8",
+            Api::Graph => "https://graph.microsoft.com/.default",
         }
     }
 }
@@ -121,6 +163,8 @@ mod tests {
             tenant: "contoso".into(),
             client_id: "app".into(),
             client_secret: s,
+            pax8: None,
+            partner_center: None,
         };
         assert!(!format!("{c:?}").contains("sandbox-secret"));
     }

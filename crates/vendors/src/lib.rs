@@ -15,6 +15,6 @@ mod error;
 mod token;
 
 pub use client::{Client, RequestSummary, Requests};
-pub use endpoints::{Endpoints, Secret, TenantCredentials};
+pub use endpoints::{Api, Endpoints, Secret, TenantCredentials};
 pub use error::VendorError;
 pub use token::TokenCache;

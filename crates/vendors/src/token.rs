@@ -9,6 +9,11 @@ use tokio::sync::Mutex;
 
 use crate::{Endpoints, RequestSummary, Requests, TenantCredentials, VendorError};
 
+enum Body {
+    Form(Vec<(&'static str, String)>),
+    Json(Value),
+}
+
 /// Refresh a token this long before it expires.
 const EARLY: Duration = Duration::from_secs(300);
 
@@ -48,17 +53,60 @@ impl TokenCache {
                 return Ok(c.token.clone());
             }
         }
-        let path = format!("/{}/oauth2/v2.0/token", creds.tenant);
-        let url = format!("{}{path}", endpoints.login);
-        let form = [
-            ("client_id", creds.client_id.as_str()),
-            ("client_secret", creds.client_secret.expose()),
-            ("scope", scope),
-            ("grant_type", "client_credentials"),
-        ];
+        let api = endpoints.api_of_scope(scope);
+        let missing = |what: &str| {
+            VendorError::permanent(
+                "not_configured",
+                format!(
+                    "no {what} credentials are configured for tenant {}",
+                    creds.tenant
+                ),
+            )
+        };
+        let (url, path, body) = match api {
+            crate::Api::Pax8 => {
+                let (id, secret) = creds.pax8.as_ref().ok_or_else(|| missing("Pax8"))?;
+                let path = "/oauth/token".to_string();
+                let body = Body::Json(serde_json::json!({
+                    "client_id": id, "client_secret": secret.expose(),
+                    "audience": "api://p8p.client", "grant_type": "client_credentials",
+                }));
+                (format!("{}{path}", endpoints.pax8_login), path, body)
+            }
+            crate::Api::PartnerCenter => {
+                let (partner, refresh) = creds
+                    .partner_center
+                    .as_ref()
+                    .ok_or_else(|| missing("Partner Center"))?;
+                let path = format!("/{partner}/oauth2/v2.0/token");
+                let body = Body::Form(vec![
+                    ("client_id", creds.client_id.clone()),
+                    ("client_secret", creds.client_secret.expose().to_string()),
+                    ("scope", scope.to_string()),
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", refresh.expose().to_string()),
+                ]);
+                (format!("{}{path}", endpoints.login), path, body)
+            }
+            crate::Api::Graph | crate::Api::Exchange => {
+                let path = format!("/{}/oauth2/v2.0/token", creds.tenant);
+                let body = Body::Form(vec![
+                    ("client_id", creds.client_id.clone()),
+                    ("client_secret", creds.client_secret.expose().to_string()),
+                    ("scope", scope.to_string()),
+                    ("grant_type", "client_credentials".to_string()),
+                ]);
+                (format!("{}{path}", endpoints.login), path, body)
+            }
+        };
         let started = Instant::now();
         let what = format!("sign in to tenant {}", creds.tenant);
-        let resp = http.post(&url).form(&form).send().await;
+        let req = http.post(&url);
+        let req = match &body {
+            Body::Form(f) => req.form(f),
+            Body::Json(j) => req.json(j),
+        };
+        let resp = req.send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
