@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
 use crate::vendors::{param, step_error, Vendors};
@@ -39,6 +39,15 @@ pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
     );
 }
 
+crate::executor!(
+    CreateUser,
+    SetSignIn,
+    RevokeSessions,
+    AddToGroup,
+    RemoveFromAllGroups,
+    RemoveAuthMethods
+);
+
 /// Percent-encodes a path segment (object ids and UPNs pass through, `#`, `/`, `?`... do not).
 pub(crate) fn segment(s: &str) -> String {
     s.bytes()
@@ -52,7 +61,7 @@ pub(crate) fn segment(s: &str) -> String {
 }
 
 /// `GET /users/{id or upn}`; `None` when there is no such user.
-async fn find_user(client: &Client, user: &str) -> Result<Option<Value>, StepError> {
+pub(crate) async fn find_user(client: &Client, user: &str) -> Result<Option<Value>, StepError> {
     let url = format!(
         "{}/users/{}?$select=id,userPrincipalName,displayName,mailNickname,accountEnabled,createdDateTime,signInSessionsValidFromDateTime,onPremisesSyncEnabled",
         client.endpoints.graph,
@@ -84,7 +93,7 @@ pub(crate) async fn user(client: &Client, user: &str) -> Result<Value, StepError
     })
 }
 
-fn id_of(u: &Value) -> String {
+pub(crate) fn id_of(u: &Value) -> String {
     u["id"].as_str().unwrap_or_default().to_string()
 }
 
@@ -103,31 +112,7 @@ fn at_or_after(value: &Value, since: Option<chrono::DateTime<chrono::Utc>>) -> b
         .is_some_and(|d| d.with_timezone(&chrono::Utc) >= since - chrono::Duration::seconds(5))
 }
 
-/// A random password of `length` with upper and lower case letters, digits and symbols (at
-/// least one of each).
-pub fn generate_password(length: usize) -> String {
-    const CLASSES: [&[u8]; 4] = [
-        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
-        b"abcdefghijkmnopqrstuvwxyz",
-        b"23456789",
-        b"!@#$%&*+-=?",
-    ];
-    let length = length.max(CLASSES.len());
-    let pick = |set: &[u8]| set[rand::random::<u32>() as usize % set.len()] as char;
-    let mut chars: Vec<char> = CLASSES.iter().map(|c| pick(c)).collect();
-    let all: Vec<u8> = CLASSES.concat();
-    while chars.len() < length {
-        chars.push(pick(&all));
-    }
-    // Shuffle so the class order does not leak.
-    for i in (1..chars.len()).rev() {
-        let j = rand::random::<u32>() as usize % (i + 1);
-        chars.swap(i, j);
-    }
-    chars.into_iter().collect()
-}
-
-fn password_for(params: &Value) -> Result<String, StepError> {
+pub(crate) fn password_for(params: &Value) -> Result<String, StepError> {
     match params["password"].as_str() {
         None | Some("generate") | Some("") => {
             let length = params["password_length"].as_u64().unwrap_or(16);
@@ -137,7 +122,7 @@ fn password_for(params: &Value) -> Result<String, StepError> {
                     format!("`password_length` must be 8 to 256, not {length}"),
                 ));
             }
-            Ok(generate_password(length as usize))
+            Ok(crate::password::generate_default(length as usize))
         }
         Some(given) => Ok(given.to_string()),
     }
@@ -268,12 +253,6 @@ impl CreateUser {
     }
 }
 
-impl Executor for CreateUser {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
-
 /// `entra.disable_sign_in` / `entra.enable_sign_in`.
 struct SetSignIn {
     vendors: Arc<Vendors>,
@@ -311,12 +290,6 @@ impl SetSignIn {
     }
 }
 
-impl Executor for SetSignIn {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
-
 /// `entra.revoke_sessions`.
 struct RevokeSessions(Arc<Vendors>);
 
@@ -349,14 +322,8 @@ impl RevokeSessions {
     }
 }
 
-impl Executor for RevokeSessions {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
-
 /// A group by object id or display name.
-async fn group(client: &Client, group: &str) -> Result<Value, StepError> {
+pub(crate) async fn group(client: &Client, group: &str) -> Result<Value, StepError> {
     let looks_like_id = group.len() == 36 && group.chars().filter(|c| *c == '-').count() == 4;
     if looks_like_id {
         let url = format!("{}/groups/{}", client.endpoints.graph, segment(group));
@@ -401,7 +368,7 @@ async fn group(client: &Client, group: &str) -> Result<Value, StepError> {
     }
 }
 
-fn read_only_reason(g: &Value) -> Option<&'static str> {
+pub(crate) fn read_only_reason(g: &Value) -> Option<&'static str> {
     let dynamic = g["groupTypes"]
         .as_array()
         .is_some_and(|t| t.iter().any(|t| t == "DynamicMembership"));
@@ -456,14 +423,8 @@ impl AddToGroup {
     }
 }
 
-fn already_member(e: &VendorError) -> bool {
+pub(crate) fn already_member(e: &VendorError) -> bool {
     e.status == Some(400) && e.message.contains("already exist")
-}
-
-impl Executor for AddToGroup {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
 }
 
 /// `entra.remove_from_all_groups`.
@@ -530,12 +491,6 @@ impl RemoveFromAllGroups {
         Ok(Outcome::Done(
             json!({"id": uid, "removed": removed, "skipped": skipped}),
         ))
-    }
-}
-
-impl Executor for RemoveFromAllGroups {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
     }
 }
 
@@ -617,27 +572,9 @@ impl RemoveAuthMethods {
     }
 }
 
-impl Executor for RemoveAuthMethods {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_passwords_have_every_class_and_the_length() {
-        for _ in 0..200 {
-            let p = generate_password(12);
-            assert_eq!(p.chars().count(), 12);
-            assert!(p.chars().any(|c| c.is_ascii_uppercase()));
-            assert!(p.chars().any(|c| c.is_ascii_lowercase()));
-            assert!(p.chars().any(|c| c.is_ascii_digit()));
-            assert!(p.chars().any(|c| !c.is_ascii_alphanumeric()));
-        }
-    }
 
     #[test]
     fn path_segments_are_encoded() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
 use crate::vendors::{param, step_error, Vendors};
@@ -292,8 +292,4 @@ impl Mailbox {
     }
 }
 
-impl Executor for Mailbox {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
+crate::executor!(Mailbox);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 
 use crate::entra::{segment, user};
 use crate::vendors::{param, step_error, Vendors};
@@ -104,8 +104,4 @@ impl Devices {
     }
 }
 
-impl Executor for Devices {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
+crate::executor!(Devices);

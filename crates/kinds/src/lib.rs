@@ -9,12 +9,30 @@
 //! - says exactly what it did in its outputs.
 
 mod entra;
+mod entra_admin;
 mod exchange;
 mod intune;
 mod licence;
+mod password;
 mod vendors;
 
 pub use vendors::Vendors;
+
+/// Implements [`tenure_engine::kinds::Executor`] for kinds whose `async fn run(&self, Call)`
+/// does the work.
+#[macro_export]
+macro_rules! executor {
+    ($($kind:ident),* $(,)?) => {
+        $(impl tenure_engine::kinds::Executor for $kind {
+            fn execute<'a>(
+                &'a self,
+                call: tenure_engine::kinds::Call<'a>,
+            ) -> tenure_engine::kinds::BoxFuture<'a, Result<tenure_engine::kinds::Outcome, tenure_engine::kinds::StepError>> {
+                Box::pin(self.run(call))
+            }
+        })*
+    };
+}
 
 use std::sync::Arc;
 
@@ -24,7 +42,9 @@ use tenure_engine::kinds::Registry;
 pub fn register(registry: &mut Registry, vendors: Vendors) {
     let vendors = Arc::new(vendors);
     entra::register(registry, &vendors);
+    entra_admin::register(registry, &vendors);
     exchange::register(registry, &vendors);
     licence::register(registry, &vendors);
     intune::register(registry, &vendors);
+    password::register(registry);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 use tenure_vendors::Client;
 
 use crate::entra::{segment, user};
@@ -17,6 +17,77 @@ use crate::vendors::{param, step_error, Vendors};
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
     registry.insert("licence.remove_all", RemoveAll(vendors.clone()));
     registry.insert("licence.assign", Assign(vendors.clone()));
+    registry.insert("licence.remove", Remove(vendors.clone()));
+}
+
+/// `licence.remove`: one SKU; not assigned is success; inherited through a group is an error
+/// that names the group.
+struct Remove(Arc<Vendors>);
+
+impl Remove {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let wanted = param(call.params, "sku")?;
+        if call.params["release_seat"].as_bool() == Some(true) {
+            return Err(StepError::permanent(
+                "not_supported",
+                "release_seat is not supported yet: remove the licence, then lower the subscription at the distributor",
+            ));
+        }
+        let u = user(&client, name).await?;
+        let uid = u["id"].as_str().unwrap_or_default().to_string();
+        let sku = find_sku(&client, wanted).await?;
+        let url = format!(
+            "{}/users/{}?$select=id,licenseAssignmentStates",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let (_, detail) = client
+            .send(
+                &format!("read the licences of {name}"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        let states: Vec<Value> = detail["licenseAssignmentStates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["skuId"] == json!(sku.id))
+            .cloned()
+            .collect();
+        let direct = states.iter().any(|s| s["assignedByGroup"].is_null());
+        if !direct {
+            if let Some(group) = states.first().and_then(|s| s["assignedByGroup"].as_str()) {
+                return Err(StepError::permanent(
+                    "inherited_licence",
+                    format!("{name} gets {} through group {group}: remove the user from the group instead", sku.part),
+                ));
+            }
+            return Ok(Outcome::Done(json!({"sku": sku.part, "removed": false})));
+        }
+        let url = format!(
+            "{}/users/{}/assignLicense",
+            client.endpoints.graph,
+            segment(&uid)
+        );
+        let body = json!({"addLicenses": [], "removeLicenses": [sku.id]});
+        client
+            .send(
+                &format!("remove {} from {name}", sku.part),
+                Method::POST,
+                &url,
+                Some(&body),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(json!({"sku": sku.part, "removed": true})))
+    }
 }
 
 /// Product names of common SKUs, as Partner Center names its offers.
@@ -417,12 +488,6 @@ async fn wait_for_seat(client: &Client, part: &str) -> Result<(), StepError> {
     }
 }
 
-impl Executor for Assign {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
-
 /// SKU id → part number (`SPB`, `O365_BUSINESS_PREMIUM`...).
 async fn sku_names(client: &Client) -> Result<HashMap<String, String>, StepError> {
     let url = format!("{}/subscribedSkus", client.endpoints.graph);
@@ -524,8 +589,4 @@ impl RemoveAll {
     }
 }
 
-impl Executor for RemoveAll {
-    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(self.run(call))
-    }
-}
+crate::executor!(Assign, RemoveAll, Remove);

@@ -534,3 +534,69 @@ async fn licences_come_from_free_seats_or_are_bought_through_pax8_or_partner_cen
         assert_eq!(h.state().await["partner_center"], before["partner_center"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_administration_kinds_do_their_work_once() {
+    let h = Harness::new().await;
+    let steps = "  pw:\n    uses: password.generate\n    with: { length: 20, symbols: false }\n  new:\n    uses: entra.create_user\n    with: { user_principal_name: joan.clarke@contoso.example, display_name: Joan Clarke, password: \"{{steps.pw.outputs.password}}\" }\n  profile:\n    uses: entra.update_user\n    with: { user: \"{{steps.new.outputs.id}}\", department: Research, job_title: Cryptanalyst, usage_location: GB }\n  boss:\n    uses: entra.set_manager\n    with: { user: \"{{steps.new.outputs.id}}\", manager: megan.bowen@contoso.example }\n  copy:\n    uses: entra.copy_groups_from\n    needs: [profile]\n    with: { user: \"{{steps.new.outputs.id}}\", from: megan.bowen@contoso.example }\n  leave:\n    uses: entra.remove_from_group\n    needs: [copy]\n    with: { user: \"{{steps.new.outputs.id}}\", group: Sales }\n  reset:\n    uses: entra.reset_password\n    needs: [leave]\n    with: { user: \"{{steps.new.outputs.id}}\" }\n  tap:\n    uses: entra.create_tap\n    needs: [reset]\n    with: { user: \"{{steps.new.outputs.id}}\", lifetime: 1h }\n  licence:\n    uses: licence.assign\n    needs: [tap]\n    with: { user: \"{{steps.new.outputs.id}}\", sku: SPB }\n  unlicence:\n    uses: licence.remove\n    needs: [licence]\n    with: { user: \"{{steps.new.outputs.id}}\", sku: SPB }\n";
+    let (id, status) = h.run(&Harness::plan(steps)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    let pw = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(pw.len(), 20);
+    assert!(!pw.chars().any(|c| "!@#$%&*+-=?".contains(c)));
+    assert_eq!(
+        h.outputs(&id, "new").await["password"],
+        pw.as_str(),
+        "the generated password was used"
+    );
+    assert_eq!(
+        h.outputs(&id, "profile").await["changed"],
+        json!(["department", "job_title", "usage_location"])
+    );
+    assert_eq!(h.outputs(&id, "boss").await["changed"], true);
+    assert_eq!(
+        h.outputs(&id, "copy").await["added"],
+        json!(["All Staff", "Sales"])
+    );
+    assert_eq!(h.outputs(&id, "leave").await["removed"], true);
+    assert_eq!(h.outputs(&id, "licence").await["assigned"], true);
+    assert_eq!(h.outputs(&id, "unlicence").await["removed"], true);
+    // Secrets: the generated, reset and TAP values are in outputs but never in the journal.
+    let text = serde_json::to_string(&journal).unwrap();
+    for secret in [
+        pw,
+        h.outputs(&id, "reset").await["password"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        h.outputs(&id, "tap").await["pass"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ] {
+        assert!(secret.len() >= 8);
+        assert!(!text.contains(&secret), "a secret reached the journal");
+    }
+    // Repeats change nothing more.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "profile").await["changed"], json!([]));
+    assert_eq!(h.repeat(&id, "leave").await["removed"], false);
+    assert_eq!(h.repeat(&id, "unlicence").await["removed"], false);
+    assert_eq!(h.repeat(&id, "boss").await["changed"], false);
+    assert_eq!(h.counters().await, before);
+    // Deleting twice deletes once.
+    let (id, status) = h
+        .run(&Harness::plan("  gone:\n    uses: entra.delete_user\n    with: { user: joan.clarke@contoso.example }\n"))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    assert_eq!(h.outputs(&id, "gone").await["deleted"], true);
+    assert_eq!(h.repeat(&id, "gone").await["deleted"], false);
+    assert_eq!(
+        h.counters().await["contoso/user/joan.clarke@contoso.example"]["deleted"],
+        1
+    );
+}

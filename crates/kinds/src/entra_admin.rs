@@ -1,0 +1,364 @@
+//! More `entra.*` kinds: profile updates, passwords, deletion, managers, Temporary Access
+//! Passes and group copies. Like the others, each looks before it changes anything.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+
+use crate::entra::{
+    already_member, find_user, group, id_of, password_for, read_only_reason, segment, user,
+};
+use crate::vendors::{param, step_error, Vendors};
+
+/// Registers these kinds.
+pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
+    registry.insert("entra.remove_from_group", RemoveFromGroup(vendors.clone()));
+    registry.insert("entra.update_user", UpdateUser(vendors.clone()));
+    registry.insert("entra.reset_password", ResetPassword(vendors.clone()));
+    registry.insert("entra.delete_user", DeleteUser(vendors.clone()));
+    registry.insert("entra.set_manager", SetManager(vendors.clone()));
+    registry.insert("entra.create_tap", CreateTap(vendors.clone()));
+    registry.insert("entra.copy_groups_from", CopyGroupsFrom(vendors.clone()));
+}
+
+crate::executor!(
+    RemoveFromGroup,
+    UpdateUser,
+    ResetPassword,
+    DeleteUser,
+    SetManager,
+    CreateTap,
+    CopyGroupsFrom
+);
+
+/// Profile parameters and their Graph property names.
+const PROFILE: &[(&str, &str)] = &[
+    ("display_name", "displayName"),
+    ("given_name", "givenName"),
+    ("surname", "surname"),
+    ("department", "department"),
+    ("job_title", "jobTitle"),
+    ("usage_location", "usageLocation"),
+    ("office_location", "officeLocation"),
+    ("company_name", "companyName"),
+    ("employee_id", "employeeId"),
+    ("mobile_phone", "mobilePhone"),
+];
+
+/// `entra.update_user`: patches only the fields that differ.
+struct UpdateUser(Arc<Vendors>);
+
+impl UpdateUser {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let select: Vec<&str> = PROFILE.iter().map(|(_, f)| *f).collect();
+        let url = format!(
+            "{}/users/{}?$select=id,{}",
+            client.endpoints.graph,
+            segment(name),
+            select.join(",")
+        );
+        let current = match client
+            .send(
+                &format!("look up user {name}"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok((_, u)) => u,
+            Err(e) if e.is_not_found() => {
+                return Err(StepError::permanent(
+                    "user_not_found",
+                    format!("no user `{name}` in tenant {}", client.tenant()),
+                ))
+            }
+            Err(e) => return Err(step_error(e)),
+        };
+        let mut patch = serde_json::Map::new();
+        let mut changed = Vec::new();
+        for (param_name, field) in PROFILE {
+            if let Some(v) = call.params[*param_name].as_str() {
+                if current[*field].as_str() != Some(v) {
+                    patch.insert(field.to_string(), json!(v));
+                    changed.push(param_name.to_string());
+                }
+            }
+        }
+        let id = id_of(&current);
+        if !patch.is_empty() {
+            let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
+            client
+                .send(
+                    &format!("update user {name}"),
+                    Method::PATCH,
+                    &url,
+                    Some(&Value::Object(patch)),
+                    &[],
+                )
+                .await
+                .map_err(step_error)?;
+        }
+        Ok(Outcome::Done(json!({"id": id, "changed": changed})))
+    }
+}
+
+/// `entra.reset_password`.
+struct ResetPassword(Arc<Vendors>);
+
+impl ResetPassword {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let u = user(&client, name).await?;
+        let id = id_of(&u);
+        let password = password_for(call.params)?;
+        let force = call.params["force_change_password"]
+            .as_bool()
+            .unwrap_or(true);
+        let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
+        // A repeat sets a new password again: the one reported is the one that works.
+        client
+            .send(
+                &format!("reset the password of {name}"),
+                Method::PATCH,
+                &url,
+                Some(&json!({"passwordProfile": {"password": password, "forceChangePasswordNextSignIn": force}})),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(json!({"id": id, "password": password})))
+    }
+}
+
+/// `entra.delete_user` (soft delete; already gone is success).
+struct DeleteUser(Arc<Vendors>);
+
+impl DeleteUser {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let Some(u) = find_user(&client, name).await? else {
+            return Ok(Outcome::Done(json!({"id": null, "deleted": false})));
+        };
+        let id = id_of(&u);
+        let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
+        match client
+            .send(
+                &format!("delete user {name}"),
+                Method::DELETE,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(json!({"id": id, "deleted": true}))),
+            Err(e) if e.is_not_found() => Ok(Outcome::Done(json!({"id": id, "deleted": false}))),
+            Err(e) => Err(step_error(e)),
+        }
+    }
+}
+
+/// `entra.set_manager`.
+struct SetManager(Arc<Vendors>);
+
+impl SetManager {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let manager_name = param(call.params, "manager")?;
+        let u = user(&client, name).await?;
+        let m = user(&client, manager_name).await?;
+        let (id, mid) = (id_of(&u), id_of(&m));
+        let url = format!("{}/users/{}/manager", client.endpoints.graph, segment(&id));
+        let current = match client
+            .send(
+                &format!("read the manager of {name}"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok((_, cur)) => cur["id"].as_str().map(str::to_string),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(step_error(e)),
+        };
+        if current.as_deref() == Some(mid.as_str()) {
+            return Ok(Outcome::Done(
+                json!({"id": id, "manager_id": mid, "changed": false}),
+            ));
+        }
+        let body = json!({"@odata.id": format!("{}/users/{}", client.endpoints.graph, mid)});
+        client
+            .send(
+                &format!("set the manager of {name}"),
+                Method::PUT,
+                &format!("{url}/$ref"),
+                Some(&body),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        Ok(Outcome::Done(
+            json!({"id": id, "manager_id": mid, "changed": true}),
+        ))
+    }
+}
+
+/// `entra.create_tap`: a new pass replaces the old one, so a repeat issues a fresh one.
+struct CreateTap(Arc<Vendors>);
+
+impl CreateTap {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let u = user(&client, name).await?;
+        let id = id_of(&u);
+        let minutes = call.params["lifetime"]
+            .as_str()
+            .and_then(|s| tenure_runbook::duration::parse(s).ok())
+            .map_or(60, |d| (d.as_secs() / 60).max(10));
+        let body = json!({"lifetimeInMinutes": minutes, "isUsableOnce": call.params["usable_once"].as_bool().unwrap_or(false)});
+        let url = format!(
+            "{}/users/{}/authentication/temporaryAccessPassMethods",
+            client.endpoints.graph,
+            segment(&id)
+        );
+        let (_, tap) = client
+            .send(
+                &format!("issue a Temporary Access Pass for {name}"),
+                Method::POST,
+                &url,
+                Some(&body),
+                &[],
+            )
+            .await
+            .map_err(step_error)?;
+        let expires = tap["startDateTime"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| (d + chrono::Duration::minutes(minutes as i64)).to_rfc3339());
+        Ok(Outcome::Done(
+            json!({"id": id, "pass": tap["temporaryAccessPass"], "expires_at": expires}),
+        ))
+    }
+}
+
+/// `entra.remove_from_group` (not a member is success).
+struct RemoveFromGroup(Arc<Vendors>);
+
+impl RemoveFromGroup {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let group_name = param(call.params, "group")?;
+        let u = user(&client, name).await?;
+        let g = group(&client, group_name).await?;
+        let gid = id_of(&g);
+        if let Some(reason) = read_only_reason(&g) {
+            return Err(StepError::permanent(
+                "group_read_only",
+                format!("group `{group_name}` has {reason}: members cannot be removed here"),
+            ));
+        }
+        let url = format!(
+            "{}/groups/{}/members/{}/$ref",
+            client.endpoints.graph,
+            segment(&gid),
+            segment(&id_of(&u))
+        );
+        match client
+            .send(
+                &format!("remove {name} from {group_name}"),
+                Method::DELETE,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(json!({"group_id": gid, "removed": true}))),
+            Err(e) if e.is_not_found() => {
+                Ok(Outcome::Done(json!({"group_id": gid, "removed": false})))
+            }
+            Err(e) => Err(step_error(e)),
+        }
+    }
+}
+
+/// `entra.copy_groups_from`: joins every changeable group of another user.
+struct CopyGroupsFrom(Arc<Vendors>);
+
+impl CopyGroupsFrom {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(&call)?;
+        let name = param(call.params, "user")?;
+        let from = param(call.params, "from")?;
+        let exclude: Vec<String> = call.params["exclude"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_lowercase))
+            .collect();
+        let u = user(&client, name).await?;
+        let source = user(&client, from).await?;
+        let uid = id_of(&u);
+        let member_of = |id: String| {
+            let client = client.clone();
+            async move {
+                let url = format!("{}/users/{}/memberOf", client.endpoints.graph, segment(&id));
+                client
+                    .list_all("list group memberships", &url)
+                    .await
+                    .map_err(step_error)
+            }
+        };
+        let theirs = member_of(id_of(&source)).await?;
+        let mine: Vec<String> = member_of(uid.clone()).await?.iter().map(id_of).collect();
+        let mut added = Vec::new();
+        for g in theirs
+            .iter()
+            .filter(|g| g["@odata.type"] == "#microsoft.graph.group")
+        {
+            let gname = g["displayName"].as_str().unwrap_or_default().to_string();
+            let gid = id_of(g);
+            if mine.contains(&gid)
+                || exclude.contains(&gname.to_lowercase())
+                || read_only_reason(g).is_some()
+            {
+                continue;
+            }
+            let url = format!(
+                "{}/groups/{}/members/$ref",
+                client.endpoints.graph,
+                segment(&gid)
+            );
+            let body =
+                json!({"@odata.id": format!("{}/directoryObjects/{uid}", client.endpoints.graph)});
+            match client
+                .send(
+                    &format!("add {name} to {gname}"),
+                    Method::POST,
+                    &url,
+                    Some(&body),
+                    &[],
+                )
+                .await
+            {
+                Ok(_) => added.push(gname),
+                Err(e) if already_member(&e) => {}
+                Err(e) => return Err(step_error(e)),
+            }
+        }
+        Ok(Outcome::Done(json!({"id": uid, "added": added})))
+    }
+}
