@@ -292,7 +292,7 @@ impl Worker {
                     attempt,
                     output: self.redact(step, &output),
                 }],
-                output: Some((sid, it, output)),
+                output: Some((sid, it, self.seal(step, output))),
                 remove_task: Some(task.id),
                 ..Change::default()
             },
@@ -451,6 +451,24 @@ impl Worker {
                 .cloned(),
             _ => None,
         }
+    }
+
+    /// Outputs as they are stored: secret outputs sealed (encrypted at rest).
+    fn seal(&self, step: &Step, output: Value) -> Value {
+        let Some(kind) = self.catalogue.get(&step.uses) else {
+            return output;
+        };
+        let mut out = output;
+        if let Value::Object(map) = &mut out {
+            for o in kind.outputs.iter().filter(|o| o.ty == FieldType::Secret) {
+                if let Some(v) = map.get_mut(&o.name) {
+                    if let Some(text) = v.as_str() {
+                        *v = json!(self.store.secrets().seal(text));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Outputs as they may be journaled: secret outputs become `***`.

@@ -11,4 +11,5 @@ pub mod journal;
 pub mod kinds;
 pub mod machine;
 pub mod retry;
+pub mod secrets;
 pub mod store;

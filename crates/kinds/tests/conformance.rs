@@ -207,6 +207,16 @@ async fn every_kind_succeeds_says_what_it_did_and_a_repeat_changes_nothing() {
     assert!(!text.contains(password), "the password is not journaled");
     assert!(!text.contains("sandbox-secret") && !text.contains("Bearer"));
     assert!(text.contains("\"password\":\"***\""));
+    // Stored encrypted: the password is nowhere in the database files.
+    for file in ["t.db", "t.db-wal"] {
+        let bytes = std::fs::read(h._dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "the password is stored in clear in {file}"
+        );
+    }
 
     // Repeats (a crash after the vendor acted) find the work done.
     let before = h.counters().await;

@@ -56,6 +56,9 @@ pub enum Error {
     /// The transaction this write was batched in did not commit; nothing of it was applied.
     #[error("the write did not commit: {0}")]
     Commit(String),
+    /// The key for secret outputs is missing or unreadable.
+    #[error("{0}")]
+    Secrets(String),
     /// The store's writer has stopped (the runtime is shutting down).
     #[error("the store is closed")]
     Closed,
@@ -181,6 +184,8 @@ pub struct Store {
     wake: Arc<watch::Sender<u64>>,
     /// Parsed plans by hash: runs of one runbook version share one.
     plans: Arc<Mutex<HashMap<String, Arc<Plan>>>>,
+    /// Seals secret outputs before they are stored, opens them when read.
+    secrets: crate::secrets::SecretBox,
 }
 
 const RUN_COLUMNS: &str = "id, plan_hash, context, machine, status, created_at, updated_at";
@@ -194,13 +199,21 @@ impl Store {
         let (wake, _) = watch::channel(0u64);
         backend.listen(url, wake.clone());
         let writer = Writer::start(pool.clone(), backend.clone(), wake.clone());
+        let secrets = crate::secrets::SecretBox::for_database(url)
+            .map_err(|e| Error::Secrets(e.to_string()))?;
         Ok(Store {
+            secrets,
             pool,
             backend,
             writer,
             wake: Arc::new(wake),
             plans: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// The box that seals secret outputs at rest.
+    pub fn secrets(&self) -> &crate::secrets::SecretBox {
+        &self.secrets
     }
 
     /// The database this store runs on (`sqlite`, `postgres`).
@@ -413,7 +426,8 @@ impl Store {
             .collect()
     }
 
-    /// Every output of a run: (step, item, value), ordered by step and item.
+    /// Every output of a run: (step, item, value), ordered by step and item, with sealed
+    /// secrets opened.
     pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
         let rows = sqlx::query(
             "SELECT step, item, output FROM outputs WHERE run_id = $1 ORDER BY step, item",
@@ -423,11 +437,24 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let mut value: Value = serde_json::from_str(&r.try_get::<String, _>("output")?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                if let Value::Object(map) = &mut value {
+                    for v in map.values_mut() {
+                        if let Some(sealed) =
+                            v.as_str().filter(|s| s.starts_with(crate::secrets::SEALED))
+                        {
+                            *v = json!(self
+                                .secrets
+                                .open(sealed)
+                                .map_err(|e| Error::Secrets(e.to_string()))?);
+                        }
+                    }
+                }
                 Ok((
                     r.try_get("step")?,
                     r.try_get::<i64, _>("item")? as u32,
-                    serde_json::from_str(&r.try_get::<String, _>("output")?)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    value,
                 ))
             })
             .collect()

@@ -1,0 +1,161 @@
+//! Encryption at rest of secret step outputs (generated passwords, Temporary Access Passes):
+//! ChaCha20-Poly1305 with a key kept outside the database. A sealed value is the text
+//! `enc:v1:<hex nonce><hex ciphertext>`; the journal never holds the value at all (`***`).
+//!
+//! The key is `TENURE_SECRET_KEY` (64 hex characters) when set — every node of a PostgreSQL
+//! deployment needs the same one — else a key file created on first use (mode 0600): next to
+//! a SQLite database (`tenure.db.key`), or `tenure.key` in the working directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+
+/// The prefix of a sealed value.
+pub const SEALED: &str = "enc:v1:";
+
+/// Why secrets cannot be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The key is missing or malformed.
+    #[error("secret key: {0}")]
+    Key(String),
+    /// The value was sealed with another key, or altered.
+    #[error("a stored secret cannot be decrypted (another key, or altered)")]
+    Open,
+}
+
+/// Seals and opens secret values.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(***)")
+    }
+}
+
+impl SecretBox {
+    /// A box with this 32-byte key.
+    pub fn new(key: [u8; 32]) -> Self {
+        SecretBox {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        }
+    }
+
+    /// The key from `TENURE_SECRET_KEY`, or from (creating) the key file for `db_url`.
+    pub fn for_database(db_url: &str) -> Result<Self, SecretError> {
+        if let Ok(hex_key) = std::env::var("TENURE_SECRET_KEY") {
+            return Self::from_hex(hex_key.trim());
+        }
+        let path = match db_url.strip_prefix("sqlite:") {
+            Some(p) => PathBuf::from(format!("{}.key", p.trim_start_matches("//"))),
+            None => PathBuf::from("tenure.key"),
+        };
+        Self::from_file(&path)
+    }
+
+    fn from_hex(text: &str) -> Result<Self, SecretError> {
+        let bytes = hex::decode(text).map_err(|_| SecretError::Key("not hex".into()))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| SecretError::Key("must be 32 bytes (64 hex characters)".into()))?;
+        Ok(Self::new(key))
+    }
+
+    /// Reads the key file, creating it with a random key if it does not exist.
+    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
+        let io = |e: std::io::Error| SecretError::Key(format!("{}: {e}", path.display()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(path) {
+            Ok(mut file) => {
+                let key: [u8; 32] = rand::random();
+                file.write_all(hex::encode(key).as_bytes()).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                Ok(Self::new(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another process may be writing it right now.
+                for _ in 0..50 {
+                    let text = std::fs::read_to_string(path).map_err(io)?;
+                    if text.trim().len() == 64 {
+                        return Self::from_hex(text.trim());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(SecretError::Key(format!("{}: not a key", path.display())))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Seals a value.
+    pub fn seal(&self, plaintext: &str) -> String {
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .unwrap_or_default();
+        format!("{SEALED}{}{}", hex::encode(nonce), hex::encode(sealed))
+    }
+
+    /// Opens a sealed value (a value without the prefix is returned as it is).
+    pub fn open(&self, value: &str) -> Result<String, SecretError> {
+        let Some(body) = value.strip_prefix(SEALED) else {
+            return Ok(value.to_string());
+        };
+        let bytes = hex::decode(body).map_err(|_| SecretError::Open)?;
+        if bytes.len() < 12 {
+            return Err(SecretError::Open);
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .map_err(|_| SecretError::Open)?;
+        String::from_utf8(plain).map_err(|_| SecretError::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key() {
+        let a = SecretBox::new([7; 32]);
+        let sealed = a.seal("Correct-Horse-9");
+        assert!(sealed.starts_with(SEALED));
+        assert!(!sealed.contains("Horse"));
+        assert_ne!(sealed, a.seal("Correct-Horse-9"), "a fresh nonce each time");
+        assert_eq!(a.open(&sealed).unwrap(), "Correct-Horse-9");
+        assert!(SecretBox::new([8; 32]).open(&sealed).is_err());
+        assert_eq!(a.open("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.key");
+        let sealed = SecretBox::from_file(&path).unwrap().seal("x");
+        assert_eq!(
+            SecretBox::from_file(&path).unwrap().open(&sealed).unwrap(),
+            "x"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner can read the key");
+        }
+    }
+}
