@@ -352,6 +352,11 @@ async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
     let mut given = Map::new();
     given.insert("tenant".into(), json!("contoso"));
     given.insert("user".into(), json!("megan.bowen@contoso.example"));
+    given.insert("forward_to".into(), json!("alex.wilber@contoso.example"));
+    given.insert(
+        "mailbox_access".into(),
+        json!("alex.wilber@contoso.example"),
+    );
     let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).unwrap();
     let ctx = start_context(
         &plan,
@@ -609,4 +614,24 @@ async fn account_administration_kinds_do_their_work_once() {
         h.counters().await["contoso/user/joan.clarke@contoso.example"]["deleted"],
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_devices_reports_each_and_never_sends_twice() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan("  r:\n    uses: intune.retire_devices\n    with: { user: alex.wilber@contoso.example }\n"))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let out = h.outputs(&id, "r").await;
+    assert_eq!(out["retired"], 2, "{out}");
+    assert_eq!(out["devices"].as_array().unwrap().len(), 2);
+    let before = h.counters().await;
+    let again = h.repeat(&id, "r").await;
+    assert_eq!(again["retired"], 0, "{again}");
+    assert!(again["devices"][0]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("already pending"));
+    assert_eq!(h.counters().await, before);
 }
