@@ -136,3 +136,73 @@ async fn entra_steps_run_against_the_sandbox_process() {
     assert_eq!(alex["accountEnabled"], false);
     assert!(alex["signInSessionsValidFrom"].is_string(), "{alex}");
 }
+
+#[tokio::test]
+async fn tenants_and_the_sandbox_come_from_tenure_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(&dir.path().join("state.json"));
+    let config = dir.path().join("tenure.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"sqlite:{}\"\n\n[sandbox]\nurl = \"{url}\"\n\n[[tenants]]\nid = \"acme\"\ntenant_id = \"contoso\"\ndomain = \"contoso.example\"\nname = \"Acme\"\n", dir.path().join("t.db").display())).unwrap();
+    let file = dir.path().join("block.yaml");
+    std::fs::write(&file, "runbook: block\nversion: 1\ntenant: acme\nsteps:\n  block: { uses: entra.disable_sign_in, with: { user: lee.gu@contoso.example } }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            file.to_str().unwrap(),
+        ])
+        .env_remove("TENURE_DB")
+        .env_remove("TENURE_SANDBOX")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        dir.path().join("t.db").exists(),
+        "the configured database was used"
+    );
+
+    // A secret written into the file is refused with the fix.
+    std::fs::write(
+        &config,
+        "[microsoft]\nclient_id = \"x\"\nclient_secret = \"hunter2\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--config", config.to_str().unwrap(), "runs"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("must not be written in the file") && err.contains("client_secret_env"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"));
+}
+
+#[test]
+fn the_example_configuration_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/tenure.example.toml"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--config", example, "--db", &db, "runs"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 //! maps outcomes to exit codes (0 success, 1 a user-facing failure, 2 bad usage).
 
 mod commands;
+mod config;
 mod load;
 mod tenants;
 
@@ -14,14 +15,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "tenure", version, about, long_about = None)]
 struct Cli {
-    /// Database URL (`sqlite:PATH` or `postgres://...`).
-    #[arg(
-        long,
-        global = true,
-        env = "TENURE_DB",
-        default_value = "sqlite:tenure.db"
-    )]
-    db: String,
+    /// Database URL (`sqlite:PATH` or `postgres://...`; default: the configuration's, else
+    /// `sqlite:tenure.db`).
+    #[arg(long, global = true, env = "TENURE_DB")]
+    db: Option<String>,
     /// Configuration file (default: `tenure.toml` if present, else built-in sandbox defaults).
     #[arg(long, global = true, env = "TENURE_CONFIG")]
     config: Option<PathBuf>,
@@ -61,8 +58,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = &cli.config;
-    let db = cli.db.as_str();
+    let config = match config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let db_url = config.database_url(cli.db.as_deref());
+    let db = db_url.as_str();
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(a),
         Command::Graph(a) => commands::graph::run(a),

@@ -79,17 +79,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let tenant_id = preview::tenant_id(plan, &resolved, &renderer)?;
     let Some(tenant) = tenants::find(&tenant_id) else {
-        let known: Vec<&str> = tenants::SANDBOX.iter().map(|t| t.id).collect();
         bail!(
             "unknown tenant `{tenant_id}` (configured: {})",
-            known.join(", ")
+            tenants::known()
         );
     };
     let p = preview::preview(plan, &given, tenant.to_json(), &catalogue, &renderer)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else {
-        print_preview(&p, tenant);
+        print_preview(&p, &tenant);
     }
     Ok(ExitCode::SUCCESS)
 }

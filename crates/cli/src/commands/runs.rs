@@ -71,10 +71,9 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
     let renderer = Renderer::new();
     let tenant_id = tenure_runbook::preview::tenant_id(&plan, &inputs, &renderer)?;
     let Some(tenant) = tenants::find(&tenant_id) else {
-        let known: Vec<&str> = tenants::SANDBOX.iter().map(|t| t.id).collect();
         bail!(
             "unknown tenant `{tenant_id}` (configured: {})",
-            known.join(", ")
+            tenants::known()
         );
     };
     let ctx = start_context(
@@ -470,7 +469,11 @@ pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
 /// The engine's kinds plus the vendor kinds, configured from the environment.
 fn registry() -> Registry {
     let mut r = Registry::builtin();
-    tenure_kinds::register(&mut r, tenure_kinds::Vendors::from_env_or_unconfigured());
+    let vendors = crate::config::get().vendors().unwrap_or_else(|e| {
+        eprintln!("warning: {e:#}; vendor steps will fail until it is fixed");
+        tenure_kinds::Vendors::unconfigured()
+    });
+    tenure_kinds::register(&mut r, vendors);
     r
 }
 

@@ -1,0 +1,178 @@
+//! `tenure.toml`: the database, the managed tenants, and how to reach the vendors. Secrets are
+//! never written in the file: it names the environment variables that hold them
+//! (`*_env` keys). See `docs/tenure.example.toml`.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tenure_vendors::{Endpoints, Secret};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[database]`.
+    #[serde(default)]
+    pub database: Database,
+    /// `[sandbox]`.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// `[microsoft]`: the app registration (client credentials) used in every tenant.
+    pub microsoft: Option<Microsoft>,
+    /// `[pax8]`.
+    pub pax8: Option<Pax8>,
+    /// `[partner_center]`.
+    pub partner_center: Option<PartnerCenter>,
+    /// `[[tenants]]`.
+    #[serde(default)]
+    pub tenants: Vec<TenantEntry>,
+}
+
+/// `[database]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite:PATH` or `postgres://USER@HOST/DB` (a password belongs in `TENURE_DB`).
+    pub url: Option<String>,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    /// Use the sandbox at this URL instead of the real clouds.
+    pub url: Option<String>,
+}
+
+/// `[microsoft]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Microsoft {
+    /// Application (client) id.
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: String,
+}
+
+/// `[pax8]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pax8 {
+    /// Pax8 API client id.
+    pub client_id: String,
+    /// The environment variable holding the Pax8 client secret.
+    pub client_secret_env: String,
+}
+
+/// `[partner_center]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerCenter {
+    /// The partner's own tenant (GUID or domain).
+    pub partner_tenant: String,
+    /// The environment variable holding the App+User refresh token.
+    pub refresh_token_env: String,
+}
+
+/// `[[tenants]]`: a managed tenant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    /// The id runbooks name (`tenant: contoso`).
+    pub id: String,
+    /// The customer tenant's GUID (default: `domain`).
+    pub tenant_id: Option<String>,
+    /// Its primary verified domain.
+    pub domain: String,
+    /// Its display name.
+    pub name: String,
+}
+
+static LOADED: OnceLock<Config> = OnceLock::new();
+
+/// Reads `path`, or `tenure.toml` in the working directory if it exists; no file means the
+/// built-in defaults (SQLite and the sandbox tenants).
+pub fn load(path: Option<&Path>) -> Result<&'static Config> {
+    let config = match path {
+        Some(p) => parse(p)?,
+        None if Path::new("tenure.toml").exists() => parse(Path::new("tenure.toml"))?,
+        None => Config::default(),
+    };
+    Ok(LOADED.get_or_init(|| config))
+}
+
+/// The loaded configuration (defaults before [`load`]).
+pub fn get() -> &'static Config {
+    LOADED.get_or_init(Config::default)
+}
+
+fn parse(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    // Secrets belong in the environment: refuse them in the file, naming the fix.
+    for key in ["client_secret", "refresh_token", "password"] {
+        if text.lines().any(|l| {
+            l.trim_start().starts_with(&format!("{key} "))
+                || l.trim_start().starts_with(&format!("{key}="))
+        }) {
+            bail!("{}: `{key}` must not be written in the file; put it in an environment variable and name that with `{key}_env`", path.display());
+        }
+    }
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid configuration", path.display()))
+}
+
+fn env_secret(var: &str, what: &str) -> Result<Secret> {
+    std::env::var(var).map(Secret::new).with_context(|| {
+        format!("the {what} is read from the environment variable {var}, which is not set")
+    })
+}
+
+impl Config {
+    /// The database URL: `--db` / `TENURE_DB`, else the file's, else `sqlite:tenure.db`.
+    pub fn database_url(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_string)
+            .or_else(|| self.database.url.clone())
+            .unwrap_or_else(|| "sqlite:tenure.db".into())
+    }
+
+    /// The sandbox URL, from `TENURE_SANDBOX` or `[sandbox] url`.
+    pub fn sandbox_url(&self) -> Option<String> {
+        std::env::var("TENURE_SANDBOX")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.sandbox.url.clone())
+    }
+
+    /// How the vendor kinds reach the vendors: the sandbox, the configured app registration,
+    /// the `TENURE_CLIENT_ID` / `TENURE_CLIENT_SECRET` environment, or nothing (the kinds then
+    /// fail with a message saying how to configure them).
+    pub fn vendors(&self) -> Result<tenure_kinds::Vendors> {
+        if let Some(url) = self.sandbox_url() {
+            return Ok(tenure_kinds::Vendors::sandbox(&url));
+        }
+        let Some(ms) = &self.microsoft else {
+            return Ok(tenure_kinds::Vendors::from_env_or_unconfigured());
+        };
+        let mut v = tenure_kinds::Vendors::new(
+            Endpoints::cloud(),
+            ms.client_id.clone(),
+            env_secret(&ms.client_secret_env, "Microsoft client secret")?,
+        );
+        if let Some(p) = &self.pax8 {
+            v = v.with_pax8(
+                p.client_id.clone(),
+                env_secret(&p.client_secret_env, "Pax8 client secret")?,
+            );
+        }
+        if let Some(pc) = &self.partner_center {
+            v = v.with_partner_center(
+                pc.partner_tenant.clone(),
+                env_secret(&pc.refresh_token_env, "Partner Center refresh token")?,
+            );
+        }
+        Ok(v)
+    }
+}
