@@ -206,3 +206,17 @@ fn the_example_configuration_parses() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn the_demo_runs_the_offboarding_end_to_end() {
+    let o = crate::tenure(&["demo"]);
+    let out = crate::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", crate::stderr(&o));
+    assert!(
+        out.contains("(demo) it-lead@msp.example approves approve"),
+        "{out}"
+    );
+    assert!(out.contains("run succeeded"), "{out}");
+    assert!(out.contains("mailbox:           SharedMailbox"), "{out}");
+    assert!(out.contains("sign-in blocked:   true"), "{out}");
+}

@@ -28,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the offboarding runbook end to end against a built-in sandbox (no accounts needed).
+    Demo(commands::demo::Args),
     /// Compile runbook files or directories and print every diagnostic.
     Validate(commands::validate::Args),
     /// Draw a runbook's DAG as SVG, DOT or Mermaid.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
     let db_url = config.database_url(cli.db.as_deref());
     let db = db_url.as_str();
     let result = match cli.command {
+        Command::Demo(a) => commands::demo::run(a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Graph(a) => commands::graph::run(a),
         Command::Schema(a) => commands::schema::run(a),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod demo;
 pub mod graph;
 pub mod plan;
 pub mod runs;

@@ -108,10 +108,23 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
 /// Executes a run in this process with live progress (journal lines, and a progress bar per
 /// `for_each` step), from journal event `shown` on. Exit code 0 only if it succeeded (or,
 /// after a rollback, was rolled back).
-async fn follow(store: &Store, id: &str, mut shown: usize, json: bool) -> Result<ExitCode> {
+async fn follow(store: &Store, id: &str, shown: usize, json: bool) -> Result<ExitCode> {
+    follow_with(store, id, shown, json, registry(), false).await
+}
+
+/// [`follow`] with a given registry; with `approve`, every approval gate is approved at once
+/// by its first approver (journaled with the source `demo`).
+pub async fn follow_with(
+    store: &Store,
+    id: &str,
+    mut shown: usize,
+    json: bool,
+    registry: Registry,
+    approve: bool,
+) -> Result<ExitCode> {
     let worker = Worker::new(
         store.clone(),
-        registry(),
+        registry,
         format!("cli-{}", std::process::id()),
     );
     let mut announced = false;
@@ -144,7 +157,27 @@ async fn follow(store: &Store, id: &str, mut shown: usize, json: bool) -> Result
                     step, approvers, ..
                 } = &e.kind
                 {
-                    eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {} [--deny]", approvers.first().map_or("EMAIL", String::as_str));
+                    let approver = approvers.first().map_or("EMAIL", String::as_str);
+                    let parked = matches!(
+                        record.machine.instance(step, 0),
+                        Some(tenure_engine::machine::InstanceState::Parked { .. })
+                    );
+                    if approve && parked {
+                        println!("             (demo) {approver} approves {step}");
+                        decide(
+                            store,
+                            &format!("{id}:{step}"),
+                            approver,
+                            true,
+                            Some("approved by tenure demo".into()),
+                            "demo",
+                        )
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        announced = false;
+                    } else if !approve {
+                        eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]");
+                    }
                 }
             }
         }
