@@ -381,23 +381,43 @@ pub(crate) fn read_only_reason(g: &Value) -> Option<&'static str> {
     }
 }
 
+/// The user and the id of a group whose members Tenure may change (`verb`: what the kind
+/// would do, for the error).
+pub(crate) async fn user_and_changeable_group(
+    client: &Client,
+    name: &str,
+    group_name: &str,
+    verb: &str,
+) -> Result<(Value, String), StepError> {
+    let u = user(client, name).await?;
+    let g = group(client, group_name).await?;
+    if let Some(reason) = read_only_reason(&g) {
+        return Err(StepError::permanent(
+            "group_read_only",
+            format!("group `{group_name}` has {reason}: members cannot be {verb} here"),
+        ));
+    }
+    Ok((u, id_of(&g)))
+}
+
+/// A list parameter of names, lower-cased (`keep`, `exclude`).
+pub(crate) fn lower_list(params: &Value, name: &str) -> Vec<String> {
+    params[name]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_lowercase))
+        .collect()
+}
+
 /// `entra.add_to_group`.
 struct AddToGroup(Arc<Vendors>);
 
 impl AddToGroup {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let client = self.0.client(&call)?;
-        let name = param(call.params, "user")?;
-        let group_name = param(call.params, "group")?;
-        let u = user(&client, name).await?;
-        let g = group(&client, group_name).await?;
-        let gid = id_of(&g);
-        if let Some(reason) = read_only_reason(&g) {
-            return Err(StepError::permanent(
-                "group_read_only",
-                format!("group `{group_name}` has {reason}: members cannot be added here"),
-            ));
-        }
+        let (name, group_name) = (param(call.params, "user")?, param(call.params, "group")?);
+        let (u, gid) = user_and_changeable_group(&client, name, group_name, "added").await?;
         let url = format!(
             "{}/groups/{}/members/$ref",
             client.endpoints.graph,
@@ -434,12 +454,7 @@ impl RemoveFromAllGroups {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let client = self.0.client(&call)?;
         let name = param(call.params, "user")?;
-        let keep: Vec<String> = call.params["keep"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|k| k.as_str().map(str::to_lowercase))
-            .collect();
+        let keep = lower_list(call.params, "keep");
         let u = user(&client, name).await?;
         let uid = id_of(&u);
         let url = format!(
@@ -501,12 +516,7 @@ impl RemoveAuthMethods {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let client = self.0.client(&call)?;
         let name = param(call.params, "user")?;
-        let keep: Vec<String> = call.params["keep"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|k| k.as_str().map(str::to_lowercase))
-            .collect();
+        let keep = lower_list(call.params, "keep");
         let u = user(&client, name).await?;
         let uid = id_of(&u);
         let url = format!(

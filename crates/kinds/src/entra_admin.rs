@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 
 use crate::entra::{
-    already_member, find_user, group, id_of, password_for, read_only_reason, segment, user,
+    already_member, find_user, id_of, lower_list, password_for, read_only_reason, segment, user,
+    user_and_changeable_group,
 };
 use crate::vendors::{param, step_error, Vendors};
 
@@ -259,17 +260,8 @@ struct RemoveFromGroup(Arc<Vendors>);
 impl RemoveFromGroup {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let client = self.0.client(&call)?;
-        let name = param(call.params, "user")?;
-        let group_name = param(call.params, "group")?;
-        let u = user(&client, name).await?;
-        let g = group(&client, group_name).await?;
-        let gid = id_of(&g);
-        if let Some(reason) = read_only_reason(&g) {
-            return Err(StepError::permanent(
-                "group_read_only",
-                format!("group `{group_name}` has {reason}: members cannot be removed here"),
-            ));
-        }
+        let (name, group_name) = (param(call.params, "user")?, param(call.params, "group")?);
+        let (u, gid) = user_and_changeable_group(&client, name, group_name, "removed").await?;
         let url = format!(
             "{}/groups/{}/members/{}/$ref",
             client.endpoints.graph,
@@ -303,12 +295,7 @@ impl CopyGroupsFrom {
         let client = self.0.client(&call)?;
         let name = param(call.params, "user")?;
         let from = param(call.params, "from")?;
-        let exclude: Vec<String> = call.params["exclude"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|k| k.as_str().map(str::to_lowercase))
-            .collect();
+        let exclude = lower_list(call.params, "exclude");
         let u = user(&client, name).await?;
         let source = user(&client, from).await?;
         let uid = id_of(&u);

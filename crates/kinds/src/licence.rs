@@ -38,27 +38,10 @@ impl Remove {
         let u = user(&client, name).await?;
         let uid = u["id"].as_str().unwrap_or_default().to_string();
         let sku = find_sku(&client, wanted).await?;
-        let url = format!(
-            "{}/users/{}?$select=id,licenseAssignmentStates",
-            client.endpoints.graph,
-            segment(&uid)
-        );
-        let (_, detail) = client
-            .send(
-                &format!("read the licences of {name}"),
-                Method::GET,
-                &url,
-                None,
-                &[],
-            )
-            .await
-            .map_err(step_error)?;
-        let states: Vec<Value> = detail["licenseAssignmentStates"]
-            .as_array()
+        let states: Vec<Value> = assignments(&client, name, &uid)
+            .await?
             .into_iter()
-            .flatten()
             .filter(|s| s["skuId"] == json!(sku.id))
-            .cloned()
             .collect();
         let direct = states.iter().any(|s| s["assignedByGroup"].is_null());
         if !direct {
@@ -488,6 +471,29 @@ async fn wait_for_seat(client: &Client, part: &str) -> Result<(), StepError> {
     }
 }
 
+/// The user's licence assignments (`licenseAssignmentStates`: one per SKU and source).
+async fn assignments(client: &Client, name: &str, uid: &str) -> Result<Vec<Value>, StepError> {
+    let url = format!(
+        "{}/users/{}?$select=id,licenseAssignmentStates",
+        client.endpoints.graph,
+        segment(uid)
+    );
+    let (_, detail) = client
+        .send(
+            &format!("read the licences of {name}"),
+            Method::GET,
+            &url,
+            None,
+            &[],
+        )
+        .await
+        .map_err(step_error)?;
+    Ok(detail["licenseAssignmentStates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
 /// SKU id → part number (`SPB`, `O365_BUSINESS_PREMIUM`...).
 async fn sku_names(client: &Client) -> Result<HashMap<String, String>, StepError> {
     let url = format!("{}/subscribedSkus", client.endpoints.graph);
@@ -516,27 +522,9 @@ impl RemoveAll {
         let allow_loss = call.params["allow_mailbox_loss"].as_bool().unwrap_or(false);
         let u = user(&client, name).await?;
         let uid = u["id"].as_str().unwrap_or_default().to_string();
-        let url = format!(
-            "{}/users/{}?$select=id,userPrincipalName,assignedLicenses,licenseAssignmentStates",
-            client.endpoints.graph,
-            segment(&uid)
-        );
-        let (_, detail) = client
-            .send(
-                &format!("read the licences of {name}"),
-                Method::GET,
-                &url,
-                None,
-                &[],
-            )
-            .await
-            .map_err(step_error)?;
+        let states = assignments(&client, name, &uid).await?;
         let names = sku_names(&client).await?;
         let label = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
-        let states = detail["licenseAssignmentStates"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         let direct: Vec<String> = states
             .iter()
             .filter(|s| s["assignedByGroup"].is_null())
