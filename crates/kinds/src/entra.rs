@@ -466,8 +466,8 @@ impl RemoveFromAllGroups {
             .list_all(&format!("list the groups of {name}"), &url)
             .await
             .map_err(step_error)?;
-        let mut removed = Vec::new();
         let mut skipped = Vec::new();
+        let mut leave = Vec::new();
         for g in groups
             .iter()
             .filter(|g| g["@odata.type"] == "#microsoft.graph.group")
@@ -477,28 +477,31 @@ impl RemoveFromAllGroups {
             if keep.contains(&gname.to_lowercase()) || keep.contains(&gid.to_lowercase()) {
                 continue;
             }
-            if let Some(reason) = read_only_reason(g) {
-                skipped.push(format!("{gname} ({reason})"));
-                continue;
+            match read_only_reason(g) {
+                Some(reason) => skipped.push(format!("{gname} ({reason})")),
+                None => leave.push((gname, gid)),
             }
-            let url = format!(
-                "{}/groups/{}/members/{}/$ref",
-                client.endpoints.graph,
-                segment(&gid),
-                segment(&uid)
-            );
-            match client
-                .send(
-                    &format!("remove {name} from {gname}"),
+        }
+        // One `$batch` round trip for up to 20 groups.
+        let requests: Vec<(Method, String, Option<Value>)> = leave
+            .iter()
+            .map(|(_, gid)| {
+                (
                     Method::DELETE,
-                    &url,
+                    format!("/groups/{}/members/{}/$ref", segment(gid), segment(&uid)),
                     None,
-                    &[],
                 )
-                .await
-            {
-                // Gone already (an earlier attempt) is what we wanted.
+            })
+            .collect();
+        let answers = client
+            .batch(&format!("remove {name} from its groups"), &requests)
+            .await
+            .map_err(step_error)?;
+        let mut removed = Vec::new();
+        for ((gname, _), answer) in leave.into_iter().zip(answers) {
+            match answer {
                 Ok(_) => removed.push(gname),
+                // Gone already (an earlier attempt) is what we wanted.
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(step_error(e)),
             }

@@ -187,6 +187,76 @@ impl Client {
         Ok((status, json))
     }
 
+    /// Sends Graph requests as JSON `$batch`es of up to 20 (one round trip each batch). Each
+    /// request is `(method, path relative to the Graph base, body)`; each answer is its status
+    /// and body, in order, or the classified error of that request. A sub-request's summary is
+    /// journaled like any other request, with the batch's duration.
+    pub async fn batch(
+        &self,
+        what: &str,
+        requests: &[(Method, String, Option<Value>)],
+    ) -> Result<Vec<Result<Value, VendorError>>, VendorError> {
+        let url = format!("{}/$batch", self.endpoints.graph);
+        let base_path = url
+            .split_once("://")
+            .and_then(|(_, rest)| {
+                rest.find('/')
+                    .map(|i| rest[i..].trim_end_matches("/$batch").to_string())
+            })
+            .unwrap_or_default();
+        let mut answers = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(20) {
+            let body = serde_json::json!({"requests": chunk.iter().enumerate().map(|(i, (method, path, body))| {
+                let mut r = serde_json::json!({"id": (i + 1).to_string(), "method": method.as_str(), "url": path});
+                if let Some(b) = body {
+                    r["body"] = b.clone();
+                    r["headers"] = serde_json::json!({"Content-Type": "application/json"});
+                }
+                r
+            }).collect::<Vec<_>>()});
+            let started = Instant::now();
+            let (_, answer) = self
+                .send(what, Method::POST, &url, Some(&body), &[])
+                .await?;
+            let responses = answer["responses"].as_array().cloned().unwrap_or_default();
+            for (i, (method, path, _)) in chunk.iter().enumerate() {
+                let id = (i + 1).to_string();
+                let Some(r) = responses
+                    .iter()
+                    .find(|r| r["id"] == Value::String(id.clone()))
+                else {
+                    answers.push(Err(VendorError::permanent(
+                        "bad_response",
+                        format!("{what}: the batch has no answer for {method} {path}"),
+                    )));
+                    continue;
+                };
+                let status = r["status"].as_u64().unwrap_or(0) as u16;
+                self.requests.record(RequestSummary::new(
+                    method.as_str(),
+                    &format!("{base_path}{path}"),
+                    Some(status),
+                    started,
+                ));
+                if (200..300).contains(&status) {
+                    answers.push(Ok(r["body"].clone()));
+                } else {
+                    let wait = r["headers"]["Retry-After"]
+                        .as_str()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    answers.push(Err(VendorError::from_response(
+                        &format!("{what} ({method} {path})"),
+                        status,
+                        wait,
+                        &r["body"].to_string(),
+                    )));
+                }
+            }
+        }
+        Ok(answers)
+    }
+
     /// `GET` a Graph collection, following `@odata.nextLink` to the end.
     pub async fn list_all(&self, what: &str, url: &str) -> Result<Vec<Value>, VendorError> {
         let mut items = Vec::new();
