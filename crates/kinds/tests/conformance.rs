@@ -635,3 +635,101 @@ async fn retiring_devices_reports_each_and_never_sends_twice() {
         .contains("already pending"));
     assert_eq!(h.counters().await, before);
 }
+
+/// The offboarding runbook, with generous retries, for a leaver.
+async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../runbooks/offboard-user.yaml"
+    );
+    let mut text = std::fs::read_to_string(path).unwrap();
+    if retries {
+        text = with_retries(&text);
+    }
+    let src = SourceFile::new("offboard-user.yaml", text);
+    let plan = compile(&src, &tenure_steps::catalogue()).plan.unwrap();
+    let mut given = Map::new();
+    for (k, v) in [
+        ("tenant", "contoso"),
+        ("user", "megan.bowen@contoso.example"),
+        ("forward_to", "alex.wilber@contoso.example"),
+        ("mailbox_access", "alex.wilber@contoso.example"),
+    ] {
+        given.insert(k.into(), json!(v));
+    }
+    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).unwrap();
+    let ctx = start_context(
+        &plan,
+        inputs,
+        json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
+        json!({"source": "test"}),
+        &Renderer::new(),
+    )
+    .unwrap();
+    let id = h.store.create_run(&plan, ctx, "test", None).await.unwrap();
+    // The approval itself goes through the engine, not the vendors.
+    let waiting = h.worker.drive(&id, true).await.unwrap();
+    assert_eq!(waiting, RunStatus::Waiting, "{:#?}", h.journal(&id).await);
+    tenure_engine::driver::decide(
+        &h.store,
+        &format!("{id}:approve"),
+        "it-lead@msp.example",
+        true,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(120), h.worker.drive(&id, false))
+        .await
+        .unwrap()
+        .unwrap();
+    (id, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_offboarding_kind_survives_thirty_percent_faults_and_repeats_change_nothing() {
+    let h = Harness::new().await;
+    h.faults(json!([
+        {"path": "/graph.microsoft.com/", "status": 503, "rate": 0.3},
+        {"path": "/outlook.office365.com/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/login.microsoftonline.com/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    let (id, status) = offboard(&h, true).await;
+    h.faults(json!([])).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    let transient = journal
+        .iter()
+        .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "transient"))
+        .count();
+    assert!(transient > 3, "faults hit several steps ({transient})");
+    let counters = h.counters().await;
+    let wipes: Vec<(&String, &Value)> = counters
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.ends_with("/wipe"))
+        .collect();
+    assert_eq!(wipes.len(), 1);
+    assert_eq!(wipes[0].1["created"], 1, "one wipe, never two");
+    let mailbox = &counters["contoso/mailbox/megan.bowen@contoso.example"];
+    assert!(
+        mailbox["deleted"].as_u64().unwrap_or(0) == 0,
+        "the mailbox was never lost: {mailbox}"
+    );
+
+    // Every mailbox, licence and device step, repeated, finds its work done.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "convert_mailbox").await["converted"], false);
+    assert_eq!(h.repeat(&id, "hide").await["changed"], false);
+    assert_eq!(h.repeat(&id, "forward").await["changed"], false);
+    assert_eq!(h.repeat(&id, "delegate").await["granted"], false);
+    assert_eq!(h.repeat(&id, "auto_reply").await["changed"], false);
+    assert_eq!(h.repeat(&id, "licences").await["removed"], json!([]));
+    assert_eq!(h.repeat(&id, "remove_mfa").await["removed"], json!([]));
+    assert_eq!(h.repeat(&id, "block").await["changed"], false);
+    assert_eq!(h.repeat(&id, "wipe").await["wiped"], 0);
+    assert_eq!(h.counters().await, before, "no repeat changed anything");
+}
