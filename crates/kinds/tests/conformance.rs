@@ -733,3 +733,40 @@ async fn every_offboarding_kind_survives_thirty_percent_faults_and_repeats_chang
     assert_eq!(h.repeat(&id, "wipe").await["wiped"], 0);
     assert_eq!(h.counters().await, before, "no repeat changed anything");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administration_and_seat_purchases_survive_thirty_percent_faults_buying_once() {
+    let h = Harness::new().await;
+    let pax8_before = h.state().await["pax8"]["subscriptions"].clone();
+    h.faults(json!([
+        {"path": "/graph.microsoft.com/", "status": 503, "rate": 0.3},
+        {"path": "/login.microsoftonline.com/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/api.pax8.com/", "status": 503, "rate": 0.3},
+        {"path": "/token-manager.pax8.com/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    let steps = "  new:\n    uses: entra.create_user\n    with: { user_principal_name: alan.turing@contoso.example, display_name: Alan Turing, usage_location: GB }\n  profile:\n    uses: entra.update_user\n    with: { user: \"{{steps.new.outputs.id}}\", department: Research }\n  boss:\n    uses: entra.set_manager\n    with: { user: \"{{steps.new.outputs.id}}\", manager: megan.bowen@contoso.example }\n  copy:\n    uses: entra.copy_groups_from\n    with: { user: \"{{steps.new.outputs.id}}\", from: megan.bowen@contoso.example }\n  leave:\n    uses: entra.remove_from_group\n    needs: [copy]\n    with: { user: \"{{steps.new.outputs.id}}\", group: Sales }\n  reset:\n    uses: entra.reset_password\n    needs: [leave]\n    with: { user: \"{{steps.new.outputs.id}}\" }\n  tap:\n    uses: entra.create_tap\n    needs: [reset]\n    with: { user: \"{{steps.new.outputs.id}}\" }\n  mail:\n    uses: licence.assign\n    needs: [profile]\n    with: { user: \"{{steps.new.outputs.id}}\", sku: EXCHANGESTANDARD, source: pax8 }\n";
+    let (id, status) = h.run(&Harness::plan(&with_retries(steps))).await;
+    h.faults(json!([])).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    assert!(journal
+        .iter()
+        .any(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "transient")));
+    assert_eq!(h.outputs(&id, "mail").await["assigned"], true);
+    // Exactly one seat was bought, whatever failed on the way.
+    let after = h.state().await["pax8"]["subscriptions"].clone();
+    let quantity = |subs: &Value| {
+        subs.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["quantity"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(quantity(&after), quantity(&pax8_before) + 1);
+    let counters = h.counters().await;
+    assert_eq!(
+        counters["contoso/user/alan.turing@contoso.example"]["created"],
+        1
+    );
+}
