@@ -269,3 +269,34 @@ impl Client {
         Ok(items)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_urls_are_supported() {
+        // Nothing listens on port 1: the request must fail connecting, not because the client
+        // cannot speak TLS.
+        let e = Client::http()
+            .get("https://127.0.0.1:1/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+        let v = VendorError::connection("reach the vendor", &e);
+        assert!(v.transient);
+        assert_eq!(v.message, "reach the vendor: could not connect");
+    }
+
+    #[test]
+    fn summaries_drop_the_query_string() {
+        let s = RequestSummary::new(
+            "GET",
+            "/v1.0/users?$filter=secret eq 'x'",
+            Some(200),
+            Instant::now(),
+        );
+        assert_eq!(s.path, "/v1.0/users");
+    }
+}
