@@ -340,48 +340,7 @@ async fn remove_from_all_groups_reports_groups_it_cannot_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
     let h = Harness::new().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../runbooks/offboard-user.yaml"
-    );
-    let src = SourceFile::new(
-        "runbooks/offboard-user.yaml",
-        std::fs::read_to_string(path).unwrap(),
-    );
-    let plan = compile(&src, &tenure_steps::catalogue()).plan.unwrap();
-    let mut given = Map::new();
-    given.insert("tenant".into(), json!("contoso"));
-    given.insert("user".into(), json!("megan.bowen@contoso.example"));
-    given.insert("forward_to".into(), json!("alex.wilber@contoso.example"));
-    given.insert(
-        "mailbox_access".into(),
-        json!("alex.wilber@contoso.example"),
-    );
-    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).unwrap();
-    let ctx = start_context(
-        &plan,
-        inputs,
-        json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
-        json!({"source": "test"}),
-        &Renderer::new(),
-    )
-    .unwrap();
-    let id = h.store.create_run(&plan, ctx, "test", None).await.unwrap();
-    assert_eq!(h.worker.drive(&id, true).await.unwrap(), RunStatus::Waiting);
-    tenure_engine::driver::decide(
-        &h.store,
-        &format!("{id}:approve"),
-        "it-lead@msp.example",
-        true,
-        None,
-        "test",
-    )
-    .await
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(60), h.worker.drive(&id, false))
-        .await
-        .unwrap()
-        .unwrap();
+    let (id, status) = offboard(&h, false).await;
     let journal = h.journal(&id).await;
     assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
 
