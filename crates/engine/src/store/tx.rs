@@ -141,6 +141,19 @@ async fn start_attempt(
             Some(machine::InstanceState::Ready) if !m.status().is_final() => vec![],
             _ => return None,
         };
+        let mut journal = Vec::new();
+        if let Some(machine::InstanceState::Running { attempt: lost }) = m.instance(&step, item) {
+            // Say in the log why the step runs again without a reported failure.
+            journal.push(EventKind::AttemptFailed {
+                step: step.clone(),
+                item: Some(item),
+                attempt: lost,
+                class: "transient".into(),
+                code: "lease_expired".into(),
+                message: "the worker's lease ran out before its result was committed (it crashed, or its report did not commit); the next attempt finds work already done".into(),
+                retry_after_ms: None,
+            });
+        }
         let attempt = m.next_attempt(&step, item);
         started = Some(attempt);
         events.push(machine::Event::AttemptStarted {
@@ -150,12 +163,15 @@ async fn start_attempt(
         });
         Some(Change {
             events,
-            journal: vec![EventKind::AttemptStarted {
-                step: step.clone(),
-                item: Some(item),
-                attempt,
-                owner: owner.to_string(),
-            }],
+            journal: journal
+                .into_iter()
+                .chain([EventKind::AttemptStarted {
+                    step: step.clone(),
+                    item: Some(item),
+                    attempt,
+                    owner: owner.to_string(),
+                }])
+                .collect(),
             ..Change::default()
         })
     };

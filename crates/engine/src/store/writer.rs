@@ -220,7 +220,11 @@ async fn isolated(
                 .await?;
         }
         match result {
-            Err(e) if e.is_conflict() && tries < MAX_TRIES => tries += 1,
+            Err(e) if e.is_conflict() && tries < MAX_TRIES => {
+                // Let the other transaction finish before trying again.
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+            }
             other => return Ok(other),
         }
     }
