@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
-use crate::vendors::{param, step_error, Vendors};
+use crate::vendors::{param, step_error, subject, Vendors};
 
 /// Registers the Entra kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
@@ -261,10 +261,7 @@ struct SetSignIn {
 
 impl SetSignIn {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
-        let client = self.vendors.client(&call)?;
-        let name = param(call.params, "user")?;
-        let u = user(&client, name).await?;
-        let id = id_of(&u);
+        let (client, name, u, id) = subject(&self.vendors, &call).await?;
         if u["accountEnabled"].as_bool() == Some(self.enabled) {
             return Ok(Outcome::Done(json!({"id": id, "changed": false})));
         }
@@ -295,10 +292,7 @@ struct RevokeSessions(Arc<Vendors>);
 
 impl RevokeSessions {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
-        let client = self.0.client(&call)?;
-        let name = param(call.params, "user")?;
-        let u = user(&client, name).await?;
-        let id = id_of(&u);
+        let (client, name, u, id) = subject(&self.0, &call).await?;
         // Revoked since this run started (an earlier attempt): nothing left to revoke.
         if at_or_after(&u["signInSessionsValidFromDateTime"], run_started(&call)) {
             return Ok(Outcome::Done(json!({"id": id, "revoked": false})));

@@ -11,7 +11,7 @@ use crate::entra::{
     already_member, find_user, id_of, lower_list, password_for, read_only_reason, segment, user,
     user_and_changeable_group,
 };
-use crate::vendors::{param, step_error, Vendors};
+use crate::vendors::{param, step_error, subject, Vendors};
 
 /// Registers these kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
@@ -114,10 +114,7 @@ struct ResetPassword(Arc<Vendors>);
 
 impl ResetPassword {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
-        let client = self.0.client(&call)?;
-        let name = param(call.params, "user")?;
-        let u = user(&client, name).await?;
-        let id = id_of(&u);
+        let (client, name, _, id) = subject(&self.0, &call).await?;
         let password = password_for(call.params)?;
         let force = call.params["force_change_password"]
             .as_bool()
@@ -220,10 +217,7 @@ struct CreateTap(Arc<Vendors>);
 
 impl CreateTap {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
-        let client = self.0.client(&call)?;
-        let name = param(call.params, "user")?;
-        let u = user(&client, name).await?;
-        let id = id_of(&u);
+        let (client, name, _, id) = subject(&self.0, &call).await?;
         let minutes = call.params["lifetime"]
             .as_str()
             .and_then(|s| tenure_runbook::duration::parse(s).ok())

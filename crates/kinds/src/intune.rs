@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
 
-use crate::entra::{segment, user};
-use crate::vendors::{param, step_error, Vendors};
+use crate::entra::segment;
+use crate::vendors::{step_error, subject, Vendors};
 
 /// Registers the Intune kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
@@ -35,10 +35,7 @@ struct Devices {
 
 impl Devices {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
-        let client = self.vendors.client(&call)?;
-        let name = param(call.params, "user")?;
-        let u = user(&client, name).await?;
-        let uid = u["id"].as_str().unwrap_or_default().to_string();
+        let (client, name, _, uid) = subject(&self.vendors, &call).await?;
         let url = format!(
             "{}/users/{}/managedDevices",
             client.endpoints.graph,

@@ -159,24 +159,11 @@ impl Assign {
         let u = user(&client, name).await?;
         let uid = u["id"].as_str().unwrap_or_default().to_string();
         let sku = find_sku(&client, wanted).await?;
-        let url = format!(
-            "{}/users/{}?$select=id,assignedLicenses",
-            client.endpoints.graph,
-            segment(&uid)
-        );
-        let (_, detail) = client
-            .send(
-                &format!("read the licences of {name}"),
-                Method::GET,
-                &url,
-                None,
-                &[],
-            )
-            .await
-            .map_err(step_error)?;
-        let has = detail["assignedLicenses"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|l| l["skuId"] == json!(sku.id)));
+        // Assigned directly already (a group-inherited copy does not count).
+        let has = assignments(&client, name, &uid)
+            .await?
+            .iter()
+            .any(|s| s["skuId"] == json!(sku.id) && s["assignedByGroup"].is_null());
         if has {
             return Ok(Outcome::Done(
                 json!({"sku": sku.part, "sku_id": sku.id, "purchased": false, "assigned": false}),

@@ -145,3 +145,16 @@ pub fn param<'a>(params: &'a Value, name: &str) -> Result<&'a str, StepError> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StepError::permanent("invalid_params", format!("`{name}` is required")))
 }
+
+/// What most kinds start with: a client for the run's tenant, the `user` parameter, the user
+/// (a missing user is a permanent error) and its object id.
+pub async fn subject<'c>(
+    vendors: &Vendors,
+    call: &'c Call<'_>,
+) -> Result<(Client, &'c str, Value, String), StepError> {
+    let client = vendors.client(call)?;
+    let name = param(call.params, "user")?;
+    let u = crate::entra::user(&client, name).await?;
+    let id = u["id"].as_str().unwrap_or_default().to_string();
+    Ok((client, name, u, id))
+}
