@@ -22,6 +22,10 @@ pub fn routes() -> Router<Arc<Shared>> {
             "/login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
             post(entra_token),
         )
+        .route(
+            "/login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration",
+            axum::routing::get(openid_configuration),
+        )
         .route("/token-manager.pax8.com/oauth/token", post(pax8_token))
         .route("/sandbox.halopsa.com/auth/token", post(halo_token))
 }
@@ -109,6 +113,43 @@ async fn entra_token(
     reply(
         StatusCode::OK,
         json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}),
+    )
+}
+
+/// The OpenID Connect discovery document of a tenant, so identity libraries find the token
+/// endpoint (issuer and endpoints in the sandbox's own URL space).
+async fn openid_configuration(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(tenant_id) = s.read(|w| w.tenant(&tenant).map(|t| w.tenants[t].tenant_id.clone()))
+    else {
+        return aadsts(StatusCode::BAD_REQUEST, "invalid_tenant", 90002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+    };
+    let base = format!(
+        "{}/login.microsoftonline.com",
+        crate::http::base_url(&headers)
+    );
+    reply(
+        StatusCode::OK,
+        json!({
+            "issuer": format!("https://login.microsoftonline.com/{tenant_id}/v2.0"),
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "device_authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/devicecode"),
+            "end_session_endpoint": format!("{base}/{tenant}/oauth2/v2.0/logout"),
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "grant_types_supported": ["client_credentials", "refresh_token", "authorization_code"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "tenant_region_scope": "OC",
+            "cloud_instance_name": "microsoftonline.com",
+        }),
     )
 }
 

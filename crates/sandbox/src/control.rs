@@ -1,5 +1,6 @@
 //! The sandbox's own endpoints: `GET /_sandbox/state` (everything, with counters; pushed
-//! secrets masked), `POST /_sandbox/faults`, `POST /_sandbox/reset`, `GET /_sandbox/health`.
+//! secrets masked), `POST /_sandbox/faults`, `GET|POST /_sandbox/config` (settings such as
+//! replication lag), `POST /_sandbox/reset`, `GET /_sandbox/health`.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/faults", post(set_faults).get(get_faults))
         .route("/_sandbox/reset", post(reset))
+        .route("/_sandbox/config", get(get_config).post(set_config))
         .route(
             "/_sandbox/health",
             get(|| async { Json(json!({"status": "ok"})) }),
@@ -65,6 +67,48 @@ async fn get_faults(State(s): State<Arc<Shared>>) -> Reply {
         .rules()
         .to_vec();
     Ok(reply(StatusCode::OK, json!({"rules": rules})))
+}
+
+async fn get_config(State(s): State<Arc<Shared>>) -> Reply {
+    let settings = s.read(|w| serde_json::to_value(&w.settings).unwrap_or(Value::Null));
+    Ok(reply(StatusCode::OK, settings))
+}
+
+/// Merges a partial `settings` object (e.g. `{"replication": {"user_ms": 2000}}`) into the
+/// current settings.
+async fn set_config(State(s): State<Arc<Shared>>, body: Option<Json<Value>>) -> Reply {
+    let Some(Json(patch)) = body.filter(|b| b.is_object()) else {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": "bad_request", "message": "expected a JSON object of settings"}}),
+        ));
+    };
+    s.write(|w| {
+        let mut current = serde_json::to_value(&w.settings).unwrap_or(Value::Null);
+        merge(&mut current, &patch);
+        let settings = serde_json::from_value(current).map_err(|e| {
+            reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"code": "bad_request", "message": e.to_string()}}),
+            )
+        })?;
+        w.settings = settings;
+        Ok(reply(
+            StatusCode::OK,
+            serde_json::to_value(&w.settings).unwrap_or(Value::Null),
+        ))
+    })
+}
+
+fn merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
 }
 
 async fn reset(State(s): State<Arc<Shared>>, body: Option<Json<World>>) -> Reply {

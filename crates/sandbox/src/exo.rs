@@ -125,7 +125,7 @@ async fn invoke(
             "Add-MailboxPermission" => {
                 let m = find(w, t, &identity).ok_or_else(|| not_found(&identity))?;
                 let user = params["User"].as_str().or(params["user"].as_str()).unwrap_or_default().to_string();
-                if user.is_empty() || w.tenants[t].user(&user).is_none() {
+                if user.is_empty() || w.tenants[t].exchange_user(&user).is_none() {
                     return Err(not_found(&user));
                 }
                 let rights: Vec<String> = params["AccessRights"].as_array().or(params["accessRights"].as_array()).map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()).unwrap_or_else(|| vec!["FullAccess".into()]);

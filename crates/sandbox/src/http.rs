@@ -52,46 +52,6 @@ pub fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// One page of an OData collection, with an absolute `@odata.nextLink` when more remain.
-pub fn odata_page(
-    items: Vec<Value>,
-    skip: usize,
-    top: usize,
-    next_base: &str,
-    context: &str,
-) -> Value {
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(skip).take(top).collect();
-    let mut body = json!({"@odata.context": context, "value": page});
-    if skip + top < total {
-        let sep = if next_base.contains('?') { '&' } else { '?' };
-        body["@odata.nextLink"] = json!(format!("{next_base}{sep}$skiptoken={}", skip + top));
-    }
-    body
-}
-
-/// The paging and filtering parameters of a Graph list request: `$filter` clauses, `$top`
-/// (clamped to 1..=999, `default_top` when absent) and the `$skiptoken` offset.
-pub fn list_params(
-    q: &std::collections::HashMap<String, String>,
-    default_top: usize,
-) -> Result<(Vec<Clause>, usize, usize), Response> {
-    let clauses = match q.get("$filter") {
-        Some(f) => parse_filter(f).map_err(bad_request)?,
-        None => Vec::new(),
-    };
-    let top = q
-        .get("$top")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(default_top)
-        .clamp(1, 999);
-    let skip = q
-        .get("$skiptoken")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    Ok((clauses, top, skip))
-}
-
 /// A parsed `$filter`: `a eq 'x'`, `a eq true`, `startswith(a,'x')`, joined by `and`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Clause {
@@ -99,6 +59,10 @@ pub enum Clause {
     Eq(String, Value),
     /// `startswith(prop,'x')`.
     StartsWith(String, String),
+    /// `endswith(prop,'x')` (an advanced query).
+    EndsWith(String, String),
+    /// `prop ne value` (an advanced query).
+    Ne(String, Value),
 }
 
 /// Parses the supported `$filter` subset; `Err` carries Graph's message for anything else.
@@ -106,22 +70,27 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, String> {
     let mut out = Vec::new();
     for part in filter.split(" and ") {
         let p = part.trim();
-        if let Some(inner) = p
-            .strip_prefix("startswith(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            let (prop, value) = inner.split_once(',').ok_or("Invalid filter clause")?;
-            out.push(Clause::StartsWith(
-                prop.trim().to_string(),
-                unquote(value.trim())?,
-            ));
+        let lower = p.to_lowercase();
+        for (name, ends) in [("startswith(", false), ("endswith(", true)] {
+            if lower.starts_with(name) && p.ends_with(')') {
+                let inner = &p[name.len()..p.len() - 1];
+                let (prop, value) = inner.split_once(',').ok_or("Invalid filter clause")?;
+                let (prop, value) = (prop.trim().to_string(), unquote(value.trim())?);
+                out.push(if ends {
+                    Clause::EndsWith(prop, value)
+                } else {
+                    Clause::StartsWith(prop, value)
+                });
+            }
+        }
+        if lower.starts_with("startswith(") || lower.starts_with("endswith(") {
             continue;
         }
         let mut words = p.splitn(3, ' ');
         let (Some(prop), Some(op), Some(value)) = (words.next(), words.next(), words.next()) else {
             return Err(format!("Invalid filter clause: {p}"));
         };
-        if op != "eq" {
+        if op != "eq" && op != "ne" {
             return Err(format!("Unsupported filter operator '{op}'"));
         }
         let value = match value.trim() {
@@ -130,7 +99,11 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, String> {
             "null" => Value::Null,
             v => Value::String(unquote(v)?),
         };
-        out.push(Clause::Eq(prop.to_string(), value));
+        out.push(if op == "ne" {
+            Clause::Ne(prop.to_string(), value)
+        } else {
+            Clause::Eq(prop.to_string(), value)
+        });
     }
     Ok(out)
 }
@@ -145,13 +118,19 @@ fn unquote(v: &str) -> Result<String, String> {
 /// Whether a JSON object matches every clause (string comparison is case-insensitive, as
 /// Graph's is for these properties).
 pub fn matches(obj: &Value, clauses: &[Clause]) -> bool {
+    let eq = |prop: &str, want: &Value| match (obj.get(prop), want) {
+        (Some(Value::String(a)), Value::String(b)) => a.eq_ignore_ascii_case(b),
+        (Some(a), b) => a == b,
+        (None, Value::Null) => true,
+        (None, _) => false,
+    };
     clauses.iter().all(|c| match c {
-        Clause::Eq(prop, want) => match (obj.get(prop), want) {
-            (Some(Value::String(a)), Value::String(b)) => a.eq_ignore_ascii_case(b),
-            (Some(a), b) => a == b,
-            (None, Value::Null) => true,
-            (None, _) => false,
-        },
+        Clause::Eq(prop, want) => eq(prop, want),
+        Clause::Ne(prop, want) => !eq(prop, want),
+        Clause::EndsWith(prop, suffix) => obj
+            .get(prop)
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.to_lowercase().ends_with(&suffix.to_lowercase())),
         Clause::StartsWith(prop, prefix) => obj
             .get(prop)
             .and_then(Value::as_str)
@@ -185,6 +164,8 @@ mod tests {
         assert!(matches(&obj, &c));
         let c = parse_filter("startswith(displayName,'meg')").unwrap();
         assert!(matches(&json!({"displayName": "Megan Bowen"}), &c));
-        assert!(parse_filter("displayName ne 'x'").is_err());
+        assert!(parse_filter("displayName gt 'x'").is_err());
+        let c = parse_filter("endswith(mail,'@contoso.example')").unwrap();
+        assert!(matches(&json!({"mail": "a@Contoso.example"}), &c));
     }
 }

@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use axum::Router;
 
 pub use faults::{FaultRule, Faults};
@@ -102,6 +103,8 @@ impl Sandbox {
                 faults::inject,
             ))
             .merge(control::routes())
+            .fallback(unrouted)
+            .layer(axum::middleware::from_fn(graph::wire))
             .with_state(self.shared.clone());
         self.shared.set_router(router.clone());
         router
@@ -121,6 +124,19 @@ impl Sandbox {
         });
         Ok((bound, handle))
     }
+}
+
+/// Any path no vendor serves: a JSON 404 (Graph paths are rewritten to Graph's own error by
+/// [`graph::wire`]).
+async fn unrouted(uri: axum::http::Uri) -> axum::response::Response {
+    let path = uri.path();
+    if path.starts_with("/graph.microsoft.com/") {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    http::reply(
+        axum::http::StatusCode::NOT_FOUND,
+        serde_json::json!({"error": {"code": "NotFound", "message": format!("The sandbox does not simulate {path}.")}}),
+    )
 }
 
 impl Default for Sandbox {

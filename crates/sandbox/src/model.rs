@@ -34,6 +34,8 @@ pub struct World {
     pub pending_seats: Vec<PendingSeat>,
     /// Per entity: how many times it was created, changed and deleted.
     pub counters: BTreeMap<String, Counter>,
+    /// The directory's change sequence: every user change takes the next number (delta queries).
+    pub change_seq: u64,
 }
 
 /// Configurable delays and sizes.
@@ -48,6 +50,20 @@ pub struct Settings {
     pub token_lifetime_s: u64,
     /// Default Graph page size.
     pub page_size: usize,
+    /// Simulated replication lag per entity (all zero, i.e. off, unless configured).
+    pub replication: Replication,
+}
+
+/// How long a change takes to be seen, per entity, like a real directory's replication.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Replication {
+    /// A new user answers 404 to Graph (and is missing from lists and references) for this long
+    /// after its creation.
+    pub user_ms: u64,
+    /// A new user is unknown to Exchange Online cmdlets (as a mailbox or a trustee) for this
+    /// long after its creation.
+    pub exchange_ms: u64,
 }
 
 impl Default for Settings {
@@ -57,6 +73,7 @@ impl Default for Settings {
             mailbox_delay_ms: 1000,
             token_lifetime_s: 3599,
             page_size: 100,
+            replication: Replication::default(),
         }
     }
 }
@@ -109,8 +126,10 @@ pub struct Tenant {
     pub domains: Vec<String>,
     /// Users.
     pub users: Vec<User>,
-    /// Soft-deleted users (restorable).
+    /// Soft-deleted users (restorable for 30 days, `directory/deletedItems`).
     pub deleted_users: Vec<User>,
+    /// Users deleted for good (purged or past 30 days), kept as tombstones for delta queries.
+    pub purged_users: Vec<Tombstone>,
     /// Groups.
     pub groups: Vec<Group>,
     /// Subscribed SKUs.
@@ -169,6 +188,30 @@ pub struct User {
     pub auth_methods: Vec<AuthMethod>,
     /// Creation time.
     pub created_date_time: Option<String>,
+    /// Phone numbers (Graph allows at most one).
+    pub business_phones: Vec<String>,
+    /// Further simple properties set by create or update (`city`, `country`, `employeeType`, ...).
+    pub extra: BTreeMap<String, Value>,
+    /// When it was soft-deleted (RFC 3339), while in deleted items.
+    pub deleted_date_time: Option<String>,
+    /// When it was soft-deleted (unix ms), for the 30-day window.
+    pub deleted_at_ms: u64,
+    /// Graph does not see it before this time (unix ms; replication lag).
+    pub visible_at_ms: u64,
+    /// Exchange Online does not see it before this time (unix ms; replication lag).
+    pub exchange_visible_at_ms: u64,
+    /// The directory change sequence number of its last change (delta queries).
+    pub version: u64,
+}
+
+/// What remains of a user deleted for good: enough to report it to a delta query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tombstone {
+    /// Object id.
+    pub id: String,
+    /// The change sequence number of the purge.
+    pub version: u64,
 }
 
 /// One authentication method of a user.
@@ -181,6 +224,12 @@ pub struct AuthMethod {
     pub kind: String,
     /// Whether it is the default MFA method.
     pub is_default: bool,
+    /// Phone methods: the number, `+{country code} {number}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// Phone methods: `mobile`, `alternateMobile` or `office`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_type: Option<String>,
 }
 
 /// An Entra group.
@@ -575,17 +624,53 @@ pub struct Counter {
 impl World {
     /// Counts a creation of `entity`.
     pub fn created(&mut self, entity: impl Into<String>) {
-        self.counters.entry(entity.into()).or_default().created += 1;
+        let entity = entity.into();
+        self.touch(&entity);
+        self.counters.entry(entity).or_default().created += 1;
     }
 
     /// Counts a change of `entity`.
     pub fn changed(&mut self, entity: impl Into<String>) {
-        self.counters.entry(entity.into()).or_default().changed += 1;
+        let entity = entity.into();
+        self.touch(&entity);
+        self.counters.entry(entity).or_default().changed += 1;
     }
 
     /// Counts a deletion of `entity`.
     pub fn deleted(&mut self, entity: impl Into<String>) {
-        self.counters.entry(entity.into()).or_default().deleted += 1;
+        let entity = entity.into();
+        self.touch(&entity);
+        self.counters.entry(entity).or_default().deleted += 1;
+    }
+
+    /// The next directory change sequence number.
+    pub fn next_seq(&mut self) -> u64 {
+        self.change_seq += 1;
+        self.change_seq
+    }
+
+    /// Every counted change to a user (`<tenant>/user/<upn>[/...]`) is a change for delta
+    /// queries: the user (live or soft-deleted) takes the next sequence number.
+    fn touch(&mut self, entity: &str) {
+        let mut parts = entity.splitn(4, '/');
+        let (Some(tenant), Some("user"), Some(upn)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let Some(t) = self.tenants.iter().position(|x| x.id == tenant) else {
+            return;
+        };
+        let seq = self.change_seq + 1;
+        let tn = &mut self.tenants[t];
+        let user = tn
+            .users
+            .iter_mut()
+            .chain(tn.deleted_users.iter_mut())
+            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn));
+        if let Some(u) = user {
+            u.version = seq;
+            self.change_seq = seq;
+        }
     }
 
     /// A tenant by short id, GUID or verified domain.
@@ -603,13 +688,28 @@ impl Tenant {
         format!("{}/user/{}", self.id, upn.to_lowercase())
     }
 
-    /// A user by object id or UPN (case-insensitive).
+    /// A user by object id or UPN (case-insensitive), as Graph sees it: a user still
+    /// replicating (see [`Replication`]) is not found.
     pub fn user(&self, key: &str) -> Option<usize> {
+        let now = crate::shared::now_ms();
+        self.user_any(key)
+            .filter(|&i| self.users[i].visible_at_ms <= now)
+    }
+
+    /// A user by object id or UPN whether or not it has replicated yet (uniqueness checks).
+    pub fn user_any(&self, key: &str) -> Option<usize> {
         let key = key.trim_start_matches("('").trim_end_matches("')");
         let lower = key.to_lowercase();
         self.users
             .iter()
             .position(|u| u.id == key || u.user_principal_name.to_lowercase() == lower)
+    }
+
+    /// A user as Exchange Online sees it: not before its Exchange replication lag has passed.
+    pub fn exchange_user(&self, key: &str) -> Option<usize> {
+        let now = crate::shared::now_ms();
+        self.user_any(key)
+            .filter(|&i| self.users[i].exchange_visible_at_ms <= now)
     }
 
     /// Seats of a SKU in use: direct assignments plus group-inherited ones, each user once.

@@ -130,12 +130,16 @@ impl Shared {
     }
 }
 
+/// How long a deleted user stays in `directory/deletedItems` before it is gone for good.
+pub const DELETED_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// Applies delayed events whose time has come.
 fn settle(w: &mut World) {
+    let now = now_ms();
+    purge_expired(w, now);
     if w.pending_seats.is_empty() {
         return;
     }
-    let now = now_ms();
     let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut w.pending_seats)
         .into_iter()
         .partition(|p| p.at_ms <= now);
@@ -149,6 +153,30 @@ fn settle(w: &mut World) {
             {
                 sku.enabled = (i64::from(sku.enabled) + p.delta).max(0) as u32;
             }
+        }
+    }
+}
+
+/// Users deleted more than 30 days ago leave deleted items for good.
+fn purge_expired(w: &mut World, now: u64) {
+    let expired = |u: &crate::model::User| u.deleted_at_ms + DELETED_RETENTION_MS <= now;
+    if !w
+        .tenants
+        .iter()
+        .any(|t| t.deleted_users.iter().any(expired))
+    {
+        return;
+    }
+    for t in 0..w.tenants.len() {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut w.tenants[t].deleted_users)
+            .into_iter()
+            .partition(expired);
+        w.tenants[t].deleted_users = kept;
+        for u in gone {
+            let version = w.next_seq();
+            w.tenants[t]
+                .purged_users
+                .push(crate::model::Tombstone { id: u.id, version });
         }
     }
 }

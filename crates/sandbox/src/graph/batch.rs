@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -17,8 +17,15 @@ use crate::shared::Shared;
 pub async fn batch(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     Json(body): Json<Value>,
 ) -> Reply {
+    // Inner requests run against the version the batch was posted to.
+    let version = if uri.path().starts_with("/graph.microsoft.com/beta/") {
+        "beta"
+    } else {
+        "v1.0"
+    };
     let Some(requests) = body["requests"].as_array() else {
         return Err(bad_request(
             "Invalid batch payload: `requests` must be an array.",
@@ -53,7 +60,7 @@ pub async fn batch(
         let method = r["method"].as_str().unwrap_or("GET");
         let url = r["url"].as_str().unwrap_or("/");
         let path = format!(
-            "/graph.microsoft.com/v1.0{}",
+            "/graph.microsoft.com/{version}{}",
             if url.starts_with('/') {
                 url.to_string()
             } else {
@@ -63,18 +70,39 @@ pub async fn batch(
         let mut builder = Request::builder()
             .method(method)
             .uri(path.replace(' ', "%20"));
-        if let Some(auth) = headers.get("authorization") {
-            builder = builder.header("authorization", auth);
+        // The batch's credentials and host, then the inner request's own headers
+        // (ConsistencyLevel, client-request-id, Prefer, Content-Type, ...).
+        let mut inner = HeaderMap::new();
+        for name in ["authorization", "host"] {
+            if let Some(v) = headers.get(name) {
+                inner.insert(name, v.clone());
+            }
         }
-        if let Some(host) = headers.get("host") {
-            builder = builder.header("host", host);
+        if let Some(own) = r["headers"].as_object() {
+            for (k, v) in own {
+                let (Ok(name), Some(Ok(value))) = (
+                    axum::http::HeaderName::from_bytes(k.to_lowercase().as_bytes()),
+                    v.as_str().map(axum::http::HeaderValue::from_str),
+                ) else {
+                    continue;
+                };
+                inner.insert(name, value);
+            }
         }
         let body = if r["body"].is_null() {
             Body::empty()
         } else {
-            builder = builder.header("content-type", "application/json");
+            if !inner.contains_key("content-type") {
+                inner.insert(
+                    "content-type",
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+            }
             Body::from(r["body"].to_string())
         };
+        for (k, v) in &inner {
+            builder = builder.header(k, v);
+        }
         let Ok(request) = builder.body(body) else {
             responses.push(json!({"id": id, "status": 400, "body": {"error": {"code": "BadRequest", "message": "Invalid request in batch."}}}));
             continue;

@@ -1,4 +1,5 @@
-//! Intune managed devices: list (per user or filtered by UPN), get, wipe and retire.
+//! Intune managed devices: list (per user or filtered by UPN), get, wipe and retire, under
+//! `deviceManagement/managedDevices` and under the owning user.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::shared::{now_rfc3339, Shared};
 
 fn device_json(d: &Device) -> Value {
     let last = d.actions.last();
-    json!({"id": d.id, "deviceName": d.device_name, "operatingSystem": d.operating_system, "osVersion": "",
+    json!({"@odata.type": "#microsoft.graph.managedDevice", "id": d.id, "deviceName": d.device_name, "operatingSystem": d.operating_system, "osVersion": "",
            "managedDeviceOwnerType": d.managed_device_owner_type, "complianceState": "compliant",
            "userId": d.user_id, "userPrincipalName": d.user_principal_name, "serialNumber": d.serial_number,
            "managementAgent": "mdm", "lastSyncDateTime": now_rfc3339(),
@@ -39,7 +40,7 @@ pub async fn for_user(
             .filter(|d| &d.user_id == uid)
             .map(device_json)
             .collect();
-        Ok(reply(StatusCode::OK, json!({"value": value})))
+        Ok(reply(StatusCode::OK, json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/managedDevices", "value": value})))
     })
 }
 
@@ -115,4 +116,49 @@ pub async fn retire(
     Path(id): Path<String>,
 ) -> Reply {
     act(&s, &tenant, &id, "retire", json!({}))
+}
+
+/// Checks that device `device` belongs to user `id` (the user-scoped routes).
+fn owned(s: &Shared, tenant: &str, id: &str, device: &str) -> Result<(), axum::response::Response> {
+    s.read(|w| {
+        let (t, u) = locate(w, tenant, id)?;
+        let uid = &w.tenants[t].users[u].id;
+        w.tenants[t]
+            .devices
+            .iter()
+            .any(|d| d.id == device && &d.user_id == uid)
+            .then_some(())
+            .ok_or_else(|| not_found(device))
+    })
+}
+
+/// `GET /users/{id}/managedDevices/{device}`
+pub async fn get_for_user(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    Path((id, device)): Path<(String, String)>,
+) -> Reply {
+    owned(&s, &tenant, &id, &device)?;
+    get(State(s), GraphAuth(tenant), Path(device)).await
+}
+
+/// `POST /users/{id}/managedDevices/{device}/wipe`
+pub async fn wipe_for_user(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    Path((id, device)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> Reply {
+    owned(&s, &tenant, &id, &device)?;
+    wipe(State(s), GraphAuth(tenant), Path(device), body).await
+}
+
+/// `POST /users/{id}/managedDevices/{device}/retire`
+pub async fn retire_for_user(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    Path((id, device)): Path<(String, String)>,
+) -> Reply {
+    owned(&s, &tenant, &id, &device)?;
+    retire(State(s), GraphAuth(tenant), Path(device)).await
 }

@@ -2,20 +2,35 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::users::{locate, project, user_json};
+use super::query::{ListQuery, Shape};
+use super::users::{locate, project, user_json, USERS};
 use super::Query;
 use crate::auth::GraphAuth;
-use crate::http::{
-    bad_request, base_url, empty, graph_error, list_params, matches, not_found, odata_page, reply,
-    select, Reply,
-};
-use crate::model::{Group, World};
+use crate::http::{bad_request, empty, not_found, reply, select, Reply};
+use crate::model::{Group, Tenant, World};
 use crate::shared::Shared;
+
+/// The group collection's query shape.
+const GROUPS: Shape = Shape {
+    type_name: "group",
+    properties: &[
+        "id",
+        "displayName",
+        "groupTypes",
+        "mailEnabled",
+        "securityEnabled",
+        "onPremisesSyncEnabled",
+        "membershipRule",
+        "mail",
+        "description",
+    ],
+    basic_order: &["displayName"],
+};
 
 fn group_json(g: &Group) -> Value {
     json!({"@odata.type": "#microsoft.graph.group", "id": g.id, "displayName": g.display_name, "groupTypes": g.group_types,
@@ -33,37 +48,26 @@ pub async fn list(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
-    let (clauses, top, skip) = list_params(&q, 100)?;
+    let query = ListQuery::parse(&q, &headers, 100, &GROUPS)?;
     let items: Vec<Value> = s.read(|w| {
         w.tenant(&tenant).map_or_else(Vec::new, |t| {
-            w.tenants[t]
-                .groups
-                .iter()
-                .map(group_json)
-                .filter(|g| matches(g, &clauses))
-                .map(|g| select(g, q.get("$select").map(String::as_str)))
-                .collect()
+            w.tenants[t].groups.iter().map(group_json).collect()
         })
     });
-    let mut next = format!(
-        "{}/graph.microsoft.com/v1.0/groups?$top={top}",
-        base_url(&headers)
-    );
-    if let Some(f) = q.get("$filter") {
-        next.push_str(&format!(
-            "&$filter={}",
-            f.replace(' ', "%20").replace('\'', "%27")
-        ));
-    }
+    let items = query
+        .apply(items)
+        .into_iter()
+        .map(|g| select(g, query.select.as_deref()))
+        .collect();
     Ok(reply(
         StatusCode::OK,
-        odata_page(
+        query.page(
             items,
-            skip,
-            top,
-            &next,
+            &headers,
+            &uri,
             "https://graph.microsoft.com/v1.0/$metadata#groups",
         ),
     ))
@@ -82,18 +86,16 @@ pub async fn get(
     })
 }
 
-/// `GET /groups/{id}/members`
+/// `GET /groups/{id}/members`: paged by `$top` (default 100), `$select`able.
 pub async fn members(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
+    let query = ListQuery::parse(&q, &headers, 100, &USERS)?;
     let items = s.read(|w| {
         let t = w.tenant(&tenant).ok_or_else(|| not_found(&id))?;
         let g = find_group(w, t, &id).ok_or_else(|| not_found(&id))?;
@@ -103,26 +105,21 @@ pub async fn members(
                 .members
                 .iter()
                 .filter_map(|m| tn.user(m))
-                .map(|u| {
-                    project(
-                        user_json(tn, &tn.users[u]),
-                        Some("id,displayName,userPrincipalName"),
-                    )
-                })
+                .map(|u| user_json(tn, &tn.users[u]))
                 .collect::<Vec<_>>(),
         )
     })?;
-    let next = format!(
-        "{}/graph.microsoft.com/v1.0/groups/{id}/members?",
-        base_url(&headers)
-    );
+    let items = query
+        .apply(items)
+        .into_iter()
+        .map(|u| project(u, query.select.as_deref()))
+        .collect();
     Ok(reply(
         StatusCode::OK,
-        odata_page(
+        query.page(
             items,
-            skip,
-            100,
-            next.trim_end_matches('?'),
+            &headers,
+            &uri,
             "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
         ),
     ))
@@ -199,54 +196,80 @@ pub async fn remove_member(
     })
 }
 
-/// `GET /users/{id}/memberOf`
+/// The groups holding `member` (a user or group id) directly, or also through nested groups.
+fn groups_of(tn: &Tenant, member: &str, transitive: bool) -> Vec<usize> {
+    let mut found: Vec<usize> = Vec::new();
+    let mut frontier = vec![member.to_string()];
+    while let Some(m) = frontier.pop() {
+        for (i, g) in tn.groups.iter().enumerate() {
+            if g.members.contains(&m) && !found.contains(&i) {
+                found.push(i);
+                if transitive {
+                    frontier.push(g.id.clone());
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn memberships(
+    s: Arc<Shared>,
+    tenant: String,
+    id: String,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    q: Query,
+    transitive: bool,
+) -> Reply {
+    let query = ListQuery::parse(&q, &headers, 100, &GROUPS)?;
+    let items = s.read(|w| {
+        let (t, u) = locate(w, &tenant, &id)?;
+        let tn = &w.tenants[t];
+        Ok::<_, axum::response::Response>(
+            groups_of(tn, &tn.users[u].id, transitive)
+                .into_iter()
+                .map(|g| group_json(&tn.groups[g]))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    let items = query
+        .apply(items)
+        .into_iter()
+        .map(|g| select(g, query.select.as_deref()))
+        .collect();
+    let context = if uri.path().ends_with("graph.group") {
+        "https://graph.microsoft.com/v1.0/$metadata#groups"
+    } else {
+        "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
+    };
+    Ok(reply(
+        StatusCode::OK,
+        query.page(items, &headers, &uri, context),
+    ))
+}
+
+/// `GET /users/{id}/memberOf` (and its `microsoft.graph.group` / `graph.group` casts: the
+/// sandbox's directory objects are all groups).
 pub async fn member_of(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let top: usize = q
-        .get("$top")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(100)
-        .clamp(1, 999);
-    let items = s.read(|w| {
-        let (t, u) = locate(w, &tenant, &id)?;
-        let uid = &w.tenants[t].users[u].id;
-        Ok::<_, axum::response::Response>(
-            w.tenants[t]
-                .groups
-                .iter()
-                .filter(|g| g.members.contains(uid))
-                .map(group_json)
-                .collect::<Vec<_>>(),
-        )
-    })?;
-    if items.is_empty() && id.is_empty() {
-        return Err(graph_error(
-            StatusCode::BAD_REQUEST,
-            "Request_BadRequest",
-            "Missing user id.",
-        ));
-    }
-    let next = format!(
-        "{}/graph.microsoft.com/v1.0/users/{id}/memberOf?$top={top}",
-        base_url(&headers)
-    );
-    Ok(reply(
-        StatusCode::OK,
-        odata_page(
-            items,
-            skip,
-            top,
-            &next,
-            "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
-        ),
-    ))
+    memberships(s, tenant, id, headers, uri, q, false).await
+}
+
+/// `GET /users/{id}/transitiveMemberOf` (and its casts): direct and nested memberships.
+pub async fn transitive_member_of(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: Query,
+) -> Reply {
+    memberships(s, tenant, id, headers, uri, q, true).await
 }

@@ -108,6 +108,7 @@ pub async fn assign(
         let user = &tn.users[u];
         let has_exchange = tn.has_exchange_licence(user);
         let uid = user.id.clone();
+        let exchange_visible = user.exchange_visible_at_ms;
         let mailbox = tn.mailboxes.iter().position(|m| m.user_id == uid);
         if has_exchange && !had_exchange {
             match mailbox {
@@ -117,7 +118,9 @@ pub async fn assign(
                         primary_smtp_address: upn.clone(),
                         recipient_type_details: "UserMailbox".into(),
                         auto_reply: AutoReply { state: "Disabled".into(), external_audience: "All".into(), ..AutoReply::default() },
-                        available_at_ms: now_ms() + mailbox_delay,
+                        // Exchange sees the mailbox once it is provisioned and the user has
+                        // replicated to it.
+                        available_at_ms: (now_ms() + mailbox_delay).max(exchange_visible),
                         ..Mailbox::default()
                     });
                     w.created(format!("{tenant_key}/mailbox/{upn}"));

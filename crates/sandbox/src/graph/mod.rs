@@ -1,13 +1,19 @@
 //! Microsoft Graph v1.0 (and beta, which serves the same routes): users, groups, licences,
-//! authentication methods, Temporary Access Pass, Intune devices, mailbox settings, mail and
-//! JSON batching.
+//! authentication methods, Temporary Access Pass, Intune devices, mailbox settings, mail,
+//! deleted items, delta, the organization and JSON batching. Every Graph response carries
+//! `request-id` / `client-request-id`, and anything unrouted answers a Graph-shaped error.
 
 mod batch;
 mod devices;
+mod directory;
 mod groups;
 mod licences;
 mod methods;
+mod query;
 mod users;
+mod wire;
+
+pub use wire::wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +29,9 @@ pub type Query = axum::extract::Query<HashMap<String, String>>;
 fn api() -> Router<Arc<Shared>> {
     Router::new()
         .route("/users", get(users::list).post(users::create))
+        .route("/users/$count", get(users::count))
+        .route("/users/delta", get(directory::users_delta))
+        .route("/users/delta()", get(directory::users_delta))
         .route(
             "/users/{id}",
             get(users::get).patch(users::update).delete(users::remove),
@@ -38,18 +47,51 @@ fn api() -> Router<Arc<Shared>> {
             "/users/{id}/memberOf/microsoft.graph.group",
             get(groups::member_of),
         )
+        .route("/users/{id}/memberOf/graph.group", get(groups::member_of))
+        .route(
+            "/users/{id}/transitiveMemberOf",
+            get(groups::transitive_member_of),
+        )
+        .route(
+            "/users/{id}/transitiveMemberOf/microsoft.graph.group",
+            get(groups::transitive_member_of),
+        )
+        .route(
+            "/users/{id}/transitiveMemberOf/graph.group",
+            get(groups::transitive_member_of),
+        )
         .route("/users/{id}/assignLicense", post(licences::assign))
         .route("/users/{id}/licenseDetails", get(licences::details))
         .route("/users/{id}/authentication/methods", get(methods::list))
         .route(
             "/users/{id}/authentication/temporaryAccessPassMethods",
-            post(methods::create_tap),
+            post(methods::create_tap).get(methods::list_taps),
+        )
+        .route(
+            "/users/{id}/authentication/phoneMethods",
+            get(methods::list_phones).post(methods::add_phone),
+        )
+        .route(
+            "/users/{id}/authentication/phoneMethods/{method}",
+            get(methods::get_phone).delete(methods::remove_phone),
         )
         .route(
             "/users/{id}/authentication/{collection}/{method}",
             delete(methods::remove),
         )
         .route("/users/{id}/managedDevices", get(devices::for_user))
+        .route(
+            "/users/{id}/managedDevices/{device}",
+            get(devices::get_for_user),
+        )
+        .route(
+            "/users/{id}/managedDevices/{device}/wipe",
+            post(devices::wipe_for_user),
+        )
+        .route(
+            "/users/{id}/managedDevices/{device}/retire",
+            post(devices::retire_for_user),
+        )
         .route(
             "/users/{id}/mailboxSettings",
             get(users::mailbox_settings).patch(users::update_mailbox_settings),
@@ -75,6 +117,25 @@ fn api() -> Router<Arc<Shared>> {
             post(devices::retire),
         )
         .route("/$batch", post(batch::batch))
+        .route("/organization", get(directory::organization))
+        .route("/organization/{id}", get(directory::organization_by_id))
+        .route("/directory/deletedItems", get(directory::list_uncast))
+        .route(
+            "/directory/deletedItems/microsoft.graph.user",
+            get(directory::list_users),
+        )
+        .route(
+            "/directory/deletedItems/graph.user",
+            get(directory::list_users),
+        )
+        .route(
+            "/directory/deletedItems/{id}",
+            get(directory::get).delete(directory::purge),
+        )
+        .route(
+            "/directory/deletedItems/{id}/restore",
+            post(directory::restore),
+        )
 }
 
 /// Graph under its real host prefix, for v1.0 and beta.

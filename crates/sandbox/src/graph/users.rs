@@ -2,19 +2,84 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::query::{check_select, ListQuery, Shape};
 use super::Query;
 use crate::auth::GraphAuth;
-use crate::http::{
-    bad_request, base_url, empty, graph_error, list_params, matches, not_found, odata_page, reply,
-    select, Reply,
-};
+use crate::http::{bad_request, empty, graph_error, not_found, reply, select, Reply};
 use crate::model::{Tenant, User, World};
 use crate::shared::{now_ms, now_rfc3339, Shared};
+
+/// Simple string properties kept in [`User::extra`]: settable on create and update.
+const EXTRA_STRINGS: &[&str] = &[
+    "city",
+    "country",
+    "state",
+    "streetAddress",
+    "postalCode",
+    "employeeType",
+    "faxNumber",
+    "preferredLanguage",
+    "employeeHireDate",
+    "employeeLeaveDateTime",
+    "preferredDataLocation",
+    "ageGroup",
+    "consentProvidedForMinor",
+];
+
+/// Every property of a user the sandbox serves (`$select`, `$filter`, `$orderby` may name them).
+pub const USER_PROPS: &[&str] = &[
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mailNickname",
+    "jobTitle",
+    "department",
+    "usageLocation",
+    "officeLocation",
+    "companyName",
+    "employeeId",
+    "mobilePhone",
+    "businessPhones",
+    "preferredLanguage",
+    "accountEnabled",
+    "onPremisesSyncEnabled",
+    "assignedLicenses",
+    "licenseAssignmentStates",
+    "createdDateTime",
+    "deletedDateTime",
+    "signInSessionsValidFromDateTime",
+    "lastPasswordChangeDateTime",
+    "otherMails",
+    "proxyAddresses",
+    "userType",
+    "city",
+    "country",
+    "state",
+    "streetAddress",
+    "postalCode",
+    "employeeType",
+    "faxNumber",
+    "employeeHireDate",
+    "employeeLeaveDateTime",
+    "preferredDataLocation",
+    "ageGroup",
+    "consentProvidedForMinor",
+];
+
+/// The user collection's query shape.
+pub const USERS: Shape = Shape {
+    type_name: "user",
+    properties: USER_PROPS,
+    basic_order: &["displayName", "userPrincipalName"],
+};
 
 const DEFAULT_PROPS: &[&str] = &[
     "businessPhones",
@@ -46,19 +111,25 @@ pub fn user_json(t: &Tenant, u: &User) -> Value {
             v
         })
         .collect();
-    json!({
+    let mut full = json!({
         "@odata.type": "#microsoft.graph.user",
         "id": u.id, "userPrincipalName": u.user_principal_name, "displayName": u.display_name,
         "givenName": u.given_name, "surname": u.surname, "mail": u.mail, "mailNickname": u.mail_nickname,
         "jobTitle": u.job_title, "department": u.department, "usageLocation": u.usage_location,
         "officeLocation": u.office_location, "companyName": u.company_name, "employeeId": u.employee_id,
-        "mobilePhone": u.mobile_phone, "businessPhones": [], "preferredLanguage": null,
+        "mobilePhone": u.mobile_phone, "businessPhones": u.business_phones, "preferredLanguage": null,
+        "userType": "Member", "otherMails": [], "deletedDateTime": u.deleted_date_time,
+        "proxyAddresses": u.mail.iter().map(|m| format!("SMTP:{m}")).collect::<Vec<_>>(),
         "accountEnabled": u.account_enabled, "onPremisesSyncEnabled": if u.on_premises_sync_enabled { json!(true) } else { Value::Null },
         "assignedLicenses": u.assigned_licenses.iter().map(|s| json!({"skuId": s, "disabledPlans": []})).collect::<Vec<_>>(),
         "licenseAssignmentStates": states,
         "createdDateTime": u.created_date_time, "signInSessionsValidFromDateTime": u.sign_in_sessions_valid_from,
         "lastPasswordChangeDateTime": u.password_last_set,
-    })
+    });
+    for (k, v) in &u.extra {
+        full[k.as_str()] = v.clone();
+    }
+    full
 }
 
 /// The default projection (no `$select`), or the selected properties.
@@ -80,50 +151,72 @@ pub fn locate(
     Ok((t, u))
 }
 
-/// `GET /users`
+/// `GET /users`: `$filter`, `$search`, `$orderby`, `$count`, `$select`, `$top` and paging.
 pub async fn list(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: Query,
+) -> Reply {
+    let query = ListQuery::parse(&q, &headers, s.read(|w| w.settings.page_size), &USERS)?;
+    let items: Vec<Value> = s.read(|w| {
+        w.tenant(&tenant).map_or_else(Vec::new, |t| {
+            let t = &w.tenants[t];
+            let now = now_ms();
+            t.users
+                .iter()
+                .filter(|u| u.visible_at_ms <= now)
+                .map(|u| user_json(t, u))
+                .collect()
+        })
+    });
+    let items = query
+        .apply(items)
+        .into_iter()
+        .map(|u| project(u, query.select.as_deref()))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        query.page(
+            items,
+            &headers,
+            &uri,
+            "https://graph.microsoft.com/v1.0/$metadata#users",
+        ),
+    ))
+}
+
+/// `GET /users/$count`: a plain-text number, an advanced query.
+pub async fn count(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     headers: HeaderMap,
     q: Query,
 ) -> Reply {
-    let (clauses, top, skip) = list_params(&q, s.read(|w| w.settings.page_size))?;
-    let items: Vec<Value> = s.read(|w| {
-        w.tenant(&tenant).map_or_else(Vec::new, |t| {
+    if !super::query::eventual(&headers) {
+        return Err(bad_request("$count is not currently supported without the 'ConsistencyLevel: eventual' header. Refer to https://aka.ms/graph-docs/advanced-queries for more information"));
+    }
+    let mut q = q.0.clone();
+    q.insert("$count".into(), "true".into());
+    let query = ListQuery::parse(&q, &headers, 100, &USERS)?;
+    let n = s.read(|w| {
+        w.tenant(&tenant).map_or(0, |t| {
             let t = &w.tenants[t];
-            t.users
+            let now = now_ms();
+            let all = t
+                .users
                 .iter()
+                .filter(|u| u.visible_at_ms <= now)
                 .map(|u| user_json(t, u))
-                .filter(|u| matches(u, &clauses))
-                .collect()
+                .collect();
+            query.apply(all).len()
         })
     });
-    let items = items
-        .into_iter()
-        .map(|u| project(u, q.get("$select").map(String::as_str)))
-        .collect();
-    let mut next = format!(
-        "{}/graph.microsoft.com/v1.0/users?$top={top}",
-        base_url(&headers)
-    );
-    for k in ["$select", "$filter"] {
-        if let Some(v) = q.get(k) {
-            next.push_str(&format!(
-                "&{k}={}",
-                v.replace(' ', "%20").replace('\'', "%27")
-            ));
-        }
-    }
-    Ok(reply(
-        StatusCode::OK,
-        odata_page(
-            items,
-            skip,
-            top,
-            &next,
-            "https://graph.microsoft.com/v1.0/$metadata#users",
-        ),
-    ))
+    Ok(axum::response::IntoResponse::into_response((
+        [("content-type", "text/plain")],
+        n.to_string(),
+    )))
 }
 
 fn password_ok(p: &str) -> bool {
@@ -147,12 +240,154 @@ fn upn_local_ok(local: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "'.-_!#^~".contains(c))
 }
 
+const INVALID_UPN: &str =
+    "Invalid value specified for property 'userPrincipalName' of resource 'User'.";
+const WEAK_PASSWORD: &str = "The specified password does not comply with password complexity requirements. Please provide a different password.";
+const BAD_DOMAIN: &str = "The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization.";
+
+/// Graph's 400 when a JSON value has the wrong type for a property.
+fn wrong_type(value: &Value, edm: &str) -> axum::response::Response {
+    let literal = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    bad_request(format!(
+        "Cannot convert the literal '{literal}' to the expected type '{edm}'."
+    ))
+}
+
+fn opt_string(v: &Value) -> Result<Option<String>, axum::response::Response> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(wrong_type(other, "Edm.String")),
+    }
+}
+
+/// Checks a UPN's form and domain, and that no other user (`except`) holds it.
+fn check_upn(tn: &Tenant, upn: &str, except: Option<&str>) -> Result<(), axum::response::Response> {
+    let Some((local, domain)) = upn.split_once('@') else {
+        return Err(bad_request(INVALID_UPN));
+    };
+    if !upn_local_ok(local) {
+        return Err(bad_request(INVALID_UPN));
+    }
+    if !tn.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return Err(bad_request(BAD_DOMAIN));
+    }
+    if let Some(other) = tn.user_any(upn) {
+        if Some(tn.users[other].id.as_str()) != except {
+            return Err(conflict("userPrincipalName"));
+        }
+    }
+    Ok(())
+}
+
+/// Sets the properties of a create or update body on `user`, checking each value's type the
+/// way Graph does. Annotations (`@odata.type` of a user, which the SDKs always send) are
+/// accepted and ignored. Returns whether anything was set.
+fn apply_props(
+    user: &mut User,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<bool, axum::response::Response> {
+    let mut changed = false;
+    for (k, v) in fields {
+        if k == "@odata.type" {
+            let t = v.as_str().unwrap_or_default();
+            if t.trim_start_matches('#') != "microsoft.graph.user" {
+                return Err(bad_request(format!(
+                    "A type named '{t}' could not be resolved by the model. When a model is available, each type name must resolve to a valid type."
+                )));
+            }
+            continue;
+        }
+        if k.starts_with('@') {
+            continue;
+        }
+        match k.as_str() {
+            "displayName" => {
+                user.display_name = opt_string(v)?
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| bad_request("Invalid value specified for property 'displayName' of resource 'User'."))?
+            }
+            "givenName" => user.given_name = opt_string(v)?,
+            "surname" => user.surname = opt_string(v)?,
+            "department" => user.department = opt_string(v)?,
+            "jobTitle" => user.job_title = opt_string(v)?,
+            "usageLocation" => {
+                let loc = opt_string(v)?;
+                if loc.as_deref().is_some_and(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_alphabetic())) {
+                    return Err(bad_request("Invalid value specified for property 'usageLocation' of resource 'User'."));
+                }
+                user.usage_location = loc;
+            }
+            "officeLocation" => user.office_location = opt_string(v)?,
+            "companyName" => user.company_name = opt_string(v)?,
+            "employeeId" => user.employee_id = opt_string(v)?,
+            "mobilePhone" => user.mobile_phone = opt_string(v)?,
+            "mail" => user.mail = opt_string(v)?,
+            "mailNickname" => user.mail_nickname = opt_string(v)?,
+            "userPrincipalName" => {
+                user.user_principal_name = opt_string(v)?.ok_or_else(|| bad_request(INVALID_UPN))?
+            }
+            "accountEnabled" => match v {
+                Value::Bool(b) => user.account_enabled = *b,
+                other => return Err(wrong_type(other, "Edm.Boolean")),
+            },
+            "businessPhones" => {
+                let phones = match v {
+                    Value::Null => Vec::new(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|p| opt_string(p)?.ok_or_else(|| wrong_type(p, "Edm.String")))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    other => return Err(wrong_type(other, "Collection(Edm.String)")),
+                };
+                if phones.len() > 1 {
+                    return Err(bad_request("Invalid value specified for property 'businessPhones' of resource 'User': only one number can be set."));
+                }
+                user.business_phones = phones;
+            }
+            "passwordProfile" => {
+                if !v.is_object() {
+                    return Err(wrong_type(v, "microsoft.graph.passwordProfile"));
+                }
+                for flag in ["forceChangePasswordNextSignIn", "forceChangePasswordNextSignInWithMfa"] {
+                    if !v[flag].is_null() && !v[flag].is_boolean() {
+                        return Err(wrong_type(&v[flag], "Edm.Boolean"));
+                    }
+                }
+                let p = v["password"].as_str().unwrap_or_default();
+                if !password_ok(p) {
+                    return Err(bad_request(WEAK_PASSWORD));
+                }
+                user.password_last_set = Some(now_rfc3339());
+            }
+            "otherMails" | "proxyAddresses" if !v.is_array() => {
+                return Err(wrong_type(v, "Collection(Edm.String)"))
+            }
+            extra if EXTRA_STRINGS.contains(&extra) => {
+                match opt_string(v)? {
+                    Some(text) => user.extra.insert(extra.to_string(), Value::String(text)),
+                    None => user.extra.remove(extra),
+                };
+            }
+            other => return Err(bad_request(format!("Property '{other}' does not exist on type 'microsoft.graph.user' or cannot be updated."))),
+        }
+        changed = true;
+    }
+    Ok(changed)
+}
+
 /// `POST /users`
 pub async fn create(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     Json(body): Json<Value>,
 ) -> Reply {
+    let Some(fields) = body.as_object() else {
+        return Err(bad_request("The request body must be a JSON object."));
+    };
     for field in [
         "accountEnabled",
         "displayName",
@@ -166,68 +401,34 @@ pub async fn create(
             )));
         }
     }
-    let upn = body["userPrincipalName"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let password = body["passwordProfile"]["password"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let nickname = body["mailNickname"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let Some((local, domain)) = upn.split_once('@') else {
-        return Err(bad_request(
-            "Invalid value specified for property 'userPrincipalName' of resource 'User'.",
-        ));
+    let mut user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        auth_methods: vec![crate::model::AuthMethod {
+            id: "28c10230-6103-485e-b985-444c60001490".into(),
+            kind: "passwordAuthenticationMethod".into(),
+            ..Default::default()
+        }],
+        created_date_time: Some(now_rfc3339()),
+        ..User::default()
     };
-    if !upn_local_ok(local) {
-        return Err(bad_request(
-            "Invalid value specified for property 'userPrincipalName' of resource 'User'.",
-        ));
-    }
-    if !password_ok(&password) {
-        return Err(bad_request("The specified password does not comply with password complexity requirements. Please provide a different password."));
-    }
+    apply_props(&mut user, fields)?;
+    let upn = user.user_principal_name.clone();
+    let nickname = user.mail_nickname.clone().unwrap_or_default();
     s.write(|w| {
         let t = w.tenant(&tenant).ok_or_else(|| not_found(&tenant))?;
+        let lag = w.settings.replication.clone();
         let tn = &w.tenants[t];
-        if !tn.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(bad_request("The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization."));
-        }
-        if tn.user(&upn).is_some() {
-            return Err(conflict("userPrincipalName"));
-        }
-        if tn.users.iter().any(|u| u.mail_nickname.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&nickname))) {
+        check_upn(tn, &upn, None)?;
+        if tn.users.iter().any(|u| {
+            u.mail_nickname
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&nickname))
+        }) {
             return Err(conflict("proxyAddresses"));
         }
-        let str_of = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_principal_name: upn.clone(),
-            display_name: str_of("displayName").unwrap_or_default(),
-            given_name: str_of("givenName"),
-            surname: str_of("surname"),
-            mail_nickname: Some(nickname.clone()),
-            mail: None,
-            department: str_of("department"),
-            job_title: str_of("jobTitle"),
-            usage_location: str_of("usageLocation"),
-            office_location: str_of("officeLocation"),
-            company_name: str_of("companyName"),
-            employee_id: str_of("employeeId"),
-            mobile_phone: str_of("mobilePhone"),
-            account_enabled: body["accountEnabled"].as_bool().unwrap_or(true),
-            on_premises_sync_enabled: false,
-            manager_id: None,
-            assigned_licenses: Vec::new(),
-            password_last_set: Some(now_rfc3339()),
-            sign_in_sessions_valid_from: None,
-            auth_methods: vec![crate::model::AuthMethod { id: "28c10230-6103-485e-b985-444c60001490".into(), kind: "passwordAuthenticationMethod".into(), is_default: false }],
-            created_date_time: Some(now_rfc3339()),
-        };
+        let now = now_ms();
+        user.visible_at_ms = now + lag.user_ms;
+        user.exchange_visible_at_ms = now + lag.exchange_ms;
         let json = user_json(&w.tenants[t], &user);
         let key = w.tenants[t].user_entity(&upn);
         w.tenants[t].users.push(user);
@@ -254,13 +455,11 @@ pub async fn get(
     Path(id): Path<String>,
     q: Query,
 ) -> Reply {
+    let sel = check_select(q.get("$select"), &USERS)?;
     s.read(|w| {
         let (t, u) = locate(w, &tenant, &id)?;
         let full = user_json(&w.tenants[t], &w.tenants[t].users[u]);
-        Ok(reply(
-            StatusCode::OK,
-            project(full, q.get("$select").map(String::as_str)),
-        ))
+        Ok(reply(StatusCode::OK, project(full, sel.as_deref())))
     })
 }
 
@@ -282,37 +481,12 @@ pub async fn update(
         if user.on_premises_sync_enabled {
             return Err(bad_request(SYNCED_ERROR));
         }
-        let mut changed = false;
-        let user = &mut w.tenants[t].users[u];
-        for (k, v) in fields {
-            let text = v.as_str().map(str::to_string);
-            match k.as_str() {
-                "displayName" => user.display_name = text.unwrap_or_default(),
-                "givenName" => user.given_name = text,
-                "surname" => user.surname = text,
-                "department" => user.department = text,
-                "jobTitle" => user.job_title = text,
-                "usageLocation" => user.usage_location = text,
-                "officeLocation" => user.office_location = text,
-                "companyName" => user.company_name = text,
-                "employeeId" => user.employee_id = text,
-                "mobilePhone" => user.mobile_phone = text,
-                "mailNickname" => user.mail_nickname = text,
-                "accountEnabled" => match v.as_bool() {
-                    Some(b) => user.account_enabled = b,
-                    None => return Err(bad_request("Invalid value specified for property 'accountEnabled' of resource 'User'.")),
-                },
-                "passwordProfile" => {
-                    let p = v["password"].as_str().unwrap_or_default();
-                    if !password_ok(p) {
-                        return Err(bad_request("The specified password does not comply with password complexity requirements. Please provide a different password."));
-                    }
-                    user.password_last_set = Some(now_rfc3339());
-                }
-                other => return Err(bad_request(format!("Property '{other}' does not exist on type 'microsoft.graph.user' or cannot be updated."))),
-            }
-            changed = true;
+        let mut updated = user.clone();
+        let changed = apply_props(&mut updated, fields)?;
+        if updated.user_principal_name != user.user_principal_name {
+            check_upn(&w.tenants[t], &updated.user_principal_name, Some(&user.id))?;
         }
+        w.tenants[t].users[u] = updated;
         if changed {
             let key = w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name);
             w.changed(key);
@@ -321,7 +495,7 @@ pub async fn update(
     })
 }
 
-/// `DELETE /users/{id}`: soft delete.
+/// `DELETE /users/{id}`: soft delete, into `directory/deletedItems` for 30 days.
 pub async fn remove(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
@@ -332,10 +506,12 @@ pub async fn remove(
         if w.tenants[t].users[u].on_premises_sync_enabled {
             return Err(bad_request(SYNCED_ERROR));
         }
-        let user = w.tenants[t].users.remove(u);
+        let mut user = w.tenants[t].users.remove(u);
         for g in &mut w.tenants[t].groups {
             g.members.retain(|m| m != &user.id);
         }
+        user.deleted_date_time = Some(now_rfc3339());
+        user.deleted_at_ms = now_ms();
         let key = w.tenants[t].user_entity(&user.user_principal_name);
         w.tenants[t].deleted_users.push(user);
         w.deleted(key);
@@ -535,27 +711,79 @@ pub async fn update_mailbox_settings(
     })
 }
 
-/// `POST /users/{id}/sendMail`: lands in the sandbox inbox.
+/// A property of a JSON object by name, in either casing of its first letter (Graph accepts
+/// `message` and `Message`).
+fn either_case<'a>(obj: &'a Value, name: &str) -> &'a Value {
+    let mut chars = name.chars();
+    let upper: String = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    match obj.get(name) {
+        Some(v) => v,
+        None => obj.get(upper.as_str()).unwrap_or(&Value::Null),
+    }
+}
+
+/// Whether an address looks like `local@domain.tld`.
+fn address_ok(a: &str) -> bool {
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !local.contains(char::is_whitespace)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+/// `POST /users/{id}/sendMail`: lands in the sandbox inbox. The sender needs a mailbox
+/// (`MailboxNotEnabledForRESTAPI`); every recipient must be an address
+/// (`ErrorInvalidRecipients`).
 pub async fn send_mail(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Reply {
-    let message = &body["message"];
-    if message.is_null()
-        || message["toRecipients"]
-            .as_array()
-            .is_none_or(|r| r.is_empty())
-    {
+    let message = either_case(&body, "message").clone();
+    let save = either_case(&body, "saveToSentItems");
+    if !save.is_null() && !save.is_boolean() {
+        return Err(wrong_type(save, "Edm.Boolean"));
+    }
+    if !message.is_object() {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidRequest",
+            "Message is required.",
+        ));
+    }
+    let mut recipients = Vec::new();
+    for field in ["toRecipients", "ccRecipients", "bccRecipients"] {
+        if let Some(list) = either_case(&message, field).as_array() {
+            recipients.extend(list.iter().map(|r| {
+                either_case(either_case(r, "emailAddress"), "address")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }));
+        }
+    }
+    if recipients.is_empty() || recipients.iter().any(|a| !address_ok(a)) {
         return Err(graph_error(
             StatusCode::BAD_REQUEST,
             "ErrorInvalidRecipients",
-            "At least one recipient is not valid.",
+            "At least one recipient is not valid., Recipient is not resolved. All recipients must be resolved before a message can be submitted.",
         ));
     }
     s.write(|w| {
         let (t, u) = locate(w, &tenant, &id)?;
+        mailbox_of(w, t, &w.tenants[t].users[u].id).ok_or_else(no_mailbox)?;
         let from = w.tenants[t].users[u].user_principal_name.clone();
         w.inbox.email.push(json!({"tenant": tenant, "from": from, "message": message, "received_at": now_rfc3339()}));
         w.created(format!("email/{}", w.inbox.email.len()));
