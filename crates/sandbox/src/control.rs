@@ -60,13 +60,11 @@ async fn set_faults(State(s): State<Arc<Shared>>, body: Option<Json<FaultConfig>
 }
 
 async fn get_faults(State(s): State<Arc<Shared>>) -> Reply {
-    let rules = s
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .rules()
-        .to_vec();
-    Ok(reply(StatusCode::OK, json!({"rules": rules})))
+    let f = s.faults.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(reply(
+        StatusCode::OK,
+        json!({"rules": f.rules().to_vec(), "hits": f.hits()}),
+    ))
 }
 
 async fn get_config(State(s): State<Arc<Shared>>) -> Reply {

@@ -41,6 +41,7 @@ pub struct FaultRule {
 pub struct Faults {
     rules: Vec<FaultRule>,
     rng: StdRng,
+    hits: u64,
 }
 
 impl Default for Faults {
@@ -48,6 +49,7 @@ impl Default for Faults {
         Faults {
             rules: Vec::new(),
             rng: StdRng::seed_from_u64(0),
+            hits: 0,
         }
     }
 }
@@ -80,7 +82,13 @@ impl Faults {
         }
         self.rules = config.rules;
         self.rng = StdRng::seed_from_u64(config.seed);
+        self.hits = 0;
         Ok(())
+    }
+
+    /// How many requests a rule hit since the rules were last set.
+    pub fn hits(&self) -> u64 {
+        self.hits
     }
 
     /// The current rules.
@@ -96,7 +104,9 @@ impl Faults {
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         let rule = rule.clone();
-        (self.rng.random::<f64>() < rule.rate).then_some(rule)
+        let hit = self.rng.random::<f64>() < rule.rate;
+        self.hits += u64::from(hit);
+        hit.then_some(rule)
     }
 }
 

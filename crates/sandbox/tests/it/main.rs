@@ -6,6 +6,7 @@ mod batch;
 mod faults;
 mod graph_groups;
 mod graph_licences;
+mod graph_sdk;
 mod graph_users;
 mod identity;
 mod mailbox;
