@@ -4,6 +4,7 @@
 
 mod batch;
 mod faults;
+mod fidelity;
 mod graph_groups;
 mod graph_licences;
 mod graph_sdk;
