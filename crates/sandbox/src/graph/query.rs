@@ -158,7 +158,7 @@ impl ListQuery {
                     )));
                 }
                 let basic = shape.basic_order.contains(&prop.as_str()) && clauses.is_empty();
-                if !basic && !(advanced && count) {
+                if !(basic || (advanced && count)) {
                     return Err(unsupported("Sorting not supported for current query."));
                 }
                 Some((prop, desc))
