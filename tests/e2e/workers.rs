@@ -7,12 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use serde_json::{json, Map};
-use tenure_engine::driver::start_context;
-use tenure_engine::journal::{verify, EventKind};
+use tenure_engine::journal::EventKind;
+use tenure_engine::kinds::Registry;
 use tenure_engine::machine::RunStatus;
-use tenure_engine::store::Store;
-use tenure_runbook::{compile, Renderer, SourceFile};
+use tenure_engine::{Engine, StartRun, Trigger};
+use tenure_runbook::{compile, SourceFile};
 
 use crate::crash::vendor;
 
@@ -47,20 +49,25 @@ async fn three_workers_share_the_runs(db: &str) {
     .plan
     .unwrap();
 
-    let store = Store::open(db).await.unwrap();
+    let engine = Engine::open(
+        db,
+        Registry::default(),
+        Arc::new(|id: &str| Ok(json!({ "id": id }))),
+    )
+    .await
+    .unwrap();
+    let store = engine.store().clone();
     let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(db)).collect();
-    let renderer = Renderer::new();
+    let plan = Arc::new(plan);
     let mut ids = Vec::new();
     for _ in 0..RUNS {
-        let ctx = start_context(
-            &plan,
-            Map::new(),
-            json!({"id": "contoso"}),
-            json!({"source": "test"}),
-            &renderer,
-        )
-        .unwrap();
-        ids.push(store.create_run(&plan, ctx, "test", None).await.unwrap());
+        let start = StartRun {
+            plan: plan.clone(),
+            inputs: Map::new(),
+            trigger: Trigger::new("test", None),
+            dedup_key: None,
+        };
+        ids.push(engine.start_run(start).await.unwrap().id);
     }
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -90,13 +97,14 @@ async fn three_workers_share_the_runs(db: &str) {
         let run = store.run(id).await.unwrap();
         assert_eq!(run.status, RunStatus::Succeeded, "run {id}");
         let events = store.events(id).await.unwrap();
-        verify(id, &events).unwrap();
+        engine.verify(id).await.unwrap().unwrap();
         let mut started = HashMap::new();
         for e in &events {
             if let EventKind::AttemptStarted { step, owner, .. } = &e.kind {
                 *started.entry(step.clone()).or_insert(0) += 1;
-                // Owners are `worker-PID-N`: the process is the PID.
-                processes.insert(owner.rsplit_once('-').map(|(p, _)| p.to_string()));
+                // Owners are `HOST-PID-RANDOM-N#LEASE`: the process is `HOST-PID-RANDOM`.
+                let worker = owner.split('#').next().unwrap_or_default();
+                processes.insert(worker.rsplit_once('-').map(|(p, _)| p.to_string()));
             }
         }
         assert_eq!(started.len(), STEPS, "run {id}: {started:?}");

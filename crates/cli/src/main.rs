@@ -41,25 +41,44 @@ enum Command {
     /// Start a run; without --detach, execute it here with live progress.
     Run(commands::runs::RunArgs),
     /// Execute queued runs until stopped.
-    Worker(commands::runs::WorkerArgs),
+    Worker(commands::operate::WorkerArgs),
     /// List runs.
     Runs(commands::runs::ListArgs),
     /// A run's execution log, or `log verify RUN` to check its hash chain.
     Log(commands::runs::LogArgs),
     /// Approve (or --deny) a waiting approval gate from the terminal.
-    Approve(commands::runs::ApproveArgs),
+    Approve(commands::operate::ApproveArgs),
     /// Cancel a run.
-    Cancel(commands::runs::CancelArgs),
+    Cancel(commands::operate::CancelArgs),
     /// Resume a failed run from its failed steps.
-    Retry(commands::runs::RetryArgs),
+    Retry(commands::operate::RetryArgs),
     /// Undo a failed or cancelled run: each step's `compensate`, in reverse order.
-    Rollback(commands::runs::RollbackArgs),
+    Rollback(commands::operate::RollbackArgs),
     /// The vendor simulator (Graph, Exchange, Intune, Pax8, Partner Center, PSAs, ...).
     Sandbox(commands::sandbox::Args),
 }
 
+/// Logs (tracing) on stderr, filtered by `RUST_LOG`: `info` for the worker, warnings only for
+/// the other commands (their output is for people); `json` for one object per line.
+fn init_logging(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Worker(a) => init_logging("info", a.log_format == "json"),
+        _ => init_logging("warn", false),
+    }
     let config = match config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(err) => {
@@ -76,13 +95,13 @@ fn main() -> ExitCode {
         Command::Schema(a) => commands::schema::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Run(a) => commands::runs::run(db, a),
-        Command::Worker(a) => commands::runs::worker(db, a),
+        Command::Worker(a) => commands::operate::worker(db, a),
         Command::Runs(a) => commands::runs::list(db, a),
         Command::Log(a) => commands::runs::log(db, a),
-        Command::Approve(a) => commands::runs::approve(db, a),
-        Command::Cancel(a) => commands::runs::cancel(db, a),
-        Command::Retry(a) => commands::runs::retry(db, a),
-        Command::Rollback(a) => commands::runs::rollback(db, a),
+        Command::Approve(a) => commands::operate::approve(db, a),
+        Command::Cancel(a) => commands::operate::cancel(db, a),
+        Command::Retry(a) => commands::operate::retry(db, a),
+        Command::Rollback(a) => commands::operate::rollback(db, a),
         Command::Sandbox(a) => commands::sandbox::run(a),
     };
     match result {

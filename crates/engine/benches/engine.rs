@@ -5,15 +5,17 @@
 //! parked on approvals. Run with `cargo bench -p tenure-engine --bench engine`
 //! (`BENCH_RUNS`, `BENCH_PARKED`, `BENCH_WORKERS` change the sizes).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
-use tenure_engine::driver::{decide, start_context, Worker};
+use tenure_engine::driver::Worker;
 use tenure_engine::journal::EventKind;
 use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
-use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_engine::{Decide, Engine, StartRun, Trigger};
+use tenure_runbook::{compile, Plan, SourceFile};
 
 struct Noop;
 
@@ -40,21 +42,38 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn engine(store: &Store) -> Engine {
+    Engine::new(
+        store.clone(),
+        registry(),
+        Arc::new(|id: &str| Ok(json!({ "id": id }))),
+    )
+}
+
 async fn create(store: &Store, plan: &Plan, n: usize) -> Vec<String> {
-    let renderer = Renderer::new();
+    let engine = engine(store);
+    let plan = Arc::new(plan.clone());
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        let ctx = start_context(
-            plan,
-            Map::new(),
-            json!({"id": "contoso"}),
-            json!({}),
-            &renderer,
-        )
-        .unwrap();
-        ids.push(store.create_run(plan, ctx, "bench", None).await.unwrap());
+        let start = StartRun {
+            plan: plan.clone(),
+            inputs: Map::new(),
+            trigger: Trigger::new("bench", None),
+            dedup_key: None,
+        };
+        ids.push(engine.start_run(start).await.unwrap().id);
     }
     ids
+}
+
+async fn waiting(store: &Store) -> usize {
+    store
+        .count_by_status()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| s == "waiting")
+        .map_or(0, |(_, n)| n as usize)
 }
 
 async fn drain(store: &Store, workers: usize, registry: &Registry) {
@@ -181,16 +200,17 @@ async fn suite(url: &str, label: &str) {
     });
     let mut latencies = Vec::new();
     for id in &gated {
-        decide(
-            &store,
-            &format!("{id}:ok"),
-            "lead@msp.example",
-            true,
-            None,
-            "bench",
-        )
-        .await
-        .unwrap();
+        engine(&store)
+            .decide(Decide {
+                run_id: id.clone(),
+                step: "ok".into(),
+                approver: "lead@msp.example".into(),
+                approve: true,
+                comment: None,
+                source: "bench".into(),
+            })
+            .await
+            .unwrap();
         let decided = Instant::now();
         loop {
             let started = store.events(id).await.unwrap().iter().any(
@@ -221,9 +241,9 @@ async fn suite(url: &str, label: &str) {
     let park = |n: usize| {
         let (store, gate) = (store.clone(), gate.clone());
         async move {
-            let waiting_before = store.runs(Some("waiting")).await.unwrap().len();
+            let waiting_before = waiting(&store).await;
             create(&store, &gate, n).await;
-            while store.runs(Some("waiting")).await.unwrap().len() < waiting_before + n {
+            while waiting(&store).await < waiting_before + n {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;

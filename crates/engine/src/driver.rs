@@ -1,19 +1,42 @@
-//! The thin driver: claims tasks from the store, renders templates, runs step kinds, and feeds
-//! what happened back to the state machine through [`Store::transition`]. Any number of
-//! workers (tasks or processes) may drive one store; leases and attempt numbers keep them from
-//! stepping on each other.
+//! The thin driver: claims tasks from the store, renders templates, runs step kinds, and
+//! reports what happened to the state machine as events (through the store, fenced by the
+//! claim's lease token). It decides nothing: whether a failure is retried, when, and what a
+//! timer means are the machine's. Any number of workers (tasks or processes) may drive one
+//! store; per-claim lease tokens and attempt numbers keep them from stepping on each other.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tenure_runbook::{Catalogue, FieldType, Plan, Renderer, Step, Template};
+use tracing::Instrument;
 
 use crate::journal::EventKind;
 use crate::kinds::{Call, Outcome, Registry, StepError};
-use crate::machine::{Event, InstanceState, RunStatus};
-use crate::retry;
-use crate::store::{now_ms, Change, Error, RunRecord, Store, Task, TaskKind};
+use crate::machine::{Event, Failure, FailureClass, OnExpiry, Park, Request, RunStatus};
+use crate::store::{now_ms, Error, RunRecord, Store, Task, TaskKind};
+
+/// A worker identity unique to this process: host name, process id and a random suffix, so
+/// replicas that share a process id (every container's PID 1) never share a name.
+/// `TENURE_WORKER_ID` replaces it (tests use it to give two processes the same name).
+pub fn worker_identity() -> String {
+    if let Ok(id) = std::env::var("TENURE_WORKER_ID") {
+        if !id.trim().is_empty() {
+            return id.trim().to_string();
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
 
 /// One worker.
 #[derive(Clone)]
@@ -45,6 +68,11 @@ impl Worker {
         self
     }
 
+    /// The worker's name.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -64,15 +92,23 @@ impl Worker {
             self.drop_task(&task).await?;
             return Ok(true);
         };
-        let result = match task.kind {
-            TaskKind::Prepare => self.prepare(&task, &run, &step).await,
-            TaskKind::Attempt => self.attempt(&task, &run, &step).await,
-            TaskKind::Timer => self.timer(&task, &run, &step).await,
-        };
+        let span = tracing::info_span!("step", run = %run.id, runbook = %run.plan.runbook, step = %step.id, item = task.item, kind = %step.uses);
+        let result = async {
+            match task.kind {
+                TaskKind::Prepare => self.prepare(&task, &run, &step).await,
+                TaskKind::Attempt => self.attempt(&task, &run, &step).await,
+                TaskKind::Timer => self.timer(&task, &run, &step).await,
+            }
+        }
+        .instrument(span)
+        .await;
         match result {
-            // Another worker took over, or the event no longer fits: the newer state wins.
+            // Another claim took over, or the run ended: the newer state wins.
             Err(Error::LeaseLost) => Ok(true),
-            Err(Error::Machine(_)) => {
+            Err(Error::Machine(e)) => {
+                // Refused by the machine: only this claim's own task is dropped (never work
+                // leased to anyone else).
+                tracing::debug!(run = %run.id, step = %step.id, "report refused: {e}");
                 self.drop_task(&task).await?;
                 Ok(true)
             }
@@ -102,7 +138,7 @@ impl Worker {
                 // so back off and try again rather than stop working.
                 Err(e @ (Error::Db(_) | Error::Commit(_))) => {
                     failures += 1;
-                    eprintln!("worker {}: store error, retrying: {e}", self.owner);
+                    tracing::warn!(worker = %self.owner, "store error, retrying: {e}");
                     let backoff = 50u64 << failures.min(5);
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                     continue;
@@ -137,8 +173,15 @@ impl Worker {
     }
 
     async fn drop_task(&self, task: &Task) -> Result<(), Error> {
-        let _ = self.store.remove_task(task.id).await?;
+        let _ = self.store.remove_task(&task.fence()).await?;
         Ok(())
+    }
+
+    async fn report(&self, task: &Task, run: &RunRecord, event: Event) -> Result<(), Error> {
+        self.store
+            .report(&run.id, Some(task.fence()), vec![event])
+            .await
+            .map(drop)
     }
 
     /// The template context of a run: inputs, vars, tenant, run, trigger, and every step's
@@ -195,7 +238,6 @@ impl Worker {
 
     async fn prepare(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
         let ctx = self.context(run).await?;
-        let fence = Some((task.id, self.owner.as_str()));
         let rendered = (|| {
             let skip = match &step.condition {
                 Some(c) => !self
@@ -220,41 +262,21 @@ impl Worker {
             };
             Ok((skip, items))
         })();
-        let change = match rendered {
-            Ok((skip, items)) => Change {
-                events: vec![Event::Prepared {
-                    step: step.id.clone(),
-                    items,
-                    skip,
-                }],
-                remove_task: Some(task.id),
-                ..Change::default()
+        let event = match rendered {
+            Ok((skip, items)) => Event::Prepared {
+                step: step.id.clone(),
+                items,
+                skip,
             },
-            Err(message) => Change {
-                events: vec![Event::PrepareFailed {
-                    step: step.id.clone(),
-                }],
-                journal: vec![EventKind::AttemptFailed {
-                    step: step.id.clone(),
-                    item: None,
-                    attempt: 0,
-                    class: "permanent".into(),
-                    code: "template".into(),
-                    message,
-                    retry_after_ms: None,
-                }],
-                remove_task: Some(task.id),
-                ..Change::default()
+            Err(message) => Event::PrepareFailed {
+                step: step.id.clone(),
+                message,
             },
         };
-        self.store
-            .transition(&run.id, fence, change)
-            .await
-            .map(drop)
+        self.report(task, run, event).await
     }
 
     async fn attempt(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
-        let fence = Some((task.id, self.owner.as_str()));
         // The claim started the attempt (see `Store::claim`); without one the instance was not
         // claimable and the task is stale.
         let Some(attempt) = task.attempt else {
@@ -262,113 +284,64 @@ impl Worker {
                 "instance is not claimable".into(),
             )));
         };
-        let item = Some(task.item);
         let requests = tenure_vendors::Requests::new();
-        let result = self.execute(task, run, step, attempt, &requests).await;
-        let (sid, it) = (step.id.clone(), task.item);
-        let summaries: Vec<EventKind> = requests
+        let span = tracing::info_span!("attempt", attempt);
+        let result = self
+            .execute(task, run, step, attempt, &requests)
+            .instrument(span)
+            .await;
+        let requests: Vec<Request> = requests
             .take()
             .into_iter()
-            .map(|r| EventKind::RequestSummary {
-                step: sid.clone(),
-                item,
-                attempt,
+            .map(|r| Request {
                 method: r.method,
                 path: r.path,
                 status: r.status,
                 duration_ms: r.duration_ms,
             })
             .collect();
-        let mut change = match result {
-            Ok(Outcome::Done(output)) => Change {
-                events: vec![Event::AttemptSucceeded {
-                    step: sid.clone(),
-                    item: it,
-                    attempt,
-                }],
-                journal: vec![EventKind::AttemptSucceeded {
-                    step: sid.clone(),
+        let (sid, item) = (step.id.clone(), task.item);
+        let event = match result {
+            Ok(Outcome::Done(output)) => {
+                tracing::info!(attempt, "attempt succeeded");
+                Event::AttemptSucceeded {
+                    step: sid,
                     item,
                     attempt,
-                    output: self.redact(step, &output),
-                }],
-                output: Some((sid, it, self.seal(step, output))),
-                remove_task: Some(task.id),
-                ..Change::default()
-            },
-            Ok(Outcome::Park { wake_at_ms, detail }) => {
-                let at = chrono::DateTime::from_timestamp_millis(wake_at_ms as i64)
-                    .map(|d| d.to_rfc3339())
-                    .unwrap_or_default();
-                let journal = if step.uses == "approval" {
-                    let approvers = detail["approvers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|a| a.as_str().map(str::to_string))
-                        .collect();
-                    EventKind::ApprovalRequested {
-                        step: sid.clone(),
-                        approvers,
-                        expires_at: at,
-                    }
-                } else {
-                    EventKind::TimerSet {
-                        step: sid.clone(),
-                        at,
-                    }
-                };
-                Change {
-                    events: vec![Event::Parked {
-                        step: sid.clone(),
-                        item: it,
-                        attempt,
-                    }],
-                    journal: vec![journal],
-                    output: Some((sid.clone(), it, detail)),
-                    remove_task: Some(task.id),
-                    timer: Some((sid, it, wake_at_ms as i64)),
-                    ..Change::default()
+                    output: self.seal(step, self.complete(step, output)),
+                    requests,
                 }
             }
+            Ok(Outcome::Later { at_ms, reason }) => {
+                tracing::info!(attempt, %reason, "not ready yet");
+                Event::AttemptDeferred {
+                    step: sid,
+                    item,
+                    attempt,
+                    at_ms,
+                    reason,
+                    requests,
+                }
+            }
+            Ok(Outcome::Park { wake_at_ms, detail }) => Event::Parked {
+                step: sid,
+                item,
+                attempt,
+                park: park_of(step, wake_at_ms, &detail),
+                requests,
+            },
             Err(e) => {
-                let policy = step.retry.clone().unwrap_or_else(retry::default_policy);
-                let delay = if e.retryable {
-                    retry::next_delay(&policy, attempt, e.retry_after, rand::random::<f64>())
-                } else {
-                    None
-                };
-                let retry_at_ms = delay.map(|d| now_ms() as u64 + d.as_millis() as u64);
-                Change {
-                    events: vec![Event::AttemptFailed {
-                        step: sid.clone(),
-                        item: it,
-                        attempt,
-                        retry_at_ms,
-                    }],
-                    journal: vec![EventKind::AttemptFailed {
-                        step: sid,
-                        item,
-                        attempt,
-                        class: if e.retryable {
-                            "transient".into()
-                        } else {
-                            "permanent".into()
-                        },
-                        code: e.code,
-                        message: e.message,
-                        retry_after_ms: e.retry_after.map(|d| d.as_millis() as u64),
-                    }],
-                    remove_task: retry_at_ms.is_none().then_some(task.id),
-                    ..Change::default()
+                tracing::warn!(attempt, code = %e.code, retryable = e.retryable, "attempt failed: {}", e.message);
+                Event::AttemptFailed {
+                    step: sid,
+                    item,
+                    attempt,
+                    failure: failure_of(e),
+                    requests,
                 }
             }
         };
-        change.journal.splice(0..0, summaries);
-        self.store
-            .transition(&run.id, fence, change)
-            .await
-            .map(drop)
+        self.report(task, run, event).await
     }
 
     /// Renders `with` and runs the kind, renewing the lease while it works and bounding it by
@@ -399,19 +372,15 @@ impl Worker {
         let executor = self.registry.get(&step.uses).ok_or_else(|| {
             StepError::permanent(
                 "not_executable",
-                format!(
-                    "step kind `{}` cannot run yet: its vendor client is not built",
-                    step.uses
-                ),
+                format!("step kind `{}` has no executor in this build", step.uses),
             )
         })?;
         let heartbeat = {
-            let (store, owner, lease, id) =
-                (self.store.clone(), self.owner.clone(), self.lease, task.id);
+            let (store, fence, lease) = (self.store.clone(), task.fence(), self.lease);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
-                    if !matches!(store.renew(id, &owner, lease).await, Ok(true)) {
+                    if !matches!(store.renew(&fence, lease).await, Ok(true)) {
                         break;
                     }
                 }
@@ -453,6 +422,26 @@ impl Worker {
         }
     }
 
+    /// Outputs with every declared output present (a kind that leaves one out gives null,
+    /// and the omission is logged: the catalogue conformance test catches it).
+    fn complete(&self, step: &Step, output: Value) -> Value {
+        let Some(kind) = self.catalogue.get(&step.uses) else {
+            return output;
+        };
+        let mut out = match output {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            other => return other,
+        };
+        for o in &kind.outputs {
+            if !out.contains_key(&o.name) {
+                tracing::warn!(kind = %step.uses, output = %o.name, "the kind did not produce a declared output");
+                out.insert(o.name.clone(), Value::Null);
+            }
+        }
+        Value::Object(out)
+    }
+
     /// Outputs as they are stored: secret outputs sealed (encrypted at rest).
     fn seal(&self, step: &Step, output: Value) -> Value {
         let Some(kind) = self.catalogue.get(&step.uses) else {
@@ -471,47 +460,58 @@ impl Worker {
         out
     }
 
-    /// Outputs as they may be journaled: secret outputs become `***`.
-    fn redact(&self, step: &Step, output: &Value) -> Value {
-        let Some(kind) = self.catalogue.get(&step.uses) else {
-            return output.clone();
-        };
-        let mut out = output.clone();
-        if let Value::Object(map) = &mut out {
-            for o in kind.outputs.iter().filter(|o| o.ty == FieldType::Secret) {
-                if let Some(v) = map.get_mut(&o.name) {
-                    *v = json!("***");
-                }
-            }
-        }
-        out
-    }
-
     async fn timer(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
-        let fence = Some((task.id, self.owner.as_str()));
-        let sid = step.id.clone();
-        let event = if step.uses == "approval" {
-            let on_expiry = step.with["on_expiry"].as_str().unwrap_or("deny");
-            Event::ApprovalResolved {
-                step: sid.clone(),
-                approved: on_expiry == "approve",
-            }
+        let event = Event::TimerDue {
+            step: step.id.clone(),
+            item: task.item,
+        };
+        self.report(task, run, event).await
+    }
+}
+
+/// A kind's error as the machine sees it.
+fn failure_of(e: StepError) -> Failure {
+    Failure {
+        class: if e.retryable {
+            FailureClass::Transient
         } else {
-            Event::TimerFired {
-                step: sid.clone(),
-                item: task.item,
-            }
+            FailureClass::Permanent
+        },
+        code: e.code,
+        message: e.message,
+        retry_after_ms: e
+            .retry_after
+            .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+    }
+}
+
+/// What a parking attempt waits for: an approval gate (approvers, quorum, expiry) or a time.
+fn park_of(step: &Step, wake_at_ms: u64, detail: &Value) -> Park {
+    if step.uses != "approval" {
+        return Park::Wait {
+            until_ms: wake_at_ms,
         };
-        let change = Change {
-            events: vec![event],
-            journal: vec![EventKind::TimerFired { step: sid }],
-            remove_task: Some(task.id),
-            ..Change::default()
-        };
-        self.store
-            .transition(&run.id, fence, change)
-            .await
-            .map(drop)
+    }
+    let approvers = detail["approvers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let on_expiry = match detail["on_expiry"].as_str() {
+        Some("approve") => OnExpiry::Approve,
+        Some("fail") => OnExpiry::Fail,
+        _ => OnExpiry::Deny,
+    };
+    Park::Approval {
+        approvers,
+        quorum: detail["quorum"]
+            .as_u64()
+            .unwrap_or(1)
+            .clamp(1, u64::from(u32::MAX)) as u32,
+        on_expiry,
+        expires_at_ms: wake_at_ms,
+        message: detail["message"].as_str().map(str::to_string),
     }
 }
 
@@ -532,102 +532,6 @@ pub fn step_for(plan: &Plan, id: &str) -> Option<Step> {
         return Some(step);
     }
     plan.step(id).cloned()
-}
-
-/// Why an approval decision was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] Error),
-    /// The approval id is not `RUN:STEP` of a waiting approval.
-    #[error("no approval `{0}` is waiting for a decision")]
-    NotWaiting(String),
-    /// The person is not an approver of this gate.
-    #[error("{0} is not an approver of this request")]
-    NotApprover(String),
-}
-
-/// Records an approval decision; resolves the gate when the quorum is reached or anyone
-/// denies. `approval` is `RUN_ID:STEP`. Returns the run's status afterwards.
-pub async fn decide(
-    store: &Store,
-    approval: &str,
-    approver: &str,
-    approve: bool,
-    comment: Option<String>,
-    source: &str,
-) -> Result<RunStatus, DecideError> {
-    let (run_id, step_id) = approval
-        .rsplit_once(':')
-        .ok_or_else(|| DecideError::NotWaiting(approval.into()))?;
-    let run = store
-        .run(run_id)
-        .await
-        .map_err(|_| DecideError::NotWaiting(approval.into()))?;
-    let step = run
-        .plan
-        .step(step_id)
-        .filter(|s| s.uses == "approval")
-        .ok_or_else(|| DecideError::NotWaiting(approval.into()))?;
-    if !matches!(
-        run.machine.instance(step_id, 0),
-        Some(InstanceState::Parked { .. })
-    ) {
-        return Err(DecideError::NotWaiting(approval.into()));
-    }
-    let outputs = store.outputs(run_id).await?;
-    let detail = outputs
-        .iter()
-        .find(|(s, _, _)| s == step_id)
-        .map(|(_, _, v)| v.clone())
-        .unwrap_or(Value::Null);
-    let approvers: Vec<String> = detail["approvers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str().map(str::to_lowercase))
-        .collect();
-    if !approvers.contains(&approver.to_lowercase()) {
-        return Err(DecideError::NotApprover(approver.into()));
-    }
-    let quorum = detail["quorum"]
-        .as_u64()
-        .or_else(|| step.with["quorum"].as_u64())
-        .unwrap_or(1) as usize;
-    let mut decisions = store.decisions(run_id, step_id).await?;
-    decisions.retain(|(a, _)| !a.eq_ignore_ascii_case(approver));
-    let approvals = decisions.iter().filter(|(_, d)| d == "approve").count() + usize::from(approve);
-    let decision = if approve { "approve" } else { "deny" };
-    let resolved = if !approve {
-        Some(false)
-    } else if approvals >= quorum {
-        Some(true)
-    } else {
-        None
-    };
-    let timer = store.timer_task(run_id, step_id).await?;
-    let change = Change {
-        events: resolved
-            .map(|approved| Event::ApprovalResolved {
-                step: step_id.into(),
-                approved,
-            })
-            .into_iter()
-            .collect(),
-        journal: vec![EventKind::ApprovalDecided {
-            step: step_id.into(),
-            approver: approver.into(),
-            decision: decision.into(),
-            source: source.into(),
-            comment,
-        }],
-        decision: Some((step_id.into(), approver.to_lowercase(), decision.into())),
-        remove_task: if resolved.is_some() { timer } else { None },
-        ..Change::default()
-    };
-    store.transition(run_id, None, change).await?;
-    Ok(store.run(run_id).await?.status)
 }
 
 /// Resolves a run's inputs, tenant and vars into the template context it starts with.

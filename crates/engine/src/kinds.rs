@@ -54,6 +54,15 @@ impl StepError {
 pub enum Outcome {
     /// Finished with these outputs.
     Done(Value),
+    /// Not yet: the vendor is not ready (mailbox not provisioned, purchased seat not
+    /// visible); the engine looks again at `at_ms` without holding a worker or using the
+    /// step's retry budget.
+    Later {
+        /// When to look again (unix ms).
+        at_ms: u64,
+        /// What is not ready, for the journal.
+        reason: String,
+    },
     /// Parked until a decision or a timer; `wake_at_ms` is the timer (approval expiry or wait end).
     Park {
         /// When the timer fires (unix ms).

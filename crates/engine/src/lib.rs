@@ -1,15 +1,15 @@
 //! Tenure's engine: what happens to a run, decided by a pure state machine
-//! ([`machine::RunMachine`]: `apply(event) -> actions`), how failed attempts are retried
-//! ([`retry`]), and the append-only, hash-chained journal every state change is written to
-//! ([`journal`]).
-//!
-//! [`store::Store`] keeps runs, tasks, the journal and outputs durably in SQLite; the
-//! [`driver::Worker`] claims tasks, runs [`kinds`] and feeds results back to the machine.
+//! ([`machine::RunMachine`]: `apply(event, now) -> actions`), journaled by one pure function
+//! of (event, actions) into an append-only, keyed hash chain ([`journal`]), carried out by
+//! the durable [`store::Store`] (SQLite or PostgreSQL), executed by [`driver::Worker`]s, and
+//! driven by every front end through the [`Engine`] API.
 
+pub mod api;
 pub mod driver;
 pub mod journal;
 pub mod kinds;
 pub mod machine;
-pub mod retry;
 pub mod secrets;
 pub mod store;
+
+pub use api::{Decide, Engine, StartRun, Started, TenantLookup, Trigger};

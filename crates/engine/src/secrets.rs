@@ -30,6 +30,8 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// Keys the journal's hash chain (derived from the same key, never used to encrypt).
+    chain: crate::journal::ChainKey,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -43,7 +45,14 @@ impl SecretBox {
     pub fn new(key: [u8; 32]) -> Self {
         SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            chain: crate::journal::ChainKey::derive(&key),
         }
+    }
+
+    /// The key of the journal's hash chain (HMAC-SHA256), derived from the secret key, so an
+    /// edit followed by re-hashing the rest of a journal is detected by anyone without it.
+    pub fn chain_key(&self) -> &crate::journal::ChainKey {
+        &self.chain
     }
 
     /// The key from `TENURE_SECRET_KEY`, or from (creating) the key file for `db_url`.

@@ -6,17 +6,21 @@
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tenure_engine::driver::{start_context, step_for, Worker};
+use std::sync::Arc;
+
+use tenure_engine::driver::{step_for, Worker};
 use tenure_engine::journal::EventKind;
 use tenure_engine::kinds::{Call, Registry};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
+use tenure_engine::{Decide, Engine, StartRun, Trigger};
 use tenure_kinds::Vendors;
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
 use tenure_sandbox::Sandbox;
 
 struct Harness {
     url: String,
+    engine: Engine,
     store: Store,
     worker: Worker,
     registry: Registry,
@@ -37,8 +41,16 @@ impl Harness {
         let mut registry = Registry::builtin();
         tenure_kinds::register(&mut registry, Vendors::sandbox(&url));
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
+        let engine = Engine::new(
+            store.clone(),
+            registry.clone(),
+            Arc::new(|_: &str| {
+                Ok(json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}))
+            }),
+        );
         Harness {
             url,
+            engine,
             store,
             worker,
             registry,
@@ -59,20 +71,18 @@ impl Harness {
         out.plan.expect("the test runbook compiles")
     }
 
+    async fn start(&self, plan: &Plan, inputs: Map<String, Value>) -> String {
+        let start = StartRun {
+            plan: Arc::new(plan.clone()),
+            inputs,
+            trigger: Trigger::new("test", None),
+            dedup_key: None,
+        };
+        self.engine.start_run(start).await.unwrap().id
+    }
+
     async fn run(&self, plan: &Plan) -> (String, RunStatus) {
-        let ctx = start_context(
-            plan,
-            Map::new(),
-            json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
-            json!({"source": "test"}),
-            &Renderer::new(),
-        )
-        .unwrap();
-        let id = self
-            .store
-            .create_run(plan, ctx, "test", None)
-            .await
-            .unwrap();
+        let id = self.start(plan, Map::new()).await;
         let status = tokio::time::timeout(Duration::from_secs(60), self.worker.drive(&id, false))
             .await
             .expect("the run finishes")
@@ -616,29 +626,21 @@ async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
     ] {
         given.insert(k.into(), json!(v));
     }
-    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).unwrap();
-    let ctx = start_context(
-        &plan,
-        inputs,
-        json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
-        json!({"source": "test"}),
-        &Renderer::new(),
-    )
-    .unwrap();
-    let id = h.store.create_run(&plan, ctx, "test", None).await.unwrap();
+    let id = h.start(&plan, given).await;
     // The approval itself goes through the engine, not the vendors.
     let waiting = h.worker.drive(&id, true).await.unwrap();
     assert_eq!(waiting, RunStatus::Waiting, "{:#?}", h.journal(&id).await);
-    tenure_engine::driver::decide(
-        &h.store,
-        &format!("{id}:approve"),
-        "it-lead@msp.example",
-        true,
-        None,
-        "test",
-    )
-    .await
-    .unwrap();
+    h.engine
+        .decide(Decide {
+            run_id: id.clone(),
+            step: "approve".into(),
+            approver: "it-lead@msp.example".into(),
+            approve: true,
+            comment: None,
+            source: "test".into(),
+        })
+        .await
+        .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(120), h.worker.drive(&id, false))
         .await
         .unwrap()

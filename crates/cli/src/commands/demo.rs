@@ -4,14 +4,14 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
-use tenure_engine::driver::start_context;
 use tenure_engine::kinds::Registry;
-use tenure_engine::store::Store;
-use tenure_runbook::Renderer;
+use tenure_engine::{StartRun, Trigger};
 
-use crate::{load, tenants};
+use crate::load;
 
 /// Arguments of `tenure demo`.
 #[derive(clap::Args, Debug)]
@@ -40,7 +40,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let db = format!("sqlite:{}", dir.join("demo.db").display());
-        let store = Store::open(&db).await?;
+        let mut registry = Registry::builtin();
+        tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
+        let engine = super::runs::open_with(&db, registry).await?;
         println!("Tenure demo: sandbox at {url}, database {db}");
         println!(
             "Offboarding {} from Contoso with runbooks/offboard-user.yaml\n",
@@ -55,27 +57,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "mailbox_access".into(),
             json!("alex.wilber@contoso.example"),
         );
-        let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &given).map_err(|e| {
-            anyhow::anyhow!(e
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "))
-        })?;
-        let tenant = tenants::find("contoso").context("the sandbox tenant is missing")?;
-        let renderer = Renderer::new();
-        let ctx = start_context(
-            &plan,
-            inputs,
-            tenant.to_json(),
-            json!({"source": "demo", "payload": {}}),
-            &renderer,
-        )
-        .map_err(anyhow::Error::msg)?;
-        let id = store.create_run(&plan, ctx, "demo", None).await?;
-        let mut registry = Registry::builtin();
-        tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
-        let code = super::runs::follow_with(&store, &id, 0, false, registry, true).await?;
+        let start = StartRun {
+            plan: Arc::new(plan),
+            inputs: given,
+            trigger: Trigger::new("demo", None),
+            dedup_key: None,
+        };
+        let id = engine
+            .start_run(start)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .id;
+        let code = super::runs::follow_with(&engine, &id, 0, false, true).await?;
 
         let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
             .await?

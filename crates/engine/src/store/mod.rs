@@ -2,8 +2,9 @@
 //! with leases, the journal, outputs and approval decisions, in SQLite (WAL,
 //! `synchronous=FULL`, the embedded default) or PostgreSQL (several worker nodes).
 //!
-//! Every transition is atomic: the machine's new state, the journal events that describe it
-//! and the tasks it creates commit together or not at all. All writes of a process go through
+//! Every transition is atomic: the machine's new state, the journal events derived from it
+//! and the tasks its actions create commit together or not at all. The store decides nothing:
+//! it applies machine events under the run row's lock and carries out the actions. All writes of a process go through
 //! one writer task (`writer.rs`) that commits whatever is queued in one transaction (group
 //! commit), so durability costs one fsync per batch, not per transition. The SQL is the same
 //! for both databases (`tx.rs`); a [`Backend`] adds what differs.
@@ -21,11 +22,11 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use tenure_runbook::Plan;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 pub use backend::{Backend, Postgres, Sqlite, WAKE_CHANNEL};
 
-use crate::journal::{Event as JournalEvent, EventKind};
+use crate::journal::{ChainKey, Event as JournalEvent, EventKind};
 use crate::machine::{self, Action, RunMachine, RunStatus};
 use writer::{Op, Reply, Writer};
 
@@ -115,6 +116,27 @@ pub struct Task {
     /// For an attempt task: the attempt the claim started (journaled and fenced in the same
     /// transaction); `None` when the instance was not claimable.
     pub attempt: Option<u32>,
+    /// This claim's lease token (`WORKER#RANDOM`): reports are fenced by it.
+    pub lease: String,
+}
+
+impl Task {
+    /// The fence a report on this task carries.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            task_id: self.id,
+            lease: self.lease.clone(),
+        }
+    }
+}
+
+/// A claim's proof: a report applies only while this lease still holds this task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The task.
+    pub task_id: i64,
+    /// The claim's lease token.
+    pub lease: String,
 }
 
 /// A run as stored.
@@ -136,21 +158,31 @@ pub struct RunRecord {
     pub updated_at: i64,
 }
 
-/// What one transition changes besides the machine.
-#[derive(Clone, Debug, Default)]
-pub struct Change {
-    /// Machine events, applied in order.
-    pub events: Vec<machine::Event>,
-    /// Journal events the caller describes (attempt started, failed, approval requested...).
-    pub journal: Vec<EventKind>,
-    /// An output to store: (step, item, value).
-    pub output: Option<(String, u32, Value)>,
-    /// A task to delete.
-    pub remove_task: Option<i64>,
-    /// A timer task to add: (step, item, due unix ms).
-    pub timer: Option<(String, u32, i64)>,
-    /// An approval decision to record: (step, approver, decision).
-    pub decision: Option<(String, String, String)>,
+/// Which runs to list: all filters optional, newest first, in pages.
+#[derive(Clone, Debug)]
+pub struct RunFilter {
+    /// Only this status (`running`, `failed`...).
+    pub status: Option<String>,
+    /// Only runs of this runbook id.
+    pub runbook: Option<String>,
+    /// Free text found in the run id, inputs or trigger (a UPN, a ticket number).
+    pub text: Option<String>,
+    /// The page after this run: (created_at, id) of the last run of the previous page.
+    pub before: Option<(i64, String)>,
+    /// At most this many runs.
+    pub limit: usize,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter {
+            status: None,
+            runbook: None,
+            text: None,
+            before: None,
+            limit: 100,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -186,6 +218,8 @@ pub struct Store {
     plans: Arc<Mutex<HashMap<String, Arc<Plan>>>>,
     /// Seals secret outputs before they are stored, opens them when read.
     secrets: crate::secrets::SecretBox,
+    /// The id of every run a committed write of this process changed.
+    changed: broadcast::Sender<String>,
 }
 
 const RUN_COLUMNS: &str = "id, plan_hash, context, machine, status, created_at, updated_at";
@@ -198,10 +232,18 @@ impl Store {
         let pool = backend.connect(url).await?;
         let (wake, _) = watch::channel(0u64);
         backend.listen(url, wake.clone());
-        let writer = Writer::start(pool.clone(), backend.clone(), wake.clone());
         let secrets = crate::secrets::SecretBox::for_database(url)
             .map_err(|e| Error::Secrets(e.to_string()))?;
+        let (changed, _) = broadcast::channel(1024);
+        let writer = Writer::start(
+            pool.clone(),
+            backend.clone(),
+            wake.clone(),
+            secrets.chain_key().clone(),
+            changed.clone(),
+        );
         Ok(Store {
+            changed,
             secrets,
             pool,
             backend,
@@ -222,15 +264,18 @@ impl Store {
     }
 
     /// Creates a run of `plan` and starts it (or queues it behind a run with the same
-    /// concurrency key). Returns the run id.
-    pub async fn create_run(
+    /// concurrency key). With a `dedup_key` already used by a run, nothing is created and that
+    /// run is returned. Returns the run id and whether it already existed.
+    pub(crate) async fn create_run(
         &self,
         plan: &Plan,
         context: Value,
         trigger: &str,
         concurrency_key: Option<String>,
-    ) -> Result<String, Error> {
-        let id = uuid::Uuid::new_v4().to_string();
+        dedup_key: Option<String>,
+    ) -> Result<(String, bool), Error> {
+        let uuid = uuid::Uuid::new_v4();
+        let id = uuid.to_string();
         let mut context = context;
         context["run"]["id"] = json!(id);
         let new = tx::NewRun {
@@ -239,31 +284,43 @@ impl Store {
             version: i64::from(plan.version),
             plan_hash: plan.hash.clone(),
             plan_json: serde_json::to_string(plan).map_err(|e| Error::Corrupt(e.to_string()))?,
-            inputs: context["inputs"].clone(),
+            inputs: crate::journal::redact(&context["inputs"]),
             context: context.to_string(),
             machine: serde_json::to_string(&RunMachine::new(plan))
                 .map_err(|e| Error::Corrupt(e.to_string()))?,
             trigger: trigger.to_string(),
             concurrency_key,
+            dedup_key,
+            seed: uuid.as_u64_pair().0,
         };
         match self.writer.submit(Op::Create(new)).await? {
-            Reply::Created(id) => Ok(id),
+            Reply::Created(id, existed) => Ok((id, existed)),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }
 
-    /// Applies a change to a run atomically. With `fence`, the change applies only if the
-    /// worker still holds the lease on that task.
-    pub async fn transition(
+    /// Applies machine events to a run atomically, journaling what they and the machine's
+    /// actions say. Refused events (stale, wrong state) change nothing.
+    pub async fn apply(
         &self,
         run_id: &str,
-        fence: Option<(i64, &str)>,
-        change: Change,
+        events: Vec<machine::Event>,
+    ) -> Result<Vec<Action>, Error> {
+        self.report(run_id, None, events).await
+    }
+
+    /// [`Store::apply`] for a worker's report on a claimed task: applies only while the claim
+    /// still holds the task, and consumes it.
+    pub(crate) async fn report(
+        &self,
+        run_id: &str,
+        fence: Option<Fence>,
+        events: Vec<machine::Event>,
     ) -> Result<Vec<Action>, Error> {
         let op = Op::Transition {
             run_id: run_id.to_string(),
-            fence: fence.map(|(id, owner)| (id, owner.to_string())),
-            change,
+            fence,
+            events,
         };
         match self.writer.submit(op).await? {
             Reply::Actions(actions) => Ok(actions),
@@ -290,19 +347,32 @@ impl Store {
         self.wake.subscribe()
     }
 
-    /// Deletes a task (a duplicate, or one whose run has ended).
-    pub async fn remove_task(&self, task_id: i64) -> Result<bool, Error> {
-        match self.writer.submit(Op::Remove { task_id }).await? {
+    /// The id of every run this process's writes change, as they commit. A receiver that
+    /// falls behind skips ahead (it should then re-read what it shows).
+    pub fn changes(&self) -> broadcast::Receiver<String> {
+        self.changed.subscribe()
+    }
+
+    /// Deletes a task this claim still holds (a duplicate, or one whose run has ended). A task
+    /// leased to another claim is never removed.
+    pub async fn remove_task(&self, fence: &Fence) -> Result<bool, Error> {
+        match self
+            .writer
+            .submit(Op::Remove {
+                fence: fence.clone(),
+            })
+            .await?
+        {
             Reply::Done(done) => Ok(done),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }
 
-    /// Extends a lease the worker still holds; false if it was lost.
-    pub async fn renew(&self, task_id: i64, owner: &str, lease: Duration) -> Result<bool, Error> {
+    /// Extends a lease the claim still holds; false if it was lost.
+    pub async fn renew(&self, fence: &Fence, lease: Duration) -> Result<bool, Error> {
         let op = Op::Renew {
-            task_id,
-            owner: owner.to_string(),
+            task_id: fence.task_id,
+            owner: fence.lease.clone(),
             lease_ms: lease.as_millis() as i64,
         };
         match self.writer.submit(op).await? {
@@ -327,25 +397,50 @@ impl Store {
         self.record(&row).await
     }
 
-    /// Runs, newest first, optionally with one status.
-    pub async fn runs(&self, status: Option<&str>) -> Result<Vec<RunRecord>, Error> {
-        let rows = match status {
-            Some(s) => {
-                sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY created_at DESC"
-                ))
-                .bind(s)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
+    /// Runs matching `filter`, newest first, one page of at most `filter.limit`.
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |sql: &mut String, clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
         };
+        if let Some(status) = &filter.status {
+            param(&mut sql, " AND status = ?", status.clone());
+        }
+        if let Some(runbook) = &filter.runbook {
+            param(&mut sql, " AND runbook = ?", runbook.clone());
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            let like = format!(
+                "%{}%",
+                text.trim()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            param(&mut sql, " AND (id LIKE ? ESCAPE '\\'", like.clone());
+            param(&mut sql, " OR context LIKE ? ESCAPE '\\')", like);
+        }
+        if let Some((created_at, id)) = &filter.before {
+            // Keyset paging: stays fast however deep the page.
+            binds.push(created_at.to_string());
+            let n = binds.len();
+            binds.push(id.clone());
+            sql.push_str(&format!(
+                " AND (created_at < CAST(${n} AS BIGINT) OR (created_at = CAST(${n} AS BIGINT) AND id < ${}))",
+                n + 1
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, id DESC LIMIT {}",
+            filter.limit.clamp(1, 10_000)
+        ));
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             records.push(self.record(row).await?);
@@ -404,10 +499,20 @@ impl Store {
 
     /// A run's journal, in order.
     pub async fn events(&self, run_id: &str) -> Result<Vec<JournalEvent>, Error> {
+        self.events_since(run_id, 0).await
+    }
+
+    /// A run's journal events after sequence number `after`, in order.
+    pub async fn events_since(
+        &self,
+        run_id: &str,
+        after: u64,
+    ) -> Result<Vec<JournalEvent>, Error> {
         let rows = sqlx::query(
-            "SELECT seq, at, body, prev_hash, hash FROM events WHERE run_id = $1 ORDER BY seq",
+            "SELECT seq, at, body, prev_hash, hash FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
         )
         .bind(run_id)
+        .bind(after.min(i64::MAX as u64) as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -460,36 +565,22 @@ impl Store {
             .collect()
     }
 
-    /// Approval decisions so far for a step: (approver, decision).
-    pub async fn decisions(
-        &self,
-        run_id: &str,
-        step: &str,
-    ) -> Result<Vec<(String, String)>, Error> {
-        let rows = sqlx::query(
-            "SELECT approver, decision FROM decisions WHERE run_id = $1 AND step = $2 ORDER BY at",
-        )
-        .bind(run_id)
-        .bind(step)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("approver")?, r.try_get("decision")?)))
-            .collect()
+    /// The head of a run's journal as the run row recorded it: (last sequence number, hash).
+    pub async fn head(&self, run_id: &str) -> Result<(u64, String), Error> {
+        let row = sqlx::query("SELECT last_seq, last_hash FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NoRun(run_id.to_string()))?;
+        Ok((
+            row.try_get::<i64, _>("last_seq")?.max(0) as u64,
+            row.try_get("last_hash")?,
+        ))
     }
 
-    /// The timer task of a parked instance, if any.
-    pub async fn timer_task(&self, run_id: &str, step: &str) -> Result<Option<i64>, Error> {
-        let row =
-            sqlx::query("SELECT id FROM tasks WHERE run_id = $1 AND step = $2 AND kind = 'timer'")
-                .bind(run_id)
-                .bind(step)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get(0)?),
-            None => None,
-        })
+    /// The key the journal's hash chain is made with.
+    pub fn chain_key(&self) -> &ChainKey {
+        self.secrets.chain_key()
     }
 }
 

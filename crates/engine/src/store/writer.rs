@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::backend::Backend;
 use super::tx::{self, NewRun};
-use super::{Change, Error, Task};
-use crate::machine::Action;
+use super::{Error, Fence, Task};
+use crate::journal::ChainKey;
+use crate::machine::{Action, Event};
 
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -25,8 +26,8 @@ pub(crate) enum Op {
     Create(NewRun),
     Transition {
         run_id: String,
-        fence: Option<(i64, String)>,
-        change: Change,
+        fence: Option<Fence>,
+        events: Vec<Event>,
     },
     Claim {
         owner: String,
@@ -38,27 +39,43 @@ pub(crate) enum Op {
         lease_ms: i64,
     },
     Remove {
-        task_id: i64,
+        fence: Fence,
     },
 }
 
 /// The answer to an [`Op`].
 pub(crate) enum Reply {
-    Created(String),
+    Created(String, bool),
     Actions(Vec<Action>),
     Claimed(Option<(Task, bool)>),
     Done(bool),
 }
 
 impl Op {
+    /// The run a committed operation changed, if any (for subscribers).
+    fn changed_run(&self, reply: &Reply) -> Option<String> {
+        match (self, reply) {
+            (Op::Create(_), Reply::Created(id, false)) => Some(id.clone()),
+            (Op::Transition { run_id, .. }, Reply::Actions(_)) => Some(run_id.clone()),
+            (Op::Claim { .. }, Reply::Claimed(Some((task, _)))) if task.attempt.is_some() => {
+                Some(task.run_id.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether this operation may have created claimable work.
     fn creates_work(&self, reply: &Reply) -> bool {
         match reply {
-            Reply::Created(_) => true,
+            Reply::Created(_, existed) => !existed,
             Reply::Actions(actions) => actions.iter().any(|a| {
                 matches!(
                     a,
-                    Action::Prepare { .. } | Action::Enqueue { .. } | Action::Finish { .. }
+                    Action::Prepare { .. }
+                        | Action::Enqueue { .. }
+                        | Action::EnqueueAt { .. }
+                        | Action::SetTimer { .. }
+                        | Action::Finish { .. }
                 )
             }),
             _ => false,
@@ -94,9 +111,11 @@ impl Writer {
         pool: AnyPool,
         backend: Arc<dyn Backend>,
         wake: watch::Sender<u64>,
+        key: ChainKey,
+        changed: broadcast::Sender<String>,
     ) -> Writer {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, backend, jobs, wake));
+        tokio::spawn(run(pool, backend, jobs, wake, key, changed));
         Writer { queue }
     }
 
@@ -115,6 +134,8 @@ async fn run(
     backend: Arc<dyn Backend>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     wake: watch::Sender<u64>,
+    key: ChainKey,
+    changed: broadcast::Sender<String>,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
@@ -128,7 +149,7 @@ async fn run(
         let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
         let outcome = match pool.acquire().await {
             Ok(mut conn) => {
-                let outcome = commit(&mut conn, backend.as_ref(), &ops).await;
+                let outcome = commit(&mut conn, backend.as_ref(), &key, &ops).await;
                 if outcome.is_err() {
                     // Nothing of this batch is committed; the connection may be broken, so it
                     // is closed rather than reused.
@@ -147,6 +168,12 @@ async fn run(
                     .any(|(op, r)| r.as_ref().is_ok_and(|r| op.creates_work(r)));
                 if woke {
                     wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                for (op, r) in ops.iter().zip(&results) {
+                    if let Some(run) = r.as_ref().ok().and_then(|r| op.changed_run(r)) {
+                        // Nobody listening is fine.
+                        let _ = changed.send(run);
+                    }
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -167,6 +194,7 @@ async fn run(
 async fn commit(
     conn: &mut PoolConnection<Any>,
     backend: &dyn Backend,
+    key: &ChainKey,
     ops: &[Op],
 ) -> Result<Vec<Result<Reply, Error>>, Error> {
     sqlx::query(backend.begin()).execute(&mut **conn).await?;
@@ -174,9 +202,9 @@ async fn commit(
     let mut woke = false;
     for op in ops {
         let result = if backend.isolate_ops() {
-            isolated(conn, backend, op).await?
+            isolated(conn, backend, key, op).await?
         } else {
-            match apply(conn, backend, op).await {
+            match apply(conn, backend, key, op).await {
                 // A refusal (lost lease, stale attempt) happens before the operation writes.
                 Err(e @ (Error::Db(_) | Error::Migrate(_))) => return Err(e),
                 other => other,
@@ -201,12 +229,13 @@ async fn commit(
 async fn isolated(
     conn: &mut PoolConnection<Any>,
     backend: &dyn Backend,
+    key: &ChainKey,
     op: &Op,
 ) -> Result<Result<Reply, Error>, Error> {
     let mut tries = 0;
     loop {
         sqlx::query("SAVEPOINT op").execute(&mut **conn).await?;
-        let result = apply(conn, backend, op).await;
+        let result = apply(conn, backend, key, op).await;
         if result.is_ok() {
             sqlx::query("RELEASE SAVEPOINT op")
                 .execute(&mut **conn)
@@ -233,23 +262,21 @@ async fn isolated(
 async fn apply(
     conn: &mut PoolConnection<Any>,
     backend: &dyn Backend,
+    key: &ChainKey,
     op: &Op,
 ) -> Result<Reply, Error> {
     match op {
-        Op::Create(new) => tx::create_run(conn, backend, new)
+        Op::Create(new) => tx::create_run(conn, backend, key, new)
             .await
-            .map(|()| Reply::Created(new.id.clone())),
+            .map(|(id, existed)| Reply::Created(id, existed)),
         Op::Transition {
             run_id,
             fence,
-            change,
-        } => {
-            let fence = fence.as_ref().map(|(id, owner)| (*id, owner.as_str()));
-            tx::transition(conn, backend, run_id, fence, change)
-                .await
-                .map(Reply::Actions)
-        }
-        Op::Claim { owner, lease_ms } => tx::claim(conn, backend, owner, *lease_ms)
+            events,
+        } => tx::transition(conn, backend, key, run_id, fence.as_ref(), events.clone())
+            .await
+            .map(Reply::Actions),
+        Op::Claim { owner, lease_ms } => tx::claim(conn, backend, key, owner, *lease_ms)
             .await
             .map(Reply::Claimed),
         Op::Renew {
@@ -259,6 +286,6 @@ async fn apply(
         } => tx::renew(conn, *task_id, owner, *lease_ms)
             .await
             .map(Reply::Done),
-        Op::Remove { task_id } => tx::remove_task(conn, *task_id).await.map(Reply::Done),
+        Op::Remove { fence } => tx::remove_task(conn, fence).await.map(Reply::Done),
     }
 }

@@ -1,11 +1,37 @@
 //! The journal: every state change of a run is an [`Event`] appended in order, each carrying
-//! the hash of the one before it, so an edited, reordered or deleted event is detectable
-//! ([`verify`]). Events never hold secrets: values the runbook marks secret are `***` before
-//! they get here.
+//! a keyed hash (HMAC-SHA256 with the installation's [`ChainKey`]) of the one before it and
+//! itself, so an edited, reordered, deleted or truncated journal is detectable ([`verify`],
+//! which also checks the head stored on the run row). What is journaled is derived from the
+//! machine's events and actions by one pure function ([`entries`]). Events never hold secrets:
+//! sealed values and values the runbook marks secret are `***` before they get here.
 
+mod derive;
+
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+pub use derive::{entries, redact};
+
+/// The key of a journal's hash chain.
+#[derive(Clone)]
+pub struct ChainKey([u8; 32]);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(***)")
+    }
+}
+
+impl ChainKey {
+    /// The chain key derived from an installation's secret key.
+    pub fn derive(secret_key: &[u8; 32]) -> Self {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret_key).expect("any key length");
+        mac.update(b"tenure journal chain v1");
+        ChainKey(mac.finalize().into_bytes().into())
+    }
+}
 
 /// The hash a run's first event links to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -93,6 +119,26 @@ pub enum EventKind {
         /// A vendor's Retry-After, in milliseconds.
         retry_after_ms: Option<u64>,
     },
+    /// The kind said "not yet": the instance looks again later without holding a worker.
+    AttemptDeferred {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: Option<u32>,
+        /// Attempt.
+        attempt: u32,
+        /// What is not ready.
+        reason: String,
+    },
+    /// The machine gave up on an instance: no further attempt.
+    GaveUp {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: Option<u32>,
+        /// Why (retry budget used up, deadline passed...).
+        reason: String,
+    },
     /// A step or instance was skipped.
     StepSkipped {
         /// Step id.
@@ -124,12 +170,28 @@ pub enum EventKind {
         /// Their comment.
         comment: Option<String>,
     },
+    /// An approval gate resolved.
+    ApprovalResolved {
+        /// Step id.
+        step: String,
+        /// `approved`, `denied` or `expired`.
+        decision: String,
+        /// Who decided.
+        decided_by: Vec<String>,
+    },
     /// A timer was set (wait, retry, approval expiry).
     TimerSet {
         /// Step id.
         step: String,
         /// When (RFC 3339).
         at: String,
+        /// Item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// What it is for: `wait`, `approval expiry`, `retry after an error`, `throttled`,
+        /// `not ready`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A timer fired.
     TimerFired {
@@ -180,7 +242,8 @@ pub struct Event {
     pub kind: EventKind,
     /// The previous event's hash ([`GENESIS`] for the first).
     pub prev_hash: String,
-    /// SHA-256 over the previous hash and this event's content.
+    /// HMAC-SHA256 (keyed with the [`ChainKey`]) over the previous hash and this event's
+    /// content.
     pub hash: String,
 }
 
@@ -192,14 +255,21 @@ struct Hashed<'a> {
     kind: &'a EventKind,
 }
 
-/// The hash of an event with content `(run_id, seq, at, kind)` following `prev_hash`.
-pub fn hash_of(prev_hash: &str, run_id: &str, seq: u64, at: &str, kind: &EventKind) -> String {
-    let mut h = Sha256::new();
+/// The keyed hash of an event with content `(run_id, seq, at, kind)` following `prev_hash`.
+pub fn hash_of(
+    key: &ChainKey,
+    prev_hash: &str,
+    run_id: &str,
+    seq: u64,
+    at: &str,
+    kind: &EventKind,
+) -> String {
+    let mut h = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("any key length");
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
     // Serializing these plain types cannot fail.
     h.update(
-        serde_json::to_vec(&Hashed {
+        &serde_json::to_vec(&Hashed {
             run_id,
             seq,
             at,
@@ -207,22 +277,34 @@ pub fn hash_of(prev_hash: &str, run_id: &str, seq: u64, at: &str, kind: &EventKi
         })
         .unwrap_or_default(),
     );
-    hex::encode(h.finalize())
+    hex::encode(h.finalize().into_bytes())
 }
 
 impl Event {
     /// The event that follows `prev` (or starts the journal when `prev` is `None`).
-    pub fn next(run_id: &str, prev: Option<&Event>, at: String, kind: EventKind) -> Event {
-        Self::after(run_id, prev.map(|p| (p.seq, p.hash.as_str())), at, kind)
+    pub fn next(
+        key: &ChainKey,
+        run_id: &str,
+        prev: Option<&Event>,
+        at: String,
+        kind: EventKind,
+    ) -> Event {
+        Self::after(key, run_id, prev.map(|p| (p.seq, p.hash.as_str())), at, kind)
     }
 
     /// The event after the one with sequence number and hash `prev` (`None`: the first).
-    pub fn after(run_id: &str, prev: Option<(u64, &str)>, at: String, kind: EventKind) -> Event {
+    pub fn after(
+        key: &ChainKey,
+        run_id: &str,
+        prev: Option<(u64, &str)>,
+        at: String,
+        kind: EventKind,
+    ) -> Event {
         let (seq, prev_hash) = match prev {
             Some((seq, hash)) => (seq + 1, hash.to_string()),
             None => (1, GENESIS.to_string()),
         };
-        let hash = hash_of(&prev_hash, run_id, seq, &at, &kind);
+        let hash = hash_of(key, &prev_hash, run_id, seq, &at, &kind);
         Event {
             run_id: run_id.to_string(),
             seq,
@@ -257,6 +339,20 @@ pub enum VerifyError {
         /// The event.
         seq: u64,
     },
+    /// The journal ends before the head stored on the run row: its last events were deleted.
+    #[error("the journal ends at event {found} but the run recorded {expected} events: the last events were deleted")]
+    Truncated {
+        /// The last event the run row recorded.
+        expected: u64,
+        /// The last event found.
+        found: u64,
+    },
+    /// The last event is not the one the run row recorded (the journal was rewritten).
+    #[error("event {seq} is not the event the run recorded as its last: the journal was rewritten")]
+    HeadMismatch {
+        /// The event.
+        seq: u64,
+    },
     /// An event belongs to another run.
     #[error("event {seq} belongs to run {other}")]
     WrongRun {
@@ -267,8 +363,32 @@ pub enum VerifyError {
     },
 }
 
-/// Checks a run's whole journal, in order.
-pub fn verify(run_id: &str, events: &[Event]) -> Result<(), VerifyError> {
+/// Checks a run's whole journal, in order, against the chain key and the head (last sequence
+/// number and hash) stored on the run row.
+pub fn verify(
+    key: &ChainKey,
+    run_id: &str,
+    events: &[Event],
+    head: (u64, &str),
+) -> Result<(), VerifyError> {
+    verify_chain(key, run_id, events)?;
+    let (last_seq, last_hash) = events
+        .last()
+        .map_or((0, ""), |e| (e.seq, e.hash.as_str()));
+    if last_seq < head.0 {
+        return Err(VerifyError::Truncated {
+            expected: head.0,
+            found: last_seq,
+        });
+    }
+    if last_seq > head.0 || last_hash != head.1 {
+        return Err(VerifyError::HeadMismatch { seq: last_seq });
+    }
+    Ok(())
+}
+
+/// Checks that a journal's events link and hash correctly, without the stored head.
+pub fn verify_chain(key: &ChainKey, run_id: &str, events: &[Event]) -> Result<(), VerifyError> {
     let mut prev_hash = GENESIS.to_string();
     for (i, e) in events.iter().enumerate() {
         let expected = i as u64 + 1;
@@ -287,7 +407,7 @@ pub fn verify(run_id: &str, events: &[Event]) -> Result<(), VerifyError> {
         if e.prev_hash != prev_hash {
             return Err(VerifyError::BrokenLink { seq: e.seq });
         }
-        if hash_of(&e.prev_hash, &e.run_id, e.seq, &e.at, &e.kind) != e.hash {
+        if hash_of(key, &e.prev_hash, &e.run_id, e.seq, &e.at, &e.kind) != e.hash {
             return Err(VerifyError::Tampered { seq: e.seq });
         }
         prev_hash = e.hash.clone();
@@ -299,6 +419,14 @@ pub fn verify(run_id: &str, events: &[Event]) -> Result<(), VerifyError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn key() -> ChainKey {
+        ChainKey::derive(&[7; 32])
+    }
+
+    fn head(events: &[Event]) -> (u64, &str) {
+        events.last().map_or((0, ""), |e| (e.seq, e.hash.as_str()))
+    }
 
     fn journal() -> Vec<Event> {
         let kinds = vec![
@@ -331,7 +459,7 @@ mod tests {
         ];
         let mut out: Vec<Event> = Vec::new();
         for (i, k) in kinds.into_iter().enumerate() {
-            let e = Event::next("r1", out.last(), format!("2026-11-22T10:00:0{i}.000Z"), k);
+            let e = Event::next(&key(), "r1", out.last(), format!("2026-11-22T10:00:0{i}.000Z"), k);
             out.push(e);
         }
         out
@@ -339,7 +467,8 @@ mod tests {
 
     #[test]
     fn an_untouched_journal_verifies() {
-        assert_eq!(verify("r1", &journal()), Ok(()));
+        let j = journal();
+        assert_eq!(verify(&key(), "r1", &j, head(&j)), Ok(()));
         assert_eq!(journal()[0].prev_hash, GENESIS);
     }
 
@@ -352,12 +481,12 @@ mod tests {
             attempt: 1,
             output: json!({"id": "u2"}),
         };
-        assert_eq!(verify("r1", &edited), Err(VerifyError::Tampered { seq: 4 }));
+        assert_eq!(verify_chain(&key(), "r1", &edited), Err(VerifyError::Tampered { seq: 4 }));
 
         let mut deleted = journal();
         deleted.remove(2);
         assert_eq!(
-            verify("r1", &deleted),
+            verify_chain(&key(), "r1", &deleted),
             Err(VerifyError::Gap {
                 expected_after: 2,
                 found: 4
@@ -372,13 +501,14 @@ mod tests {
             e.seq = i as u64 + 1;
         }
         assert_eq!(
-            verify("r1", &renumbered),
+            verify_chain(&key(), "r1", &renumbered),
             Err(VerifyError::BrokenLink { seq: 2 })
         );
 
         let mut rehashed = journal();
         rehashed[1].at = "2026-11-22T11:00:00.000Z".into();
         rehashed[1].hash = hash_of(
+            &key(),
             &rehashed[1].prev_hash,
             "r1",
             2,
@@ -386,9 +516,52 @@ mod tests {
             &rehashed[1].kind,
         );
         assert_eq!(
-            verify("r1", &rehashed),
+            verify_chain(&key(), "r1", &rehashed),
             Err(VerifyError::BrokenLink { seq: 3 }),
             "re-hashing one event breaks the next link"
+        );
+    }
+
+    #[test]
+    fn truncation_and_rewrites_are_detected_against_the_stored_head() {
+        let full = journal();
+        let stored = (full.last().unwrap().seq, full.last().unwrap().hash.clone());
+        let mut cut = full.clone();
+        cut.truncate(3);
+        assert_eq!(
+            verify(&key(), "r1", &cut, (stored.0, &stored.1)),
+            Err(VerifyError::Truncated {
+                expected: 5,
+                found: 3
+            })
+        );
+        assert_eq!(
+            verify(&key(), "r1", &[], (stored.0, &stored.1)),
+            Err(VerifyError::Truncated {
+                expected: 5,
+                found: 0
+            }),
+            "an emptied journal"
+        );
+        // An edit followed by re-hashing everything after it, with a guessed key: the chain is
+        // keyed, so the forger's hashes do not verify.
+        let forger = ChainKey::derive(&[9; 32]);
+        let mut forged: Vec<Event> = Vec::new();
+        for (i, e) in full.iter().enumerate() {
+            let mut kind = e.kind.clone();
+            if i == 3 {
+                kind = EventKind::AttemptSucceeded {
+                    step: "create_user".into(),
+                    item: None,
+                    attempt: 1,
+                    output: json!({"id": "attacker"}),
+                };
+            }
+            forged.push(Event::next(&forger, "r1", forged.last(), e.at.clone(), kind));
+        }
+        assert_eq!(
+            verify_chain(&key(), "r1", &forged),
+            Err(VerifyError::Tampered { seq: 1 })
         );
     }
 

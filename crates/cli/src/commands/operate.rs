@@ -1,0 +1,207 @@
+//! Operator commands, each through the engine's API: `worker` (execute queued runs),
+//! `approve` (decide a gate from the terminal), `cancel`, `retry`, `rollback`.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tenure_engine::machine::status_name;
+use tenure_engine::Decide;
+
+use super::runs::{follow, open, operator, redact_url, refused, runtime};
+
+/// Arguments of `tenure worker`.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    /// Tasks worked on at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// How long a claim lasts without a heartbeat; a crashed worker's work is taken over after it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    lease: Duration,
+    /// Log format on stderr: `text`, or `json` (one object per line); filter with `RUST_LOG`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    tenure_runbook::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// `tenure worker`: executes queued runs until interrupted.
+pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let engine = open(db).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let mut names = Vec::new();
+        for n in 0..args.concurrency.max(1) {
+            let worker = engine.worker(n).with_lease(args.lease);
+            names.push(worker.owner().to_string());
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                worker.work_until(|| stop.load(Ordering::Relaxed)).await
+            }));
+        }
+        tracing::info!(workers = ?names, db = %redact_url(db), "worker started");
+        eprintln!(
+            "worker {} running {} task(s) against {}",
+            names.first().map_or("", |n| n.trim_end_matches("-0")),
+            names.len(),
+            redact_url(db)
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.context("worker task")??;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Arguments of `tenure approve`.
+#[derive(clap::Args, Debug)]
+pub struct ApproveArgs {
+    /// The approval: `RUN:STEP`.
+    approval: String,
+    /// Who decides (must be one of the gate's approvers).
+    #[arg(long = "as", value_name = "EMAIL")]
+    approver: String,
+    /// Deny instead of approve.
+    #[arg(long)]
+    deny: bool,
+    /// A comment for the journal.
+    #[arg(long)]
+    comment: Option<String>,
+}
+
+/// `tenure approve`.
+pub fn approve(db: &str, args: ApproveArgs) -> Result<ExitCode> {
+    let Some((run_id, step)) = args.approval.rsplit_once(':') else {
+        eprintln!(
+            "error: `{}` is not an approval id (RUN:STEP, as `tenure run` prints it)",
+            args.approval
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let decision = Decide {
+        run_id: run_id.to_string(),
+        step: step.to_string(),
+        approver: args.approver,
+        approve: !args.deny,
+        comment: args.comment,
+        source: "cli".into(),
+    };
+    runtime()?.block_on(async move {
+        let engine = open(db).await?;
+        match engine.decide(decision).await {
+            Ok(status) => {
+                println!("recorded; run is {}", status_name(status));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(refused("cannot record the decision", &e)),
+        }
+    })
+}
+
+/// Arguments of `tenure cancel`.
+#[derive(clap::Args, Debug)]
+pub struct CancelArgs {
+    /// The run.
+    run: String,
+}
+
+/// `tenure cancel`.
+pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let engine = open(db).await?;
+        match engine.cancel(&args.run, &operator()).await {
+            Ok(_) => {
+                println!("cancelled {}", args.run);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Ok(refused(&format!("cannot cancel {}", args.run), &e)),
+        }
+    })
+}
+
+/// Arguments of `tenure retry`.
+#[derive(clap::Args, Debug)]
+pub struct RetryArgs {
+    /// The failed run.
+    run: String,
+    /// Only this failed step (repeatable); default: every failed step.
+    #[arg(long = "step", value_name = "STEP")]
+    steps: Vec<String>,
+    /// Only resume it; `tenure worker` executes it.
+    #[arg(long)]
+    detach: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tenure retry RUN [--step S]`: resumes a failed run from its failed steps.
+pub fn retry(db: &str, args: RetryArgs) -> Result<ExitCode> {
+    let action = Operator::Retry(args.steps.clone());
+    operator_action(db, &args.run, action, args.detach, args.json)
+}
+
+/// Arguments of `tenure rollback`.
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// The failed or cancelled run.
+    run: String,
+    /// Only start the rollback; `tenure worker` executes it.
+    #[arg(long)]
+    detach: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tenure rollback RUN`: runs the `compensate` of every step that succeeded, in reverse order.
+pub fn rollback(db: &str, args: RollbackArgs) -> Result<ExitCode> {
+    operator_action(db, &args.run, Operator::Rollback, args.detach, args.json)
+}
+
+enum Operator {
+    Retry(Vec<String>),
+    Rollback,
+}
+
+fn operator_action(
+    db: &str,
+    run: &str,
+    action: Operator,
+    detach: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let engine = open(db).await?;
+        let shown = match engine.events(run, 0).await {
+            Ok(events) => events.last().map_or(0, |e| e.seq),
+            Err(e) => return Ok(refused("cannot read the run", &e)),
+        };
+        let (verb, result) = match action {
+            Operator::Retry(steps) => ("retry", engine.retry(run, steps, &operator()).await),
+            Operator::Rollback => ("roll back", engine.rollback(run, &operator()).await),
+        };
+        let status = match result {
+            Ok(status) => status,
+            Err(e) => return Ok(refused(&format!("cannot {verb} {run}"), &e)),
+        };
+        if detach {
+            if json {
+                println!("{}", json!({"id": run, "status": status}));
+            } else {
+                println!("{run}: {}", status_name(status));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        follow(&engine, run, shown, json).await
+    })
+}

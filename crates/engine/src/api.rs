@@ -1,0 +1,280 @@
+//! The `Engine` API: the one way every front end (CLI, server, UI) drives runs. It starts runs
+//! (inputs checked the same way for everyone, an optional dedup key returning the existing
+//! run), records approval decisions, cancels, retries and rolls back (each with who did it),
+//! reads runs, lists them with filters and paging, reads journal events since a sequence
+//! number, verifies journals, subscribes to changes, and makes workers. Each operation is a
+//! machine event applied by the store; nothing here decides or writes journal lines.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tenure_runbook::{Plan, Renderer};
+use tokio::sync::broadcast;
+
+use crate::driver::{start_context, worker_identity, Worker};
+use crate::journal::{self, Event as JournalEvent, VerifyError};
+use crate::kinds::Registry;
+use crate::machine::{self, Event, RunStatus};
+use crate::store::{self, RunFilter, RunRecord, Store};
+
+/// Why an engine operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// No such run.
+    #[error("no run `{0}`")]
+    NoRun(String),
+    /// The inputs do not fit the runbook (every problem, one per entry).
+    #[error("invalid inputs: {}", .0.join("; "))]
+    Inputs(Vec<String>),
+    /// The run's tenant is not one this installation manages.
+    #[error("{0}")]
+    Tenant(String),
+    /// A template of the runbook (vars, tenant, concurrency) could not be rendered.
+    #[error("{0}")]
+    Template(String),
+    /// The machine refused the operation in the run's current state (not waiting for that
+    /// approval, not an approver, already decided, not failed...).
+    #[error("{0}")]
+    Refused(machine::Error),
+}
+
+impl From<machine::Error> for Error {
+    fn from(e: machine::Error) -> Self {
+        Error::Refused(e)
+    }
+}
+
+fn refused(e: store::Error, run: &str) -> Error {
+    match e {
+        store::Error::Machine(m) => Error::Refused(m),
+        store::Error::NoRun(_) => Error::NoRun(run.to_string()),
+        other => Error::Store(other),
+    }
+}
+
+/// How a run was started, for the journal and templates (`trigger.*`).
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    /// `cli`, `api`, `webhook:<source>`, `schedule`.
+    pub source: String,
+    /// Who started it (an operator, an API token's name, a ticket's requester).
+    pub by: Option<String>,
+    /// The webhook payload or schedule context (`{}` otherwise).
+    pub payload: Value,
+}
+
+impl Trigger {
+    /// A trigger from `source`, started by `by`.
+    pub fn new(source: &str, by: Option<String>) -> Self {
+        Trigger {
+            source: source.into(),
+            by,
+            payload: json!({}),
+        }
+    }
+}
+
+/// A run to start.
+#[derive(Clone, Debug)]
+pub struct StartRun {
+    /// The compiled plan (pinned for the run's life).
+    pub plan: Arc<Plan>,
+    /// The inputs as given (checked and defaulted against the runbook's `inputs`).
+    pub inputs: Map<String, Value>,
+    /// How it was started.
+    pub trigger: Trigger,
+    /// A delivery id (ticket id + event, an API client's key): a second start with the same
+    /// key returns the first run and creates nothing.
+    pub dedup_key: Option<String>,
+}
+
+/// A started (or found) run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The run id.
+    pub id: String,
+    /// The dedup key had been used: this is the existing run.
+    pub duplicate: bool,
+}
+
+/// An approval decision.
+#[derive(Clone, Debug)]
+pub struct Decide {
+    /// The run.
+    pub run_id: String,
+    /// The approval step.
+    pub step: String,
+    /// Who decides (one of the gate's approvers).
+    pub approver: String,
+    /// Approve or deny.
+    pub approve: bool,
+    /// An optional comment.
+    pub comment: Option<String>,
+    /// Where from: `cli`, `api`, `link from 203.0.113.9`.
+    pub source: String,
+}
+
+/// Finds a managed tenant's template value (`tenant.*`) by the id a runbook names.
+pub type TenantLookup = Arc<dyn Fn(&str) -> Result<Value, String> + Send + Sync>;
+
+/// The engine: a store, the step kinds it runs, and the managed tenants.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    registry: Registry,
+    tenants: TenantLookup,
+    renderer: Arc<Renderer>,
+}
+
+impl Engine {
+    /// Opens the database at `url` (`sqlite:PATH` or `postgres://...`).
+    pub async fn open(url: &str, registry: Registry, tenants: TenantLookup) -> Result<Self, Error> {
+        Ok(Self::new(Store::open(url).await?, registry, tenants))
+    }
+
+    /// An engine over an open store.
+    pub fn new(store: Store, registry: Registry, tenants: TenantLookup) -> Self {
+        Engine {
+            store,
+            registry,
+            tenants,
+            renderer: Arc::new(Renderer::new()),
+        }
+    }
+
+    /// The store (for benchmarks and tests that inspect it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts a run: checks the inputs, finds the tenant, renders vars and the concurrency
+    /// key, and creates the run (queued behind a running one with the same key). With a used
+    /// dedup key nothing is created and the existing run is returned.
+    pub async fn start_run(&self, start: StartRun) -> Result<Started, Error> {
+        let plan = start.plan;
+        let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &start.inputs)
+            .map_err(|errors| Error::Inputs(errors.iter().map(|e| e.to_string()).collect()))?;
+        let tenant_id = tenure_runbook::preview::tenant_id(&plan, &inputs, &self.renderer)
+            .map_err(|e| Error::Template(e.to_string()))?;
+        let tenant = (self.tenants)(&tenant_id).map_err(Error::Tenant)?;
+        let trigger_value = json!({
+            "source": start.trigger.source,
+            "by": start.trigger.by,
+            "received_at": chrono::Utc::now().to_rfc3339(),
+            "payload": start.trigger.payload,
+        });
+        let ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
+            .map_err(Error::Template)?;
+        let key = match &plan.concurrency {
+            Some(t) => Some(
+                self.renderer
+                    .render_text(t, &ctx)
+                    .map_err(|e| Error::Template(format!("concurrency: {}", e.message)))?,
+            ),
+            None => None,
+        };
+        let trigger = match &start.trigger.by {
+            Some(by) => format!("{} by {by}", start.trigger.source),
+            None => start.trigger.source.clone(),
+        };
+        let (id, duplicate) = self
+            .store
+            .create_run(&plan, ctx, &trigger, key, start.dedup_key)
+            .await?;
+        Ok(Started { id, duplicate })
+    }
+
+    /// Records an approval decision. The machine counts the quorum, applies any-deny, and
+    /// refuses a person who is not an approver, a second decision of the same person, or a
+    /// gate that is not waiting. Returns the run's status afterwards.
+    pub async fn decide(&self, d: Decide) -> Result<RunStatus, Error> {
+        let event = Event::ApprovalDecided {
+            step: d.step,
+            approver: d.approver,
+            approve: d.approve,
+            comment: d.comment,
+            source: d.source,
+        };
+        self.event(&d.run_id, event).await
+    }
+
+    /// Cancels a run.
+    pub async fn cancel(&self, run_id: &str, by: &str) -> Result<RunStatus, Error> {
+        self.event(run_id, Event::Cancel { by: by.into() }).await
+    }
+
+    /// Resumes a failed run from its failed steps (all, or those named), with a fresh retry
+    /// budget for each.
+    pub async fn retry(&self, run_id: &str, steps: Vec<String>, by: &str) -> Result<RunStatus, Error> {
+        let event = Event::Retry {
+            steps,
+            by: by.into(),
+        };
+        self.event(run_id, event).await
+    }
+
+    /// Rolls back a failed or cancelled run through its steps' `compensate`.
+    pub async fn rollback(&self, run_id: &str, by: &str) -> Result<RunStatus, Error> {
+        self.event(run_id, Event::Rollback { by: by.into() }).await
+    }
+
+    async fn event(&self, run_id: &str, event: Event) -> Result<RunStatus, Error> {
+        self.store
+            .apply(run_id, vec![event])
+            .await
+            .map_err(|e| refused(e, run_id))?;
+        Ok(self.run(run_id).await?.status)
+    }
+
+    /// A run.
+    pub async fn run(&self, run_id: &str) -> Result<RunRecord, Error> {
+        self.store.run(run_id).await.map_err(|e| refused(e, run_id))
+    }
+
+    /// Runs matching `filter`, newest first, one page.
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        Ok(self.store.runs(filter).await?)
+    }
+
+    /// A run's journal events after sequence number `after` (0: all).
+    pub async fn events(&self, run_id: &str, after: u64) -> Result<Vec<JournalEvent>, Error> {
+        self.run(run_id).await?;
+        Ok(self.store.events_since(run_id, after).await?)
+    }
+
+    /// A run's step outputs (secrets opened: only for the one place that must deliver them).
+    pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
+        Ok(self.store.outputs(run_id).await?)
+    }
+
+    /// Checks a run's journal: every link and keyed hash, and that it ends at the head the run
+    /// row recorded (a truncated or emptied journal is reported). `Ok(n)`: n events, intact.
+    pub async fn verify(&self, run_id: &str) -> Result<Result<usize, VerifyError>, Error> {
+        let head = self.store.head(run_id).await.map_err(|e| refused(e, run_id))?;
+        let events = self.store.events(run_id).await?;
+        Ok(journal::verify(
+            self.store.chain_key(),
+            run_id,
+            &events,
+            (head.0, &head.1),
+        )
+        .map(|()| events.len()))
+    }
+
+    /// The id of every run this process changes, as the change commits.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.store.changes()
+    }
+
+    /// A worker with a name unique to this process (`HOST-PID-RANDOM-N`).
+    pub fn worker(&self, n: usize) -> Worker {
+        Worker::new(
+            self.store.clone(),
+            self.registry.clone(),
+            format!("{}-{n}", worker_identity()),
+        )
+    }
+}
