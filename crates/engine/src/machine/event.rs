@@ -109,7 +109,8 @@ pub enum Park {
 }
 
 /// Something that happened to the run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
     /// The run was created from a pinned plan (journaled with its validated inputs).
     Created {
@@ -168,6 +169,7 @@ pub enum Event {
         /// Its outputs as stored (secret values sealed).
         output: Value,
         /// The requests it made.
+        #[serde(default)]
         requests: Vec<Request>,
     },
     /// An attempt failed.
@@ -181,6 +183,7 @@ pub enum Event {
         /// Why.
         failure: Failure,
         /// The requests it made.
+        #[serde(default)]
         requests: Vec<Request>,
     },
     /// The kind said "not yet, look again at `at_ms`" (mailbox not provisioned, purchased
@@ -197,6 +200,7 @@ pub enum Event {
         /// What is not ready.
         reason: String,
         /// The requests it made.
+        #[serde(default)]
         requests: Vec<Request>,
     },
     /// An attempt parked its instance (approval requested, wait started).
@@ -210,6 +214,7 @@ pub enum Event {
         /// What it waits for.
         park: Park,
         /// The requests it made.
+        #[serde(default)]
         requests: Vec<Request>,
     },
     /// An approver decided.
@@ -276,7 +281,8 @@ pub enum Again {
 }
 
 /// What the store must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
 pub enum Action {
     /// Render the step's `if` and `for_each`, then apply [`Event::Prepared`].
     Prepare {
