@@ -652,7 +652,7 @@ impl RunMachine {
             node.tallies.clear();
             if done.contains(&true) {
                 node.phase = StepPhase::Blocked;
-                node.fixed = Some(each.then_some(done.len() as u32));
+                node.fixed = Some(super::Fixed::of(each.then_some(done.len() as u32)));
                 node.only = Some(done);
             } else {
                 node.phase = StepPhase::Skipped;
@@ -770,9 +770,9 @@ impl RunMachine {
                 for id in ready {
                     self.steps[&id].phase = StepPhase::Preparing;
                     match self.steps[&id].fixed {
-                        Some(items) => {
+                        Some(fixed) => {
                             // Cannot fail: the step was just set to Preparing.
-                            let _ = self.prepared(id, items, false, actions);
+                            let _ = self.prepared(id, fixed.items(), false, actions);
                         }
                         None => actions.push(Action::Prepare { step: id }),
                     }

@@ -185,6 +185,30 @@ impl StepPhase {
     }
 }
 
+/// The instances of a step known without rendering anything. (Not `Option<Option<u32>>`,
+/// whose `Some(None)` would come back from JSON as `None`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Fixed {
+    /// One instance.
+    Single,
+    /// A `for_each` over a literal list of this many items.
+    Items(u32),
+}
+
+impl Fixed {
+    fn of(items: Option<u32>) -> Self {
+        items.map_or(Fixed::Single, Fixed::Items)
+    }
+
+    pub(crate) fn items(self) -> Option<u32> {
+        match self {
+            Fixed::Single => None,
+            Fixed::Items(n) => Some(n),
+        }
+    }
+}
+
 /// What the machine knows of one instance besides its state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Tally {
@@ -205,9 +229,9 @@ pub(crate) struct StepNode {
     phase: StepPhase,
     instances: Vec<InstanceState>,
     tallies: Vec<Tally>,
-    /// `Some(items)` when the step has no `if` and no templated `for_each`: it needs no
-    /// rendering, so it is prepared inline instead of through a [`Action::Prepare`] round trip.
-    fixed: Option<Option<u32>>,
+    /// Set when the step has no `if` and no templated `for_each`: it needs no rendering, so
+    /// it is prepared inline instead of through a [`Action::Prepare`] round trip.
+    fixed: Option<Fixed>,
     /// The group the node belongs to.
     group: Stage,
     /// Compensation nodes: which items to undo (the original's succeeded instances).
@@ -252,8 +276,10 @@ impl StepNode {
             instances: Vec::new(),
             tallies: Vec::new(),
             fixed: match (&s.condition, &s.for_each) {
-                (None, None) => Some(None),
-                (None, Some(serde_json::Value::Array(items))) => Some(Some(items.len() as u32)),
+                (None, None) => Some(Fixed::Single),
+                (None, Some(serde_json::Value::Array(items))) => {
+                    Some(Fixed::of(Some(items.len() as u32)))
+                }
                 _ => None,
             },
             group,

@@ -1,24 +1,29 @@
-//! The store and the driver together: whole runs, approvals, retries, concurrent workers, and
-//! lease takeover, with every journal verified. Every test runs on SQLite and on PostgreSQL
-//! (`TENURE_TEST_PG`, see `db.rs`).
+//! The engine API, the store and the driver together: whole runs, approvals (also decided
+//! concurrently, from two processes' stores), retries and their budget, throttling, "not
+//! yet", concurrent workers, lease takeover and fencing, journal verification. Every test
+//! runs on SQLite and on PostgreSQL (`TENURE_TEST_PG`, see `db.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tenure_engine::driver::{decide, start_context, Worker};
-use tenure_engine::journal::{verify, EventKind};
+use tenure_engine::driver::Worker;
+use tenure_engine::journal::{EventKind, VerifyError};
 use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
-use tenure_engine::machine::RunStatus;
-use tenure_engine::store::{Change, Store};
-use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_engine::machine::{InstanceState, RunStatus, MAX_WAIT};
+use tenure_engine::store::{now_ms, Store};
+use tenure_engine::{Decide, Engine, StartRun, Trigger};
+use tenure_runbook::{compile, Plan, SourceFile};
+
+use crate::db::Db;
 
 /// Counts executions per idempotency key; fails the first `fail_first` attempts transiently.
 #[derive(Clone, Default)]
 struct Counting {
     seen: Arc<Mutex<HashMap<String, u32>>>,
     fail_first: u32,
+    retry_after: Option<Duration>,
 }
 
 impl Executor for Counting {
@@ -32,11 +37,11 @@ impl Executor for Counting {
             };
             if n <= self.fail_first {
                 let mut e = StepError::transient("http_503", "busy");
-                e.retry_after = Some(Duration::from_millis(10));
+                e.retry_after = self.retry_after;
                 return Err(e);
             }
             Ok(Outcome::Done(
-                json!({"group_id": format!("g-{}", call.item), "added": true, "posted": true}),
+                json!({"status": 200, "body": {"item": call.item, "message": call.params["json"]}}),
             ))
         })
     }
@@ -52,50 +57,84 @@ fn plan(steps: &str) -> Plan {
     out.plan.expect("compiles")
 }
 
-const DIAMOND: &str = "  a: { uses: notify.teams, with: { message: a } }\n  g:\n    uses: entra.add_to_group\n    needs: [a]\n    for_each: \"{{inputs.groups}}\"\n    max_parallel: 2\n    with: { user: u, group: \"{{item}}\" }\n  b: { uses: notify.teams, needs: [a], with: { message: \"b after {{steps.a.outputs.posted}}\" } }\n  c: { uses: notify.teams, needs: [g, b], with: { message: c } }\n";
+/// A step the counting executor runs (`http.request` is a kind every build has).
+fn call(id: &str, extra: &str) -> String {
+    format!("  {id}:\n    uses: http.request\n{extra}    with: {{ method: POST, url: \"http://vendor.invalid/{id}\", json: {{ step: {id} }} }}\n")
+}
 
-use crate::db::Db;
+fn diamond() -> String {
+    call("a", "")
+        + &call(
+            "g",
+            "    needs: [a]\n    for_each: \"{{inputs.groups}}\"\n    max_parallel: 2\n",
+        )
+        + &call("b", "    needs: [a]\n")
+        + &call("c", "    needs: [g, b]\n")
+}
 
 fn registry(counting: &Counting) -> Registry {
     let mut r = Registry::builtin();
-    r.insert("notify.teams", counting.clone());
-    r.insert("entra.add_to_group", counting.clone());
+    r.insert("http.request", counting.clone());
     r
 }
 
-async fn start(store: &Store, plan: &Plan) -> String {
-    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &Map::new()).unwrap();
-    let ctx = start_context(
-        plan,
-        inputs,
-        json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"}),
-        json!({"source": "test"}),
-        &Renderer::new(),
+fn engine(store: &Store, registry: Registry) -> Engine {
+    Engine::new(
+        store.clone(),
+        registry,
+        Arc::new(|id: &str| Ok(json!({"id": id, "domain": "contoso.example", "name": "Contoso"}))),
     )
-    .unwrap();
-    store.create_run(plan, ctx, "test", None).await.unwrap()
+}
+
+async fn start(engine: &Engine, plan: &Plan) -> String {
+    engine
+        .start_run(StartRun {
+            plan: Arc::new(plan.clone()),
+            inputs: Map::new(),
+            trigger: Trigger::new("test", Some("tester".into())),
+            dedup_key: None,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn decision(run: &str, step: &str, who: &str, approve: bool) -> Decide {
+    Decide {
+        run_id: run.into(),
+        step: step.into(),
+        approver: who.into(),
+        approve,
+        comment: Some(format!("{who} says so")),
+        source: "test".into(),
+    }
+}
+
+async fn kinds(store: &Store, id: &str) -> Vec<EventKind> {
+    store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
 }
 
 async fn a_run_goes_from_start_to_finish_with_a_verified_journal(db: Db) {
     let (store, _dir) = db.open().await;
     let counting = Counting::default();
-    let worker = Worker::new(store.clone(), registry(&counting), "w1");
-    let p = plan(DIAMOND);
-    let id = start(&store, &p).await;
+    let engine = engine(&store, registry(&counting));
+    let worker = engine.worker(0);
+    let id = start(&engine, &plan(&diamond())).await;
     assert_eq!(
         worker.drive(&id, false).await.unwrap(),
         RunStatus::Succeeded
     );
-    let events = store.events(&id).await.unwrap();
-    verify(&id, &events).unwrap();
-    assert!(matches!(
-        events.first().unwrap().kind,
-        EventKind::RunCreated { .. }
-    ));
-    assert!(matches!(
-        events.last().unwrap().kind,
-        EventKind::RunFinished { .. }
-    ));
+    let n = engine.verify(&id).await.unwrap().unwrap();
+    assert_eq!(n, store.events(&id).await.unwrap().len());
+    let events = kinds(&store, &id).await;
+    assert!(matches!(events[0], EventKind::RunCreated { .. }));
+    assert!(matches!(events.last(), Some(EventKind::RunFinished { .. })));
     let seen = counting.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 6, "a, b, c and three groups: {seen:?}");
     assert!(seen.values().all(|n| *n == 1));
@@ -103,172 +142,304 @@ async fn a_run_goes_from_start_to_finish_with_a_verified_journal(db: Db) {
     assert_eq!(outputs.iter().filter(|(s, _, _)| s == "g").count(), 3);
 }
 
-async fn transient_failures_are_retried_and_journaled(db: Db) {
+async fn a_dedup_key_starts_a_run_once(db: Db) {
     let (store, _dir) = db.open().await;
-    let counting = Counting {
-        fail_first: 2,
-        ..Counting::default()
+    let engine = engine(&store, registry(&Counting::default()));
+    let p = Arc::new(plan(&call("a", "")));
+    let start = |key: &str| StartRun {
+        plan: p.clone(),
+        inputs: Map::new(),
+        trigger: Trigger::new("webhook:halo", None),
+        dedup_key: Some(key.into()),
     };
-    let worker = Worker::new(store.clone(), registry(&counting), "w1");
-    let p = plan("  a:\n    uses: notify.teams\n    with: { message: a }\n    retry: { attempts: 3, delay: 10ms, max_delay: 50ms }\n");
-    let id = start(&store, &p).await;
-    let r = tokio::time::timeout(Duration::from_secs(3), worker.drive(&id, false)).await;
-    if r.is_err() {
-        for e in store.events(&id).await.unwrap() {
-            eprintln!("{:?}", e.kind);
-        }
-        eprintln!("{:?}", store.run(&id).await.unwrap().machine);
-        panic!("hung");
-    }
-    let failed = store
-        .events(&id)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::AttemptFailed { .. }))
-        .count();
-    assert_eq!(failed, 2);
-    let p = plan("  a:\n    uses: notify.teams\n    with: { message: a }\n    retry: { attempts: 2, delay: 10ms, max_delay: 50ms }\n");
-    let counting = Counting {
-        fail_first: 5,
-        ..Counting::default()
+    let first = engine.start_run(start("T-1042-new")).await.unwrap();
+    let again = engine.start_run(start("T-1042-new")).await.unwrap();
+    let other = engine.start_run(start("T-1043-new")).await.unwrap();
+    assert!(!first.duplicate && again.duplicate && !other.duplicate);
+    assert_eq!(first.id, again.id);
+    assert_ne!(first.id, other.id);
+    let bad = StartRun {
+        inputs: [("groups".to_string(), json!(7))].into_iter().collect(),
+        ..start("T-9")
     };
-    let worker = Worker::new(store.clone(), registry(&counting), "w1");
-    let id = start(&store, &p).await;
-    assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
+    assert!(matches!(
+        engine.start_run(bad).await,
+        Err(tenure_engine::api::Error::Inputs(_))
+    ));
 }
 
-async fn kinds_without_an_executor_fail_permanently_with_a_clear_message(db: Db) {
+async fn transient_failures_use_the_budget_and_an_operator_retry_renews_it(db: Db) {
     let (store, _dir) = db.open().await;
-    let worker = Worker::new(store.clone(), Registry::builtin(), "w1");
-    let p = plan("  u: { uses: entra.disable_sign_in, with: { user: x@contoso.example } }\n");
-    let id = start(&store, &p).await;
+    let counting = Counting {
+        fail_first: 3,
+        ..Counting::default()
+    };
+    let engine = engine(&store, registry(&counting));
+    let worker = engine.worker(0);
+    let p = plan(&call(
+        "a",
+        "    retry: { attempts: 2, delay: 10ms, max_delay: 50ms }\n",
+    ));
+    let id = start(&engine, &p).await;
     assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
-    let events = store.events(&id).await.unwrap();
-    let msg = events
+    let events = kinds(&store, &id).await;
+    assert!(events
         .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::AttemptFailed { message, class, .. } => {
-                Some((message.clone(), class.clone()))
+        .any(|e| matches!(e, EventKind::GaveUp { reason, .. } if reason.contains("2 attempts"))));
+    // The operator retries: attempt 3 fails transiently and is retried again (a fresh budget,
+    // not the attempt number), and attempt 4 succeeds.
+    engine.retry(&id, vec![], "ops").await.unwrap();
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded,
+        "{:#?}",
+        kinds(&store, &id).await
+    );
+    assert_eq!(counting.seen.lock().unwrap().values().sum::<u32>(), 4);
+}
+
+async fn throttling_is_waited_out_without_using_the_budget_and_capped(db: Db) {
+    let (store, _dir) = db.open().await;
+    // Throttled four times with a short Retry-After: a one-attempt budget still succeeds.
+    let counting = Counting {
+        fail_first: 4,
+        retry_after: Some(Duration::from_millis(20)),
+        ..Counting::default()
+    };
+    let engine = engine(&store, registry(&counting));
+    let worker = engine.worker(0);
+    let p = plan(&call("a", "    retry: { attempts: 1 }\n"));
+    let id = start(&engine, &p).await;
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    let throttled = kinds(&store, &id)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "throttled"))
+        .count();
+    assert_eq!(throttled, 4);
+
+    // A vendor asking for an absurd wait is waited out for 15 minutes at most, not until 2030
+    // nor (wrapped) into the past.
+    let absurd = Counting {
+        fail_first: 1,
+        retry_after: Some(Duration::from_secs(u64::MAX / 1000)),
+        ..Counting::default()
+    };
+    let engine = self::engine(&store, registry(&absurd));
+    let id = start(&engine, &p).await;
+    let before = now_ms() as u64;
+    let worker = engine.worker(1);
+    while worker.tick().await.unwrap() {}
+    let run = engine.run(&id).await.unwrap();
+    match run.machine.instance("a", 0) {
+        Some(InstanceState::RetryWait { at_ms, .. }) => {
+            assert!(at_ms >= before + MAX_WAIT.as_millis() as u64 - 1000);
+            assert!(at_ms <= now_ms() as u64 + MAX_WAIT.as_millis() as u64);
+        }
+        other => panic!("expected a capped wait, got {other:?}"),
+    }
+}
+
+/// Says "not yet" `times` times, then succeeds.
+#[derive(Clone)]
+struct NotYet {
+    left: Arc<Mutex<u32>>,
+}
+
+impl Executor for NotYet {
+    fn execute<'a>(&'a self, _call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(async move {
+            let mut left = self.left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Ok(Outcome::Later {
+                    at_ms: now_ms() as u64 + 20,
+                    reason: "the mailbox is not provisioned yet".into(),
+                });
             }
-            _ => None,
+            Ok(Outcome::Done(json!({"status": 200, "body": null})))
         })
-        .unwrap();
-    assert_eq!(msg.1, "permanent");
-    assert!(msg.0.contains("cannot run yet"), "{}", msg.0);
+    }
+}
+
+async fn a_kind_saying_not_yet_frees_the_worker_and_keeps_its_budget(db: Db) {
+    let (store, _dir) = db.open().await;
+    let mut registry = Registry::builtin();
+    registry.insert(
+        "http.request",
+        NotYet {
+            left: Arc::new(Mutex::new(3)),
+        },
+    );
+    let engine = engine(&store, registry);
+    let p = plan(&call("a", "    retry: { attempts: 1 }\n"));
+    let id = start(&engine, &p).await;
+    assert_eq!(
+        engine.worker(0).drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    let deferred = kinds(&store, &id)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::AttemptDeferred { .. }))
+        .count();
+    assert_eq!(deferred, 3);
 }
 
 async fn approvals_park_the_run_until_the_quorum_decides(db: Db) {
     let (store, _dir) = db.open().await;
     let counting = Counting::default();
-    let worker = Worker::new(store.clone(), registry(&counting), "w1");
-    let p = plan("  ok:\n    uses: approval\n    with: { approvers: [lead@msp.example, boss@msp.example], quorum: 2, message: go? }\n  after: { uses: notify.teams, needs: [ok], with: { message: done } }\n");
-    let id = start(&store, &p).await;
+    let engine = engine(&store, registry(&counting));
+    let worker = engine.worker(0);
+    let p = plan(&format!("  ok:\n    uses: approval\n    with: {{ approvers: [lead@msp.example, boss@msp.example], quorum: 2, message: go? }}\n{}", call("after", "    needs: [ok]\n").replace("json: { step: after }", "json: { by: \"{{steps.ok.outputs.decided_by}}\", decision: \"{{steps.ok.outputs.decision}}\", comment: \"{{steps.ok.outputs.comment}}\" }")));
+    let id = start(&engine, &p).await;
     assert_eq!(worker.drive(&id, true).await.unwrap(), RunStatus::Waiting);
     assert!(
         counting.seen.lock().unwrap().is_empty(),
         "nothing runs before approval"
     );
-    let approval = format!("{id}:ok");
-    assert!(
-        decide(&store, &approval, "stranger@msp.example", true, None, "cli")
-            .await
-            .is_err()
-    );
+    assert!(engine
+        .decide(decision(&id, "ok", "stranger@msp.example", true))
+        .await
+        .is_err());
     assert_eq!(
-        decide(&store, &approval, "LEAD@msp.example", true, None, "cli")
+        engine
+            .decide(decision(&id, "ok", "LEAD@msp.example", true))
             .await
             .unwrap(),
         RunStatus::Waiting,
         "one of two"
     );
+    assert!(
+        engine
+            .decide(decision(&id, "ok", "lead@msp.example", true))
+            .await
+            .is_err(),
+        "one person counts once"
+    );
     assert_eq!(
-        decide(
-            &store,
-            &approval,
-            "boss@msp.example",
-            true,
-            Some("fine".into()),
-            "cli"
-        )
-        .await
-        .unwrap(),
+        engine
+            .decide(decision(&id, "ok", "boss@msp.example", true))
+            .await
+            .unwrap(),
         RunStatus::Running
     );
     assert_eq!(
         worker.drive(&id, false).await.unwrap(),
         RunStatus::Succeeded
     );
-    let decided = store
-        .events(&id)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::ApprovalDecided { .. }))
-        .count();
-    assert_eq!(decided, 2);
+    let outputs = store.outputs(&id).await.unwrap();
+    let ok = &outputs.iter().find(|(s, _, _)| s == "ok").unwrap().2;
+    assert_eq!(ok["decision"], "approved");
+    assert_eq!(
+        ok["decided_by"],
+        json!(["lead@msp.example", "boss@msp.example"])
+    );
+    assert_eq!(ok["comment"], "boss@msp.example says so");
 
-    let id = start(&store, &p).await;
+    let id = start(&engine, &p).await;
     worker.drive(&id, true).await.unwrap();
     assert_eq!(
-        decide(
-            &store,
-            &format!("{id}:ok"),
-            "boss@msp.example",
-            false,
-            None,
-            "cli"
-        )
-        .await
-        .unwrap(),
+        engine
+            .decide(decision(&id, "ok", "boss@msp.example", false))
+            .await
+            .unwrap(),
         RunStatus::Denied
     );
     assert!(
-        decide(
-            &store,
-            &format!("{id}:ok"),
-            "lead@msp.example",
-            true,
-            None,
-            "cli"
-        )
-        .await
-        .is_err(),
+        engine
+            .decide(decision(&id, "ok", "lead@msp.example", true))
+            .await
+            .is_err(),
         "decided gates take no more decisions"
     );
+}
+
+async fn concurrent_approvals_from_two_processes_reach_the_quorum(db: Db) {
+    // Two stores on one database (two processes' writers), eight runs, both approvers deciding
+    // each gate at the same moment: every gate opens.
+    let (url, _guard) = db.url().await;
+    let counting = Counting::default();
+    let a = engine(&Store::open(&url).await.unwrap(), registry(&counting));
+    let b = engine(&Store::open(&url).await.unwrap(), registry(&counting));
+    let p = plan(&format!("  ok:\n    uses: approval\n    with: {{ approvers: [lead@msp.example, boss@msp.example], quorum: 2, message: go? }}\n{}", call("after", "    needs: [ok]\n")));
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let id = start(&a, &p).await;
+        a.worker(0).drive(&id, true).await.unwrap();
+        ids.push(id);
+    }
+    for id in &ids {
+        let (x, y) = tokio::join!(
+            a.decide(decision(id, "ok", "lead@msp.example", true)),
+            b.decide(decision(id, "ok", "boss@msp.example", true)),
+        );
+        x.unwrap();
+        y.unwrap();
+    }
+    for id in &ids {
+        assert_eq!(
+            a.worker(0).drive(id, false).await.unwrap(),
+            RunStatus::Succeeded
+        );
+        let decided = kinds(a.store(), id)
+            .await
+            .into_iter()
+            .filter(|e| matches!(e, EventKind::ApprovalDecided { .. }))
+            .count();
+        assert_eq!(decided, 2);
+        assert_eq!(b.verify(id).await.unwrap(), a.verify(id).await.unwrap());
+    }
 }
 
 async fn waits_and_approval_expiry_fire_from_timers(db: Db) {
     let (store, _dir) = db.open().await;
     let counting = Counting::default();
-    let worker = Worker::new(store.clone(), registry(&counting), "w1");
-    let p = plan("  nap: { uses: wait, with: { for: 100ms } }\n  ok:\n    uses: approval\n    needs: [nap]\n    with: { approvers: [lead@msp.example], message: go?, expires: 100ms, on_expiry: approve }\n  after: { uses: notify.teams, needs: [ok], with: { message: done } }\n");
-    let id = start(&store, &p).await;
+    let engine = engine(&store, registry(&counting));
+    let p = plan(&format!("  nap: {{ uses: wait, with: {{ for: 100ms }} }}\n  ok:\n    uses: approval\n    needs: [nap]\n    with: {{ approvers: [lead@msp.example], message: go?, expires: 100ms, on_expiry: approve }}\n{}", call("after", "    needs: [ok]\n").replace("json: { step: after }", "json: { woke: \"{{steps.nap.outputs.resumed_at}}\", decision: \"{{steps.ok.outputs.decision}}\" }")));
+    let id = start(&engine, &p).await;
     assert_eq!(
-        worker.drive(&id, false).await.unwrap(),
+        engine.worker(0).drive(&id, false).await.unwrap(),
         RunStatus::Succeeded
     );
-    let fired = store
-        .events(&id)
+    let fired = kinds(&store, &id)
         .await
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::TimerFired { .. }))
         .count();
     assert_eq!(fired, 2);
+    let outputs = store.outputs(&id).await.unwrap();
+    let after = &outputs.iter().find(|(s, _, _)| s == "after").unwrap().2;
+    assert_eq!(after["body"]["message"]["decision"], "expired");
+    assert!(after["body"]["message"]["woke"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+
+    // on_expiry: fail fails the step, and the run.
+    let p = plan("  ok:\n    uses: approval\n    with: { approvers: [lead@msp.example], message: go?, expires: 50ms, on_expiry: fail }\n");
+    let id = start(&engine, &p).await;
+    assert_eq!(
+        engine.worker(0).drive(&id, false).await.unwrap(),
+        RunStatus::Failed
+    );
 }
 
 async fn concurrent_workers_share_runs_and_run_each_instance_once(db: Db) {
     let (store, _dir) = db.open().await;
     let counting = Counting::default();
-    let p = plan(DIAMOND);
+    let engine = engine(&store, registry(&counting));
+    let p = plan(&diamond());
     let mut ids = Vec::new();
     for _ in 0..30 {
-        ids.push(start(&store, &p).await);
+        ids.push(start(&engine, &p).await);
     }
     let mut handles = Vec::new();
     for w in 0..3 {
-        let worker = Worker::new(store.clone(), registry(&counting), format!("w{w}"));
+        let worker = engine.worker(w);
         let store = store.clone();
         let ids = ids.clone();
         handles.push(tokio::spawn(async move {
@@ -294,22 +465,63 @@ async fn concurrent_workers_share_runs_and_run_each_instance_once(db: Db) {
     }
     for id in &ids {
         assert_eq!(store.run(id).await.unwrap().status, RunStatus::Succeeded);
-        verify(id, &store.events(id).await.unwrap()).unwrap();
+        engine.verify(id).await.unwrap().unwrap();
     }
     let seen = counting.seen.lock().unwrap();
     assert_eq!(seen.len(), 30 * 6);
     assert!(seen.values().all(|n| *n == 1), "no instance ran twice");
 }
 
+async fn a_stale_claim_with_the_same_worker_name_never_removes_live_work(db: Db) {
+    let (store, _dir) = db.open().await;
+    let counting = Counting::default();
+    let engine = engine(&store, registry(&counting));
+    let id = start(&engine, &plan(&call("a", ""))).await;
+    // Two workers with one name (every container's PID 1): the first claims and stalls, its
+    // lease runs out, the second takes the task over.
+    let (stale, _) = store
+        .claim("worker-1-0", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (live, taken_over) = store
+        .claim("worker-1-0", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(taken_over);
+    assert_eq!(stale.id, live.id, "the same task row");
+    assert_ne!(stale.fence(), live.fence(), "each claim has its own lease");
+    // The stale worker's clean-up and lease renewal are refused; the live claim keeps its task.
+    assert!(!store.remove_task(&stale.fence()).await.unwrap());
+    assert!(!store
+        .renew(&stale.fence(), Duration::from_secs(30))
+        .await
+        .unwrap());
+    assert!(store
+        .renew(&live.fence(), Duration::from_secs(1))
+        .await
+        .unwrap());
+    // The live claim's lease then lapses too (it "crashed"): a fresh worker finishes the run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        engine.worker(9).drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    let lost = kinds(&store, &id)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::AttemptFailed { code, .. } if code == "lease_expired"))
+        .count();
+    assert_eq!(lost, 2, "both lost leases are journaled");
+}
+
 async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out(db: Db) {
     let (store, _dir) = db.open().await;
-    let p = plan("  a: { uses: notify.teams, with: { message: a } }\n");
-    let id = start(&store, &p).await;
     let counting = Counting::default();
-    // The first worker prepares the step, then claims the attempt and "dies".
-    let w1 =
-        Worker::new(store.clone(), registry(&counting), "w1").with_lease(Duration::from_millis(50));
-    assert!(w1.tick().await.unwrap());
+    let engine = engine(&store, registry(&counting));
+    let id = start(&engine, &plan(&call("a", ""))).await;
     let (task, _) = store
         .claim("w1", Duration::from_millis(50))
         .await
@@ -318,12 +530,45 @@ async fn an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out(db: Db)
     tokio::time::sleep(Duration::from_millis(80)).await;
     let w2 = Worker::new(store.clone(), registry(&counting), "w2");
     assert_eq!(w2.drive(&id, false).await.unwrap(), RunStatus::Succeeded);
-    // The dead worker's late write is refused: it no longer holds the lease.
-    let late = store
-        .transition(&id, Some((task.id, "w1")), Default::default())
-        .await;
-    assert!(late.is_err());
-    let _ = Value::Null;
+    // The dead worker's late clean-up is refused: it no longer holds the lease.
+    assert!(!store.remove_task(&task.fence()).await.unwrap());
+    engine.verify(&id).await.unwrap().unwrap();
+}
+
+async fn a_truncated_or_emptied_journal_fails_verification(db: Db) {
+    let (url, _guard) = db.url().await;
+    let store = Store::open(&url).await.unwrap();
+    let engine = engine(&store, registry(&Counting::default()));
+    let id = start(&engine, &plan(&diamond())).await;
+    engine.worker(0).drive(&id, false).await.unwrap();
+    let n = engine.verify(&id).await.unwrap().unwrap();
+    // Delete the last events (run_finished among them) straight in the database.
+    use sqlx::Connection;
+    let any_url = url.replace("sqlite:", "sqlite://");
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&any_url).await.unwrap();
+    sqlx::query("DELETE FROM events WHERE run_id = $1 AND seq > $2")
+        .bind(&id)
+        .bind(n as i64 - 3)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.verify(&id).await.unwrap(),
+        Err(VerifyError::Truncated {
+            expected: n as u64,
+            found: n as u64 - 3
+        })
+    );
+    sqlx::query("DELETE FROM events WHERE run_id = $1")
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine.verify(&id).await.unwrap(),
+        Err(VerifyError::Truncated { found: 0, .. })
+    ));
 }
 
 /// Fails permanently while `broken` is set; records every call's step and message.
@@ -336,17 +581,24 @@ struct Switch {
 impl Executor for Switch {
     fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
         Box::pin(async move {
-            let message = call.params["message"].as_str().unwrap_or("").to_string();
+            let message = call.params["json"]["m"].as_str().unwrap_or("").to_string();
             self.calls
                 .lock()
                 .unwrap()
                 .push(format!("{}: {message}", call.step));
-            if message == "risky" && *self.broken.lock().unwrap() {
+            let broken = *self.broken.lock().unwrap();
+            if message == "risky" && broken {
+                // Slow enough that two workers hold two risky steps at once.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 return Err(StepError::permanent("http_400", "the vendor said no"));
             }
-            Ok(Outcome::Done(json!({"posted": true})))
+            Ok(Outcome::Done(json!({"status": 200, "body": true})))
         })
     }
+}
+
+fn say(id: &str, extra: &str, m: &str) -> String {
+    format!("  {id}:\n    uses: http.request\n{extra}    with: {{ url: \"http://v.invalid\", json: {{ m: \"{m}\" }} }}\n")
 }
 
 async fn failure_handling_retry_and_rollback(db: Db) {
@@ -354,10 +606,17 @@ async fn failure_handling_retry_and_rollback(db: Db) {
     let switch = Switch::default();
     *switch.broken.lock().unwrap() = true;
     let mut registry = Registry::builtin();
-    registry.insert("notify.teams", switch.clone());
-    let worker = Worker::new(store.clone(), registry, "w1");
-    let p = plan("  a: { uses: notify.teams, with: { message: create }, compensate: { uses: notify.teams, with: { message: \"undo {{steps.a.outputs.posted}}\" } } }\n  b: { uses: notify.teams, needs: [a], with: { message: risky } }\n  c: { uses: notify.teams, needs: [b], with: { message: after } }\non_failure:\n  tell: { uses: notify.teams, with: { message: \"{{run.failed_step}} failed: {{run.error}}\" } }\n");
-    let id = start(&store, &p).await;
+    registry.insert("http.request", switch.clone());
+    let engine = engine(&store, registry);
+    let worker = engine.worker(0);
+    let p = plan(&format!(
+        "{}{}{}on_failure:\n{}",
+        say("a", "    compensate: { uses: http.request, with: { url: \"http://v.invalid\", json: { m: \"undo {{steps.a.outputs.body}}\" } } }\n", "create"),
+        say("b", "    needs: [a]\n", "risky"),
+        say("c", "    needs: [b]\n", "after"),
+        say("tell", "", "{{run.failed_step}} failed: {{run.error}}")
+    ));
+    let id = start(&engine, &p).await;
     assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
     let calls = switch.calls.lock().unwrap().clone();
     assert_eq!(
@@ -371,15 +630,10 @@ async fn failure_handling_retry_and_rollback(db: Db) {
 
     // Fixed at the vendor: retry resumes at b; a is not repeated.
     *switch.broken.lock().unwrap() = false;
-    let retry = Change {
-        events: vec![tenure_engine::machine::Event::Retry { steps: vec![] }],
-        journal: vec![EventKind::RunRetried {
-            steps: vec![],
-            by: "ops@msp.example".into(),
-        }],
-        ..Change::default()
-    };
-    store.transition(&id, None, retry).await.unwrap();
+    engine
+        .retry(&id, vec![], "ops@msp.example")
+        .await
+        .unwrap();
     assert_eq!(
         worker.drive(&id, false).await.unwrap(),
         RunStatus::Succeeded
@@ -387,32 +641,15 @@ async fn failure_handling_retry_and_rollback(db: Db) {
     let calls = switch.calls.lock().unwrap().clone();
     assert_eq!(&calls[3..], ["b: risky", "c: after"]);
     assert!(
-        store
-            .transition(
-                &id,
-                None,
-                Change {
-                    events: vec![tenure_engine::machine::Event::Rollback],
-                    ..Change::default()
-                }
-            )
-            .await
-            .is_err(),
+        engine.rollback(&id, "ops").await.is_err(),
         "a succeeded run is not rolled back"
     );
 
     // A second run fails and is rolled back: a's compensation runs with a's outputs.
     *switch.broken.lock().unwrap() = true;
-    let id = start(&store, &p).await;
+    let id = start(&engine, &p).await;
     assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
-    let rollback = Change {
-        events: vec![tenure_engine::machine::Event::Rollback],
-        journal: vec![EventKind::RollbackStarted {
-            by: "ops@msp.example".into(),
-        }],
-        ..Change::default()
-    };
-    store.transition(&id, None, rollback).await.unwrap();
+    engine.rollback(&id, "ops@msp.example").await.unwrap();
     assert_eq!(
         worker.drive(&id, false).await.unwrap(),
         RunStatus::RolledBack
@@ -421,23 +658,74 @@ async fn failure_handling_retry_and_rollback(db: Db) {
         switch.calls.lock().unwrap().last().unwrap(),
         "undo:a: undo true"
     );
-    let events = store.events(&id).await.unwrap();
-    verify(&id, &events).unwrap();
+    engine.verify(&id).await.unwrap().unwrap();
+    let events = kinds(&store, &id).await;
     assert!(events.iter().any(
-        |e| matches!(&e.kind, EventKind::OnFailureStarted { failed_step } if failed_step == "b")
+        |e| matches!(e, EventKind::OnFailureStarted { failed_step } if failed_step == "b")
     ));
     assert!(
-        matches!(&events.last().unwrap().kind, EventKind::RunFinished { status, .. } if status == "rolled_back")
+        matches!(events.last().unwrap(), EventKind::RunFinished { status, .. } if status == "rolled_back")
     );
+    let _ = Value::Null;
+}
+
+async fn retrying_one_of_two_failed_steps_runs_it(db: Db) {
+    let (store, _dir) = db.open().await;
+    let switch = Switch::default();
+    *switch.broken.lock().unwrap() = true;
+    let mut registry = Registry::builtin();
+    registry.insert("http.request", switch.clone());
+    let engine = engine(&store, registry);
+    let worker = engine.worker(0);
+    let p = plan(&format!(
+        "{}{}{}",
+        say("a", "", "risky"),
+        say("b", "", "risky"),
+        say("after_b", "    needs: [b]\n", "never")
+    ));
+    let id = start(&engine, &p).await;
+    // Two workers take a and b at once: both fail.
+    let other = engine.worker(1);
+
+    let (x, y) = tokio::join!(worker.tick(), other.tick());
+    assert!(x.unwrap() && y.unwrap());
+
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::Failed,
+        "{:#?}",
+        kinds(&store, &id).await
+    );
+    let run = engine.run(&id).await.unwrap();
+    assert_eq!(run.machine.instance("b", 0), Some(InstanceState::Failed), "{:#?}", kinds(&store, &id).await);
+    *switch.broken.lock().unwrap() = false;
+    assert_eq!(
+        engine.retry(&id, vec!["a".into()], "ops").await.unwrap(),
+        RunStatus::Running,
+        "a runs again; the run does not fail in the same transition"
+    );
+    assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
+    let calls = switch.calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("a:")).count(), 2);
+    assert!(!calls.iter().any(|c| c.starts_with("after_b")));
+    let run = engine.run(&id).await.unwrap();
+    assert_eq!(run.machine.instance("a", 0), Some(InstanceState::Succeeded));
+    assert_eq!(run.machine.failed_step(), Some("b"));
 }
 
 crate::on_both_databases!(
     failure_handling_retry_and_rollback,
     a_run_goes_from_start_to_finish_with_a_verified_journal,
-    transient_failures_are_retried_and_journaled,
-    kinds_without_an_executor_fail_permanently_with_a_clear_message,
+    a_dedup_key_starts_a_run_once,
+    transient_failures_use_the_budget_and_an_operator_retry_renews_it,
+    throttling_is_waited_out_without_using_the_budget_and_capped,
+    a_kind_saying_not_yet_frees_the_worker_and_keeps_its_budget,
     approvals_park_the_run_until_the_quorum_decides,
+    concurrent_approvals_from_two_processes_reach_the_quorum,
     waits_and_approval_expiry_fire_from_timers,
     concurrent_workers_share_runs_and_run_each_instance_once,
+    a_stale_claim_with_the_same_worker_name_never_removes_live_work,
     an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_out,
+    a_truncated_or_emptied_journal_fails_verification,
+    retrying_one_of_two_failed_steps_runs_it,
 );
