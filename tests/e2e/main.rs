@@ -35,5 +35,6 @@ pub fn stderr(o: &Output) -> String {
 
 mod crash;
 mod runs;
+mod same_identity;
 mod sandbox;
 mod workers;

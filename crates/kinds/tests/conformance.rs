@@ -731,3 +731,141 @@ async fn administration_and_seat_purchases_survive_thirty_percent_faults_buying_
         1
     );
 }
+
+/// Offboards `leavers` with the stock runbook exactly as shipped (no `retry` blocks): eight
+/// workers, the approval decided as soon as it is asked. Returns each run's status.
+async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../runbooks/offboard-user.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let plan = compile(&SourceFile::new("offboard-user.yaml", text), &tenure_steps::catalogue())
+        .plan
+        .unwrap();
+    let mut ids = Vec::new();
+    for leaver in leavers {
+        let mut given = Map::new();
+        for (k, v) in [
+            ("tenant", "contoso"),
+            ("user", leaver),
+            ("forward_to", "alex.wilber@contoso.example"),
+            ("mailbox_access", "alex.wilber@contoso.example"),
+        ] {
+            given.insert(k.into(), json!(v));
+        }
+        ids.push(h.start(&plan, given).await);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for n in 0..8 {
+        let worker = h.engine.worker(n);
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            worker
+                .work_until(|| stop.load(std::sync::atomic::Ordering::Relaxed))
+                .await
+        }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let statuses = loop {
+        let mut statuses = Vec::new();
+        for id in &ids {
+            let run = h.engine.run(id).await.unwrap();
+            for (step, gate) in run.machine.open_gates() {
+                if gate.decisions.is_empty() {
+                    h.engine
+                        .decide(Decide {
+                            run_id: id.clone(),
+                            step: step.into(),
+                            approver: gate.approvers[0].clone(),
+                            approve: true,
+                            comment: None,
+                            source: "test".into(),
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+            statuses.push((id.clone(), run.status));
+        }
+        if statuses.iter().all(|(_, s)| s.is_final()) {
+            break statuses;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runs still going: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap().unwrap();
+    }
+    statuses
+}
+
+/// Issue 9, symptom 8: Microsoft throttles bulk work with 429/503 and Retry-After. Twenty
+/// leavers offboarded with the stock runbook (which sets no `retry`) under 30% throttling on
+/// Graph, Exchange and Pax8 all finish, and the tenant ends exactly as it does without
+/// throttling: the same counters, so no effect happened twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate_effect() {
+    let leavers: Vec<&str> = [
+        "megan.bowen", "isaiah.langer", "lidia.holloway", "lynne.robbins", "nestor.wilke",
+        "patti.fernandez", "pradeep.gupta", "adele.vance", "diego.soto", "grady.archie",
+        "henrietta.mueller", "irvin.sayers", "joni.sherman", "johanna.lauer", "lee.gu",
+        "miriam.graham", "raul.razor", "allan.deyoung", "debra.berger", "emily.braun",
+    ]
+    .map(|u| Box::leak(format!("{u}@contoso.example").into_boxed_str()) as &str)
+    .to_vec();
+
+    let calm = Harness::new().await;
+    let baseline = offboard_many(&calm, &leavers).await;
+    for (id, status) in &baseline {
+        assert_eq!(*status, RunStatus::Succeeded, "{:#?}", calm.journal(id).await);
+    }
+
+    let h = Harness::new().await;
+    let mut rules = Vec::new();
+    for path in ["/graph.microsoft.com/", "/outlook.office365.com/", "/api.pax8.com/"] {
+        rules.push(json!({"path": path, "status": 429, "retry_after": 1, "rate": 0.15}));
+        rules.push(json!({"path": path, "status": 503, "retry_after": 1, "rate": 0.15}));
+    }
+    h.faults(json!(rules)).await;
+    let stormy = offboard_many(&h, &leavers).await;
+    let mut throttled = 0;
+    for (id, status) in &stormy {
+        let journal = h.journal(id).await;
+        assert_eq!(*status, RunStatus::Succeeded, "{journal:#?}");
+        throttled += journal
+            .iter()
+            .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "throttled"))
+            .count();
+    }
+    assert!(throttled > 20, "the storm was real: {throttled} throttled attempts");
+    h.faults(json!([])).await;
+    let state = h.state().await;
+    for leaver in &leavers {
+        let user = state["tenants"][0]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["userPrincipalName"] == *leaver)
+            .unwrap();
+        assert_eq!(user["accountEnabled"], false, "{leaver} is blocked");
+    }
+    let counters = |v: Value| {
+        v.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !k.contains("/token"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        counters(h.counters().await),
+        counters(calm.counters().await),
+        "no effect happened twice"
+    );
+}
