@@ -1173,3 +1173,23 @@ fn a_run_with_a_concurrency_key_starts_the_next_queued_run_when_it_ends() {
         "created twice"
     );
 }
+
+/// A second `Created` before the run starts is accepted today: it journals a second
+/// `run_created` and overwrites the concurrency key and seed (here: drops the key, so the
+/// queued runs behind it never start).
+#[test]
+fn a_second_created_event_is_refused() {
+    let created = |key: Option<&str>| Event::Created {
+        runbook: "t".into(),
+        version: 1,
+        plan_hash: "h".into(),
+        trigger: "cli".into(),
+        inputs: json!({}),
+        concurrency_key: key.map(String::from),
+        seed: 7,
+    };
+    let mut s = Sim::new(&plan_of(PLAIN));
+    s.ev(created(Some("tenant:contoso")));
+    assert!(matches!(s.refused(created(None)), Error::Invalid(_)));
+    assert_eq!(s.m.concurrency_key(), Some("tenant:contoso"));
+}
