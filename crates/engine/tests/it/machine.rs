@@ -261,10 +261,7 @@ fn a_diamond_runs_in_dependency_order() {
     assert_eq!(s.succeed("b", 0), vec![], "d still waits for c");
     assert_eq!(s.succeed("c", 0), vec![prep("d")]);
     s.prepared("d", None);
-    assert_eq!(
-        s.succeed("d", 0),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("d", 0), vec![finish(RunStatus::Succeeded, None)]);
     assert_eq!(s.m.status(), RunStatus::Succeeded);
     assert!(
         matches!(s.refused(cancel()), Error::Invalid(_)),
@@ -297,17 +294,17 @@ fn for_each_respects_max_parallel_and_retries_only_the_failed_item() {
     s.now = at;
     assert_eq!(s.ev(timer("g", 1)), vec![enq("g", 1)]);
     assert!(
-        matches!(s.refused(started("g", 1, 1)), Error::Stale { attempt: 1, .. }),
+        matches!(
+            s.refused(started("g", 1, 1)),
+            Error::Stale { attempt: 1, .. }
+        ),
         "attempt numbers only go up"
     );
     assert_eq!(s.succeed("g", 1), vec![enq("g", 3)]);
     assert_eq!(s.m.attempts("g", 1), 2);
     assert_eq!(s.succeed("g", 2), vec![enq("g", 4)]);
     s.succeed("g", 3);
-    assert_eq!(
-        s.succeed("g", 4),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("g", 4), vec![finish(RunStatus::Succeeded, None)]);
 }
 
 #[test]
@@ -357,7 +354,11 @@ fn a_permanent_failure_fails_the_run_after_in_flight_work_settles() {
     let mut a = s.ev(succeeded("b", 0, 1));
     a.remove(0);
     assert_eq!(a, vec![finish(RunStatus::Failed, Some("a"))]);
-    assert_eq!(s.m.phase("c"), Some(StepPhase::Cancelled), "c never started");
+    assert_eq!(
+        s.m.phase("c"),
+        Some(StepPhase::Cancelled),
+        "c never started"
+    );
     assert_eq!(s.m.failed_step(), Some("a"));
 }
 
@@ -384,10 +385,7 @@ fn continue_on_error_and_skipped_steps_let_dependents_run() {
     );
     assert_eq!(s.fail("a", 0), vec![prep("c")]);
     s.prepared("c", None);
-    assert_eq!(
-        s.succeed("c", 0),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("c", 0), vec![finish(RunStatus::Succeeded, None)]);
     assert_eq!(s.m.phase("a"), Some(StepPhase::Failed));
 }
 
@@ -465,7 +463,10 @@ fn on_failure_steps_run_once_and_the_run_still_fails() {
     assert_eq!(s.m.stage(), Stage::OnFailure);
     assert_eq!(s.m.phase("b"), Some(StepPhase::Cancelled));
     // A failing on_failure step does not stop the others, and the run ends failed.
-    assert_eq!(s.fail("tell", 0), vec![finish(RunStatus::Failed, Some("a"))]);
+    assert_eq!(
+        s.fail("tell", 0),
+        vec![finish(RunStatus::Failed, Some("a"))]
+    );
 }
 
 #[test]
@@ -486,10 +487,7 @@ fn retry_resumes_from_the_failed_step_and_keeps_what_succeeded() {
     assert_eq!(s.m.status(), RunStatus::Running);
     assert_eq!(s.m.next_attempt("g", 1), 2);
     assert_eq!(s.succeed("g", 1), vec![enq("b", 0)]);
-    assert_eq!(
-        s.succeed("b", 0),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("b", 0), vec![finish(RunStatus::Succeeded, None)]);
     assert!(
         matches!(s.refused(op_retry(&[])), Error::Invalid(_)),
         "a succeeded run cannot be retried"
@@ -521,15 +519,16 @@ fn retrying_one_failed_step_runs_it_and_the_other_fails_the_run_again() {
         vec![finish(RunStatus::Failed, Some("b"))],
         "b is still failed"
     );
-    assert_eq!(s.m.phase("d"), Some(StepPhase::Cancelled), "d never started");
+    assert_eq!(
+        s.m.phase("d"),
+        Some(StepPhase::Cancelled),
+        "d never started"
+    );
     assert!(s.m.instances("d").is_empty());
     // Retrying everything now resumes b and then d.
     assert_eq!(s.ev(op_retry(&[])), vec![enq("b", 0)]);
     assert_eq!(s.succeed("b", 0), vec![enq("d", 0)]);
-    assert_eq!(
-        s.succeed("d", 0),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("d", 0), vec![finish(RunStatus::Succeeded, None)]);
 }
 
 fn compensated() -> Plan {
@@ -733,10 +732,7 @@ fn two_approvers_on_a_quorum_of_two_both_count_and_open_the_gate() {
         matches!(s.refused(timer("approve", 0)), Error::Stale { .. }),
         "a late expiry timer is refused"
     );
-    assert_eq!(
-        s.succeed("b", 0),
-        vec![finish(RunStatus::Succeeded, None)]
-    );
+    assert_eq!(s.succeed("b", 0), vec![finish(RunStatus::Succeeded, None)]);
 }
 
 #[test]
@@ -785,7 +781,12 @@ fn expire(s: &mut Sim) -> Vec<Action> {
 #[test]
 fn an_expired_gate_with_on_expiry_approve_opens() {
     let mut s = gated(false);
-    s.park_gate("approve", &["x@msp.example", "y@msp.example"], 2, OnExpiry::Approve);
+    s.park_gate(
+        "approve",
+        &["x@msp.example", "y@msp.example"],
+        2,
+        OnExpiry::Approve,
+    );
     s.ev(decide("approve", "x@msp.example", true, Some("yes")));
     let a = expire(&mut s);
     assert_eq!(
@@ -840,7 +841,10 @@ fn an_expired_gate_with_on_expiry_fail_fails_the_step_and_on_failure_runs() {
         ]
     );
     assert_eq!(s.m.phase("approve"), Some(StepPhase::Failed));
-    assert_eq!(s.succeed("tell", 0), vec![finish(RunStatus::Failed, Some("approve"))]);
+    assert_eq!(
+        s.succeed("tell", 0),
+        vec![finish(RunStatus::Failed, Some("approve"))]
+    );
 
     let mut s = gated(false);
     s.park_gate("approve", &["x@msp.example"], 1, OnExpiry::Fail);
@@ -856,7 +860,10 @@ fn cancel_during_an_approval_ends_the_run() {
     assert!(a.contains(&finish(RunStatus::Cancelled, None)), "{a:?}");
     assert_eq!(s.m.instance("approve", 0), Some(InstanceState::Cancelled));
     assert!(s.m.open_gates().is_empty());
-    assert!(s.m.apply(decide("approve", "x@msp.example", true, None), s.now).is_err());
+    assert!(s
+        .m
+        .apply(decide("approve", "x@msp.example", true, None), s.now)
+        .is_err());
 }
 
 /// A parked approval holds no worker: when another branch fails, the run should not sit in
@@ -946,7 +953,11 @@ fn an_operator_retry_gives_a_fresh_budget() {
     assert_eq!(s.m.errors("a", 0), 2);
     s.ev(op_retry(&[]));
     assert_eq!(s.m.errors("a", 0), 0, "a fresh budget");
-    assert_eq!(s.m.next_attempt("a", 0), 3, "the attempt number keeps counting");
+    assert_eq!(
+        s.m.next_attempt("a", 0),
+        3,
+        "the attempt number keeps counting"
+    );
     let a = s.fail_with("a", 0, Failure::transient("503", "down"));
     assert_eq!(
         enqueue_at(&a).1,
@@ -1192,4 +1203,28 @@ fn a_second_created_event_is_refused() {
     s.ev(created(Some("tenant:contoso")));
     assert!(matches!(s.refused(created(None)), Error::Invalid(_)));
     assert_eq!(s.m.concurrency_key(), Some("tenant:contoso"));
+}
+
+/// A rollback that failed half-way through a `for_each` compensation, rolled back again by an
+/// operator (a failed run may be rolled back): the compensation items that already succeeded
+/// must not run again. Today `rollback()` clears the `undo:` node's instances unless the whole
+/// node succeeded, so `undo:g[0]` is undone twice.
+#[test]
+fn a_second_rollback_does_not_undo_an_item_twice() {
+    let p = plan("  g: { uses: notify.teams, for_each: [x, y], with: { message: \"{{item}}\" }, compensate: { uses: notify.teams, with: { message: undo } } }\n  b: { uses: notify.teams, needs: [g], with: { message: b } }\n");
+    let mut s = Sim::new(&p);
+    s.start();
+    s.succeed("g", 0);
+    s.succeed("g", 1);
+    s.fail("b", 0);
+    assert_eq!(s.ev(rollback()), vec![enq("undo:g", 0), enq("undo:g", 1)]);
+    s.succeed("undo:g", 0);
+    assert_eq!(
+        s.fail("undo:g", 1),
+        vec![finish(RunStatus::Failed, Some("undo:g"))]
+    );
+    // Rolling back again only undoes what is not undone yet, like a retry would.
+    let a = s.ev(rollback());
+    assert_eq!(a, vec![enq("undo:g", 1)], "undo:g[0] was undone already");
+    assert_eq!(s.m.instance("undo:g", 0), Some(InstanceState::Succeeded));
 }

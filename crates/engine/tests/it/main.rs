@@ -2,4 +2,5 @@
 
 mod db;
 mod machine;
-// mod store; // LOCAL ONLY: being fixed by someone else
+// mod store; // Disabled on branch engine-tests only: store.rs is being ported to the new store
+// API by another engineer, who re-enables it once it compiles.

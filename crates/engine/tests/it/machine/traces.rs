@@ -100,11 +100,18 @@ fn run(path: &Path) -> Result<String, String> {
             Err(e) => {
                 let _ = writeln!(out, "  !! refused: {e}");
                 if before != serde_json::to_value(&m).unwrap() {
-                    return Err(format!("event line {}: a refused event changed the run", n + 1));
+                    return Err(format!(
+                        "event line {}: a refused event changed the run",
+                        n + 1
+                    ));
                 }
             }
         }
-        let _ = writeln!(out, "  status {}", tenure_engine::machine::status_name(m.status()));
+        let _ = writeln!(
+            out,
+            "  status {}",
+            tenure_engine::machine::status_name(m.status())
+        );
     }
     // The accepted events replay to the same state.
     let mut replay = RunMachine::new(&plan);
