@@ -1,5 +1,7 @@
-//! Engine integration tests: the state machine driven through whole runs of compiled plans.
+//! Engine integration tests: the state machine driven through whole runs of compiled plans
+//! (`machine`, with its property test and trace corpus), and the engine API, store and driver
+//! on both databases (`store`).
 
 mod db;
-// mod machine;
+mod machine;
 mod store;
