@@ -197,7 +197,10 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
     let parked_wait = matches!(event, Event::Parked { park: Park::Wait { .. }, .. });
     for a in actions {
         match a {
-            Action::Prepare { .. } | Action::CancelTimer { .. } | Action::StoreOutput { .. } => {}
+            Action::Prepare { .. }
+            | Action::CancelTimer { .. }
+            | Action::Dequeue { .. }
+            | Action::StoreOutput { .. } => {}
             Action::StartQueued { .. } => {}
             Action::Enqueue { step, item } => {
                 if claimed != Some((step.as_str(), *item)) {

@@ -13,6 +13,14 @@ fn rfc3339(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// The approver of the gate's last decision.
+fn approver_name(gate: &Gate) -> String {
+    gate.decisions
+        .last()
+        .map(|d| d.approver.clone())
+        .unwrap_or_default()
+}
+
 impl RunMachine {
     fn slot(&mut self, step: &str, item: u32) -> Result<&mut InstanceState, Error> {
         self.steps
@@ -68,9 +76,10 @@ impl RunMachine {
                 seed,
                 ..
             } => {
-                if self.status != RunStatus::Queued {
+                if self.status != RunStatus::Queued || self.created {
                     return Err(Error::Invalid("the run exists already".into()));
                 }
+                self.created = true;
                 self.concurrency_key = concurrency_key;
                 self.seed = seed;
                 return Ok(actions);
@@ -165,9 +174,7 @@ impl RunMachine {
             } => {
                 self.running(&step, item, attempt)?;
                 let deadline = self.deadline_at(&step, item, now_ms);
-                let next = if self.failing() {
-                    Err(None)
-                } else if failure.class == FailureClass::Permanent {
+                let next = if self.failing() || failure.class == FailureClass::Permanent {
                     Err(None)
                 } else {
                     let (seed, node) = (self.seed, self.steps.get_mut(&step).expect("running"));
@@ -396,11 +403,12 @@ impl RunMachine {
             source,
             at_ms: now_ms,
         });
-        let (decided_by, comment) = (gate.decided_by(), gate.last_comment());
-        let decision = match verdict {
+        let comment = gate.last_comment();
+        let (decision, decided_by) = match verdict {
             Verdict::Open => return Ok(()),
-            Verdict::Approved => "approved",
-            Verdict::Denied => "denied",
+            Verdict::Approved => ("approved", gate.approved_by()),
+            // A denial is the denier's alone.
+            Verdict::Denied => ("denied", vec![approver_name(gate)]),
         };
         actions.push(Action::CancelTimer {
             step: step.clone(),
@@ -494,21 +502,25 @@ impl RunMachine {
                 },
             });
         } else {
-            // Compensations undo only the items whose original succeeded.
+            // Compensations undo only the items whose original succeeded, and never an item a
+            // previous rollback already undid.
             let only = node.only.clone();
+            let previous = std::mem::take(&mut node.instances);
             node.instances = (0..n)
                 .map(|i| {
                     let wanted = only
                         .as_ref()
                         .is_none_or(|m| m.get(i as usize).copied().unwrap_or(true));
-                    if wanted {
-                        InstanceState::Pending
-                    } else {
-                        InstanceState::Skipped
+                    match previous.get(i as usize) {
+                        Some(InstanceState::Succeeded) => InstanceState::Succeeded,
+                        _ if wanted => InstanceState::Pending,
+                        _ => InstanceState::Skipped,
                     }
                 })
                 .collect();
-            node.tallies = vec![Default::default(); n as usize];
+            if node.tallies.len() != n as usize {
+                node.tallies = vec![Default::default(); n as usize];
+            }
             node.phase = StepPhase::Active;
             self.fill(&step, actions);
         }
@@ -648,8 +660,8 @@ impl RunMachine {
                 // Undone by an earlier rollback: never undo twice.
                 continue;
             }
-            node.instances.clear();
-            node.tallies.clear();
+            // A rollback after a failed one keeps the items already undone and their attempt
+            // numbers (the fencing tokens); only failed or cancelled items go again.
             if done.contains(&true) {
                 node.phase = StepPhase::Blocked;
                 node.fixed = Some(super::Fixed::of(each.then_some(done.len() as u32)));
@@ -696,6 +708,23 @@ impl RunMachine {
         }
     }
 
+    /// Asks the store to drop what a stopped stage left queued: parked instances' timers and
+    /// ready or waiting instances' tasks.
+    fn withdraw(&self, stage: Stage, actions: &mut Vec<Action>) {
+        for (id, node) in self.steps.iter().filter(|(_, n)| n.group == stage) {
+            for (i, s) in node.instances.iter().enumerate() {
+                let (step, item) = (id.clone(), i as u32);
+                match s {
+                    InstanceState::Parked { .. } => actions.push(Action::CancelTimer { step, item }),
+                    InstanceState::Ready | InstanceState::RetryWait { .. } => {
+                        actions.push(Action::Dequeue { step, item })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     fn cancel_all(&mut self) {
         for stage in [Stage::Main, Stage::OnFailure, Stage::Rollback] {
             self.cancel_group(stage);
@@ -727,18 +756,18 @@ impl RunMachine {
         loop {
             if self.failing() {
                 let stage = self.stage;
+                // Only work a worker holds is waited for; parked approvals and waits hold
+                // nothing and are withdrawn.
                 let in_flight = self.steps.values().filter(|n| n.group == stage).any(|n| {
                     n.phase == StepPhase::Preparing
-                        || n.instances.iter().any(|s| {
-                            matches!(
-                                s,
-                                InstanceState::Running { .. } | InstanceState::Parked { .. }
-                            )
-                        })
+                        || n.instances
+                            .iter()
+                            .any(|s| matches!(s, InstanceState::Running { .. }))
                 });
                 if in_flight {
                     return;
                 }
+                self.withdraw(stage, actions);
                 self.cancel_group(stage);
                 let has_on_failure = self.steps.values().any(|n| n.group == Stage::OnFailure);
                 if stage == Stage::Main && has_on_failure {

@@ -323,6 +323,13 @@ pub enum Action {
         /// Item index.
         item: u32,
     },
+    /// The instance was stopped while queued: drop its attempt task.
+    Dequeue {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: u32,
+    },
     /// Store an instance's outputs (templates of later steps read them).
     StoreOutput {
         /// Step id.

@@ -83,6 +83,15 @@ impl Gate {
         }
     }
 
+    /// Who approved, in order.
+    pub fn approved_by(&self) -> Vec<String> {
+        self.decisions
+            .iter()
+            .filter(|d| d.approve)
+            .map(|d| d.approver.clone())
+            .collect()
+    }
+
     /// Who decided, in order.
     pub fn decided_by(&self) -> Vec<String> {
         self.decisions.iter().map(|d| d.approver.clone()).collect()

@@ -264,6 +264,9 @@ pub struct RunMachine {
     /// Spreads retry jitter across runs (derived from the run, so replays are exact).
     #[serde(default)]
     pub(crate) seed: u64,
+    /// The run's `Created` event was applied (a second one is refused).
+    #[serde(default)]
+    pub(crate) created: bool,
 }
 
 impl StepNode {
@@ -351,6 +354,7 @@ impl RunMachine {
             held: Vec::new(),
             concurrency_key: None,
             seed: 0,
+            created: false,
         }
     }
 

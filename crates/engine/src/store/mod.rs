@@ -293,7 +293,7 @@ impl Store {
             dedup_key,
             seed: uuid.as_u64_pair().0,
         };
-        match self.writer.submit(Op::Create(new)).await? {
+        match self.writer.submit(Op::Create(Box::new(new))).await? {
             Reply::Created(id, existed) => Ok((id, existed)),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }

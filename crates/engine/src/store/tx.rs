@@ -395,6 +395,10 @@ fn carry_out(writes: &mut Writes, run_id: &str, action: &Action, now: i64) {
             writes.push("DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'timer'",
                 vec![run_id.into(), step.into(), i64::from(*item).into()]);
         }
+        Action::Dequeue { step, item } => {
+            writes.push("DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'attempt'",
+                vec![run_id.into(), step.into(), i64::from(*item).into()]);
+        }
         Action::StoreOutput { step, item, output } => {
             writes.push("INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output",
                 vec![run_id.into(), step.into(), i64::from(*item).into(), output.to_string().into()]);

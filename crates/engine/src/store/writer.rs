@@ -23,7 +23,7 @@ const MAX_TRIES: u32 = 5;
 
 /// A write, as queued for the writer.
 pub(crate) enum Op {
-    Create(NewRun),
+    Create(Box<NewRun>),
     Transition {
         run_id: String,
         fence: Option<Fence>,
