@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map};
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::EventKind;
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::builtin;
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
@@ -79,7 +80,7 @@ async fn drain(store: &Store, workers: usize, registry: &Registry) {
 }
 
 fn registry() -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = builtin::registry();
     registry.insert("notify.teams", Noop);
     registry
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use tenure_runbook::{Catalogue, FieldType, Plan, Renderer, Step, Template};
 
 use crate::journal::EventKind;
-use crate::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, Requests, StepError};
 use crate::machine::{Event, InstanceState, RunStatus};
 use crate::retry;
 use crate::store::{now_ms, Change, Error, RunRecord, Store, Task, TaskKind};
@@ -263,7 +263,7 @@ impl Worker {
             )));
         };
         let item = Some(task.item);
-        let requests = tenure_vendors::Requests::new();
+        let requests = Requests::new();
         let result = self.execute(task, run, step, attempt, &requests).await;
         let (sid, it) = (step.id.clone(), task.item);
         let summaries: Vec<EventKind> = requests
@@ -331,6 +331,26 @@ impl Worker {
                     ..Change::default()
                 }
             }
+            // Minimal handling until the machine has an event of its own: a retry at the
+            // kind's time that bypasses the error policy's budget, journaled as `later`.
+            Ok(Outcome::Later { at_ms, reason }) => Change {
+                events: vec![Event::AttemptFailed {
+                    step: sid.clone(),
+                    item: it,
+                    attempt,
+                    retry_at_ms: Some(at_ms.min(i64::MAX as u64)),
+                }],
+                journal: vec![EventKind::AttemptFailed {
+                    step: sid,
+                    item,
+                    attempt,
+                    class: "later".into(),
+                    code: "not_ready".into(),
+                    message: reason,
+                    retry_after_ms: Some(at_ms.saturating_sub(now_ms() as u64)),
+                }],
+                ..Change::default()
+            },
             Err(e) => {
                 let policy = step.retry.clone().unwrap_or_else(retry::default_policy);
                 let delay = if e.retryable {
@@ -338,7 +358,7 @@ impl Worker {
                 } else {
                     None
                 };
-                let retry_at_ms = delay.map(|d| now_ms() as u64 + d.as_millis() as u64);
+                let retry_at_ms = delay.map(|d| due_after(d.as_millis()));
                 Change {
                     events: vec![Event::AttemptFailed {
                         step: sid.clone(),
@@ -357,7 +377,9 @@ impl Worker {
                         },
                         code: e.code,
                         message: e.message,
-                        retry_after_ms: e.retry_after.map(|d| d.as_millis() as u64),
+                        retry_after_ms: e
+                            .retry_after
+                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     }],
                     remove_task: retry_at_ms.is_none().then_some(task.id),
                     ..Change::default()
@@ -379,7 +401,7 @@ impl Worker {
         run: &RunRecord,
         step: &Step,
         attempt: u32,
-        requests: &tenure_vendors::Requests,
+        requests: &Requests,
     ) -> Result<Outcome, StepError> {
         let mut ctx = self
             .context(run)
@@ -653,4 +675,13 @@ pub fn start_context(
         ctx["vars"][name] = v;
     }
     Ok(ctx)
+}
+
+/// `now + ms` in unix ms, saturating at `i64::MAX` (the store's timestamps are `i64`), so a huge
+/// `Retry-After` never wraps into the past. How long a wait may really be is the policy's call.
+fn due_after(ms: u128) -> u64 {
+    let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+    (now_ms().max(0) as u64)
+        .saturating_add(ms)
+        .min(i64::MAX as u64)
 }

@@ -4,11 +4,14 @@
 //! ([`journal`]).
 //!
 //! [`store::Store`] keeps runs, tasks, the journal and outputs durably in SQLite; the
-//! [`driver::Worker`] claims tasks, runs [`kinds`] and feeds results back to the machine.
+//! [`driver::Worker`] claims tasks, runs step kinds through the execution interface of
+//! `tenure-steps` (the engine's own `approval` and `wait` are in [`builtin`]; every other kind
+//! is registered from outside) and feeds results back to the machine. The engine knows no
+//! vendor and no HTTP client.
 
+pub mod builtin;
 pub mod driver;
 pub mod journal;
-pub mod kinds;
 pub mod machine;
 pub mod retry;
 pub mod secrets;

@@ -2,7 +2,7 @@
 //! HTTP client and one token cache.
 
 use serde_json::Value;
-use tenure_engine::kinds::{Call, StepError};
+use tenure_steps::{Call, StepError};
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
 
 /// Shared vendor settings.
@@ -98,6 +98,11 @@ impl Vendors {
         Self::from_env().unwrap_or_else(Self::unconfigured)
     }
 
+    /// The HTTP client every request goes through (Tenure's timeouts, TLS, user agent).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A client acting in the run's tenant, recording requests in the attempt's log.
     pub fn client(&self, call: &Call<'_>) -> Result<Client, StepError> {
         if !self.configured {
@@ -128,7 +133,8 @@ impl Vendors {
     }
 }
 
-/// A vendor failure as the engine's step error (transient ones are retried).
+/// A vendor failure as a step error (the engine retries transient ones, waiting at least the
+/// vendor's `Retry-After`).
 pub fn step_error(e: VendorError) -> StepError {
     StepError {
         retryable: e.transient,

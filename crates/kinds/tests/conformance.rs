@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tenure_engine::driver::{start_context, step_for, Worker};
 use tenure_engine::journal::EventKind;
-use tenure_engine::kinds::{Call, Registry};
+use tenure_steps::{Call, Outcome, Registry, Requests};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_kinds::Vendors;
@@ -34,7 +34,7 @@ impl Harness {
         let store = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
             .await
             .unwrap();
-        let mut registry = Registry::builtin();
+        let mut registry = tenure_engine::builtin::registry();
         tenure_kinds::register(&mut registry, Vendors::sandbox(&url));
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
         Harness {
@@ -118,7 +118,7 @@ impl Harness {
         }
         ctx["steps"] = Value::Object(steps);
         let params = Renderer::new().render_tree(&step.with, &ctx).unwrap();
-        let requests = tenure_vendors::Requests::new();
+        let requests = Requests::new();
         let call = Call {
             run_id,
             step: step_id,
@@ -129,7 +129,7 @@ impl Harness {
             requests: &requests,
         };
         match self.registry.get(&step.uses).unwrap().execute(call).await {
-            Ok(tenure_engine::kinds::Outcome::Done(v)) => v,
+            Ok(Outcome::Done(v)) => v,
             other => panic!("repeat of {step_id} failed: {:?}", other.err()),
         }
     }

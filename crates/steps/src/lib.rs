@@ -1,11 +1,17 @@
-//! The built-in step kinds of Tenure. Each vendor family lives in its own module and declares
-//! its kinds' `with` parameters and outputs; [`catalogue`] gathers them for the compiler.
+//! The step-kind contract of Tenure, in two halves and without any I/O:
+//!
+//! - the **catalogue**: each vendor family lives in its own module and declares its kinds'
+//!   `with` parameters and outputs; [`catalogue`] gathers them for the compiler;
+//! - the **execution interface** ([`exec`], re-exported here): [`Executor`], [`Call`],
+//!   [`Outcome`], [`StepError`], the [`Registry`] and the request log ([`Requests`]). The
+//!   engine runs executors through it; `tenure-kinds` implements them over `tenure-vendors`.
 //!
 //! Kind names are a durable contract: runbooks and journals name them, so a kind is never
 //! renamed.
 
 mod common;
 pub mod control;
+pub mod exec;
 pub mod entra;
 pub mod exchange;
 pub mod intune;
@@ -14,6 +20,10 @@ pub mod notify;
 pub mod password;
 pub mod psa;
 pub mod reference;
+
+pub use exec::{
+    BoxFuture, Call, Executor, Outcome, Registry, RequestSummary, Requests, StepError,
+};
 
 use tenure_runbook::{KindSchema, SchemaCatalogue};
 

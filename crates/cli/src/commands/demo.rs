@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 use tenure_engine::driver::start_context;
-use tenure_engine::kinds::Registry;
 use tenure_engine::store::Store;
 use tenure_runbook::Renderer;
 
@@ -73,7 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )
         .map_err(anyhow::Error::msg)?;
         let id = store.create_run(&plan, ctx, "demo", None).await?;
-        let mut registry = Registry::builtin();
+        let mut registry = tenure_engine::builtin::registry();
         tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
         let code = super::runs::follow_with(&store, &id, 0, false, registry, true).await?;
 

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::{verify, Event, EventKind};
-use tenure_engine::kinds::Registry;
+use tenure_steps::Registry;
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::{Change, Store};
 use tenure_runbook::Renderer;
@@ -501,7 +501,7 @@ pub fn cancel(db: &str, args: CancelArgs) -> Result<ExitCode> {
 
 /// The engine's kinds plus the vendor kinds, configured from the environment.
 fn registry() -> Registry {
-    let mut r = Registry::builtin();
+    let mut r = tenure_engine::builtin::registry();
     let vendors = crate::config::get().vendors().unwrap_or_else(|e| {
         eprintln!("warning: {e:#}; vendor steps will fail until it is fixed");
         tenure_kinds::Vendors::unconfigured()

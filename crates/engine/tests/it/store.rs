@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::{verify, EventKind};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
+use tenure_engine::builtin;
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::{Change, Store};
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
@@ -57,7 +58,7 @@ const DIAMOND: &str = "  a: { uses: notify.teams, with: { message: a } }\n  g:\n
 use crate::db::Db;
 
 fn registry(counting: &Counting) -> Registry {
-    let mut r = Registry::builtin();
+    let mut r = builtin::registry();
     r.insert("notify.teams", counting.clone());
     r.insert("entra.add_to_group", counting.clone());
     r
@@ -140,7 +141,7 @@ async fn transient_failures_are_retried_and_journaled(db: Db) {
 
 async fn kinds_without_an_executor_fail_permanently_with_a_clear_message(db: Db) {
     let (store, _dir) = db.open().await;
-    let worker = Worker::new(store.clone(), Registry::builtin(), "w1");
+    let worker = Worker::new(store.clone(), builtin::registry(), "w1");
     let p = plan("  u: { uses: entra.disable_sign_in, with: { user: x@contoso.example } }\n");
     let id = start(&store, &p).await;
     assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Failed);
@@ -353,7 +354,7 @@ async fn failure_handling_retry_and_rollback(db: Db) {
     let (store, _dir) = db.open().await;
     let switch = Switch::default();
     *switch.broken.lock().unwrap() = true;
-    let mut registry = Registry::builtin();
+    let mut registry = builtin::registry();
     registry.insert("notify.teams", switch.clone());
     let worker = Worker::new(store.clone(), registry, "w1");
     let p = plan("  a: { uses: notify.teams, with: { message: create }, compensate: { uses: notify.teams, with: { message: \"undo {{steps.a.outputs.posted}}\" } } }\n  b: { uses: notify.teams, needs: [a], with: { message: risky } }\n  c: { uses: notify.teams, needs: [b], with: { message: after } }\non_failure:\n  tell: { uses: notify.teams, with: { message: \"{{run.failed_step}} failed: {{run.error}}\" } }\n");
