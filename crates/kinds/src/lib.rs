@@ -14,10 +14,12 @@ mod entra_admin;
 mod exchange;
 mod http;
 mod intune;
+mod later;
 mod licence;
 mod password;
 mod vendors;
 
+pub use later::Patience;
 pub use vendors::Vendors;
 
 /// Implements [`tenure_steps::Executor`] for kinds whose `async fn run(&self, Call)` does the

@@ -1,8 +1,9 @@
 //! What the vendor kinds share: where the vendors are, the credentials per managed tenant, one
-//! HTTP client and one token cache.
+//! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
 use serde_json::Value;
 use tenure_steps::{Call, StepError};
+use crate::later::Patience;
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
 
 /// Shared vendor settings.
@@ -16,6 +17,7 @@ pub struct Vendors {
     client_secret: Secret,
     pax8: Option<(String, Secret)>,
     partner_center: Option<(String, Secret)>,
+    patience: Patience,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -34,6 +36,7 @@ impl Vendors {
             client_secret,
             pax8: None,
             partner_center: None,
+            patience: Patience::default(),
         }
     }
 
@@ -51,6 +54,17 @@ impl Vendors {
     ) -> Self {
         self.partner_center = Some((partner_tenant.into(), refresh_token));
         self
+    }
+
+    /// How kinds wait for a vendor that is not ready yet (see [`Patience`]).
+    pub fn with_patience(mut self, patience: Patience) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// How kinds wait for a vendor that is not ready yet.
+    pub fn patience(&self) -> Patience {
+        self.patience
     }
 
     /// The sandbox at `url`, with its built-in app registration.

@@ -41,9 +41,23 @@ pub fn schemas() -> Vec<KindSchema> {
     all
 }
 
-/// The catalogue the compiler checks runbooks against.
+/// The catalogue the compiler checks runbooks against: a kind that cannot run yet is
+/// declared with the reason ([`KindSchema::unavailable`]) and rejected by the compiler (RB0045).
 pub fn catalogue() -> SchemaCatalogue {
     schemas().into_iter().collect()
+}
+
+/// The language contract: every declared kind, as if each could run. For checks of the
+/// language itself (the compiler's corpus) and for engine tests that register their own
+/// executors; runbooks that are to run are checked against [`catalogue`].
+pub fn contract_catalogue() -> SchemaCatalogue {
+    schemas()
+        .into_iter()
+        .map(|mut k| {
+            k.unavailable = None;
+            k
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tenure_runbook::{compile, Plan, SourceFile};
 fn plan(steps: &str) -> Plan {
     let text = format!("runbook: t\nversion: 1\ntenant: contoso\ninputs:\n  items: {{ type: list, default: [a, b, c, d, e] }}\nsteps:\n{steps}");
     let src = SourceFile::new("t.yaml", text);
-    let out = compile(&src, &tenure_steps::catalogue());
+    let out = compile(&src, &tenure_steps::contract_catalogue());
     for d in &out.diagnostics {
         eprintln!("{}", d.render(&src));
     }

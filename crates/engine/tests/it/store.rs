@@ -46,7 +46,7 @@ impl Executor for Counting {
 fn plan(steps: &str) -> Plan {
     let text = format!("runbook: t\nversion: 1\ntenant: contoso\ninputs:\n  groups: {{ type: list, default: [a, b, c] }}\nsteps:\n{steps}");
     let src = SourceFile::new("t.yaml", text);
-    let out = compile(&src, &tenure_steps::catalogue());
+    let out = compile(&src, &tenure_steps::contract_catalogue());
     for d in &out.diagnostics {
         eprintln!("{}", d.render(&src));
     }
