@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
+use tenure_engine::builtin;
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::EventKind;
-use tenure_engine::builtin;
-use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 
 struct Noop;
 

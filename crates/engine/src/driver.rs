@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 use tenure_runbook::{Catalogue, FieldType, Plan, Renderer, Step, Template};
 
 use crate::journal::EventKind;
-use tenure_steps::{Call, Outcome, Registry, Requests, StepError};
 use crate::machine::{Event, InstanceState, RunStatus};
 use crate::retry;
 use crate::store::{now_ms, Change, Error, RunRecord, Store, Task, TaskKind};
+use tenure_steps::{Call, Outcome, Registry, Requests, StepError};
 
 /// One worker.
 #[derive(Clone)]

@@ -131,11 +131,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // 15+30+60+120+240+300 = 765 s >= 600 s before attempt 7.
-        let e = p.later(7, limit, "seat_pending", "not yet".into()).unwrap_err();
+        let e = p
+            .later(7, limit, "seat_pending", "not yet".into())
+            .unwrap_err();
         assert!(e.retryable);
         assert_eq!(e.code, "seat_pending");
         assert_eq!(e.message, "not yet (looked for 765s)");
-        assert!(p.later(6, limit, "x", String::new()).is_ok(), "465 s < 600 s");
+        assert!(
+            p.later(6, limit, "x", String::new()).is_ok(),
+            "465 s < 600 s"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! `licence.*`: licences over Microsoft Graph (`assignLicense`, `licenseAssignmentStates`,
-//! `subscribedSkus`).
+//! `subscribedSkus`), seats bought at Pax8 or Partner Center. A bought seat that has not reached
+//! the tenant yet makes `licence.assign` answer [`Outcome::Later`] (see [`crate::later`]); the
+//! next attempt finds the purchase on its way and buys nothing more.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -193,9 +195,9 @@ impl Assign {
             let patience = self.0.patience();
             let (c, part) = (&client, sku.part.as_str());
             let seen = patience
-                .recheck(move || async move {
-                    Ok((find_sku(c, part).await?.free() > 0).then_some(()))
-                })
+                .recheck(
+                    move || async move { Ok((find_sku(c, part).await?.free() > 0).then_some(())) },
+                )
                 .await?;
             if seen.is_none() {
                 return patience.later(

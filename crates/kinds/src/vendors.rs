@@ -1,9 +1,9 @@
 //! What the vendor kinds share: where the vendors are, the credentials per managed tenant, one
 //! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
+use crate::later::Patience;
 use serde_json::Value;
 use tenure_steps::{Call, StepError};
-use crate::later::Patience;
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
 
 /// Shared vendor settings.

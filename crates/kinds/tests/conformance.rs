@@ -1,19 +1,22 @@
 //! Conformance of the vendor kinds against the sandbox, through the real engine (SQLite store,
 //! worker, journal): each kind succeeds and says what it did; repeating it changes nothing
 //! twice; 30% transient faults are retried to success; permanent errors fail at once with a
-//! clear message; secrets never reach the journal.
+//! clear message; secrets never reach the journal; a vendor that is not ready yet parks the step
+//! (`Outcome::Later`) instead of holding a worker. And what a kind declares, it delivers: every
+//! catalogue kind runs or is marked unavailable, and every successful output has exactly the
+//! kind's declared output names.
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tenure_engine::driver::{start_context, step_for, Worker};
 use tenure_engine::journal::EventKind;
-use tenure_steps::{Call, Outcome, Registry, Requests};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_kinds::{Patience, Vendors};
 use tenure_runbook::{compile, Catalogue, Plan, Renderer, SourceFile};
 use tenure_sandbox::Sandbox;
+use tenure_steps::{Call, Outcome, Registry, Requests};
 
 struct Harness {
     url: String,
@@ -40,7 +43,10 @@ impl Harness {
             .await
             .unwrap();
         let mut registry = tenure_engine::builtin::registry();
-        tenure_kinds::register(&mut registry, Vendors::sandbox(&url).with_patience(patience));
+        tenure_kinds::register(
+            &mut registry,
+            Vendors::sandbox(&url).with_patience(patience),
+        );
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
         Harness {
             url,
@@ -185,7 +191,10 @@ fn assert_declared_outputs(kind: &str, output: &Value) {
         .collect();
     declared.sort_unstable();
     produced.sort_unstable();
-    assert_eq!(produced, declared, "{kind}: outputs differ from the declared ones");
+    assert_eq!(
+        produced, declared,
+        "{kind}: outputs differ from the declared ones"
+    );
 }
 
 const JOINER: &str = "  create:\n    uses: entra.create_user\n    with: { user_principal_name: ada.lovelace@contoso.example, display_name: Ada Lovelace, given_name: Ada, surname: Lovelace, usage_location: GB }\n  sales:\n    uses: entra.add_to_group\n    with: { user: \"{{steps.create.outputs.id}}\", group: Sales }\n  block:\n    uses: entra.disable_sign_in\n    needs: [sales]\n    with: { user: \"{{steps.create.outputs.user_principal_name}}\" }\n  revoke:\n    uses: entra.revoke_sessions\n    needs: [block]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  groups:\n    uses: entra.remove_from_all_groups\n    needs: [revoke]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  unblock:\n    uses: entra.enable_sign_in\n    needs: [groups]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n";
@@ -823,7 +832,10 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
         }
     }
     for kind in registry.kinds() {
-        assert!(catalogue.get(kind).is_some(), "{kind} runs but is not declared");
+        assert!(
+            catalogue.get(kind).is_some(),
+            "{kind} runs but is not declared"
+        );
     }
     assert_eq!(
         unavailable,

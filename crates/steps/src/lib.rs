@@ -11,9 +11,9 @@
 
 mod common;
 pub mod control;
-pub mod exec;
 pub mod entra;
 pub mod exchange;
+pub mod exec;
 pub mod intune;
 pub mod licence;
 pub mod notify;
@@ -21,9 +21,7 @@ pub mod password;
 pub mod psa;
 pub mod reference;
 
-pub use exec::{
-    BoxFuture, Call, Executor, Outcome, Registry, RequestSummary, Requests, StepError,
-};
+pub use exec::{BoxFuture, Call, Executor, Outcome, Registry, RequestSummary, Requests, StepError};
 
 use tenure_runbook::{KindSchema, SchemaCatalogue};
 

@@ -103,7 +103,14 @@ mod tests {
     #[test]
     fn unreadable_values_are_ignored() {
         for v in [
-            "", " ", "-1", "1.5", "+3", "soon", "0x10", "Wed, 32 Oct 2015 07:28:00 GMT",
+            "",
+            " ",
+            "-1",
+            "1.5",
+            "+3",
+            "soon",
+            "0x10",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
             "\u{661}\u{662}",
         ] {
             assert_eq!(parse_retry_after(v, now()), None, "{v:?}");

@@ -11,10 +11,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::{verify, Event, EventKind};
-use tenure_steps::Registry;
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::{Change, Store};
 use tenure_runbook::Renderer;
+use tenure_steps::Registry;
 
 use crate::{load, tenants};
 

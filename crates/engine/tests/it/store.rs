@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tenure_engine::builtin;
 use tenure_engine::driver::{decide, start_context, Worker};
 use tenure_engine::journal::{verify, EventKind};
-use tenure_engine::builtin;
-use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::{Change, Store};
 use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 
 /// Counts executions per idempotency key; fails the first `fail_first` attempts transiently.
 #[derive(Clone, Default)]
