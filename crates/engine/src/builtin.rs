@@ -94,3 +94,73 @@ impl Executor for Wait {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_steps::Requests;
+
+    async fn run(kind: &str, params: Value) -> Result<Outcome, StepError> {
+        let (ctx, requests) = (Value::Null, Requests::new());
+        registry()
+            .get(kind)
+            .unwrap()
+            .execute(Call {
+                run_id: "r",
+                step: "s",
+                item: 0,
+                attempt: 1,
+                params: &params,
+                context: &ctx,
+                requests: &requests,
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn wait_parks_until_its_time() {
+        let before = now_ms();
+        let Ok(Outcome::Park { wake_at_ms, .. }) = run("wait", json!({"for": "2s"})).await else {
+            panic!("wait parks");
+        };
+        assert!((before + 2_000..before + 3_000).contains(&wake_at_ms));
+        let until = run("wait", json!({"until": "2030-01-01T00:00:00Z"})).await;
+        assert!(
+            matches!(
+                until,
+                Ok(Outcome::Park {
+                    wake_at_ms: 1_893_456_000_000,
+                    ..
+                })
+            ),
+            "{until:?}"
+        );
+        let e = run("wait", json!({})).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.retryable), ("invalid_wait", false));
+    }
+
+    #[tokio::test]
+    async fn approval_parks_until_expiry_and_needs_approvers() {
+        let before = now_ms();
+        let parked = run(
+            "approval",
+            json!({"approvers": ["a@x.example"], "expires": "1h", "message": "ok?"}),
+        )
+        .await;
+        let Ok(Outcome::Park { wake_at_ms, detail }) = parked else {
+            panic!("approval parks: {parked:?}");
+        };
+        assert!((before + 3_600_000..before + 3_601_000).contains(&wake_at_ms));
+        assert_eq!(detail["approvers"], json!(["a@x.example"]));
+        let e = run("approval", json!({"approvers": [], "message": "ok?"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "no_approvers");
+    }
+
+    #[test]
+    fn deadlines_saturate_instead_of_wrapping() {
+        assert_eq!(after(Duration::from_secs(u64::MAX)), u64::MAX);
+        assert!(after(Duration::ZERO) >= now_ms().saturating_sub(1_000));
+    }
+}

@@ -117,6 +117,43 @@ mod tests {
         );
     }
 
+    /// The `[dependencies]` of a workspace crate, by directory name.
+    fn dependencies(dir: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .skip_while(|l| l.trim() != "[dependencies]")
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| l.split(['=', '.']).next())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && !n.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn layering_follows_the_architecture() {
+        // This crate holds the contract and does no I/O.
+        assert_eq!(
+            dependencies("steps"),
+            ["tenure-runbook", "serde_json", "thiserror"]
+        );
+        // The engine sees no vendor and no HTTP client.
+        let engine = dependencies("engine");
+        assert!(engine.contains(&"tenure-steps".to_string()), "{engine:?}");
+        for banned in ["tenure-vendors", "tenure-kinds", "reqwest", "axum", "hyper"] {
+            assert!(!engine.iter().any(|d| d == banned), "engine uses {banned}");
+        }
+        // The vendors layer knows the contract (for the request log), never the engine.
+        let vendors = dependencies("vendors");
+        assert!(vendors.contains(&"tenure-steps".to_string()), "{vendors:?}");
+        assert!(!vendors.iter().any(|d| d == "tenure-engine"), "{vendors:?}");
+        assert!(!dependencies("kinds").iter().any(|d| d == "tenure-engine"));
+    }
+
     #[test]
     fn params_are_unique_and_described() {
         for kind in catalogue().kinds() {
