@@ -2,7 +2,8 @@
 //! layer like every other kind ([`tenure_vendors::request`]), so its requests are journaled as
 //! summaries, a failed connection or a 408/429/5xx answer is transient (with the server's
 //! `Retry-After` kept) and any other unexpected status permanent. Every attempt sends the same
-//! `Idempotency-Key: run:step:item`, so a server that honours it applies a repeat once.
+//! `Idempotency-Key: run:step:item` (unless the runbook's `headers` give one), so a server that
+//! honours it applies a repeat once.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -41,8 +42,7 @@ impl HttpRequest {
             .ok_or_else(|| {
                 StepError::permanent("invalid_url", "`url` must be an absolute http(s) URL")
             })?;
-        let mut headers: Vec<(String, String)> =
-            vec![("Idempotency-Key".into(), call.idempotency_key())];
+        let mut headers: Vec<(String, String)> = Vec::new();
         for (k, v) in p["headers"].as_object().into_iter().flatten() {
             let v = match v {
                 Value::String(s) => s.clone(),
@@ -50,6 +50,13 @@ impl HttpRequest {
                 other => other.to_string(),
             };
             headers.push((k.clone(), v));
+        }
+        // The instance's key, unless the runbook gives its own (the server's format wins).
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key"))
+        {
+            headers.push(("Idempotency-Key".into(), call.idempotency_key()));
         }
         let what = format!("{method} {}", url.split('?').next().unwrap_or(url));
         let body = (!p["json"].is_null()).then_some(&p["json"]);
@@ -187,14 +194,16 @@ mod tests {
         let e = call(json!({"url": url})).await.0.unwrap_err();
         assert!(!e.retryable);
         assert_eq!(e.code, "http_404");
-        let (url, _server) = one_shot(not_found).await;
-        let done = call(json!({"url": url, "expect_status": [200, 404]}))
-            .await
-            .0;
+        let (url, server) = one_shot(not_found).await;
+        let params = json!({"url": url, "expect_status": [200, 404], "headers": {"idempotency-key": "mine"}});
+        let done = call(params).await.0;
         assert_eq!(
             done.unwrap(),
             Outcome::Done(json!({"status": 404, "body": "gone"}))
         );
+        let head = server.await.unwrap();
+        assert_eq!(head.matches("idempotency-key:").count(), 1, "{head}");
+        assert!(head.contains("idempotency-key: mine\r\n"), "{head}");
     }
 
     #[tokio::test]
