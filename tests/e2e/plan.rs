@@ -28,8 +28,28 @@ fn plan_renders_vars_and_instances() {
     assert_eq!(groups["with"][1]["group"], "Sales");
     let manager = steps.iter().find(|s| s["id"] == "manager").unwrap();
     assert_eq!(manager["decision"], "skip");
-    let share = steps.iter().find(|s| s["id"] == "share_password").unwrap();
-    assert_eq!(share["with"][0]["secret"], "***");
+}
+
+#[test]
+fn plan_masks_a_secret_output_wherever_a_template_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault.yaml");
+    std::fs::write(
+        &file,
+        "runbook: vault\nversion: 1\ntenant: contoso\nsteps:\n  u:\n    uses: entra.create_user\n    with: { user_principal_name: ada@contoso.example, display_name: Ada }\n  keep:\n    uses: http.request\n    with: { method: POST, url: \"https://vault.example/items\", json: { password: \"{{steps.u.outputs.password}}\", user: \"{{steps.u.outputs.id}}\" } }\n",
+    )
+    .unwrap();
+    let o = tenure(&["plan", file.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let keep = p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "keep")
+        .unwrap();
+    assert_eq!(keep["with"][0]["json"]["password"], "***", "{keep}");
+    assert_eq!(keep["with"][0]["json"]["user"], "<steps.u.outputs.id>");
 }
 
 #[test]

@@ -93,7 +93,9 @@ fn schema_is_json_schema_covering_every_kind() {
     let kinds = v["definitions"]["step"]["properties"]["uses"]["enum"]
         .as_array()
         .unwrap();
-    assert_eq!(kinds.len(), 37);
+    // 37 kinds are declared; the 9 that cannot run yet (RB0045) are left out.
+    assert_eq!(kinds.len(), 28);
+    assert!(!kinds.contains(&serde_json::json!("psa.add_ticket_note")));
     let clauses = v["definitions"]["step"]["allOf"].as_array().unwrap();
     let assign = clauses
         .iter()

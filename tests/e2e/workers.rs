@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map};
 use tenure_engine::journal::EventKind;
-use tenure_engine::kinds::Registry;
+use tenure_steps::Registry;
 use tenure_engine::machine::RunStatus;
 use tenure_engine::{Engine, StartRun, Trigger};
 use tenure_runbook::{compile, SourceFile};
@@ -51,7 +51,7 @@ async fn three_workers_share_the_runs(db: &str) {
 
     let engine = Engine::open(
         db,
-        Registry::default(),
+        Registry::new(),
         Arc::new(|id: &str| Ok(json!({ "id": id }))),
     )
     .await

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map};
 use tenure_engine::driver::Worker;
 use tenure_engine::journal::EventKind;
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_engine::{Decide, Engine, StartRun, Trigger};
 use tenure_runbook::{compile, Plan, SourceFile};
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 
 struct Noop;
 
@@ -30,7 +30,7 @@ fn plan(text: &str) -> Plan {
         "bench.yaml",
         format!("runbook: bench\nversion: 1\ntenant: contoso\nsteps:\n{text}"),
     );
-    compile(&src, &tenure_steps::catalogue())
+    compile(&src, &tenure_steps::contract_catalogue())
         .plan
         .expect("bench plan compiles")
 }
@@ -98,7 +98,7 @@ async fn drain(store: &Store, workers: usize, registry: &Registry) {
 }
 
 fn registry() -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = tenure_engine::builtin::registry();
     registry.insert("notify.teams", Noop);
     registry
 }

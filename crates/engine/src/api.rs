@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use tenure_runbook::{Plan, Renderer};
+use tenure_steps::Registry;
 use tokio::sync::broadcast;
 
 use crate::driver::{start_context, worker_identity, Worker};
 use crate::journal::{self, Event as JournalEvent, VerifyError};
-use crate::kinds::Registry;
 use crate::machine::{self, Event, RunStatus};
 use crate::store::{self, RunFilter, RunRecord, Store};
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tenure_runbook::{Catalogue, FieldType, Plan, Renderer, Step, Template};
+use tenure_steps::{Call, Outcome, Registry, Requests, StepError};
 use tracing::Instrument;
 
 use crate::journal::EventKind;
-use crate::kinds::{Call, Outcome, Registry, StepError};
 use crate::machine::{Event, Failure, FailureClass, OnExpiry, Park, Request, RunStatus};
 use crate::store::{now_ms, Error, RunRecord, Store, Task, TaskKind};
 
@@ -284,7 +284,7 @@ impl Worker {
                 "instance is not claimable".into(),
             )));
         };
-        let requests = tenure_vendors::Requests::new();
+        let requests = Requests::new();
         let span = tracing::info_span!("attempt", attempt);
         let result = self
             .execute(task, run, step, attempt, &requests)
@@ -352,7 +352,7 @@ impl Worker {
         run: &RunRecord,
         step: &Step,
         attempt: u32,
-        requests: &tenure_vendors::Requests,
+        requests: &Requests,
     ) -> Result<Outcome, StepError> {
         let mut ctx = self
             .context(run)

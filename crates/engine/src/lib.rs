@@ -2,12 +2,14 @@
 //! ([`machine::RunMachine`]: `apply(event, now) -> actions`), journaled by one pure function
 //! of (event, actions) into an append-only, keyed hash chain ([`journal`]), carried out by
 //! the durable [`store::Store`] (SQLite or PostgreSQL), executed by [`driver::Worker`]s, and
-//! driven by every front end through the [`Engine`] API.
+//! driven by every front end through the [`Engine`] API. The engine runs `approval` and `wait`
+//! itself ([`builtin`]); every other kind comes through the execution interface of
+//! `tenure-steps` (the vendor kinds and `http.request` from `tenure-kinds`).
 
 pub mod api;
 pub mod driver;
 pub mod journal;
-pub mod kinds;
+pub mod builtin;
 pub mod machine;
 pub mod secrets;
 pub mod store;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
 use crate::vendors::{param, step_error, subject, Vendors};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, StepError};
 
 use crate::entra::{
     already_member, find_user, id_of, lower_list, password_for, read_only_reason, segment, user,

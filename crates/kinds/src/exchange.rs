@@ -1,13 +1,15 @@
 //! `exchange.*`: mailbox changes through Exchange Online's admin API
 //! (`POST /adminapi/beta/{tenant}/InvokeCommand` with a `CmdletInput`). Each kind reads the
-//! mailbox first and changes only what differs.
+//! mailbox first and changes only what differs. `exchange.convert_to_shared` waits for a new
+//! mailbox without holding a worker: it re-checks for a few seconds, then answers
+//! [`Outcome::Later`] (see [`crate::later`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
 use crate::vendors::{param, step_error, Vendors};
@@ -94,29 +96,6 @@ pub(crate) async fn find_mailbox(client: &Client, user: &str) -> Result<Option<V
     }
 }
 
-/// Waits (polling with backoff) for the mailbox of `user` to exist, up to `max`.
-async fn wait_for_mailbox(client: &Client, user: &str, max: Duration) -> Result<Value, StepError> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    loop {
-        if let Some(m) = find_mailbox(client, user).await? {
-            return Ok(m);
-        }
-        if started.elapsed() + delay > max {
-            // A new mailbox can take a while to provision: worth another attempt later.
-            return Err(StepError::transient(
-                "mailbox_not_found",
-                format!(
-                    "{user} has no mailbox yet (waited {}s)",
-                    started.elapsed().as_secs()
-                ),
-            ));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
-    }
-}
-
 fn duration_param(params: &Value, name: &str, default: Duration) -> Duration {
     params[name]
         .as_str()
@@ -134,13 +113,34 @@ impl Mailbox {
         let client = self.vendors.client(&call)?;
         let p = call.params;
         let user = param(p, "user")?;
-        let wait = match self.kind {
-            Kind::ConvertToShared => {
-                duration_param(p, "wait_for_mailbox", Duration::from_secs(1800))
+        let mailbox = match find_mailbox(&client, user).await? {
+            Some(m) => m,
+            // A new mailbox takes a while to provision: look again briefly, then let the engine
+            // park the step and look again later, up to `wait_for_mailbox` in all.
+            None if matches!(self.kind, Kind::ConvertToShared) => {
+                let patience = self.vendors.patience();
+                let c = &client;
+                match patience.recheck(move || find_mailbox(c, user)).await? {
+                    Some(m) => m,
+                    None => {
+                        let limit =
+                            duration_param(p, "wait_for_mailbox", Duration::from_secs(1800));
+                        return patience.later(
+                            call.attempt,
+                            limit,
+                            "mailbox_not_found",
+                            format!("{user} has no mailbox yet"),
+                        );
+                    }
+                }
             }
-            _ => Duration::ZERO,
+            None => {
+                return Err(StepError::transient(
+                    "mailbox_not_found",
+                    format!("{user} has no mailbox yet"),
+                ))
+            }
         };
-        let mailbox = wait_for_mailbox(&client, user, wait).await?;
         let address = mailbox["PrimarySmtpAddress"]
             .as_str()
             .unwrap_or(user)

@@ -1,6 +1,7 @@
-//! Tenure's vendor step kinds, executed by the engine through [`tenure_engine::kinds::Executor`]:
-//! `entra.*`, `licence.remove_all` and `intune.*` over Microsoft Graph, `exchange.*` over the
-//! Exchange admin API. Every kind
+//! Tenure's executable step kinds, run by the engine through the execution interface of
+//! `tenure-steps` ([`tenure_steps::Executor`]): `entra.*`, `licence.*` and `intune.*` over
+//! Microsoft Graph (and Pax8 or Partner Center for seats), `exchange.*` over the Exchange admin
+//! API, `password.generate`, and `http.request` for any other REST call. Every kind
 //!
 //! - reaches the vendor only through [`tenure_vendors::Client`] (tokens, classified errors,
 //!   request summaries journaled with the attempt);
@@ -11,23 +12,26 @@
 mod entra;
 mod entra_admin;
 mod exchange;
+mod http;
 mod intune;
+mod later;
 mod licence;
 mod password;
 mod vendors;
 
+pub use later::Patience;
 pub use vendors::Vendors;
 
-/// Implements [`tenure_engine::kinds::Executor`] for kinds whose `async fn run(&self, Call)`
-/// does the work.
+/// Implements [`tenure_steps::Executor`] for kinds whose `async fn run(&self, Call)` does the
+/// work.
 #[macro_export]
 macro_rules! executor {
     ($($kind:ident),* $(,)?) => {
-        $(impl tenure_engine::kinds::Executor for $kind {
+        $(impl tenure_steps::Executor for $kind {
             fn execute<'a>(
                 &'a self,
-                call: tenure_engine::kinds::Call<'a>,
-            ) -> tenure_engine::kinds::BoxFuture<'a, Result<tenure_engine::kinds::Outcome, tenure_engine::kinds::StepError>> {
+                call: tenure_steps::Call<'a>,
+            ) -> tenure_steps::BoxFuture<'a, Result<tenure_steps::Outcome, tenure_steps::StepError>> {
                 Box::pin(self.run(call))
             }
         })*
@@ -36,9 +40,11 @@ macro_rules! executor {
 
 use std::sync::Arc;
 
-use tenure_engine::kinds::Registry;
+use tenure_steps::Registry;
 
-/// Registers every vendor kind, sharing `vendors` (endpoints, credentials, token cache).
+/// Registers every kind of this crate (the vendor kinds, `password.generate` and
+/// `http.request`), sharing `vendors` (endpoints, credentials, token cache, HTTP client). The
+/// engine's own `approval` and `wait` are registered by `tenure_engine::builtin`.
 pub fn register(registry: &mut Registry, vendors: Vendors) {
     let vendors = Arc::new(vendors);
     entra::register(registry, &vendors);
@@ -47,4 +53,5 @@ pub fn register(registry: &mut Registry, vendors: Vendors) {
     licence::register(registry, &vendors);
     intune::register(registry, &vendors);
     password::register(registry);
+    http::register(registry, &vendors);
 }

@@ -1,12 +1,14 @@
 //! `licence.*`: licences over Microsoft Graph (`assignLicense`, `licenseAssignmentStates`,
-//! `subscribedSkus`).
+//! `subscribedSkus`), seats bought at Pax8 or Partner Center. A bought seat that has not reached
+//! the tenant yet makes `licence.assign` answer [`Outcome::Later`] (see [`crate::later`]); the
+//! next attempt finds the purchase on its way and buys nothing more.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, StepError};
 use tenure_vendors::Client;
 
 use crate::entra::{segment, user};
@@ -147,6 +149,9 @@ fn request_id(key: &str) -> String {
     )
 }
 
+/// How long `licence.assign` waits in all for a bought seat to reach the tenant.
+const SEAT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// `licence.assign`.
 struct Assign(Arc<Vendors>);
 
@@ -184,7 +189,24 @@ impl Assign {
                     ))
                 }
             };
-            wait_for_seat(&client, &sku.part).await?;
+            // A bought seat takes a while to reach the tenant: look again briefly, then let the
+            // engine park the step. The next attempt finds the purchase in flight (the
+            // subscription holds more seats than the tenant sees) and buys nothing more.
+            let patience = self.0.patience();
+            let (c, part) = (&client, sku.part.as_str());
+            let seen = patience
+                .recheck(
+                    move || async move { Ok((find_sku(c, part).await?.free() > 0).then_some(())) },
+                )
+                .await?;
+            if seen.is_none() {
+                return patience.later(
+                    call.attempt,
+                    SEAT_PATIENCE,
+                    "seat_pending",
+                    format!("the new {} seat has not reached the tenant yet", sku.part),
+                );
+            }
         }
         let disabled: Vec<Value> = call.params["disabled_plans"]
             .as_array()
@@ -434,27 +456,6 @@ async fn pax8_all(client: &Client, url: &str, what: &str) -> Result<Vec<Value>, 
         if page >= body["page"]["totalPages"].as_u64().unwrap_or(0) {
             return Ok(items);
         }
-    }
-}
-
-/// Polls `subscribedSkus` with backoff until a seat of `part` is free (a purchase takes a while
-/// to reach the tenant). Gives up after ten minutes with a transient error; the step's
-/// `timeout` bounds it sooner.
-async fn wait_for_seat(client: &Client, part: &str) -> Result<(), StepError> {
-    let started = std::time::Instant::now();
-    let mut delay = std::time::Duration::from_millis(250);
-    loop {
-        if find_sku(client, part).await?.free() > 0 {
-            return Ok(());
-        }
-        if started.elapsed() > std::time::Duration::from_secs(600) {
-            return Err(StepError::transient(
-                "seat_pending",
-                format!("the new {part} seat has not reached the tenant after 10 minutes"),
-            ));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(15));
     }
 }
 

@@ -2,7 +2,7 @@
 //! of each). The engine journals it as `***`.
 
 use serde_json::{json, Value};
-use tenure_engine::kinds::{Call, Outcome, Registry, StepError};
+use tenure_steps::{Call, Outcome, Registry, StepError};
 
 /// Registers `password.generate`.
 pub fn register(registry: &mut Registry) {

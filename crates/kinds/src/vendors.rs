@@ -1,8 +1,9 @@
 //! What the vendor kinds share: where the vendors are, the credentials per managed tenant, one
-//! HTTP client and one token cache.
+//! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
+use crate::later::Patience;
 use serde_json::Value;
-use tenure_engine::kinds::{Call, StepError};
+use tenure_steps::{Call, StepError};
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
 
 /// Shared vendor settings.
@@ -16,6 +17,7 @@ pub struct Vendors {
     client_secret: Secret,
     pax8: Option<(String, Secret)>,
     partner_center: Option<(String, Secret)>,
+    patience: Patience,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -34,6 +36,7 @@ impl Vendors {
             client_secret,
             pax8: None,
             partner_center: None,
+            patience: Patience::default(),
         }
     }
 
@@ -51,6 +54,17 @@ impl Vendors {
     ) -> Self {
         self.partner_center = Some((partner_tenant.into(), refresh_token));
         self
+    }
+
+    /// How kinds wait for a vendor that is not ready yet (see [`Patience`]).
+    pub fn with_patience(mut self, patience: Patience) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// How kinds wait for a vendor that is not ready yet.
+    pub fn patience(&self) -> Patience {
+        self.patience
     }
 
     /// The sandbox at `url`, with its built-in app registration.
@@ -98,6 +112,11 @@ impl Vendors {
         Self::from_env().unwrap_or_else(Self::unconfigured)
     }
 
+    /// The HTTP client every request goes through (Tenure's timeouts, TLS, user agent).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A client acting in the run's tenant, recording requests in the attempt's log.
     pub fn client(&self, call: &Call<'_>) -> Result<Client, StepError> {
         if !self.configured {
@@ -128,7 +147,8 @@ impl Vendors {
     }
 }
 
-/// A vendor failure as the engine's step error (transient ones are retried).
+/// A vendor failure as a step error (the engine retries transient ones, waiting at least the
+/// vendor's `Retry-After`).
 pub fn step_error(e: VendorError) -> StepError {
     StepError {
         retryable: e.transient,

@@ -1,7 +1,10 @@
 //! Conformance of the vendor kinds against the sandbox, through the real engine (SQLite store,
 //! worker, journal): each kind succeeds and says what it did; repeating it changes nothing
 //! twice; 30% transient faults are retried to success; permanent errors fail at once with a
-//! clear message; secrets never reach the journal.
+//! clear message; secrets never reach the journal; a vendor that is not ready yet parks the step
+//! (`Outcome::Later`) instead of holding a worker. And what a kind declares, it delivers: every
+//! catalogue kind runs or is marked unavailable, and every successful output has exactly the
+//! kind's declared output names.
 
 use std::time::Duration;
 
@@ -10,13 +13,13 @@ use std::sync::Arc;
 
 use tenure_engine::driver::{step_for, Worker};
 use tenure_engine::journal::EventKind;
-use tenure_engine::kinds::{Call, Registry};
 use tenure_engine::machine::RunStatus;
 use tenure_engine::store::Store;
 use tenure_engine::{Decide, Engine, StartRun, Trigger};
-use tenure_kinds::Vendors;
-use tenure_runbook::{compile, Plan, Renderer, SourceFile};
+use tenure_kinds::{Patience, Vendors};
+use tenure_runbook::{compile, Catalogue, Plan, Renderer, SourceFile};
 use tenure_sandbox::Sandbox;
+use tenure_steps::{Call, Outcome, Registry, Requests};
 
 struct Harness {
     url: String,
@@ -30,7 +33,12 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Harness {
-        let sandbox = Sandbox::new();
+        Harness::with(Sandbox::new(), Patience::default()).await
+    }
+
+    /// A harness over `sandbox`, its kinds waiting for a vendor that is not ready with
+    /// `patience`.
+    async fn with(sandbox: Sandbox, patience: Patience) -> Harness {
         let (addr, _task) = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         std::mem::forget(_task);
         let url = format!("http://{addr}");
@@ -38,8 +46,11 @@ impl Harness {
         let store = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
             .await
             .unwrap();
-        let mut registry = Registry::builtin();
-        tenure_kinds::register(&mut registry, Vendors::sandbox(&url));
+        let mut registry = tenure_engine::builtin::registry();
+        tenure_kinds::register(
+            &mut registry,
+            Vendors::sandbox(&url).with_patience(patience),
+        );
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
         let engine = Engine::new(
             store.clone(),
@@ -87,6 +98,14 @@ impl Harness {
             .await
             .expect("the run finishes")
             .unwrap();
+        // What a kind declares, it delivers: every successful output has exactly the kind's
+        // declared output names.
+        for event in self.journal(&id).await {
+            if let EventKind::AttemptSucceeded { step, output, .. } = event {
+                let kind = &step_for(plan, &step).unwrap().uses;
+                assert_declared_outputs(kind, &output);
+            }
+        }
         (id, status)
     }
 
@@ -128,7 +147,7 @@ impl Harness {
         }
         ctx["steps"] = Value::Object(steps);
         let params = Renderer::new().render_tree(&step.with, &ctx).unwrap();
-        let requests = tenure_vendors::Requests::new();
+        let requests = Requests::new();
         let call = Call {
             run_id,
             step: step_id,
@@ -139,7 +158,10 @@ impl Harness {
             requests: &requests,
         };
         match self.registry.get(&step.uses).unwrap().execute(call).await {
-            Ok(tenure_engine::kinds::Outcome::Done(v)) => v,
+            Ok(Outcome::Done(v)) => {
+                assert_declared_outputs(&step.uses, &v);
+                v
+            }
             other => panic!("repeat of {step_id} failed: {:?}", other.err()),
         }
     }
@@ -166,12 +188,32 @@ impl Harness {
     }
 }
 
+/// Fails unless `output` is an object whose keys are exactly `kind`'s declared outputs.
+fn assert_declared_outputs(kind: &str, output: &Value) {
+    let catalogue = tenure_steps::catalogue();
+    let schema = catalogue.get(kind).expect("a catalogue kind");
+    let mut declared: Vec<&str> = schema.outputs.iter().map(|f| f.name.as_str()).collect();
+    let mut produced: Vec<&str> = output
+        .as_object()
+        .unwrap_or_else(|| panic!("{kind} produced a non-object: {output}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    declared.sort_unstable();
+    produced.sort_unstable();
+    assert_eq!(
+        produced, declared,
+        "{kind}: outputs differ from the declared ones"
+    );
+}
+
 const JOINER: &str = "  create:\n    uses: entra.create_user\n    with: { user_principal_name: ada.lovelace@contoso.example, display_name: Ada Lovelace, given_name: Ada, surname: Lovelace, usage_location: GB }\n  sales:\n    uses: entra.add_to_group\n    with: { user: \"{{steps.create.outputs.id}}\", group: Sales }\n  block:\n    uses: entra.disable_sign_in\n    needs: [sales]\n    with: { user: \"{{steps.create.outputs.user_principal_name}}\" }\n  revoke:\n    uses: entra.revoke_sessions\n    needs: [block]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  groups:\n    uses: entra.remove_from_all_groups\n    needs: [revoke]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n  unblock:\n    uses: entra.enable_sign_in\n    needs: [groups]\n    with: { user: \"{{steps.create.outputs.id}}\" }\n";
 
 fn with_retries(steps: &str) -> String {
+    // Only lines that start with `    with:`, never a commented-out step's.
     steps.replace(
-        "    with:",
-        "    retry: { attempts: 50, backoff: fixed, delay: 5ms, max_delay: 20ms }\n    with:",
+        "\n    with:",
+        "\n    retry: { attempts: 50, backoff: fixed, delay: 5ms, max_delay: 20ms }\n    with:",
     )
 }
 
@@ -867,5 +909,86 @@ async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate
         counters(h.counters().await),
         counters(calm.counters().await),
         "no effect happened twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_not_ready_yet_parks_the_step_and_it_looks_again_without_doing_twice() {
+    // A bought seat and a new mailbox take 2 s to appear; the kinds do not re-check within an
+    // attempt and look again after 100-200 ms, so both steps take the `Later` path.
+    let mut seed: Value = serde_json::from_str(tenure_sandbox::DEFAULT_SEED).unwrap();
+    seed["settings"]["purchase_delay_ms"] = json!(2000);
+    seed["settings"]["mailbox_delay_ms"] = json!(2000);
+    let patience = Patience {
+        recheck: Duration::ZERO,
+        first: Duration::from_millis(100),
+        max_interval: Duration::from_millis(200),
+    };
+    let h = Harness::with(Sandbox::from_seed(&seed.to_string()).unwrap(), patience).await;
+    let pax8_before = h.state().await["pax8"]["subscriptions"].clone();
+    let steps = "  u:\n    uses: entra.create_user\n    with: { user_principal_name: edsger.dijkstra@contoso.example, display_name: Edsger Dijkstra, usage_location: NL }\n  l:\n    uses: licence.assign\n    with: { user: \"{{steps.u.outputs.id}}\", sku: EXCHANGESTANDARD, source: pax8 }\n  shared:\n    uses: exchange.convert_to_shared\n    needs: [l]\n    with: { user: \"{{steps.u.outputs.user_principal_name}}\" }\n";
+    let (id, status) = h.run(&Harness::plan(steps)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    for step_id in ["l", "shared"] {
+        assert!(
+            journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { step, .. } if step == step_id)),
+            "{step_id} looked again later: {journal:#?}"
+        );
+    }
+    assert!(journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { reason, .. } if reason == "the new EXCHANGESTANDARD seat has not reached the tenant yet")));
+    assert!(journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { reason, .. } if reason == "edsger.dijkstra@contoso.example has no mailbox yet")));
+    assert_eq!(h.outputs(&id, "l").await["assigned"], true);
+    let shared = h.outputs(&id, "shared").await;
+    assert_eq!(shared["type"], "SharedMailbox", "{shared}");
+    assert_eq!(shared["converted"], true, "{shared}");
+    // Looking again never bought a second seat.
+    let quantity = |subs: &Value| {
+        subs.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["quantity"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let after = h.state().await["pax8"]["subscriptions"].clone();
+    assert_eq!(quantity(&after), quantity(&pax8_before) + 1);
+}
+
+#[tokio::test]
+async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
+    let mut registry = tenure_engine::builtin::registry();
+    tenure_kinds::register(&mut registry, Vendors::unconfigured());
+    let catalogue = tenure_steps::catalogue();
+    let mut unavailable = Vec::new();
+    for schema in catalogue.kinds() {
+        match (&schema.unavailable, registry.contains(&schema.kind)) {
+            (None, true) => {}
+            (Some(why), false) => {
+                assert!(!why.is_empty(), "{}: say why", schema.kind);
+                unavailable.push(schema.kind.as_str());
+            }
+            (None, false) => panic!("{} is declared but nothing runs it", schema.kind),
+            (Some(_), true) => panic!("{} runs but is marked unavailable", schema.kind),
+        }
+    }
+    for kind in registry.kinds() {
+        assert!(
+            catalogue.get(kind).is_some(),
+            "{kind} runs but is not declared"
+        );
+    }
+    assert_eq!(
+        unavailable,
+        [
+            "notify.email",
+            "notify.teams",
+            "password.share",
+            "psa.add_ticket_note",
+            "psa.create_contact",
+            "psa.deactivate_contact",
+            "psa.update_contact",
+            "psa.update_ticket",
+            "runbook.call",
+        ]
     );
 }

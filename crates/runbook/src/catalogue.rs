@@ -1,4 +1,5 @@
-//! What the compiler knows about step kinds: each kind's `with` parameters and outputs.
+//! What the compiler knows about step kinds: each kind's `with` parameters and outputs, and
+//! whether it can run yet.
 //! The compiler takes a [`Catalogue`] from outside so this crate never depends on the crate
 //! that implements the kinds.
 
@@ -150,6 +151,10 @@ pub struct KindSchema {
     pub params: Vec<Field>,
     /// Outputs later steps may read as `steps.<id>.outputs.<name>`.
     pub outputs: Vec<Field>,
+    /// Why the kind cannot run yet (no executor ships), or `None` when it can. The compiler
+    /// rejects a runbook that uses an unavailable kind (RB0045), so it fails before any run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl KindSchema {
@@ -161,7 +166,14 @@ impl KindSchema {
             class: KindClass::Action,
             params: Vec::new(),
             outputs: Vec::new(),
+            unavailable: None,
         }
+    }
+
+    /// Marks the kind unavailable: declared, but nothing can run it yet, for `reason`.
+    pub fn unavailable(mut self, reason: &str) -> Self {
+        self.unavailable = Some(reason.into());
+        self
     }
 
     /// Sets the class.

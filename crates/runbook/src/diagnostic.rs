@@ -75,6 +75,7 @@ codes! {
     UnknownParam = "RB0042": "`with` has a parameter the step kind does not take",
     ParamType = "RB0043": "a `with` parameter has the wrong type",
     ParamEnum = "RB0044": "a `with` parameter is not one of the allowed values",
+    UnavailableKind = "RB0045": "`uses` names a step kind that cannot run yet",
     InvalidDuration = "RB0050": "a duration is not valid",
     InvalidCron = "RB0051": "a schedule is not a valid cron expression",
     InvalidTimezone = "RB0052": "a timezone is not a known IANA zone",

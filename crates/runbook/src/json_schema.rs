@@ -8,9 +8,11 @@ use crate::compile::TOP_KEYS;
 use crate::inputs::InputType;
 use crate::plan::Backoff;
 
-/// The JSON Schema of a runbook file, covering every kind in `catalogue`.
+/// The JSON Schema of a runbook file, covering every kind in `catalogue` that can run (an
+/// unavailable kind is left out, so editors flag it as `tenure validate` does).
 pub fn runbook_schema(catalogue: &dyn Catalogue) -> Value {
-    let kinds = catalogue.kinds();
+    let mut kinds = catalogue.kinds();
+    kinds.retain(|k| k.unavailable.is_none());
     let kind_names: Vec<&str> = kinds.iter().map(|k| k.kind.as_str()).collect();
     let per_kind: Vec<Value> = kinds
         .iter()

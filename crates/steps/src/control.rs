@@ -1,5 +1,6 @@
-//! Kinds the engine itself runs: `approval` and `wait` park a run; `http.request` and
-//! `runbook.call` cover what no vendor kind does.
+//! Control kinds: `approval` and `wait` park a run (the engine runs them itself);
+//! `http.request` (run by `tenure-kinds`) and `runbook.call` (unavailable for now) cover what
+//! no vendor kind does.
 
 use serde_json::json;
 use tenure_runbook::{Field, FieldType, KindClass, KindSchema};
@@ -116,6 +117,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "runbook.call",
             "Run another runbook as one step and wait for it.",
         )
+        .unavailable("no executor yet: the engine cannot start and await child runs")
         .param(Field::required(
             "runbook",
             FieldType::String,

@@ -140,14 +140,29 @@ pub fn schemas() -> Vec<KindSchema> {
         user_action(
             "entra.disable_sign_in",
             "Block sign-in (accountEnabled = false).",
+        )
+        .output(
+            "changed",
+            FieldType::Bool,
+            "False when sign-in was already blocked.",
         ),
         user_action(
             "entra.enable_sign_in",
             "Allow sign-in (accountEnabled = true).",
+        )
+        .output(
+            "changed",
+            FieldType::Bool,
+            "False when sign-in was already allowed.",
         ),
         user_action(
             "entra.revoke_sessions",
             "Revoke every refresh token and session of the user.",
+        )
+        .output(
+            "revoked",
+            FieldType::Bool,
+            "False when this step had revoked them already (a repeated attempt).",
         ),
         user_action("entra.reset_password", "Set a new password.")
             .param(password())
@@ -173,11 +188,18 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::Bool,
             "False when the user was already gone.",
         ),
-        user_action("entra.set_manager", "Set the user's manager.").param(Field::required(
-            "manager",
-            FieldType::String,
-            "The manager's object id or UPN.",
-        )),
+        user_action("entra.set_manager", "Set the user's manager.")
+            .param(Field::required(
+                "manager",
+                FieldType::String,
+                "The manager's object id or UPN.",
+            ))
+            .output("manager_id", FieldType::String, "The manager's object id.")
+            .output(
+                "changed",
+                FieldType::Bool,
+                "False when the manager was already set.",
+            ),
         user_action(
             "entra.remove_auth_methods",
             "Remove the user's MFA methods (phone, authenticator, FIDO2, ...).",
@@ -252,6 +274,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "Remove the user from every group with direct membership.",
         )
         .param(user())
+        .output("id", FieldType::String, "The user's object id.")
         .param(
             Field::optional(
                 "keep",
@@ -275,6 +298,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "Add the user to every group another user is in.",
         )
         .param(user())
+        .output("id", FieldType::String, "The user's object id.")
         .param(Field::required(
             "from",
             FieldType::String,

@@ -24,7 +24,7 @@ pub fn schemas() -> Vec<KindSchema> {
             Field::optional(
                 "wait_for_mailbox",
                 FieldType::Duration,
-                "How long to wait for a new mailbox to appear.",
+                "How long to wait in all for a new mailbox to appear (the step looks again later without holding a worker).",
             )
             .default(json!("30m")),
         )
@@ -32,6 +32,11 @@ pub fn schemas() -> Vec<KindSchema> {
             "type",
             FieldType::String,
             "The mailbox type after the change (`SharedMailbox`).",
+        )
+        .output(
+            "converted",
+            FieldType::Bool,
+            "False when the mailbox was already shared.",
         ),
         mailbox(
             "exchange.hide_from_gal",
@@ -40,6 +45,12 @@ pub fn schemas() -> Vec<KindSchema> {
         .param(
             Field::optional("hidden", FieldType::Bool, "Hide (true) or show (false).")
                 .default(json!(true)),
+        )
+        .output("hidden", FieldType::Bool, "Whether the mailbox is hidden now.")
+        .output(
+            "changed",
+            FieldType::Bool,
+            "False when it already was as asked.",
         ),
         mailbox(
             "exchange.set_forwarding",
@@ -57,6 +68,12 @@ pub fn schemas() -> Vec<KindSchema> {
                 "Also keep a copy in the mailbox.",
             )
             .default(json!(true)),
+        )
+        .output("forward_to", FieldType::Email, "Where mail goes now.")
+        .output(
+            "changed",
+            FieldType::Bool,
+            "False when forwarding already was as asked.",
         ),
         mailbox(
             "exchange.grant_full_access",
@@ -74,6 +91,12 @@ pub fn schemas() -> Vec<KindSchema> {
                 "Show the mailbox in the trustee's Outlook.",
             )
             .default(json!(true)),
+        )
+        .output("trustee", FieldType::Email, "Who has access.")
+        .output(
+            "granted",
+            FieldType::Bool,
+            "False when the trustee already had full access.",
         ),
         mailbox("exchange.set_auto_reply", "Set the automatic reply.")
             .param(Field::required(
@@ -103,6 +126,11 @@ pub fn schemas() -> Vec<KindSchema> {
                 "end",
                 FieldType::Datetime,
                 "When replies stop (default: never).",
-            )),
+            ))
+            .output(
+                "changed",
+                FieldType::Bool,
+                "False when the reply already was as asked.",
+            ),
     ]
 }

@@ -13,6 +13,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "Factory-reset every managed device of the user and report each.",
         )
         .param(user())
+        .output("id", FieldType::String, "The user's object id.")
         .param(
             Field::optional(
                 "keep_enrollment_data",
@@ -40,6 +41,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "Remove company data and management from every device of the user.",
         )
         .param(user())
+        .output("id", FieldType::String, "The user's object id.")
         .output(
             "devices",
             FieldType::list(FieldType::Object),

@@ -1,5 +1,10 @@
-//! The built-in step kinds of Tenure. Each vendor family lives in its own module and declares
-//! its kinds' `with` parameters and outputs; [`catalogue`] gathers them for the compiler.
+//! The step-kind contract of Tenure, in two halves and without any I/O:
+//!
+//! - the **catalogue**: each vendor family lives in its own module and declares its kinds'
+//!   `with` parameters and outputs; [`catalogue`] gathers them for the compiler;
+//! - the **execution interface** ([`exec`], re-exported here): [`Executor`], [`Call`],
+//!   [`Outcome`], [`StepError`], the [`Registry`] and the request log ([`Requests`]). The
+//!   engine runs executors through it; `tenure-kinds` implements them over `tenure-vendors`.
 //!
 //! Kind names are a durable contract: runbooks and journals name them, so a kind is never
 //! renamed.
@@ -8,12 +13,15 @@ mod common;
 pub mod control;
 pub mod entra;
 pub mod exchange;
+pub mod exec;
 pub mod intune;
 pub mod licence;
 pub mod notify;
 pub mod password;
 pub mod psa;
 pub mod reference;
+
+pub use exec::{BoxFuture, Call, Executor, Outcome, Registry, RequestSummary, Requests, StepError};
 
 use tenure_runbook::{KindSchema, SchemaCatalogue};
 
@@ -31,9 +39,23 @@ pub fn schemas() -> Vec<KindSchema> {
     all
 }
 
-/// The catalogue the compiler checks runbooks against.
+/// The catalogue the compiler checks runbooks against: a kind that cannot run yet is
+/// declared with the reason ([`KindSchema::unavailable`]) and rejected by the compiler (RB0045).
 pub fn catalogue() -> SchemaCatalogue {
     schemas().into_iter().collect()
+}
+
+/// The language contract: every declared kind, as if each could run. For checks of the
+/// language itself (the compiler's corpus) and for engine tests that register their own
+/// executors; runbooks that are to run are checked against [`catalogue`].
+pub fn contract_catalogue() -> SchemaCatalogue {
+    schemas()
+        .into_iter()
+        .map(|mut k| {
+            k.unavailable = None;
+            k
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -93,6 +115,43 @@ mod tests {
             CONTRACT.len(),
             "undocumented extra kinds: {names:?}"
         );
+    }
+
+    /// The `[dependencies]` of a workspace crate, by directory name.
+    fn dependencies(dir: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .skip_while(|l| l.trim() != "[dependencies]")
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| l.split(['=', '.']).next())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && !n.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn layering_follows_the_architecture() {
+        // This crate holds the contract and does no I/O.
+        assert_eq!(
+            dependencies("steps"),
+            ["tenure-runbook", "serde_json", "thiserror"]
+        );
+        // The engine sees no vendor and no HTTP client.
+        let engine = dependencies("engine");
+        assert!(engine.contains(&"tenure-steps".to_string()), "{engine:?}");
+        for banned in ["tenure-vendors", "tenure-kinds", "reqwest", "axum", "hyper"] {
+            assert!(!engine.iter().any(|d| d == banned), "engine uses {banned}");
+        }
+        // The vendors layer knows the contract (for the request log), never the engine.
+        let vendors = dependencies("vendors");
+        assert!(vendors.contains(&"tenure-steps".to_string()), "{vendors:?}");
+        assert!(!vendors.iter().any(|d| d == "tenure-engine"), "{vendors:?}");
+        assert!(!dependencies("kinds").iter().any(|d| d == "tenure-engine"));
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub fn schemas() -> Vec<KindSchema> {
         .output(
             "purchased",
             FieldType::Bool,
-            "Whether a seat was bought for this assignment.",
+            "Whether this attempt bought a seat or found its purchase still on the way to the tenant.",
+        )
+        .output(
+            "assigned",
+            FieldType::Bool,
+            "False when the user already had the licence directly.",
         ),
         KindSchema::action("licence.remove", "Remove one licence.")
             .param(user())
@@ -68,6 +73,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "Remove every directly assigned licence; refuses while the mailbox is not shared.",
         )
         .param(user())
+        .output("id", FieldType::String, "The user's object id.")
         .param(
             Field::optional(
                 "allow_mailbox_loss",

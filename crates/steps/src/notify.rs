@@ -2,9 +2,13 @@
 
 use tenure_runbook::{Field, FieldType, KindSchema};
 
-/// The schemas of this module's kinds.
+/// Why these kinds cannot run yet (see [`KindSchema::unavailable`]).
+pub const UNAVAILABLE: &str =
+    "no executor yet: notifications come with the Teams webhook and SMTP clients in tenure-kinds";
+
+/// The schemas of this module's kinds, all unavailable for now.
 pub fn schemas() -> Vec<KindSchema> {
-    vec![
+    let kinds = vec![
         KindSchema::action("notify.teams", "Post a message card to a Teams channel.")
             .param(Field::required(
                 "message",
@@ -45,5 +49,9 @@ pub fn schemas() -> Vec<KindSchema> {
                 "Body, in Markdown.",
             ))
             .output("message_id", FieldType::String, "The message id."),
-    ]
+    ];
+    kinds
+        .into_iter()
+        .map(|k| k.unavailable(UNAVAILABLE))
+        .collect()
 }

@@ -32,6 +32,9 @@ pub fn schemas() -> Vec<KindSchema> {
             "password.share",
             "Deliver a secret: a one-time link, a direct message, or not at all.",
         )
+        .unavailable(
+            "no executor yet: sharing comes with the Password Pusher and notification clients in tenure-kinds",
+        )
         .param(
             Field::optional(
                 "method",

@@ -20,9 +20,13 @@ fn contact_fields(k: KindSchema) -> KindSchema {
         ))
 }
 
-/// The schemas of this module's kinds.
+/// Why these kinds cannot run yet (see [`KindSchema::unavailable`]).
+pub const UNAVAILABLE: &str =
+    "no executor yet: the PSA kinds come with the HaloPSA, ConnectWise and Autotask clients in tenure-kinds";
+
+/// The schemas of this module's kinds, all unavailable for now.
 pub fn schemas() -> Vec<KindSchema> {
-    vec![
+    let kinds = vec![
         contact_fields(
             KindSchema::action("psa.create_contact", "Create a contact under the tenant's PSA client; an existing one with the same email is adopted.")
                 .param(provider())
@@ -56,5 +60,9 @@ pub fn schemas() -> Vec<KindSchema> {
             .param(Field::optional("status", FieldType::String, "The new status name."))
             .param(Field::optional("summary", FieldType::String, "The new summary."))
             .output("ticket", FieldType::String, "The ticket id."),
-    ]
+    ];
+    kinds
+        .into_iter()
+        .map(|k| k.unavailable(UNAVAILABLE))
+        .collect()
 }

@@ -30,6 +30,13 @@ pub fn markdown(kind: &KindSchema) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# `{}`\n", kind.kind);
     let _ = writeln!(out, "{}\n", kind.description);
+    if let Some(why) = &kind.unavailable {
+        let _ = writeln!(
+            out,
+            "**Not available yet** ({why}): `tenure validate` and `tenure run` reject a runbook \
+             that uses it ([RB0045](../diagnostics/RB0045.md)).\n"
+        );
+    }
     match kind.class {
         KindClass::Approval => {
             out.push_str("Parks the run until decided; bound it with `expires`, not `timeout`.\n\n")
@@ -84,7 +91,16 @@ pub fn markdown(kind: &KindSchema) -> String {
 pub fn index(kinds: &[KindSchema]) -> String {
     let mut out = String::from("# Step kinds\n\nGenerated from the kinds' schemas (`crates/steps`); do not edit by hand.\n\n| kind | does |\n|---|---|\n");
     for k in kinds {
-        let _ = writeln!(out, "| [`{}`]({}.md) | {} |", k.kind, k.kind, k.description);
+        let note = if k.unavailable.is_some() {
+            " *(not available yet)*"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| [`{}`]({}.md) | {}{note} |",
+            k.kind, k.kind, k.description
+        );
     }
     out
 }

@@ -1,76 +1,78 @@
-//! JSON requests to vendor APIs with bearer tokens, classified errors and request summaries.
+//! JSON requests to vendor APIs with bearer tokens, classified errors and request summaries
+//! (recorded in the attempt's request log, [`tenure_steps::Requests`], which the engine journals).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use tenure_steps::{RequestSummary, Requests};
+
+use crate::retry_after::{retry_after, retry_after_value};
 use crate::{Endpoints, TenantCredentials, TokenCache, VendorError};
 
-/// What the journal keeps of one request: never tokens, query strings or bodies.
+/// The answer to a [`request`]: any status, the body as text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestSummary {
-    /// `GET`, `POST`...
-    pub method: String,
-    /// The path, without the query string.
-    pub path: String,
-    /// The status, if a response came.
-    pub status: Option<u16>,
-    /// How long it took.
-    pub duration_ms: u64,
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Retry-After` the server gave, parsed safely.
+    pub retry_after: Option<Duration>,
+    /// The body, as text.
+    pub text: String,
 }
 
-impl RequestSummary {
-    /// A summary of a request to `path_and_query` (the query string is dropped).
-    pub fn new(method: &str, path_and_query: &str, status: Option<u16>, started: Instant) -> Self {
-        let path = path_and_query.split('?').next().unwrap_or("").to_string();
-        RequestSummary {
-            method: method.to_string(),
-            path,
-            status,
-            duration_ms: started.elapsed().as_millis() as u64,
+/// Sends one request to any URL, without a vendor's token (for `http.request`): the headers
+/// and JSON body as given, a summary recorded in `requests`. Any status is an answer; only a
+/// failure before a complete answer (refused, reset, timed out) is an error, classified
+/// transient. Use [`VendorError::from_response`] to classify a status the caller does not
+/// accept.
+pub async fn request(
+    http: &reqwest::Client,
+    requests: &Requests,
+    what: &str,
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    json: Option<&Value>,
+) -> Result<Response, VendorError> {
+    let mut req = http.request(method.clone(), url);
+    for (name, value) in headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some(b) = json {
+        req = req.json(b);
+    }
+    let path = path_of(url);
+    let started = Instant::now();
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            requests.record(RequestSummary::new(method.as_str(), &path, None, started));
+            return Err(VendorError::connection(what, &e));
         }
-    }
+    };
+    let status = resp.status().as_u16();
+    let wait = retry_after(resp.headers());
+    let text = resp.text().await;
+    requests.record(RequestSummary::new(
+        method.as_str(),
+        &path,
+        Some(status),
+        started,
+    ));
+    Ok(Response {
+        status,
+        retry_after: wait,
+        text: text.map_err(|e| VendorError::connection(what, &e))?,
+    })
 }
 
-/// The requests one attempt made, in order (shared with the caller that journals them).
-#[derive(Clone, Default, Debug)]
-pub struct Requests(Arc<Mutex<Vec<RequestSummary>>>);
-
-impl Requests {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a summary.
-    pub fn record(&self, summary: RequestSummary) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(summary);
-        }
-    }
-
-    /// Takes every summary recorded so far.
-    pub fn take(&self) -> Vec<RequestSummary> {
-        self.0
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
-    }
-}
-
-/// The seconds of a `Retry-After` header.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+/// The path and query of an absolute URL (the summary drops the query).
+fn path_of(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_else(|| "/".to_string())
 }
 
 /// A vendor client for one managed tenant: base URLs, credentials, a shared token cache and
@@ -147,10 +149,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let path = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
-            .unwrap_or_else(|| url.to_string());
+        let path = path_of(url);
         let started = Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
@@ -243,8 +242,7 @@ impl Client {
                 } else {
                     let wait = r["headers"]["Retry-After"]
                         .as_str()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(retry_after_value);
                     answers.push(Err(VendorError::from_response(
                         &format!("{what} ({method} {path})"),
                         status,
@@ -287,16 +285,5 @@ mod tests {
         let v = VendorError::connection("reach the vendor", &e);
         assert!(v.transient);
         assert_eq!(v.message, "reach the vendor: could not connect");
-    }
-
-    #[test]
-    fn summaries_drop_the_query_string() {
-        let s = RequestSummary::new(
-            "GET",
-            "/v1.0/users?$filter=secret eq 'x'",
-            Some(200),
-            Instant::now(),
-        );
-        assert_eq!(s.path, "/v1.0/users");
     }
 }

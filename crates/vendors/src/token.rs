@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::{Endpoints, RequestSummary, Requests, TenantCredentials, VendorError};
+use tenure_steps::{RequestSummary, Requests};
+
+use crate::{Endpoints, TenantCredentials, VendorError};
 
 enum Body {
     Form(Vec<(&'static str, String)>),
@@ -116,7 +118,7 @@ impl TokenCache {
         };
         let status = resp.status().as_u16();
         requests.record(RequestSummary::new("POST", &path, Some(status), started));
-        let retry_after = crate::client::retry_after(resp.headers());
+        let retry_after = crate::retry_after::retry_after(resp.headers());
         let body = resp
             .text()
             .await

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
-use tenure_engine::kinds::Registry;
 use tenure_engine::{StartRun, Trigger};
 
 use crate::load;
@@ -40,7 +39,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let db = format!("sqlite:{}", dir.join("demo.db").display());
-        let mut registry = Registry::builtin();
+        let mut registry = tenure_engine::builtin::registry();
         tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
         let engine = super::runs::open_with(&db, registry).await?;
         println!("Tenure demo: sandbox at {url}, database {db}");

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tenure_engine::kinds::Registry;
 use tenure_engine::machine::{status_name, RunStatus};
 use tenure_engine::store::RunFilter;
 use tenure_engine::{Decide, Engine, StartRun, TenantLookup, Trigger};
+use tenure_steps::Registry;
 
 use super::log_line::{line, progress_bar};
 use crate::{load, tenants};
@@ -45,7 +45,7 @@ pub async fn open(db: &str) -> Result<Engine> {
 
 /// The engine's kinds plus the vendor kinds, configured from the environment.
 pub fn registry() -> Registry {
-    let mut r = Registry::builtin();
+    let mut r = tenure_engine::builtin::registry();
     let vendors = crate::config::get().vendors().unwrap_or_else(|e| {
         tracing::warn!("{e:#}; vendor steps will fail until it is fixed");
         tenure_kinds::Vendors::unconfigured()

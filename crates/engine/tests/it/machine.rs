@@ -16,7 +16,7 @@ use tenure_runbook::{compile, Plan, SourceFile};
 pub(crate) fn plan_of(body: &str) -> Plan {
     let text = format!("runbook: t\nversion: 1\ntenant: contoso\n{body}");
     let src = SourceFile::new("t.yaml", text);
-    let out = compile(&src, &tenure_steps::catalogue());
+    let out = compile(&src, &tenure_steps::contract_catalogue());
     for d in &out.diagnostics {
         eprintln!("{}", d.render(&src));
     }

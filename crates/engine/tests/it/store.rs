@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tenure_engine::driver::Worker;
 use tenure_engine::journal::{EventKind, VerifyError};
-use tenure_engine::kinds::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 use tenure_engine::machine::{InstanceState, RunStatus, MAX_WAIT};
 use tenure_engine::store::{now_ms, Store};
 use tenure_engine::{Decide, Engine, StartRun, Trigger};
 use tenure_runbook::{compile, Plan, SourceFile};
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 
 use crate::db::Db;
 
@@ -73,7 +73,7 @@ fn diamond() -> String {
 }
 
 fn registry(counting: &Counting) -> Registry {
-    let mut r = Registry::builtin();
+    let mut r = tenure_engine::builtin::registry();
     r.insert("http.request", counting.clone());
     r
 }
@@ -267,7 +267,7 @@ impl Executor for NotYet {
 
 async fn a_kind_saying_not_yet_frees_the_worker_and_keeps_its_budget(db: Db) {
     let (store, _dir) = db.open().await;
-    let mut registry = Registry::builtin();
+    let mut registry = tenure_engine::builtin::registry();
     registry.insert(
         "http.request",
         NotYet {
@@ -605,7 +605,7 @@ async fn failure_handling_retry_and_rollback(db: Db) {
     let (store, _dir) = db.open().await;
     let switch = Switch::default();
     *switch.broken.lock().unwrap() = true;
-    let mut registry = Registry::builtin();
+    let mut registry = tenure_engine::builtin::registry();
     registry.insert("http.request", switch.clone());
     let engine = engine(&store, registry);
     let worker = engine.worker(0);
@@ -673,7 +673,7 @@ async fn retrying_one_of_two_failed_steps_runs_it(db: Db) {
     let (store, _dir) = db.open().await;
     let switch = Switch::default();
     *switch.broken.lock().unwrap() = true;
-    let mut registry = Registry::builtin();
+    let mut registry = tenure_engine::builtin::registry();
     registry.insert("http.request", switch.clone());
     let engine = engine(&store, registry);
     let worker = engine.worker(0);

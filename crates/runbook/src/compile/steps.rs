@@ -283,7 +283,23 @@ impl<'a> Cx<'a> {
         let name = self.string(uses, "`uses`")?;
         let catalogue: &'a dyn crate::catalogue::Catalogue = self.catalogue;
         match catalogue.get(&name) {
-            Some(k) => Some(k),
+            Some(k) => {
+                if let Some(why) = &k.unavailable {
+                    self.push(
+                        Diagnostic::error(
+                            Code::UnavailableKind,
+                            uses.span,
+                            format!("step kind `{name}` is not available: {why}"),
+                        )
+                        .with_label("not available in this version of Tenure")
+                        .with_help(
+                            "remove the step until the kind ships, or call the vendor's API with `http.request`",
+                        ),
+                    );
+                }
+                // Its `with` is still checked, so every error of the step shows at once.
+                Some(k)
+            }
             None => {
                 let kinds = catalogue.kinds();
                 let help =
