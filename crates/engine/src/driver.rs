@@ -20,6 +20,11 @@ use crate::store::{now_ms, Error, RunRecord, Store, Task, TaskKind};
 /// replicas that share a process id (every container's PID 1) never share a name.
 /// `TENURE_WORKER_ID` replaces it (tests use it to give two processes the same name).
 pub fn worker_identity() -> String {
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(new_identity).clone()
+}
+
+fn new_identity() -> String {
     if let Ok(id) = std::env::var("TENURE_WORKER_ID") {
         if !id.trim().is_empty() {
             return id.trim().to_string();

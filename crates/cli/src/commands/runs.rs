@@ -246,9 +246,9 @@ pub struct ListArgs {
     /// Only runs whose id, inputs or trigger contain this text (a UPN, a ticket number).
     #[arg(long)]
     search: Option<String>,
-    /// At most this many runs.
-    #[arg(long, default_value_t = 100)]
-    limit: usize,
+    /// At most this many runs (default: all, read a page at a time).
+    #[arg(long)]
+    limit: Option<usize>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -258,14 +258,27 @@ pub struct ListArgs {
 pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(db).await?;
-        let filter = RunFilter {
+        let mut filter = RunFilter {
             status: args.status,
             runbook: args.runbook,
             text: args.search,
             before: None,
-            limit: args.limit,
+            limit: args.limit.unwrap_or(1000).min(1000),
         };
-        let runs = engine.runs(&filter).await?;
+        let mut runs = Vec::new();
+        loop {
+            let page = engine.runs(&filter).await?;
+            let full = page.len() == filter.limit;
+            filter.before = page.last().map(|r| (r.created_at, r.id.clone()));
+            runs.extend(page);
+            let wanted = args.limit.is_none_or(|n| runs.len() < n);
+            if !full || !wanted {
+                break;
+            }
+            if let Some(n) = args.limit {
+                filter.limit = (n - runs.len()).min(1000);
+            }
+        }
         if args.json {
             let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at})).collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
