@@ -241,16 +241,9 @@ impl<E: Executor> Lagged<E> {
                     });
                 }
             } else if exchange && names(param, &[name]) {
-                // Graph may know a user Exchange does not know yet: new if created lately.
-                let client = self.vendors.client(call).ok()?;
-                let u = crate::entra::find_user(&client, name).await.ok()??;
-                let created = u["createdDateTime"]
-                    .as_str()
-                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
-                let age = chrono::Utc::now().signed_duration_since(created);
-                if age < chrono::Duration::seconds(NEW_USER_SECS) {
+                if let Some(user) = self.new_in_graph(call, name).await {
                     return Some(Lag {
-                        user: u["userPrincipalName"].as_str().unwrap_or(name).to_string(),
+                        user,
                         service,
                         limit,
                     });
@@ -258,6 +251,19 @@ impl<E: Executor> Lagged<E> {
             }
         }
         None
+    }
+
+    /// Graph may know a user Exchange does not know yet: its UPN if Graph shows it created less
+    /// than an hour ago.
+    async fn new_in_graph(&self, call: &Call<'_>, name: &str) -> Option<String> {
+        let client = self.vendors.client(call).ok()?;
+        let u = crate::entra::find_user(&client, name).await.ok()??;
+        let created = u["createdDateTime"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
+        let age = chrono::Utc::now().signed_duration_since(created);
+        (age < chrono::Duration::seconds(NEW_USER_SECS))
+            .then(|| u["userPrincipalName"].as_str().unwrap_or(name).to_string())
     }
 }
 
