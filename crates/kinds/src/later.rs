@@ -338,6 +338,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn users_created_by_this_run_are_found_by_id_or_upn_in_any_create_output() {
+        let ctx = serde_json::json!({"steps": {
+            "create": {"outputs": {"id": "u-1", "user_principal_name": "Ada@contoso.example", "password": "***", "created": true}},
+            "many": {"outputs": [{"id": "u-2", "user_principal_name": "b@contoso.example", "password": "***", "created": false}]},
+            "pending": {"outputs": {"id": null, "user_principal_name": null, "password": null, "created": null}},
+            "other": {"outputs": {"id": "g-1", "added": true}}
+        }});
+        let (params, log) = (Value::Null, tenure_steps::Requests::new());
+        let call = Call {
+            run_id: "r",
+            step: "s",
+            item: 0,
+            attempt: 1,
+            params: &params,
+            context: &ctx,
+            requests: &log,
+        };
+        let ada = Some(("u-1".to_string(), "Ada@contoso.example".to_string()));
+        assert_eq!(created_by_this_run(&call, "ada@CONTOSO.example"), ada);
+        assert_eq!(created_by_this_run(&call, "u-1"), ada);
+        assert_eq!(created_by_this_run(&call, "u-2").unwrap().0, "u-2");
+        assert_eq!(created_by_this_run(&call, "g-1"), None);
+        assert_eq!(created_by_this_run(&call, "nobody@contoso.example"), None);
+    }
+
     #[tokio::test]
     async fn recheck_finds_what_appears_within_the_window_only() {
         // Looks at about 0, 250 and 750 ms; the next would come after the 1 s window.

@@ -1236,6 +1236,24 @@ async fn create_and_delete_tell_a_user_not_replicated_yet_from_a_conflict_or_a_d
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_waits_for_a_user_graph_shows_as_new_even_from_another_run() {
+    // Graph sees the user at once, Exchange after 1.5 s; the trustee was created by another
+    // run, so only its `createdDateTime` says it is new.
+    let h = lagging(0, 1500).await;
+    let (_, status) = h
+        .run(&Harness::plan("  create:\n    uses: entra.create_user\n    with: { user_principal_name: radia.perlman@contoso.example, display_name: Radia Perlman }\n"))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let (id, status) = h
+        .run(&Harness::plan("  access:\n    uses: exchange.grant_full_access\n    with: { user: megan.bowen@contoso.example, trustee: radia.perlman@contoso.example }\n"))
+        .await;
+    let journal = h.journal(&id).await;
+    assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
+    assert!(journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { reason, .. } if reason == "radia.perlman@contoso.example was created moments ago and Exchange Online does not show it yet (replication)")), "{journal:#?}");
+    assert_eq!(h.outputs(&id, "access").await["granted"], true);
+}
+
 #[tokio::test]
 async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
     let mut registry = tenure_engine::builtin::registry();
