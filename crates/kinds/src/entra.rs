@@ -8,34 +8,38 @@ use serde_json::{json, Value};
 use tenure_steps::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
+use crate::later::{after, lagged};
 use crate::vendors::{param, step_error, subject, Vendors};
 
 /// Registers the Entra kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
     registry.insert("entra.create_user", CreateUser(vendors.clone()));
-    registry.insert(
-        "entra.disable_sign_in",
-        SetSignIn {
+    // A user created moments ago may not have replicated yet: see `crate::later::Lagged`.
+    for (kind, enabled) in [
+        ("entra.disable_sign_in", false),
+        ("entra.enable_sign_in", true),
+    ] {
+        let sign_in = SetSignIn {
             vendors: vendors.clone(),
-            enabled: false,
-        },
+            enabled,
+        };
+        registry.insert(kind, lagged(vendors, sign_in));
+    }
+    registry.insert(
+        "entra.revoke_sessions",
+        lagged(vendors, RevokeSessions(vendors.clone())),
     );
     registry.insert(
-        "entra.enable_sign_in",
-        SetSignIn {
-            vendors: vendors.clone(),
-            enabled: true,
-        },
+        "entra.add_to_group",
+        lagged(vendors, AddToGroup(vendors.clone())),
     );
-    registry.insert("entra.revoke_sessions", RevokeSessions(vendors.clone()));
-    registry.insert("entra.add_to_group", AddToGroup(vendors.clone()));
     registry.insert(
         "entra.remove_from_all_groups",
-        RemoveFromAllGroups(vendors.clone()),
+        lagged(vendors, RemoveFromAllGroups(vendors.clone())),
     );
     registry.insert(
         "entra.remove_auth_methods",
-        RemoveAuthMethods(vendors.clone()),
+        lagged(vendors, RemoveAuthMethods(vendors.clone())),
     );
 }
 
@@ -128,6 +132,10 @@ pub(crate) fn password_for(params: &Value) -> Result<String, StepError> {
     }
 }
 
+/// How long `entra.create_user` looks again for a taken UPN that Graph does not show (perhaps
+/// an earlier attempt's user, not replicated yet) before the conflict stands.
+const CONFLICT_LAG: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// `entra.create_user`.
 struct CreateUser(Arc<Vendors>);
 
@@ -197,6 +205,26 @@ impl CreateUser {
                     Some(existing) => {
                         self.adopt(&client, &call, existing, display_name, &nickname, profile)
                             .await
+                    }
+                    // Taken, yet Graph does not show it: after an earlier attempt of this step,
+                    // that may be our own user not replicated yet. Look again (briefly) before
+                    // calling it a conflict; a first attempt's conflict stands at once.
+                    None if call.attempt > 1 => {
+                        let patience = self.0.patience();
+                        let c = &client;
+                        match patience.recheck(move || find_user(c, upn)).await? {
+                            Some(existing) => {
+                                self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                                    .await
+                            }
+                            None if patience.waited(call.attempt) < CONFLICT_LAG => {
+                                Ok(Outcome::Later {
+                                    at_ms: after(patience.interval(call.attempt)),
+                                    reason: format!("{upn} is taken but Microsoft Graph does not show it yet: perhaps the user an earlier attempt created, not replicated yet"),
+                                })
+                            }
+                            None => Err(step_error(e)),
+                        }
                     }
                     None => Err(step_error(e)),
                 }

@@ -11,17 +11,27 @@ use crate::entra::{
     already_member, find_user, id_of, lower_list, password_for, read_only_reason, segment, user,
     user_and_changeable_group,
 };
+use crate::later::{after, created_by_this_run, lagged, GRAPH_LAG};
 use crate::vendors::{param, step_error, subject, Vendors};
+use tenure_vendors::Client;
 
 /// Registers these kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
-    registry.insert("entra.remove_from_group", RemoveFromGroup(vendors.clone()));
-    registry.insert("entra.update_user", UpdateUser(vendors.clone()));
-    registry.insert("entra.reset_password", ResetPassword(vendors.clone()));
-    registry.insert("entra.delete_user", DeleteUser(vendors.clone()));
-    registry.insert("entra.set_manager", SetManager(vendors.clone()));
-    registry.insert("entra.create_tap", CreateTap(vendors.clone()));
-    registry.insert("entra.copy_groups_from", CopyGroupsFrom(vendors.clone()));
+    // A user created moments ago may not have replicated yet: see `crate::later::Lagged`.
+    let v = vendors;
+    registry.insert(
+        "entra.remove_from_group",
+        lagged(v, RemoveFromGroup(v.clone())),
+    );
+    registry.insert("entra.update_user", lagged(v, UpdateUser(v.clone())));
+    registry.insert("entra.reset_password", lagged(v, ResetPassword(v.clone())));
+    registry.insert("entra.delete_user", DeleteUser(v.clone()));
+    registry.insert("entra.set_manager", lagged(v, SetManager(v.clone())));
+    registry.insert("entra.create_tap", lagged(v, CreateTap(v.clone())));
+    registry.insert(
+        "entra.copy_groups_from",
+        lagged(v, CopyGroupsFrom(v.clone())),
+    );
 }
 
 crate::executor!(
@@ -143,7 +153,7 @@ impl DeleteUser {
         let client = self.0.client(&call)?;
         let name = param(call.params, "user")?;
         let Some(u) = find_user(&client, name).await? else {
-            return Ok(Outcome::Done(json!({"id": null, "deleted": false})));
+            return self.not_shown(&client, &call, name).await;
         };
         let id = id_of(&u);
         let url = format!("{}/users/{}", client.endpoints.graph, segment(&id));
@@ -161,6 +171,52 @@ impl DeleteUser {
             Err(e) if e.is_not_found() => Ok(Outcome::Done(json!({"id": id, "deleted": false}))),
             Err(e) => Err(step_error(e)),
         }
+    }
+}
+
+impl DeleteUser {
+    /// Graph does not show the user: gone already, unless this run created it moments ago and
+    /// it is neither in the deleted items nor replicated yet (a rollback right after the
+    /// create): then look again later, for at most `GRAPH_LAG`.
+    async fn not_shown(
+        &self,
+        client: &Client,
+        call: &Call<'_>,
+        name: &str,
+    ) -> Result<Outcome, StepError> {
+        let gone = Ok(Outcome::Done(json!({"id": null, "deleted": false})));
+        let Some((id, upn)) = created_by_this_run(call, name) else {
+            return gone;
+        };
+        let url = format!(
+            "{}/directory/deletedItems/{}",
+            client.endpoints.graph,
+            segment(&id)
+        );
+        match client
+            .send(
+                &format!("look for {upn} among deleted users"),
+                Method::GET,
+                &url,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok(_) => return Ok(Outcome::Done(json!({"id": id, "deleted": false}))),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(step_error(e)),
+        }
+        let patience = self.0.patience();
+        if patience.waited(call.attempt) >= GRAPH_LAG {
+            return gone;
+        }
+        Ok(Outcome::Later {
+            at_ms: after(patience.interval(call.attempt)),
+            reason: format!(
+                "{upn} was created moments ago and Microsoft Graph does not show it yet (replication)"
+            ),
+        })
     }
 }
 

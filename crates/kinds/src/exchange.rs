@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tenure_steps::{Call, Outcome, Registry, StepError};
 use tenure_vendors::{Client, VendorError};
 
+use crate::later::lagged;
 use crate::vendors::{param, step_error, Vendors};
 
 /// Registers the Exchange kinds.
@@ -23,12 +24,17 @@ pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
         Kind::GrantFullAccess,
         Kind::SetAutoReply,
     ] {
+        // A trustee or mailbox owner created moments ago may not have replicated to Exchange
+        // yet: see `crate::later::Lagged`.
         registry.insert(
             kind.name(),
-            Mailbox {
-                vendors: vendors.clone(),
-                kind,
-            },
+            lagged(
+                vendors,
+                Mailbox {
+                    vendors: vendors.clone(),
+                    kind,
+                },
+            ),
         );
     }
 }

@@ -5,11 +5,19 @@
 //! [`Patience::first`] up to [`Patience::max_interval`]; once the looks of earlier attempts add
 //! up to the kind's limit it gives up with a transient error (the step's retry policy decides
 //! what follows). The next attempt looks before it acts, so nothing is done twice.
+//!
+//! Replication lag is the same wait: a user created moments ago is not found by Graph, and
+//! later still by Exchange. [`Lagged`] wraps the Microsoft kinds so that such a "not found" for
+//! a user this run created looks again later instead of failing.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tenure_steps::{Outcome, StepError};
+use serde_json::Value;
+use tenure_steps::{BoxFuture, Call, Executor, Outcome, StepError};
+
+use crate::vendors::Vendors;
 
 /// How long kinds wait for a vendor that is not ready yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,12 +104,199 @@ impl Patience {
 }
 
 /// Now plus `d`, in unix ms, saturating.
-fn after(d: Duration) -> u64 {
+pub(crate) fn after(d: Duration) -> u64 {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|n| u64::try_from(n.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How long a kind looks again for a user this run created that Microsoft Graph does not show
+/// yet (replication lag), before the "not found" stands.
+pub(crate) const GRAPH_LAG: Duration = Duration::from_secs(600);
+/// The same for Exchange Online, which sees a new user later than Graph (and its mailbox later
+/// still).
+pub(crate) const EXCHANGE_LAG: Duration = Duration::from_secs(1800);
+/// A user Graph shows as created less than this long ago may still be unknown to Exchange.
+const NEW_USER_SECS: i64 = 3600;
+/// The parameters through which kinds name users.
+const USER_PARAMS: &[&str] = &["user", "manager", "from", "trustee"];
+
+/// Wraps a kind so that a "not found" caused by replication lag becomes "look again later".
+///
+/// The rule (see `docs/vendors.md`): a failure is lag only when it is a not-found (Tenure's
+/// `user_not_found` / `mailbox_not_found`, Graph's `Request_ResourceNotFound`, Exchange's
+/// "couldn't be found") that names a user the step was given (`user`, `manager`, `from`,
+/// `trustee`) and that user is new:
+///
+/// - it is the `id` or `user_principal_name` output of an `entra.create_user` step of this run
+///   (read from the run's context), or
+/// - for Exchange only, Graph shows it with a `createdDateTime` less than an hour ago.
+///
+/// Such an attempt is repeated for [`Patience::recheck`], then answers [`Outcome::Later`] at
+/// the usual escalating intervals, for at most [`GRAPH_LAG`] (Graph) or [`EXCHANGE_LAG`]
+/// (Exchange) in all; then the original error stands, with how long it looked. Any other
+/// not-found (a user this run did not create and Graph does not show) fails as before, at once.
+/// Kinds look before they act, so repeating an attempt does nothing twice.
+pub(crate) struct Lagged<E> {
+    inner: E,
+    vendors: Arc<Vendors>,
+}
+
+/// `inner`, tolerating replication lag (see [`Lagged`]).
+pub(crate) fn lagged<E: Executor>(vendors: &Arc<Vendors>, inner: E) -> Lagged<E> {
+    Lagged {
+        inner,
+        vendors: vendors.clone(),
+    }
+}
+
+impl<E: Executor> Executor for Lagged<E> {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(self.run(call))
+    }
+}
+
+/// A not-found that is replication lag: who, where, and for how long to look in all.
+struct Lag {
+    user: String,
+    service: &'static str,
+    limit: Duration,
+}
+
+impl<E: Executor> Lagged<E> {
+    async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let patience = self.vendors.patience();
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let mut err = match self.inner.execute(again(&call)).await {
+                Err(e) => e,
+                done => return done,
+            };
+            let Some(lag) = self.lag(&call, &err).await else {
+                return Err(err);
+            };
+            if started.elapsed() + delay <= patience.recheck {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            let waited = patience.waited(call.attempt);
+            if waited >= lag.limit {
+                err.message = format!(
+                    "{} (looked again for {}s in case {} had not replicated to {} yet)",
+                    err.message,
+                    waited.as_secs(),
+                    lag.user,
+                    lag.service
+                );
+                return Err(err);
+            }
+            return Ok(Outcome::Later {
+                at_ms: after(patience.interval(call.attempt)),
+                reason: format!(
+                    "{} was created moments ago and {} does not show it yet (replication)",
+                    lag.user, lag.service
+                ),
+            });
+        }
+    }
+
+    /// Whether `err` is replication lag (see [`Lagged`]).
+    async fn lag(&self, call: &Call<'_>, err: &StepError) -> Option<Lag> {
+        let graph = matches!(
+            err.code.as_str(),
+            "user_not_found" | "Request_ResourceNotFound" | "ResourceNotFound"
+        );
+        let no_mailbox = err.code == "mailbox_not_found";
+        let exchange = no_mailbox || err.message.contains("couldn't be found");
+        if !graph && !exchange {
+            return None;
+        }
+        let (service, limit) = if graph {
+            ("Microsoft Graph", GRAPH_LAG)
+        } else {
+            ("Exchange Online", EXCHANGE_LAG)
+        };
+        let message = err.message.to_lowercase();
+        let names = |param: &str, aliases: &[&str]| {
+            (no_mailbox && param == "user")
+                || aliases.iter().any(|a| {
+                    let a = a.to_lowercase();
+                    message.contains(&format!("'{a}'")) || message.contains(&format!("`{a}`"))
+                })
+        };
+        for param in USER_PARAMS {
+            let Some(name) = call.params[*param].as_str().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            if let Some((id, upn)) = created_by_this_run(call, name) {
+                if names(param, &[name, &id, &upn]) {
+                    return Some(Lag {
+                        user: upn,
+                        service,
+                        limit,
+                    });
+                }
+            } else if exchange && names(param, &[name]) {
+                if let Some(user) = self.new_in_graph(call, name).await {
+                    return Some(Lag {
+                        user,
+                        service,
+                        limit,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Graph may know a user Exchange does not know yet: its UPN if Graph shows it created less
+    /// than an hour ago.
+    async fn new_in_graph(&self, call: &Call<'_>, name: &str) -> Option<String> {
+        let client = self.vendors.client(call).ok()?;
+        let u = crate::entra::find_user(&client, name).await.ok()??;
+        let created = u["createdDateTime"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
+        let age = chrono::Utc::now().signed_duration_since(created);
+        (age < chrono::Duration::seconds(NEW_USER_SECS))
+            .then(|| u["userPrincipalName"].as_str().unwrap_or(name).to_string())
+    }
+}
+
+/// The same call again (a repeat of the attempt within it).
+fn again<'a>(c: &Call<'a>) -> Call<'a> {
+    Call {
+        run_id: c.run_id,
+        step: c.step,
+        item: c.item,
+        attempt: c.attempt,
+        params: c.params,
+        context: c.context,
+        requests: c.requests,
+    }
+}
+
+/// The `(id, user_principal_name)` of the user named `name` (by either) if an
+/// `entra.create_user` step of this run created or adopted it (its outputs in the run's
+/// context).
+pub(crate) fn created_by_this_run(call: &Call<'_>, name: &str) -> Option<(String, String)> {
+    let steps = call.context["steps"].as_object()?;
+    steps
+        .values()
+        .flat_map(|s| match &s["outputs"] {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            one => vec![one],
+        })
+        .find_map(|o| {
+            let (id, upn) = (o["id"].as_str()?, o["user_principal_name"].as_str()?);
+            (o["created"].is_boolean()
+                && (id.eq_ignore_ascii_case(name) || upn.eq_ignore_ascii_case(name)))
+            .then(|| (id.to_string(), upn.to_string()))
+        })
 }
 
 #[cfg(test)]
@@ -141,6 +336,32 @@ mod tests {
             p.later(6, limit, "x", String::new()).is_ok(),
             "465 s < 600 s"
         );
+    }
+
+    #[test]
+    fn users_created_by_this_run_are_found_by_id_or_upn_in_any_create_output() {
+        let ctx = serde_json::json!({"steps": {
+            "create": {"outputs": {"id": "u-1", "user_principal_name": "Ada@contoso.example", "password": "***", "created": true}},
+            "many": {"outputs": [{"id": "u-2", "user_principal_name": "b@contoso.example", "password": "***", "created": false}]},
+            "pending": {"outputs": {"id": null, "user_principal_name": null, "password": null, "created": null}},
+            "other": {"outputs": {"id": "g-1", "added": true}}
+        }});
+        let (params, log) = (Value::Null, tenure_steps::Requests::new());
+        let call = Call {
+            run_id: "r",
+            step: "s",
+            item: 0,
+            attempt: 1,
+            params: &params,
+            context: &ctx,
+            requests: &log,
+        };
+        let ada = Some(("u-1".to_string(), "Ada@contoso.example".to_string()));
+        assert_eq!(created_by_this_run(&call, "ada@CONTOSO.example"), ada);
+        assert_eq!(created_by_this_run(&call, "u-1"), ada);
+        assert_eq!(created_by_this_run(&call, "u-2").unwrap().0, "u-2");
+        assert_eq!(created_by_this_run(&call, "g-1"), None);
+        assert_eq!(created_by_this_run(&call, "nobody@contoso.example"), None);
     }
 
     #[tokio::test]

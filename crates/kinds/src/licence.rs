@@ -13,13 +13,16 @@ use tenure_vendors::Client;
 
 use crate::entra::{segment, user};
 use crate::exchange::find_mailbox;
+use crate::later::lagged;
 use crate::vendors::{param, step_error, Vendors};
 
 /// Registers the licence kinds.
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
-    registry.insert("licence.remove_all", RemoveAll(vendors.clone()));
-    registry.insert("licence.assign", Assign(vendors.clone()));
-    registry.insert("licence.remove", Remove(vendors.clone()));
+    // A user created moments ago may not have replicated yet: see `crate::later::Lagged`.
+    let v = vendors;
+    registry.insert("licence.remove_all", lagged(v, RemoveAll(v.clone())));
+    registry.insert("licence.assign", lagged(v, Assign(v.clone())));
+    registry.insert("licence.remove", lagged(v, Remove(v.clone())));
 }
 
 /// `licence.remove`: one SKU; not assigned is success; inherited through a group is an error
