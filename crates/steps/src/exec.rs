@@ -183,8 +183,15 @@ impl Requests {
         Self::default()
     }
 
-    /// Appends a summary.
+    /// Appends a summary (and logs it at `debug`, inside the attempt's span).
     pub fn record(&self, summary: RequestSummary) {
+        tracing::debug!(
+            method = %summary.method,
+            path = %summary.path,
+            status = ?summary.status,
+            duration_ms = summary.duration_ms,
+            "vendor request"
+        );
         if let Ok(mut v) = self.0.lock() {
             v.push(summary);
         }

@@ -390,6 +390,16 @@ impl RunMachine {
         actions: &mut Vec<Action>,
     ) -> Result<(), Error> {
         let parked = matches!(self.instance(&step, 0), Some(InstanceState::Parked { .. }));
+        if let Some(gate) = self.steps.get(&step).and_then(|n| n.gate.as_ref()) {
+            if !parked && !gate.decisions.is_empty() {
+                let last = gate.decisions.last().expect("not empty");
+                return Err(Error::Invalid(format!(
+                    "the approval `{step}` was already decided: {} by {}",
+                    if last.approve { "approved" } else { "denied" },
+                    gate.decided_by().join(", ")
+                )));
+            }
+        }
         let Some(gate) = self
             .steps
             .get_mut(&step)
