@@ -220,3 +220,44 @@ fn the_demo_runs_the_offboarding_end_to_end() {
     assert!(out.contains("mailbox:           SharedMailbox"), "{out}");
     assert!(out.contains("sign-in blocked:   true"), "{out}");
 }
+
+/// Directory replication lag on (a new user answers 404 for a moment, Exchange lags more): a
+/// joiner run from the terminal waits for it instead of failing, and creates the user once.
+#[tokio::test]
+async fn a_joiner_waits_out_replication_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(&dir.path().join("state.json"));
+    let r = reqwest::Client::new()
+        .post(format!("{url}/_sandbox/config"))
+        .json(&serde_json::json!({"replication": {"user_ms": 400, "exchange_ms": 800}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let file = dir.path().join("joiner.yaml");
+    std::fs::write(&file, "runbook: joiner\nversion: 1\ntenant: contoso\nsteps:\n  create: { uses: entra.create_user, with: { user_principal_name: grace.hopper@contoso.example, display_name: Grace Hopper, usage_location: US } }\n  sales: { uses: entra.add_to_group, with: { user: \"{{steps.create.outputs.id}}\", group: Sales } }\n  boss: { uses: entra.set_manager, with: { user: \"{{steps.create.outputs.id}}\", manager: alex.wilber@contoso.example } }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--db", &db, "run", file.to_str().unwrap()])
+        .env("TENURE_SANDBOX", &url)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("run succeeded"), "{out}");
+    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["counters"]["contoso/user/grace.hopper@contoso.example"]["created"],
+        1
+    );
+}

@@ -182,7 +182,13 @@ impl Engine {
         };
         let (id, duplicate) = self
             .store
-            .create_run(&plan, ctx, &trigger, key, start.dedup_key)
+            .create_run(
+                &plan,
+                ctx,
+                &trigger,
+                key,
+                start.dedup_key.filter(|k| !k.trim().is_empty()),
+            )
             .await?;
         Ok(Started { id, duplicate })
     }

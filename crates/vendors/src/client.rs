@@ -240,9 +240,20 @@ impl Client {
                 if (200..300).contains(&status) {
                     answers.push(Ok(r["body"].clone()));
                 } else {
-                    let wait = r["headers"]["Retry-After"]
-                        .as_str()
-                        .and_then(retry_after_value);
+                    // Header names in a batch answer are not case-normalized (Graph writes
+                    // `Retry-After`, others `retry-after`); the value may be a string or a number.
+                    let wait = r["headers"]
+                        .as_object()
+                        .and_then(|h| {
+                            h.iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                                .map(|(_, v)| v)
+                        })
+                        .and_then(|v| match v {
+                            Value::String(s) => retry_after_value(s),
+                            Value::Number(n) => retry_after_value(&n.to_string()),
+                            _ => None,
+                        });
                     answers.push(Err(VendorError::from_response(
                         &format!("{what} ({method} {path})"),
                         status,

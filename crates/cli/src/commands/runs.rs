@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tenure_engine::machine::{status_name, RunStatus};
 use tenure_engine::store::RunFilter;
@@ -133,6 +133,9 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
             Err(e) => return Ok(refused("cannot start the run", &e)),
         };
         let id = started.id;
+        if started.duplicate && !args.json {
+            eprintln!("a run with this dedup key exists already: {id} (nothing new was started)");
+        }
         if args.detach {
             if args.json {
                 println!("{}", json!({"id": id, "duplicate": started.duplicate}));
@@ -141,9 +144,7 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if started.duplicate {
-            eprintln!("run {id} already exists for this dedup key; following it");
-        } else {
+        if !started.duplicate {
             eprintln!("run {id} ({} v{})", plan.runbook, plan.version);
         }
         follow(&engine, &id, 0, args.json).await
@@ -256,6 +257,10 @@ pub struct ListArgs {
 
 /// `tenure runs`.
 pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
+    if args.limit == Some(0) {
+        eprintln!("error: --limit must be at least 1");
+        return Ok(ExitCode::from(2));
+    }
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let mut filter = RunFilter {
@@ -310,8 +315,15 @@ pub fn log(db: &str, args: LogArgs) -> Result<ExitCode> {
     let (verify_only, run_id) = match args.target.as_slice() {
         [v, id] if v == "verify" => (true, id.clone()),
         [id] => (false, id.clone()),
-        _ => bail!("usage: tenure log RUN | tenure log verify RUN"),
+        _ => {
+            eprintln!("usage: tenure log RUN | tenure log verify RUN");
+            return Ok(ExitCode::from(2));
+        }
     };
+    if run_id == "verify" && !verify_only {
+        eprintln!("usage: tenure log verify RUN (the run id is missing)");
+        return Ok(ExitCode::from(2));
+    }
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         if let Err(e) = engine.run(&run_id).await {

@@ -183,6 +183,7 @@ impl RunMachine {
                         &node.policy,
                         &failure,
                         &mut tally.errors,
+                        &mut tally.throttles,
                         now_ms,
                         deadline,
                         seed,
@@ -457,7 +458,11 @@ impl RunMachine {
                     _ => 0,
                 };
                 self.set(&step, 0, InstanceState::Running { attempt });
-                let reason = "the approval expired without a decision (on_expiry: fail)";
+                let reason = if gate.decisions.is_empty() {
+                    "the approval expired without a decision (on_expiry: fail)"
+                } else {
+                    "the approval expired before its quorum was reached (on_expiry: fail)"
+                };
                 self.again_or_fail(step, 0, attempt, Err(Some(reason.into())), actions);
             }
         }
@@ -592,6 +597,9 @@ impl RunMachine {
             Stage::Main
         };
         for id in steps {
+            if !self.steps.contains_key(id) {
+                return Err(Error::Invalid(format!("the runbook has no step `{id}`")));
+            }
             let failed = self
                 .steps
                 .get(id)

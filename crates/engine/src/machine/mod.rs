@@ -219,6 +219,9 @@ pub(crate) struct Tally {
     errors: u32,
     /// When the first attempt started (unix ms): the step's deadline counts from here.
     first_started_ms: Option<u64>,
+    /// Throttled answers so far (they raise the floor of the next throttling wait).
+    #[serde(default)]
+    throttles: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -66,6 +66,7 @@ pub(crate) fn after_failure(
     policy: &RetryPolicy,
     failure: &Failure,
     errors: &mut u32,
+    throttles: &mut u32,
     now_ms: u64,
     deadline_at_ms: u64,
     seed: u64,
@@ -74,7 +75,11 @@ pub(crate) fn after_failure(
 ) -> Result<(u64, Again), String> {
     let (wait, why) =
         if let Some(after) = failure.retry_after_ms.filter(|_| failure.is_throttling()) {
-            (after.min(ms(MAX_WAIT)), Again::Throttled)
+            // A vendor answering `Retry-After: 0` again and again must not turn into a hot
+            // loop: at least a second, and after ten throttles the floor doubles each time.
+            *throttles = throttles.saturating_add(1);
+            let floor = 1000u64 << throttles.saturating_sub(10).min(10);
+            (after.max(floor).min(ms(MAX_WAIT)), Again::Throttled)
         } else {
             *errors += 1;
             if *errors >= policy.attempts {
@@ -149,12 +154,29 @@ mod tests {
         let mut f = Failure::transient("429", "slow down");
         f.retry_after_ms = Some(u64::MAX);
         let mut errors = 0;
-        let (at, why) = after_failure(&p, &f, &mut errors, 1_000, u64::MAX, 0, "s", 0).unwrap();
+        let (at, why) =
+            after_failure(&p, &f, &mut errors, &mut 0, 1_000, u64::MAX, 0, "s", 0).unwrap();
         assert_eq!((at, why, errors), (1_000 + 900_000, Again::Throttled, 0));
         assert!(
-            after_failure(&p, &f, &mut errors, 1_000, 500_000, 0, "s", 0).is_err(),
+            after_failure(&p, &f, &mut errors, &mut 0, 1_000, 500_000, 0, "s", 0).is_err(),
             "not past the deadline"
         );
+    }
+
+    #[test]
+    fn a_retry_after_of_zero_is_not_a_hot_loop() {
+        let p = policy(Backoff::Exponential);
+        let mut f = Failure::transient("429", "slow down");
+        f.retry_after_ms = Some(0);
+        let (mut errors, mut throttles) = (0, 0);
+        let mut waits = Vec::new();
+        for _ in 0..14 {
+            let (at, _) =
+                after_failure(&p, &f, &mut errors, &mut throttles, 0, u64::MAX, 0, "s", 0).unwrap();
+            waits.push(at / 1000);
+        }
+        assert_eq!(waits, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 8, 16]);
+        assert_eq!(errors, 0);
     }
 
     #[test]
@@ -163,9 +185,9 @@ mod tests {
         let f = Failure::transient("500", "oops");
         let mut errors = 0;
         for _ in 0..4 {
-            assert!(after_failure(&p, &f, &mut errors, 0, u64::MAX, 0, "s", 0).is_ok());
+            assert!(after_failure(&p, &f, &mut errors, &mut 0, 0, u64::MAX, 0, "s", 0).is_ok());
         }
-        assert!(after_failure(&p, &f, &mut errors, 0, u64::MAX, 0, "s", 0).is_err());
+        assert!(after_failure(&p, &f, &mut errors, &mut 0, 0, u64::MAX, 0, "s", 0).is_err());
         assert_eq!(errors, 5);
     }
 }

@@ -726,7 +726,7 @@ fn two_approvers_on_a_quorum_of_two_both_count_and_open_the_gate() {
     assert_eq!(s.m.instance("approve", 0), Some(InstanceState::Succeeded));
     assert!(matches!(
         s.refused(decide("approve", "z@msp.example", true, None)),
-        Error::NotWaiting(_)
+        Error::Invalid(m) if m.contains("already decided: approved by x@msp.example, y@msp.example")
     ));
     assert!(
         matches!(s.refused(timer("approve", 0)), Error::Stale { .. }),

@@ -474,19 +474,26 @@ impl<'a> Cx<'a> {
                 let approvers = with.and_then(|w| w.get("approvers")).and_then(Node::as_seq);
                 let quorum = with.and_then(|w| w.get("quorum"));
                 if let (Some(approvers), Some(q)) = (approvers, quorum) {
+                    // One person counts once, however often they are listed.
+                    let mut people: Vec<String> = approvers
+                        .iter()
+                        .map(|a| a.scalar_text().unwrap_or_default().trim().to_lowercase())
+                        .collect();
+                    people.sort();
+                    people.dedup();
+                    let distinct = people.len();
                     if let Value::Int(n) = q.value {
-                        if n < 1 || n as usize > approvers.len() {
+                        if n < 1 || n as usize > distinct {
                             self.push(
                                 Diagnostic::error(
                                     Code::InvalidApproval,
                                     q.span,
                                     format!(
-                                        "approval `{id}` needs a quorum of {n} but lists {} approver(s)",
-                                        approvers.len()
+                                        "approval `{id}` needs a quorum of {n} but lists {distinct} distinct approver(s)",
                                     ),
                                 )
                                 .with_label("can never be reached")
-                                .with_help(format!("use a quorum from 1 to {}", approvers.len())),
+                                .with_help(format!("use a quorum from 1 to {distinct}")),
                             );
                         }
                     }
