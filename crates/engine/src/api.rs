@@ -208,7 +208,12 @@ impl Engine {
 
     /// Resumes a failed run from its failed steps (all, or those named), with a fresh retry
     /// budget for each.
-    pub async fn retry(&self, run_id: &str, steps: Vec<String>, by: &str) -> Result<RunStatus, Error> {
+    pub async fn retry(
+        &self,
+        run_id: &str,
+        steps: Vec<String>,
+        by: &str,
+    ) -> Result<RunStatus, Error> {
         let event = Event::Retry {
             steps,
             by: by.into(),
@@ -253,15 +258,16 @@ impl Engine {
     /// Checks a run's journal: every link and keyed hash, and that it ends at the head the run
     /// row recorded (a truncated or emptied journal is reported). `Ok(n)`: n events, intact.
     pub async fn verify(&self, run_id: &str) -> Result<Result<usize, VerifyError>, Error> {
-        let head = self.store.head(run_id).await.map_err(|e| refused(e, run_id))?;
+        let head = self
+            .store
+            .head(run_id)
+            .await
+            .map_err(|e| refused(e, run_id))?;
         let events = self.store.events(run_id).await?;
-        Ok(journal::verify(
-            self.store.chain_key(),
-            run_id,
-            &events,
-            (head.0, &head.1),
+        Ok(
+            journal::verify(self.store.chain_key(), run_id, &events, (head.0, &head.1))
+                .map(|()| events.len()),
         )
-        .map(|()| events.len()))
     }
 
     /// The id of every run this process changes, as the change commits.

@@ -2,6 +2,7 @@
 //! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
 use crate::later::Patience;
+use crate::psa::PsaConfig;
 use serde_json::Value;
 use tenure_steps::{Call, StepError};
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
@@ -18,6 +19,7 @@ pub struct Vendors {
     pax8: Option<(String, Secret)>,
     partner_center: Option<(String, Secret)>,
     patience: Patience,
+    psa: PsaConfig,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -37,6 +39,7 @@ impl Vendors {
             pax8: None,
             partner_center: None,
             patience: Patience::default(),
+            psa: PsaConfig::default(),
         }
     }
 
@@ -56,6 +59,17 @@ impl Vendors {
         self
     }
 
+    /// The PSAs the `psa.*` kinds talk to.
+    pub fn with_psa(mut self, psa: PsaConfig) -> Self {
+        self.psa = psa;
+        self
+    }
+
+    /// The PSAs the `psa.*` kinds talk to.
+    pub fn psa(&self) -> &PsaConfig {
+        &self.psa
+    }
+
     /// How kinds wait for a vendor that is not ready yet (see [`Patience`]).
     pub fn with_patience(mut self, patience: Patience) -> Self {
         self.patience = patience;
@@ -67,7 +81,8 @@ impl Vendors {
         self.patience
     }
 
-    /// The sandbox at `url`, with its built-in app registration.
+    /// The sandbox at `url`, with its built-in app registration and its PSAs (seed credentials
+    /// and clients).
     pub fn sandbox(url: &str) -> Self {
         Self::new(
             Endpoints::sandbox(url),
@@ -76,6 +91,7 @@ impl Vendors {
         )
         .with_pax8(SANDBOX_CLIENT_ID, Secret::new(SANDBOX_SECRET))
         .with_partner_center("partner.example", Secret::new("sandbox-refresh"))
+        .with_psa(PsaConfig::sandbox(url))
     }
 
     /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else

@@ -460,6 +460,23 @@ async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
         "a wipe was sent"
     );
 
+    // The PSA contact is deactivated and the ticket has one note from this run.
+    let contact = psa_contact(&state, "halo", "101");
+    assert_eq!(contact["active"], false, "{contact}");
+    assert_eq!(h.outputs(&id, "psa_contact").await["changed"], true);
+    let notes: Vec<&Value> = state["halo"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["ticket_id"] == 1001)
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = notes[0]["text"].as_str().unwrap();
+    assert!(
+        note.contains("offboard-user") && note.contains("wipe"),
+        "{note}"
+    );
+
     // The journal shows what each step did.
     assert_eq!(h.outputs(&id, "licences").await["removed"], json!(["SPB"]));
     assert_eq!(
@@ -481,6 +498,8 @@ async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
         "groups",
         "licences",
         "wipe",
+        "psa_contact",
+        "ticket_note",
     ] {
         assert!(
             journal
@@ -665,6 +684,8 @@ async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
         ("user", "megan.bowen@contoso.example"),
         ("forward_to", "alex.wilber@contoso.example"),
         ("mailbox_access", "alex.wilber@contoso.example"),
+        ("ticket_id", "1001"),
+        ("psa_contact", "megan.bowen@contoso.example"),
     ] {
         given.insert(k.into(), json!(v));
     }
@@ -734,6 +755,8 @@ async fn every_offboarding_kind_survives_thirty_percent_faults_and_repeats_chang
     assert_eq!(h.repeat(&id, "remove_mfa").await["removed"], json!([]));
     assert_eq!(h.repeat(&id, "block").await["changed"], false);
     assert_eq!(h.repeat(&id, "wipe").await["wiped"], 0);
+    assert_eq!(h.repeat(&id, "psa_contact").await["changed"], false);
+    assert_eq!(h.repeat(&id, "ticket_note").await["added"], false);
     assert_eq!(h.counters().await, before, "no repeat changed anything");
 }
 
@@ -782,9 +805,12 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
         "/../../runbooks/offboard-user.yaml"
     );
     let text = std::fs::read_to_string(path).unwrap();
-    let plan = compile(&SourceFile::new("offboard-user.yaml", text), &tenure_steps::catalogue())
-        .plan
-        .unwrap();
+    let plan = compile(
+        &SourceFile::new("offboard-user.yaml", text),
+        &tenure_steps::catalogue(),
+    )
+    .plan
+    .unwrap();
     let mut ids = Vec::new();
     for leaver in leavers {
         let mut given = Map::new();
@@ -854,10 +880,26 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate_effect() {
     let leavers: Vec<&str> = [
-        "megan.bowen", "isaiah.langer", "lidia.holloway", "lynne.robbins", "nestor.wilke",
-        "patti.fernandez", "pradeep.gupta", "adele.vance", "diego.soto", "grady.archie",
-        "henrietta.mueller", "irvin.sayers", "joni.sherman", "johanna.lauer", "lee.gu",
-        "miriam.graham", "raul.razor", "allan.deyoung", "debra.berger", "emily.braun",
+        "megan.bowen",
+        "isaiah.langer",
+        "lidia.holloway",
+        "lynne.robbins",
+        "nestor.wilke",
+        "patti.fernandez",
+        "pradeep.gupta",
+        "adele.vance",
+        "diego.soto",
+        "grady.archie",
+        "henrietta.mueller",
+        "irvin.sayers",
+        "joni.sherman",
+        "johanna.lauer",
+        "lee.gu",
+        "miriam.graham",
+        "raul.razor",
+        "allan.deyoung",
+        "debra.berger",
+        "emily.braun",
     ]
     .map(|u| Box::leak(format!("{u}@contoso.example").into_boxed_str()) as &str)
     .to_vec();
@@ -865,12 +907,21 @@ async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate
     let calm = Harness::new().await;
     let baseline = offboard_many(&calm, &leavers).await;
     for (id, status) in &baseline {
-        assert_eq!(*status, RunStatus::Succeeded, "{:#?}", calm.journal(id).await);
+        assert_eq!(
+            *status,
+            RunStatus::Succeeded,
+            "{:#?}",
+            calm.journal(id).await
+        );
     }
 
     let h = Harness::new().await;
     let mut rules = Vec::new();
-    for path in ["/graph.microsoft.com/", "/outlook.office365.com/", "/api.pax8.com/"] {
+    for path in [
+        "/graph.microsoft.com/",
+        "/outlook.office365.com/",
+        "/api.pax8.com/",
+    ] {
         rules.push(json!({"path": path, "status": 429, "retry_after": 1, "rate": 0.15}));
         rules.push(json!({"path": path, "status": 503, "retry_after": 1, "rate": 0.15}));
     }
@@ -885,7 +936,10 @@ async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate
             .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "throttled"))
             .count();
     }
-    assert!(throttled > 20, "the storm was real: {throttled} throttled attempts");
+    assert!(
+        throttled > 20,
+        "the storm was real: {throttled} throttled attempts"
+    );
     h.faults(json!([])).await;
     let state = h.state().await;
     for leaver in &leavers {
@@ -932,7 +986,9 @@ async fn a_vendor_not_ready_yet_parks_the_step_and_it_looks_again_without_doing_
     assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
     for step_id in ["l", "shared"] {
         assert!(
-            journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { step, .. } if step == step_id)),
+            journal
+                .iter()
+                .any(|e| matches!(e, EventKind::AttemptDeferred { step, .. } if step == step_id)),
             "{step_id} looked again later: {journal:#?}"
         );
     }
@@ -983,12 +1039,222 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
             "notify.email",
             "notify.teams",
             "password.share",
-            "psa.add_ticket_note",
-            "psa.create_contact",
-            "psa.deactivate_contact",
-            "psa.update_contact",
-            "psa.update_ticket",
             "runbook.call",
         ]
     );
+}
+
+/// The PSAs of the sandbox: (provider, a ticket of Contoso's, a status its config knows).
+const PSAS: [(&str, u64, &str); 3] = [
+    ("halo", 1001, "Closed"),
+    ("connectwise", 5001, "Closed"),
+    ("autotask", 7001, "Complete"),
+];
+
+/// Every PSA kind against one PSA: a new contact, an adopted one, an update, a deactivation, a
+/// ticket note and a ticket update.
+fn psa_steps(provider: &str, ticket: u64, status: &str) -> String {
+    format!(
+        "  create:\n    uses: psa.create_contact\n    with: {{ provider: {provider}, email: ada.lovelace@contoso.example, first_name: Ada, last_name: Lovelace, job_title: Engineer, phone: \"+44 20 7946 0000\" }}\n  adopt:\n    uses: psa.create_contact\n    with: {{ provider: {provider}, email: MEGAN.BOWEN@contoso.example, first_name: Megan, last_name: Bowen }}\n  update:\n    uses: psa.update_contact\n    with: {{ provider: {provider}, contact: \"{{{{steps.create.outputs.contact_id}}}}\", job_title: Lead, first_name: Ada }}\n  deactivate:\n    uses: psa.deactivate_contact\n    needs: [update]\n    with: {{ provider: {provider}, contact: ada.lovelace@contoso.example }}\n  note:\n    uses: psa.add_ticket_note\n    with: {{ provider: {provider}, ticket: \"{ticket}\", body: \"Onboarded **Ada** <ada.lovelace@contoso.example>\" }}\n  ticket:\n    uses: psa.update_ticket\n    with: {{ provider: {provider}, ticket: \"{ticket}\", status: {status}, summary: New starter done }}\n"
+    )
+}
+
+/// The sandbox's record of `provider`'s contact `id`.
+fn psa_contact(state: &Value, provider: &str, id: &str) -> Value {
+    state[provider]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_u64().is_some_and(|n| n.to_string() == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{provider} has contact {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_kinds_succeed_and_a_repeat_changes_nothing_for_every_provider() {
+    let h = Harness::new().await;
+    for (provider, ticket, status) in PSAS {
+        let (id, run) = h
+            .run(&Harness::plan(&psa_steps(provider, ticket, status)))
+            .await;
+        let journal = h.journal(&id).await;
+        assert_eq!(run, RunStatus::Succeeded, "{provider}: {journal:#?}");
+        let created = h.outputs(&id, "create").await;
+        assert_eq!(created["created"], true, "{provider}");
+        let contact_id = created["contact_id"].as_str().unwrap().to_string();
+        let adopted = h.outputs(&id, "adopt").await;
+        assert_eq!(adopted["created"], false, "{provider}: Megan is adopted");
+        assert_eq!(
+            h.outputs(&id, "update").await["changed"],
+            json!(["job_title"])
+        );
+        assert_eq!(
+            h.outputs(&id, "deactivate").await["changed"],
+            true,
+            "{provider}: {:?}",
+            h.outputs(&id, "deactivate").await
+        );
+        assert_eq!(h.outputs(&id, "note").await["added"], true);
+        assert_eq!(
+            h.outputs(&id, "ticket").await["changed"],
+            json!(["status", "summary"])
+        );
+
+        let state = h.state().await;
+        let ada = psa_contact(&state, provider, &contact_id);
+        assert_eq!(ada["title"], "Lead", "{provider}: {ada}");
+        assert_eq!(ada["active"], false, "{provider}: {ada}");
+        assert_eq!(ada["phone"], "+44 20 7946 0000", "{provider}: {ada}");
+        let t = state[provider]["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == ticket)
+            .unwrap();
+        assert_eq!(
+            (t["status"].as_str(), t["summary"].as_str()),
+            (Some(status), Some("New starter done"))
+        );
+        let notes: Vec<&Value> = state[provider]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["ticket_id"] == ticket)
+            .collect();
+        assert_eq!(notes.len(), 1, "{provider}: {notes:?}");
+        let text = notes[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("Onboarded") && text.contains(&format!("[tenure {id}:note:0]")),
+            "{text}"
+        );
+        if provider == "halo" {
+            assert!(
+                text.contains("&lt;ada.lovelace@contoso.example&gt;"),
+                "escaped as HTML: {text}"
+            );
+        }
+
+        // No credential of any PSA reaches the journal.
+        let text = serde_json::to_string(&journal).unwrap();
+        assert!(
+            !text.contains("sandbox-secret")
+                && !text.contains("Basic ")
+                && !text.contains("Bearer")
+        );
+        assert!(journal
+            .iter()
+            .any(|e| matches!(e, EventKind::RequestSummary { step, .. } if step == "note")));
+
+        // Repeats after a crash find every change made.
+        let before = h.counters().await;
+        assert_eq!(
+            h.repeat(&id, "create").await,
+            json!({"contact_id": contact_id, "created": false})
+        );
+        assert_eq!(h.repeat(&id, "adopt").await, adopted);
+        assert_eq!(h.repeat(&id, "update").await["changed"], json!([]));
+        assert_eq!(h.repeat(&id, "deactivate").await["changed"], false);
+        let note = h.repeat(&id, "note").await;
+        assert_eq!(note["added"], false, "{provider}");
+        assert_eq!(note["note_id"], h.outputs(&id, "note").await["note_id"]);
+        assert_eq!(h.repeat(&id, "ticket").await["changed"], json!([]));
+        assert_eq!(
+            h.counters().await,
+            before,
+            "{provider}: no repeat changed anything"
+        );
+        let counters = h.counters().await;
+        assert_eq!(
+            counters[format!("{provider}/contact/{contact_id}")]["created"],
+            1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_kinds_survive_thirty_percent_faults_adding_once_for_every_provider() {
+    let h = Harness::new().await;
+    h.faults(json!([
+        {"path": "/sandbox.halopsa.com/", "status": 503, "rate": 0.3},
+        {"path": "/api-na.myconnectwise.net/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/webservices2.autotask.net/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    for (provider, ticket, status) in PSAS {
+        let (id, run) = h
+            .run(&Harness::plan(&with_retries(&psa_steps(
+                provider, ticket, status,
+            ))))
+            .await;
+        let journal = h.journal(&id).await;
+        assert_eq!(run, RunStatus::Succeeded, "{provider}: {journal:#?}");
+        assert!(
+            journal.iter().any(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "transient" || class == "throttled")),
+            "{provider}: faults were injected and retried"
+        );
+        let contact_id = h.outputs(&id, "create").await["contact_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let state = h.state().await;
+        let adas = state[provider]["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["email"] == "ada.lovelace@contoso.example")
+            .count();
+        assert_eq!(adas, 1, "{provider}: one contact, whatever failed");
+        assert_eq!(psa_contact(&state, provider, &contact_id)["active"], false);
+        let notes = state[provider]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["ticket_id"] == ticket)
+            .count();
+        assert_eq!(notes, 1, "{provider}: one note, whatever failed");
+    }
+    h.faults(json!([])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_permanent_errors_fail_once_with_a_clear_message_for_every_provider() {
+    let h = Harness::new().await;
+    for (provider, _, _) in PSAS {
+        let cases = [
+            (
+                format!("  s:\n    uses: psa.add_ticket_note\n    with: {{ provider: {provider}, ticket: \"999999\", body: hello }}\n"),
+                "999999",
+            ),
+            (
+                format!("  s:\n    uses: psa.deactivate_contact\n    with: {{ provider: {provider}, contact: nobody@contoso.example }}\n"),
+                "has no contact nobody@contoso.example",
+            ),
+            (
+                format!("  s:\n    uses: psa.update_ticket\n    with: {{ provider: {provider}, ticket: \"1\", status: Frozen }}\n"),
+                if provider == "connectwise" { "not found" } else { "`Frozen` is not configured" },
+            ),
+        ];
+        for (steps, expected) in cases {
+            let (id, run) = h.run(&Harness::plan(&with_retries(&steps))).await;
+            let journal = h.journal(&id).await;
+            assert_eq!(run, RunStatus::Failed, "{provider}: {journal:#?}");
+            let failures: Vec<&String> = journal
+                .iter()
+                .filter_map(|e| match e {
+                    EventKind::AttemptFailed { message, .. } => Some(message),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                failures.len(),
+                1,
+                "{provider}: no retry of a permanent error: {failures:?}"
+            );
+            assert!(
+                failures[0].contains(expected),
+                "{provider}: {}",
+                failures[0]
+            );
+        }
+    }
 }
