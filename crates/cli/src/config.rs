@@ -26,11 +26,41 @@ pub struct Config {
     pub pax8: Option<Pax8>,
     /// `[partner_center]`.
     pub partner_center: Option<PartnerCenter>,
+    /// `[password_pusher]`.
+    pub password_pusher: Option<PasswordPusher>,
     /// `[psa]`, `[psa.halo]`, `[psa.connectwise]`, `[psa.autotask]`.
     pub psa: Option<Psa>,
     /// `[[tenants]]`.
     #[serde(default)]
     pub tenants: Vec<TenantEntry>,
+}
+
+/// `[password_pusher]`: where `password.share` makes one-time links.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPusher {
+    /// The instance (default `https://pwpush.com`).
+    pub url: Option<String>,
+    /// The environment variable holding the API token (without it pushes are anonymous and
+    /// cannot be looked up on a repeat).
+    pub token_env: Option<String>,
+}
+
+impl PasswordPusher {
+    fn config(&self) -> Result<tenure_kinds::PwPushConfig> {
+        Ok(tenure_kinds::PwPushConfig {
+            url: self
+                .url
+                .as_deref()
+                .unwrap_or("https://pwpush.com")
+                .trim_end_matches('/')
+                .to_string(),
+            token: match &self.token_env {
+                Some(var) => Some(env_secret(var, "Password Pusher API token")?),
+                None => None,
+            },
+        })
+    }
 }
 
 /// `[psa]`: the PSAs the `psa.*` kinds talk to.
@@ -241,11 +271,14 @@ impl Config {
             return Ok(tenure_kinds::Vendors::sandbox(&url));
         }
         let Some(ms) = &self.microsoft else {
-            let v = tenure_kinds::Vendors::from_env_or_unconfigured();
-            return Ok(match &self.psa {
-                Some(psa) => v.with_psa(psa.config()?),
-                None => v,
-            });
+            let mut v = tenure_kinds::Vendors::from_env_or_unconfigured();
+            if let Some(psa) = &self.psa {
+                v = v.with_psa(psa.config()?);
+            }
+            if let Some(pp) = &self.password_pusher {
+                v = v.with_pwpush(pp.config()?);
+            }
+            return Ok(v);
         };
         let mut v = tenure_kinds::Vendors::new(
             Endpoints::cloud(),
@@ -260,6 +293,9 @@ impl Config {
         }
         if let Some(psa) = &self.psa {
             v = v.with_psa(psa.config()?);
+        }
+        if let Some(pp) = &self.password_pusher {
+            v = v.with_pwpush(pp.config()?);
         }
         if let Some(pc) = &self.partner_center {
             v = v.with_partner_center(

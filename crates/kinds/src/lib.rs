@@ -19,10 +19,12 @@ mod later;
 mod licence;
 mod password;
 mod psa;
+mod share;
 mod vendors;
 
 pub use later::Patience;
 pub use psa::{AutotaskConfig, ConnectWiseConfig, HaloConfig, PsaConfig, PsaProvider};
+pub use share::PwPushConfig;
 pub use vendors::Vendors;
 
 /// Implements [`tenure_steps::Executor`] for kinds whose `async fn run(&self, Call)` does the
@@ -58,4 +60,5 @@ pub fn register(registry: &mut Registry, vendors: Vendors) {
     password::register(registry);
     http::register(registry, &vendors);
     psa::register(registry, &vendors);
+    share::register(registry, &vendors);
 }

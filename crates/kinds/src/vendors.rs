@@ -3,6 +3,7 @@
 
 use crate::later::Patience;
 use crate::psa::PsaConfig;
+use crate::share::PwPushConfig;
 use serde_json::Value;
 use tenure_steps::{Call, StepError};
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
@@ -20,6 +21,7 @@ pub struct Vendors {
     partner_center: Option<(String, Secret)>,
     patience: Patience,
     psa: PsaConfig,
+    pwpush: PwPushConfig,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -40,6 +42,7 @@ impl Vendors {
             partner_center: None,
             patience: Patience::default(),
             psa: PsaConfig::default(),
+            pwpush: PwPushConfig::default(),
         }
     }
 
@@ -63,6 +66,17 @@ impl Vendors {
     pub fn with_psa(mut self, psa: PsaConfig) -> Self {
         self.psa = psa;
         self
+    }
+
+    /// The Password Pusher `password.share` pushes to.
+    pub fn with_pwpush(mut self, pwpush: PwPushConfig) -> Self {
+        self.pwpush = pwpush;
+        self
+    }
+
+    /// The Password Pusher `password.share` pushes to.
+    pub fn pwpush(&self) -> &PwPushConfig {
+        &self.pwpush
     }
 
     /// The PSAs the `psa.*` kinds talk to.
@@ -92,6 +106,10 @@ impl Vendors {
         .with_pax8(SANDBOX_CLIENT_ID, Secret::new(SANDBOX_SECRET))
         .with_partner_center("partner.example", Secret::new("sandbox-refresh"))
         .with_psa(PsaConfig::sandbox(url))
+        .with_pwpush(PwPushConfig {
+            url: format!("{}/pwpush.com", url.trim_end_matches('/')),
+            token: Some(Secret::new(SANDBOX_SECRET)),
+        })
     }
 
     /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else

@@ -1035,12 +1035,7 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
     }
     assert_eq!(
         unavailable,
-        [
-            "notify.email",
-            "notify.teams",
-            "password.share",
-            "runbook.call",
-        ]
+        ["notify.email", "notify.teams", "runbook.call",]
     );
 }
 
@@ -1257,4 +1252,92 @@ async fn psa_permanent_errors_fail_once_with_a_clear_message_for_every_provider(
             );
         }
     }
+}
+
+const SHARE: &str = "  pw:\n    uses: password.generate\n    with: { length: 20 }\n  link:\n    uses: password.share\n    with: { method: secure_link, secret: \"{{steps.pw.outputs.password}}\", expire_after_views: 2, expire_after_days: 3, note: For Ada }\n  direct:\n    uses: password.share\n    with: { method: direct, secret: \"{{steps.pw.outputs.password}}\" }\n  nothing:\n    uses: password.share\n    with: { method: none, secret: \"{{steps.pw.outputs.password}}\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_share_pushes_once_and_keeps_the_link_and_secret_sealed() {
+    let h = Harness::new().await;
+    let (id, run) = h.run(&Harness::plan(SHARE)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = h.outputs(&id, "link").await;
+    let url = link["url"].as_str().unwrap().to_string();
+    assert_eq!(link["method"], "secure_link");
+    assert!(
+        url.contains("/pwpush.com/p/") && url.ends_with("/r"),
+        "{url}"
+    );
+    assert_eq!(h.outputs(&id, "direct").await["secret"], password.as_str());
+    assert_eq!(
+        h.outputs(&id, "nothing").await,
+        json!({"method": "none", "url": null, "secret": null})
+    );
+    let state = h.state().await;
+    let pushes = state["pushes"].as_array().unwrap();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(
+        (
+            pushes[0]["expire_after_views"].as_u64(),
+            pushes[0]["expire_after_days"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    // Neither the password nor the link reaches the journal.
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains(&password) && !text.contains(&url), "sealed");
+    assert!(!text.contains("sandbox-secret"));
+    // The link works once per view, and gives the password.
+    let token = url.trim_end_matches("/r").rsplit('/').next().unwrap();
+    let got: Value = h
+        .http
+        .get(format!("{}/pwpush.com/p/{token}.json", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["payload"], password.as_str());
+    // A repeat finds the push an earlier attempt made.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "link").await["url"], url.as_str());
+    let after = h.counters().await;
+    let pushes = |c: &Value| {
+        c.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("pwpush/push/"))
+            .count()
+    };
+    assert_eq!(pushes(&after), pushes(&before), "no second push");
+
+    // Thirty per cent of Password Pusher's answers fail: still one push per step.
+    h.faults(json!([{"path": "/pwpush.com/", "status": 503, "rate": 0.3}]))
+        .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SHARE))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(pushes(&h.counters().await), pushes(&after) + 1);
+
+    // An expiry Password Pusher would silently replace is refused, once.
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries("  pw:\n    uses: password.generate\n  s:\n    uses: password.share\n    with: { secret: \"{{steps.pw.outputs.password}}\", expire_after_views: 500 }\n")))
+        .await;
+    assert_eq!(run, RunStatus::Failed);
+    let failures: Vec<String> = h
+        .journal(&id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures, ["`expire_after_views` must be 1 to 100"]);
 }
