@@ -28,11 +28,52 @@ pub struct Config {
     pub partner_center: Option<PartnerCenter>,
     /// `[password_pusher]`.
     pub password_pusher: Option<PasswordPusher>,
+    /// `[teams]`.
+    pub teams: Option<Teams>,
+    /// `[email]`.
+    pub email: Option<Email>,
     /// `[psa]`, `[psa.halo]`, `[psa.connectwise]`, `[psa.autotask]`.
     pub psa: Option<Psa>,
     /// `[[tenants]]`.
     #[serde(default)]
     pub tenants: Vec<TenantEntry>,
+}
+
+/// `[teams]`: the channels `notify.teams` posts to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teams {
+    /// Channel name → the environment variable holding its Workflows webhook URL (the URL's
+    /// `sig=` is a credential).
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
+}
+
+/// `[email]`: the mailbox `notify.email` sends from through Graph.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// The mailbox (needs `Mail.Send` for the app).
+    pub from: Option<String>,
+    /// The tenant it is in (default: the run's tenant).
+    pub tenant: Option<String>,
+}
+
+impl Config {
+    fn notify(&self) -> Result<tenure_kinds::NotifyConfig> {
+        let mut teams = BTreeMap::new();
+        for (name, var) in self.teams.iter().flat_map(|t| &t.channels) {
+            teams.insert(
+                name.clone(),
+                env_secret(var, &format!("Teams webhook of channel {name}"))?,
+            );
+        }
+        Ok(tenure_kinds::NotifyConfig {
+            teams,
+            email_from: self.email.as_ref().and_then(|e| e.from.clone()),
+            email_tenant: self.email.as_ref().and_then(|e| e.tenant.clone()),
+        })
+    }
 }
 
 /// `[password_pusher]`: where `password.share` makes one-time links.
@@ -278,6 +319,9 @@ impl Config {
             if let Some(pp) = &self.password_pusher {
                 v = v.with_pwpush(pp.config()?);
             }
+            if self.teams.is_some() || self.email.is_some() {
+                v = v.with_notify(self.notify()?);
+            }
             return Ok(v);
         };
         let mut v = tenure_kinds::Vendors::new(
@@ -296,6 +340,9 @@ impl Config {
         }
         if let Some(pp) = &self.password_pusher {
             v = v.with_pwpush(pp.config()?);
+        }
+        if self.teams.is_some() || self.email.is_some() {
+            v = v.with_notify(self.notify()?);
         }
         if let Some(pc) = &self.partner_center {
             v = v.with_partner_center(

@@ -17,12 +17,14 @@ mod http;
 mod intune;
 mod later;
 mod licence;
+mod notify;
 mod password;
 mod psa;
 mod share;
 mod vendors;
 
 pub use later::Patience;
+pub use notify::NotifyConfig;
 pub use psa::{AutotaskConfig, ConnectWiseConfig, HaloConfig, PsaConfig, PsaProvider};
 pub use share::PwPushConfig;
 pub use vendors::Vendors;
@@ -61,4 +63,5 @@ pub fn register(registry: &mut Registry, vendors: Vendors) {
     http::register(registry, &vendors);
     psa::register(registry, &vendors);
     share::register(registry, &vendors);
+    notify::register(registry, &vendors);
 }

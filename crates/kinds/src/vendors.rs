@@ -2,6 +2,7 @@
 //! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
 use crate::later::Patience;
+use crate::notify::NotifyConfig;
 use crate::psa::PsaConfig;
 use crate::share::PwPushConfig;
 use serde_json::Value;
@@ -22,6 +23,7 @@ pub struct Vendors {
     patience: Patience,
     psa: PsaConfig,
     pwpush: PwPushConfig,
+    notify: NotifyConfig,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -43,6 +45,7 @@ impl Vendors {
             patience: Patience::default(),
             psa: PsaConfig::default(),
             pwpush: PwPushConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 
@@ -66,6 +69,17 @@ impl Vendors {
     pub fn with_psa(mut self, psa: PsaConfig) -> Self {
         self.psa = psa;
         self
+    }
+
+    /// Where `notify.teams` and `notify.email` send messages.
+    pub fn with_notify(mut self, notify: NotifyConfig) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Where `notify.teams` and `notify.email` send messages.
+    pub fn notify(&self) -> &NotifyConfig {
+        &self.notify
     }
 
     /// The Password Pusher `password.share` pushes to.
@@ -109,6 +123,18 @@ impl Vendors {
         .with_pwpush(PwPushConfig {
             url: format!("{}/pwpush.com", url.trim_end_matches('/')),
             token: Some(Secret::new(SANDBOX_SECRET)),
+        })
+        .with_notify(NotifyConfig {
+            teams: [(
+                "default".to_string(),
+                Secret::new(format!(
+                    "{}/prod-00.westus.logic.azure.com/workflows/tenure/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=sandbox",
+                    url.trim_end_matches('/')
+                )),
+            )]
+            .into(),
+            email_from: None,
+            email_tenant: None,
         })
     }
 

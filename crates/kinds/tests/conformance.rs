@@ -1033,10 +1033,7 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
             "{kind} runs but is not declared"
         );
     }
-    assert_eq!(
-        unavailable,
-        ["notify.email", "notify.teams", "runbook.call",]
-    );
+    assert_eq!(unavailable, ["runbook.call"]);
 }
 
 /// The PSAs of the sandbox: (provider, a ticket of Contoso's, a status its config knows).
@@ -1340,4 +1337,67 @@ async fn password_share_pushes_once_and_keeps_the_link_and_secret_sealed() {
         })
         .collect();
     assert_eq!(failures, ["`expire_after_views` must be 1 to 100"]);
+}
+
+const NOTIFY: &str = "  teams:\n    uses: notify.teams\n    with: { title: Offboarding done, message: \"**Megan Bowen** is blocked\", facts: { Tenant: Contoso, Devices: 2 }, links: { Open the run: \"https://tenure.example/runs/1\" } }\n  mail:\n    uses: notify.email\n    with: { from: megan.bowen@contoso.example, to: [alex.wilber@contoso.example], subject: Welcome, body: \"Hello **Ada**\\n\\nYour link: <https://x>\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
+    let h = Harness::new().await;
+    let (id, run) = h.run(&Harness::plan(NOTIFY)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    assert_eq!(h.outputs(&id, "teams").await["posted"], true);
+    assert_eq!(
+        h.outputs(&id, "mail").await["message_id"],
+        format!("{id}:mail:0")
+    );
+    let state = h.state().await;
+    let posts = state["inbox"]["teams"].as_array().unwrap();
+    assert_eq!(posts.len(), 1);
+    let card = &posts[0]["body"]["attachments"][0]["content"];
+    assert_eq!(card["type"], "AdaptiveCard");
+    assert_eq!(card["body"][0]["text"], "Offboarding done");
+    assert_eq!(card["body"][2]["type"], "FactSet");
+    assert_eq!(card["actions"][0]["url"], "https://tenure.example/runs/1");
+    let mails = state["inbox"]["email"].as_array().unwrap();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["from"], "megan.bowen@contoso.example");
+    let html = mails[0]["message"]["body"]["content"].as_str().unwrap();
+    assert!(
+        html.contains("<strong>Ada</strong>") && html.contains("&lt;https://x&gt;"),
+        "{html}"
+    );
+    // The webhook's signature never reaches the journal.
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains("sig=") && !text.contains("sandbox-secret"));
+
+    // Thirty per cent of Teams' and Graph's answers fail: retried to success.
+    h.faults(json!([
+        {"path": "/prod-00.westus.logic.azure.com/", "status": 503, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(NOTIFY))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let state = h.state().await;
+    assert!(state["inbox"]["teams"].as_array().unwrap().len() >= 2);
+    assert!(state["inbox"]["email"].as_array().unwrap().len() >= 2);
+
+    // Permanent errors fail once, saying what is wrong.
+    for (steps, expected) in [
+        ("  s:\n    uses: notify.teams\n    with: { channel: ops, message: hi }\n", "no Teams channel `ops`"),
+        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no mailbox to send from"),
+        ("  s:\n    uses: notify.email\n    with: { from: nobody@contoso.example, to: [alex.wilber@contoso.example], subject: s, body: b }\n", "send mail as nobody@contoso.example: 404"),
+    ] {
+        let (id, run) = h.run(&Harness::plan(&with_retries(steps))).await;
+        assert_eq!(run, RunStatus::Failed);
+        let failures: Vec<String> = h.journal(&id).await.into_iter().filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        }).collect();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains(expected), "{}", failures[0]);
+    }
 }
