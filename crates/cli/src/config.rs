@@ -2,6 +2,7 @@
 //! never written in the file: it names the environment variables that hold them
 //! (`*_env` keys). See `docs/tenure.example.toml`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -25,9 +26,165 @@ pub struct Config {
     pub pax8: Option<Pax8>,
     /// `[partner_center]`.
     pub partner_center: Option<PartnerCenter>,
+    /// `[password_pusher]`.
+    pub password_pusher: Option<PasswordPusher>,
+    /// `[teams]`.
+    pub teams: Option<Teams>,
+    /// `[email]`.
+    pub email: Option<Email>,
+    /// `[psa]`, `[psa.halo]`, `[psa.connectwise]`, `[psa.autotask]`.
+    pub psa: Option<Psa>,
     /// `[[tenants]]`.
     #[serde(default)]
     pub tenants: Vec<TenantEntry>,
+}
+
+/// `[teams]`: the channels `notify.teams` posts to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teams {
+    /// Channel name → the environment variable holding its Workflows webhook URL (the URL's
+    /// `sig=` is a credential).
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
+}
+
+/// `[email]`: the mailbox `notify.email` sends from through Graph.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// The mailbox (needs `Mail.Send` for the app).
+    pub from: Option<String>,
+    /// The tenant it is in (default: the run's tenant).
+    pub tenant: Option<String>,
+}
+
+impl Config {
+    fn notify(&self) -> Result<tenure_kinds::NotifyConfig> {
+        let mut teams = BTreeMap::new();
+        for (name, var) in self.teams.iter().flat_map(|t| &t.channels) {
+            teams.insert(
+                name.clone(),
+                env_secret(var, &format!("Teams webhook of channel {name}"))?,
+            );
+        }
+        Ok(tenure_kinds::NotifyConfig {
+            teams,
+            email_from: self.email.as_ref().and_then(|e| e.from.clone()),
+            email_tenant: self.email.as_ref().and_then(|e| e.tenant.clone()),
+        })
+    }
+}
+
+/// `[password_pusher]`: where `password.share` makes one-time links.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPusher {
+    /// The instance (default `https://pwpush.com`).
+    pub url: Option<String>,
+    /// The environment variable holding the API token (without it pushes are anonymous and
+    /// cannot be looked up on a repeat).
+    pub token_env: Option<String>,
+}
+
+impl PasswordPusher {
+    fn config(&self) -> Result<tenure_kinds::PwPushConfig> {
+        Ok(tenure_kinds::PwPushConfig {
+            url: self
+                .url
+                .as_deref()
+                .unwrap_or("https://pwpush.com")
+                .trim_end_matches('/')
+                .to_string(),
+            token: match &self.token_env {
+                Some(var) => Some(env_secret(var, "Password Pusher API token")?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// `[psa]`: the PSAs the `psa.*` kinds talk to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Psa {
+    /// The provider of steps that name none (`halo`, `connectwise`, `autotask`).
+    pub provider: Option<String>,
+    /// `[psa.halo]`.
+    pub halo: Option<Halo>,
+    /// `[psa.connectwise]`.
+    pub connectwise: Option<ConnectWise>,
+    /// `[psa.autotask]`.
+    pub autotask: Option<Autotask>,
+}
+
+/// `[psa.halo]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halo {
+    /// The instance, e.g. `https://msp.halopsa.com`.
+    pub url: String,
+    /// The authorisation server, when not `{url}/auth`.
+    pub auth_url: Option<String>,
+    /// The Halo tenant of a hosted multi-tenant instance.
+    pub tenant: Option<String>,
+    /// The API application's client id.
+    pub client_id: String,
+    /// The environment variable holding its secret.
+    pub client_secret_env: String,
+    /// Managed tenant id → Halo client id.
+    #[serde(default)]
+    pub clients: BTreeMap<String, u64>,
+    /// The outcome id of Tenure's ticket notes (default 7, "Private Note").
+    pub note_outcome_id: Option<u64>,
+    /// Ticket status name → `status_id`.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u64>,
+}
+
+/// `[psa.connectwise]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectWise {
+    /// The API base, e.g. `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`.
+    pub url: String,
+    /// The company id you sign in with.
+    pub company: String,
+    /// The API member's public key.
+    pub public_key: String,
+    /// The environment variable holding its private key.
+    pub private_key_env: String,
+    /// The integration's `clientId`.
+    pub client_id: String,
+    /// Managed tenant id → ConnectWise company id.
+    #[serde(default)]
+    pub clients: BTreeMap<String, u64>,
+    /// The communication type id of email addresses (default 1).
+    pub email_type_id: Option<u64>,
+    /// The communication type id of phone numbers (default 2).
+    pub phone_type_id: Option<u64>,
+}
+
+/// `[psa.autotask]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autotask {
+    /// The zone's REST base, e.g. `https://webservices5.autotask.net/atservicesrest`.
+    pub url: String,
+    /// The API user.
+    pub username: String,
+    /// The environment variable holding its secret.
+    pub secret_env: String,
+    /// The integration's tracking identifier.
+    pub integration_code: String,
+    /// Managed tenant id → Autotask company id.
+    #[serde(default)]
+    pub clients: BTreeMap<String, u64>,
+    /// The `noteType` of Tenure's ticket notes (default 1).
+    pub note_type: Option<u64>,
+    /// Ticket status name → `status` picklist value.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u64>,
 }
 
 /// `[database]`.
@@ -146,7 +303,8 @@ impl Config {
             .or_else(|| self.sandbox.url.clone())
     }
 
-    /// How the vendor kinds reach the vendors: the sandbox, the configured app registration,
+    /// How the vendor kinds reach the vendors (the sandbox's PSAs and seed credentials with the
+    /// sandbox, else `[psa.*]`): the sandbox, the configured app registration,
     /// the `TENURE_CLIENT_ID` / `TENURE_CLIENT_SECRET` environment, or nothing (the kinds then
     /// fail with a message saying how to configure them).
     pub fn vendors(&self) -> Result<tenure_kinds::Vendors> {
@@ -154,7 +312,17 @@ impl Config {
             return Ok(tenure_kinds::Vendors::sandbox(&url));
         }
         let Some(ms) = &self.microsoft else {
-            return Ok(tenure_kinds::Vendors::from_env_or_unconfigured());
+            let mut v = tenure_kinds::Vendors::from_env_or_unconfigured();
+            if let Some(psa) = &self.psa {
+                v = v.with_psa(psa.config()?);
+            }
+            if let Some(pp) = &self.password_pusher {
+                v = v.with_pwpush(pp.config()?);
+            }
+            if self.teams.is_some() || self.email.is_some() {
+                v = v.with_notify(self.notify()?);
+            }
+            return Ok(v);
         };
         let mut v = tenure_kinds::Vendors::new(
             Endpoints::cloud(),
@@ -167,6 +335,15 @@ impl Config {
                 env_secret(&p.client_secret_env, "Pax8 client secret")?,
             );
         }
+        if let Some(psa) = &self.psa {
+            v = v.with_psa(psa.config()?);
+        }
+        if let Some(pp) = &self.password_pusher {
+            v = v.with_pwpush(pp.config()?);
+        }
+        if self.teams.is_some() || self.email.is_some() {
+            v = v.with_notify(self.notify()?);
+        }
         if let Some(pc) = &self.partner_center {
             v = v.with_partner_center(
                 pc.partner_tenant.clone(),
@@ -174,5 +351,61 @@ impl Config {
             );
         }
         Ok(v)
+    }
+}
+
+impl Psa {
+    /// The kinds' PSA configuration, with each secret read from its environment variable.
+    pub fn config(&self) -> Result<tenure_kinds::PsaConfig> {
+        let default = match self.provider.as_deref() {
+            None => None,
+            Some(name) => Some(tenure_kinds::PsaProvider::parse(name).with_context(|| {
+                format!("[psa] provider must be halo, connectwise or autotask, not `{name}`")
+            })?),
+        };
+        let halo = match &self.halo {
+            None => None,
+            Some(h) => Some(tenure_kinds::HaloConfig {
+                url: h.url.trim_end_matches('/').to_string(),
+                auth_url: h.auth_url.clone(),
+                tenant: h.tenant.clone(),
+                client_id: h.client_id.clone(),
+                client_secret: env_secret(&h.client_secret_env, "HaloPSA client secret")?,
+                clients: h.clients.clone(),
+                note_outcome_id: h.note_outcome_id.unwrap_or(7),
+                statuses: h.statuses.clone(),
+            }),
+        };
+        let connectwise = match &self.connectwise {
+            None => None,
+            Some(c) => Some(tenure_kinds::ConnectWiseConfig {
+                url: c.url.trim_end_matches('/').to_string(),
+                company: c.company.clone(),
+                public_key: c.public_key.clone(),
+                private_key: env_secret(&c.private_key_env, "ConnectWise private key")?,
+                client_id: c.client_id.clone(),
+                clients: c.clients.clone(),
+                email_type_id: c.email_type_id.unwrap_or(1),
+                phone_type_id: c.phone_type_id.unwrap_or(2),
+            }),
+        };
+        let autotask = match &self.autotask {
+            None => None,
+            Some(a) => Some(tenure_kinds::AutotaskConfig {
+                url: a.url.trim_end_matches('/').to_string(),
+                username: a.username.clone(),
+                secret: env_secret(&a.secret_env, "Autotask API secret")?,
+                integration_code: a.integration_code.clone(),
+                clients: a.clients.clone(),
+                note_type: a.note_type.unwrap_or(1),
+                statuses: a.statuses.clone(),
+            }),
+        };
+        Ok(tenure_kinds::PsaConfig {
+            default,
+            halo,
+            connectwise,
+            autotask,
+        })
     }
 }

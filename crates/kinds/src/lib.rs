@@ -1,7 +1,8 @@
 //! Tenure's executable step kinds, run by the engine through the execution interface of
 //! `tenure-steps` ([`tenure_steps::Executor`]): `entra.*`, `licence.*` and `intune.*` over
 //! Microsoft Graph (and Pax8 or Partner Center for seats), `exchange.*` over the Exchange admin
-//! API, `password.generate`, and `http.request` for any other REST call. Every kind
+//! API, `psa.*` over HaloPSA, ConnectWise Manage and Autotask, `password.generate`, and
+//! `http.request` for any other REST call. Every kind
 //!
 //! - reaches the vendor only through [`tenure_vendors::Client`] (tokens, classified errors,
 //!   request summaries journaled with the attempt);
@@ -16,10 +17,16 @@ mod http;
 mod intune;
 mod later;
 mod licence;
+mod notify;
 mod password;
+mod psa;
+mod share;
 mod vendors;
 
 pub use later::Patience;
+pub use notify::NotifyConfig;
+pub use psa::{AutotaskConfig, ConnectWiseConfig, HaloConfig, PsaConfig, PsaProvider};
+pub use share::PwPushConfig;
 pub use vendors::Vendors;
 
 /// Implements [`tenure_steps::Executor`] for kinds whose `async fn run(&self, Call)` does the
@@ -54,4 +61,7 @@ pub fn register(registry: &mut Registry, vendors: Vendors) {
     intune::register(registry, &vendors);
     password::register(registry);
     http::register(registry, &vendors);
+    psa::register(registry, &vendors);
+    share::register(registry, &vendors);
+    notify::register(registry, &vendors);
 }

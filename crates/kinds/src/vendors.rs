@@ -2,6 +2,9 @@
 //! HTTP client, one token cache, and how long to wait for a vendor that is not ready yet.
 
 use crate::later::Patience;
+use crate::notify::NotifyConfig;
+use crate::psa::PsaConfig;
+use crate::share::PwPushConfig;
 use serde_json::Value;
 use tenure_steps::{Call, StepError};
 use tenure_vendors::{Client, Endpoints, Secret, TenantCredentials, TokenCache, VendorError};
@@ -18,6 +21,9 @@ pub struct Vendors {
     pax8: Option<(String, Secret)>,
     partner_center: Option<(String, Secret)>,
     patience: Patience,
+    psa: PsaConfig,
+    pwpush: PwPushConfig,
+    notify: NotifyConfig,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -37,6 +43,9 @@ impl Vendors {
             pax8: None,
             partner_center: None,
             patience: Patience::default(),
+            psa: PsaConfig::default(),
+            pwpush: PwPushConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 
@@ -56,6 +65,39 @@ impl Vendors {
         self
     }
 
+    /// The PSAs the `psa.*` kinds talk to.
+    pub fn with_psa(mut self, psa: PsaConfig) -> Self {
+        self.psa = psa;
+        self
+    }
+
+    /// Where `notify.teams` and `notify.email` send messages.
+    pub fn with_notify(mut self, notify: NotifyConfig) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Where `notify.teams` and `notify.email` send messages.
+    pub fn notify(&self) -> &NotifyConfig {
+        &self.notify
+    }
+
+    /// The Password Pusher `password.share` pushes to.
+    pub fn with_pwpush(mut self, pwpush: PwPushConfig) -> Self {
+        self.pwpush = pwpush;
+        self
+    }
+
+    /// The Password Pusher `password.share` pushes to.
+    pub fn pwpush(&self) -> &PwPushConfig {
+        &self.pwpush
+    }
+
+    /// The PSAs the `psa.*` kinds talk to.
+    pub fn psa(&self) -> &PsaConfig {
+        &self.psa
+    }
+
     /// How kinds wait for a vendor that is not ready yet (see [`Patience`]).
     pub fn with_patience(mut self, patience: Patience) -> Self {
         self.patience = patience;
@@ -67,7 +109,8 @@ impl Vendors {
         self.patience
     }
 
-    /// The sandbox at `url`, with its built-in app registration.
+    /// The sandbox at `url`, with its built-in app registration and its PSAs (seed credentials
+    /// and clients).
     pub fn sandbox(url: &str) -> Self {
         Self::new(
             Endpoints::sandbox(url),
@@ -76,6 +119,23 @@ impl Vendors {
         )
         .with_pax8(SANDBOX_CLIENT_ID, Secret::new(SANDBOX_SECRET))
         .with_partner_center("partner.example", Secret::new("sandbox-refresh"))
+        .with_psa(PsaConfig::sandbox(url))
+        .with_pwpush(PwPushConfig {
+            url: format!("{}/pwpush.com", url.trim_end_matches('/')),
+            token: Some(Secret::new(SANDBOX_SECRET)),
+        })
+        .with_notify(NotifyConfig {
+            teams: [(
+                "default".to_string(),
+                Secret::new(format!(
+                    "{}/prod-00.westus.logic.azure.com/workflows/tenure/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=sandbox",
+                    url.trim_end_matches('/')
+                )),
+            )]
+            .into(),
+            email_from: None,
+            email_tenant: None,
+        })
     }
 
     /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else

@@ -501,6 +501,23 @@ async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
         "a wipe was sent"
     );
 
+    // The PSA contact is deactivated and the ticket has one note from this run.
+    let contact = psa_contact(&state, "halo", "101");
+    assert_eq!(contact["active"], false, "{contact}");
+    assert_eq!(h.outputs(&id, "psa_contact").await["changed"], true);
+    let notes: Vec<&Value> = state["halo"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["ticket_id"] == 1001)
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = notes[0]["text"].as_str().unwrap();
+    assert!(
+        note.contains("offboard-user") && note.contains("wipe"),
+        "{note}"
+    );
+
     // The journal shows what each step did.
     assert_eq!(h.outputs(&id, "licences").await["removed"], json!(["SPB"]));
     assert_eq!(
@@ -522,6 +539,8 @@ async fn the_offboarding_runbook_leaves_the_leaver_blocked_with_mail_kept() {
         "groups",
         "licences",
         "wipe",
+        "psa_contact",
+        "ticket_note",
     ] {
         assert!(
             journal
@@ -706,6 +725,8 @@ async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
         ("user", "megan.bowen@contoso.example"),
         ("forward_to", "alex.wilber@contoso.example"),
         ("mailbox_access", "alex.wilber@contoso.example"),
+        ("ticket_id", "1001"),
+        ("psa_contact", "megan.bowen@contoso.example"),
     ] {
         given.insert(k.into(), json!(v));
     }
@@ -775,6 +796,8 @@ async fn every_offboarding_kind_survives_thirty_percent_faults_and_repeats_chang
     assert_eq!(h.repeat(&id, "remove_mfa").await["removed"], json!([]));
     assert_eq!(h.repeat(&id, "block").await["changed"], false);
     assert_eq!(h.repeat(&id, "wipe").await["wiped"], 0);
+    assert_eq!(h.repeat(&id, "psa_contact").await["changed"], false);
+    assert_eq!(h.repeat(&id, "ticket_note").await["added"], false);
     assert_eq!(h.counters().await, before, "no repeat changed anything");
 }
 
@@ -1277,18 +1300,371 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
             "{kind} runs but is not declared"
         );
     }
-    assert_eq!(
-        unavailable,
-        [
-            "notify.email",
-            "notify.teams",
-            "password.share",
-            "psa.add_ticket_note",
-            "psa.create_contact",
-            "psa.deactivate_contact",
-            "psa.update_contact",
-            "psa.update_ticket",
-            "runbook.call",
-        ]
+    assert_eq!(unavailable, ["runbook.call"]);
+}
+
+/// The PSAs of the sandbox: (provider, a ticket of Contoso's, a status its config knows).
+const PSAS: [(&str, u64, &str); 3] = [
+    ("halo", 1001, "Closed"),
+    ("connectwise", 5001, "Closed"),
+    ("autotask", 7001, "Complete"),
+];
+
+/// Every PSA kind against one PSA: a new contact, an adopted one, an update, a deactivation, a
+/// ticket note and a ticket update.
+fn psa_steps(provider: &str, ticket: u64, status: &str) -> String {
+    format!(
+        "  create:\n    uses: psa.create_contact\n    with: {{ provider: {provider}, email: ada.lovelace@contoso.example, first_name: Ada, last_name: Lovelace, job_title: Engineer, phone: \"+44 20 7946 0000\" }}\n  adopt:\n    uses: psa.create_contact\n    with: {{ provider: {provider}, email: MEGAN.BOWEN@contoso.example, first_name: Megan, last_name: Bowen }}\n  update:\n    uses: psa.update_contact\n    with: {{ provider: {provider}, contact: \"{{{{steps.create.outputs.contact_id}}}}\", job_title: Lead, first_name: Ada }}\n  deactivate:\n    uses: psa.deactivate_contact\n    needs: [update]\n    with: {{ provider: {provider}, contact: ada.lovelace@contoso.example }}\n  note:\n    uses: psa.add_ticket_note\n    with: {{ provider: {provider}, ticket: \"{ticket}\", body: \"Onboarded **Ada** <ada.lovelace@contoso.example>\" }}\n  ticket:\n    uses: psa.update_ticket\n    with: {{ provider: {provider}, ticket: \"{ticket}\", status: {status}, summary: New starter done }}\n"
+    )
+}
+
+/// The sandbox's record of `provider`'s contact `id`.
+fn psa_contact(state: &Value, provider: &str, id: &str) -> Value {
+    state[provider]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_u64().is_some_and(|n| n.to_string() == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{provider} has contact {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_kinds_succeed_and_a_repeat_changes_nothing_for_every_provider() {
+    let h = Harness::new().await;
+    for (provider, ticket, status) in PSAS {
+        let (id, run) = h
+            .run(&Harness::plan(&psa_steps(provider, ticket, status)))
+            .await;
+        let journal = h.journal(&id).await;
+        assert_eq!(run, RunStatus::Succeeded, "{provider}: {journal:#?}");
+        let created = h.outputs(&id, "create").await;
+        assert_eq!(created["created"], true, "{provider}");
+        let contact_id = created["contact_id"].as_str().unwrap().to_string();
+        let adopted = h.outputs(&id, "adopt").await;
+        assert_eq!(adopted["created"], false, "{provider}: Megan is adopted");
+        assert_eq!(
+            h.outputs(&id, "update").await["changed"],
+            json!(["job_title"])
+        );
+        assert_eq!(
+            h.outputs(&id, "deactivate").await["changed"],
+            true,
+            "{provider}: {:?}",
+            h.outputs(&id, "deactivate").await
+        );
+        assert_eq!(h.outputs(&id, "note").await["added"], true);
+        assert_eq!(
+            h.outputs(&id, "ticket").await["changed"],
+            json!(["status", "summary"])
+        );
+
+        let state = h.state().await;
+        let ada = psa_contact(&state, provider, &contact_id);
+        assert_eq!(ada["title"], "Lead", "{provider}: {ada}");
+        assert_eq!(ada["active"], false, "{provider}: {ada}");
+        assert_eq!(ada["phone"], "+44 20 7946 0000", "{provider}: {ada}");
+        let t = state[provider]["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == ticket)
+            .unwrap();
+        assert_eq!(
+            (t["status"].as_str(), t["summary"].as_str()),
+            (Some(status), Some("New starter done"))
+        );
+        let notes: Vec<&Value> = state[provider]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["ticket_id"] == ticket)
+            .collect();
+        assert_eq!(notes.len(), 1, "{provider}: {notes:?}");
+        let text = notes[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("Onboarded") && text.contains(&format!("[tenure {id}:note:0]")),
+            "{text}"
+        );
+        if provider == "halo" {
+            assert!(
+                text.contains("&lt;ada.lovelace@contoso.example&gt;"),
+                "escaped as HTML: {text}"
+            );
+        }
+
+        // No credential of any PSA reaches the journal.
+        let text = serde_json::to_string(&journal).unwrap();
+        assert!(
+            !text.contains("sandbox-secret")
+                && !text.contains("Basic ")
+                && !text.contains("Bearer")
+        );
+        assert!(journal
+            .iter()
+            .any(|e| matches!(e, EventKind::RequestSummary { step, .. } if step == "note")));
+
+        // Repeats after a crash find every change made.
+        let before = h.counters().await;
+        assert_eq!(
+            h.repeat(&id, "create").await,
+            json!({"contact_id": contact_id, "created": false})
+        );
+        assert_eq!(h.repeat(&id, "adopt").await, adopted);
+        assert_eq!(h.repeat(&id, "update").await["changed"], json!([]));
+        assert_eq!(h.repeat(&id, "deactivate").await["changed"], false);
+        let note = h.repeat(&id, "note").await;
+        assert_eq!(note["added"], false, "{provider}");
+        assert_eq!(note["note_id"], h.outputs(&id, "note").await["note_id"]);
+        assert_eq!(h.repeat(&id, "ticket").await["changed"], json!([]));
+        assert_eq!(
+            h.counters().await,
+            before,
+            "{provider}: no repeat changed anything"
+        );
+        let counters = h.counters().await;
+        assert_eq!(
+            counters[format!("{provider}/contact/{contact_id}")]["created"],
+            1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_kinds_survive_thirty_percent_faults_adding_once_for_every_provider() {
+    let h = Harness::new().await;
+    h.faults(json!([
+        {"path": "/sandbox.halopsa.com/", "status": 503, "rate": 0.3},
+        {"path": "/api-na.myconnectwise.net/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/webservices2.autotask.net/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    for (provider, ticket, status) in PSAS {
+        let (id, run) = h
+            .run(&Harness::plan(&with_retries(&psa_steps(
+                provider, ticket, status,
+            ))))
+            .await;
+        let journal = h.journal(&id).await;
+        assert_eq!(run, RunStatus::Succeeded, "{provider}: {journal:#?}");
+        assert!(
+            journal.iter().any(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "transient" || class == "throttled")),
+            "{provider}: faults were injected and retried"
+        );
+        let contact_id = h.outputs(&id, "create").await["contact_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let state = h.state().await;
+        let adas = state[provider]["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["email"] == "ada.lovelace@contoso.example")
+            .count();
+        assert_eq!(adas, 1, "{provider}: one contact, whatever failed");
+        assert_eq!(psa_contact(&state, provider, &contact_id)["active"], false);
+        let notes = state[provider]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["ticket_id"] == ticket)
+            .count();
+        assert_eq!(notes, 1, "{provider}: one note, whatever failed");
+    }
+    h.faults(json!([])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psa_permanent_errors_fail_once_with_a_clear_message_for_every_provider() {
+    let h = Harness::new().await;
+    for (provider, _, _) in PSAS {
+        let cases = [
+            (
+                format!("  s:\n    uses: psa.add_ticket_note\n    with: {{ provider: {provider}, ticket: \"999999\", body: hello }}\n"),
+                "999999",
+            ),
+            (
+                format!("  s:\n    uses: psa.deactivate_contact\n    with: {{ provider: {provider}, contact: nobody@contoso.example }}\n"),
+                "has no contact nobody@contoso.example",
+            ),
+            (
+                format!("  s:\n    uses: psa.update_ticket\n    with: {{ provider: {provider}, ticket: \"1\", status: Frozen }}\n"),
+                if provider == "connectwise" { "not found" } else { "`Frozen` is not configured" },
+            ),
+        ];
+        for (steps, expected) in cases {
+            let (id, run) = h.run(&Harness::plan(&with_retries(&steps))).await;
+            let journal = h.journal(&id).await;
+            assert_eq!(run, RunStatus::Failed, "{provider}: {journal:#?}");
+            let failures: Vec<&String> = journal
+                .iter()
+                .filter_map(|e| match e {
+                    EventKind::AttemptFailed { message, .. } => Some(message),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                failures.len(),
+                1,
+                "{provider}: no retry of a permanent error: {failures:?}"
+            );
+            assert!(
+                failures[0].contains(expected),
+                "{provider}: {}",
+                failures[0]
+            );
+        }
+    }
+}
+
+const SHARE: &str = "  pw:\n    uses: password.generate\n    with: { length: 20 }\n  link:\n    uses: password.share\n    with: { method: secure_link, secret: \"{{steps.pw.outputs.password}}\", expire_after_views: 2, expire_after_days: 3, note: For Ada }\n  direct:\n    uses: password.share\n    with: { method: direct, secret: \"{{steps.pw.outputs.password}}\" }\n  nothing:\n    uses: password.share\n    with: { method: none, secret: \"{{steps.pw.outputs.password}}\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_share_pushes_once_and_keeps_the_link_and_secret_sealed() {
+    let h = Harness::new().await;
+    let (id, run) = h.run(&Harness::plan(SHARE)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = h.outputs(&id, "link").await;
+    let url = link["url"].as_str().unwrap().to_string();
+    assert_eq!(link["method"], "secure_link");
+    assert!(
+        url.contains("/pwpush.com/p/") && url.ends_with("/r"),
+        "{url}"
     );
+    assert_eq!(h.outputs(&id, "direct").await["secret"], password.as_str());
+    assert_eq!(
+        h.outputs(&id, "nothing").await,
+        json!({"method": "none", "url": null, "secret": null})
+    );
+    let state = h.state().await;
+    let pushes = state["pushes"].as_array().unwrap();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(
+        (
+            pushes[0]["expire_after_views"].as_u64(),
+            pushes[0]["expire_after_days"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    // Neither the password nor the link reaches the journal.
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains(&password) && !text.contains(&url), "sealed");
+    assert!(!text.contains("sandbox-secret"));
+    // The link works once per view, and gives the password.
+    let token = url.trim_end_matches("/r").rsplit('/').next().unwrap();
+    let got: Value = h
+        .http
+        .get(format!("{}/pwpush.com/p/{token}.json", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["payload"], password.as_str());
+    // A repeat finds the push an earlier attempt made.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "link").await["url"], url.as_str());
+    let after = h.counters().await;
+    let pushes = |c: &Value| {
+        c.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("pwpush/push/"))
+            .count()
+    };
+    assert_eq!(pushes(&after), pushes(&before), "no second push");
+
+    // Thirty per cent of Password Pusher's answers fail: still one push per step.
+    h.faults(json!([{"path": "/pwpush.com/", "status": 503, "rate": 0.3}]))
+        .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SHARE))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(pushes(&h.counters().await), pushes(&after) + 1);
+
+    // An expiry Password Pusher would silently replace is refused, once.
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries("  pw:\n    uses: password.generate\n  s:\n    uses: password.share\n    with: { secret: \"{{steps.pw.outputs.password}}\", expire_after_views: 500 }\n")))
+        .await;
+    assert_eq!(run, RunStatus::Failed);
+    let failures: Vec<String> = h
+        .journal(&id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures, ["`expire_after_views` must be 1 to 100"]);
+}
+
+const NOTIFY: &str = "  teams:\n    uses: notify.teams\n    with: { title: Offboarding done, message: \"**Megan Bowen** is blocked\", facts: { Tenant: Contoso, Devices: 2 }, links: { Open the run: \"https://tenure.example/runs/1\" } }\n  mail:\n    uses: notify.email\n    with: { from: megan.bowen@contoso.example, to: [alex.wilber@contoso.example], subject: Welcome, body: \"Hello **Ada**\\n\\nYour link: <https://x>\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
+    let h = Harness::new().await;
+    let (id, run) = h.run(&Harness::plan(NOTIFY)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    assert_eq!(h.outputs(&id, "teams").await["posted"], true);
+    assert_eq!(
+        h.outputs(&id, "mail").await["message_id"],
+        format!("{id}:mail:0")
+    );
+    let state = h.state().await;
+    let posts = state["inbox"]["teams"].as_array().unwrap();
+    assert_eq!(posts.len(), 1);
+    let card = &posts[0]["body"]["attachments"][0]["content"];
+    assert_eq!(card["type"], "AdaptiveCard");
+    assert_eq!(card["body"][0]["text"], "Offboarding done");
+    assert_eq!(card["body"][2]["type"], "FactSet");
+    assert_eq!(card["actions"][0]["url"], "https://tenure.example/runs/1");
+    let mails = state["inbox"]["email"].as_array().unwrap();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["from"], "megan.bowen@contoso.example");
+    let html = mails[0]["message"]["body"]["content"].as_str().unwrap();
+    assert!(
+        html.contains("<strong>Ada</strong>") && html.contains("&lt;https://x&gt;"),
+        "{html}"
+    );
+    // The webhook's signature never reaches the journal.
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains("sig=") && !text.contains("sandbox-secret"));
+
+    // Thirty per cent of Teams' and Graph's answers fail: retried to success.
+    h.faults(json!([
+        {"path": "/prod-00.westus.logic.azure.com/", "status": 503, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(NOTIFY))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let state = h.state().await;
+    assert!(state["inbox"]["teams"].as_array().unwrap().len() >= 2);
+    assert!(state["inbox"]["email"].as_array().unwrap().len() >= 2);
+
+    // Permanent errors fail once, saying what is wrong.
+    for (steps, expected) in [
+        ("  s:\n    uses: notify.teams\n    with: { channel: ops, message: hi }\n", "no Teams channel `ops`"),
+        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no mailbox to send from"),
+        ("  s:\n    uses: notify.email\n    with: { from: nobody@contoso.example, to: [alex.wilber@contoso.example], subject: s, body: b }\n", "send mail as nobody@contoso.example: 404"),
+    ] {
+        let (id, run) = h.run(&Harness::plan(&with_retries(steps))).await;
+        assert_eq!(run, RunStatus::Failed);
+        let failures: Vec<String> = h.journal(&id).await.into_iter().filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        }).collect();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains(expected), "{}", failures[0]);
+    }
 }

@@ -1,6 +1,7 @@
 //! Password Pusher: `POST /p.json` creates a push (201, `url_token` and `html_url`; out-of-range
 //! expiry silently becomes the default), `GET /p/{token}.json` reveals it and counts a view,
-//! `preview.json` does not, `DELETE` expires it.
+//! `preview.json` does not, `DELETE` expires it. `GET /p/active.json` lists the active pushes
+//! (without payloads) to a caller with the API token (`Authorization: Bearer sandbox-secret`).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ const BASE: &str = "/pwpush.com";
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(&format!("{BASE}/p.json"), post(create))
+        .route(&format!("{BASE}/p/active.json"), get(active))
         .route(&format!("{BASE}/p/{{token}}"), get(reveal).delete(expire))
         .route(&format!("{BASE}/p/{{token}}/preview.json"), get(preview))
 }
@@ -190,4 +192,27 @@ async fn expire(
         w.deleted(format!("pwpush/push/{token}"));
         Ok(reply(StatusCode::OK, j))
     })
+}
+
+async fn active(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Reply {
+    let secret = s.read(|w| w.credentials.client_secret.clone());
+    let bearer = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if bearer != Some(secret.as_str()) {
+        return Err(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "You need to sign in or sign up before continuing."}),
+        ));
+    }
+    let base = base_url(&headers);
+    let pushes: Vec<Value> = s.read(|w| {
+        w.pushes
+            .iter()
+            .filter(|p| !p.expired)
+            .map(|p| push_json(p, &base))
+            .collect()
+    });
+    Ok(reply(StatusCode::OK, json!(pushes)))
 }

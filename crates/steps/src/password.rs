@@ -30,10 +30,7 @@ pub fn schemas() -> Vec<KindSchema> {
         ),
         KindSchema::action(
             "password.share",
-            "Deliver a secret: a one-time link, a direct message, or not at all.",
-        )
-        .unavailable(
-            "no executor yet: sharing comes with the Password Pusher and notification clients in tenure-kinds",
+            "Deliver a secret: a one-time Password Pusher link (looked up before a second push), the secret for a direct message, or nothing.",
         )
         .param(
             Field::optional(
@@ -76,8 +73,13 @@ pub fn schemas() -> Vec<KindSchema> {
         ))
         .output(
             "url",
-            FieldType::String,
-            "The one-time link (secure_link only).",
+            FieldType::Secret,
+            "The one-time link (secure_link only; a secret: shown as ***).",
+        )
+        .output(
+            "secret",
+            FieldType::Secret,
+            "The secret itself, for the message that delivers it (direct only).",
         )
         .output("method", FieldType::String, "How it was delivered."),
     ]

@@ -35,7 +35,7 @@ fn schema_accepts_the_runbooks_and_rejects_bad_with() {
         !validator.is_valid(&unknown),
         "a missing user_principal_name must be rejected"
     );
-    let unavailable = as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: psa.add_ticket_note\n    with: { ticket: \"1\", body: done }\n");
+    let unavailable = as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: runbook.call\n    with: { runbook: other }\n");
     assert!(
         !validator.is_valid(&unavailable),
         "a kind that cannot run yet must be rejected"

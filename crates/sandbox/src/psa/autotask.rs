@@ -1,5 +1,6 @@
 //! Autotask REST: zone discovery, `Contacts/query` (paged with `pageDetails.nextPageUrl`),
-//! contacts created and deactivated under their company, and ticket notes.
+//! contacts created and deactivated under their company, tickets (GET, PATCH of `status` and
+//! `title`) and their notes (POST, GET).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{add_contact, add_note};
+use super::{add_contact, add_note, status_id, status_name, AUTOTASK_STATUSES};
 use crate::auth::AtAuth;
 use crate::http::{base_url, reply, Reply};
 use crate::model::PsaContact;
@@ -32,7 +33,12 @@ pub fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             &format!("{HOST}/V1.0/Tickets/{{tid}}/Notes"),
-            post(add_ticket_note),
+            post(add_ticket_note).get(ticket_notes),
+        )
+        .route(&format!("{HOST}/V1.0/Tickets/{{tid}}"), get(ticket))
+        .route(
+            &format!("{HOST}/V1.0/Tickets"),
+            axum::routing::patch(update_ticket),
         )
 }
 
@@ -55,7 +61,7 @@ async fn zone(headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> R
 }
 
 fn contact_json(c: &PsaContact) -> Value {
-    json!({"id": c.id, "companyID": c.client_id, "firstName": c.first_name, "lastName": c.last_name, "emailAddress": c.email, "title": c.title, "isActive": i32::from(c.active)})
+    json!({"id": c.id, "companyID": c.client_id, "firstName": c.first_name, "lastName": c.last_name, "emailAddress": c.email, "phone": c.phone, "title": c.title, "isActive": i32::from(c.active)})
 }
 
 fn run_query(s: &Shared, search: &Value, headers: &HeaderMap, offset: usize) -> Value {
@@ -167,7 +173,7 @@ async fn create(
             first_name: body["firstName"].as_str().unwrap_or_default().into(),
             last_name: body["lastName"].as_str().unwrap_or_default().into(),
             email: body["emailAddress"].as_str().unwrap_or_default().into(),
-            phone: String::new(),
+            phone: body["phone"].as_str().unwrap_or_default().into(),
             title: body["title"].as_str().unwrap_or_default().into(),
             active: body["isActive"].as_i64().unwrap_or(1) == 1,
         };
@@ -212,6 +218,15 @@ async fn update(
         if let Some(v) = body["emailAddress"].as_str() {
             c.email = v.into();
         }
+        for (field, slot) in [
+            ("firstName", &mut c.first_name),
+            ("lastName", &mut c.last_name),
+            ("phone", &mut c.phone),
+        ] {
+            if let Some(v) = body[field].as_str() {
+                *slot = v.into();
+            }
+        }
         w.changed(format!("autotask/contact/{id}"));
         Ok(reply(StatusCode::OK, json!({"itemId": id})))
     })
@@ -247,6 +262,69 @@ async fn add_ticket_note(
             body["publish"].as_i64() == Some(2),
         );
         w.created(format!("autotask/ticket/{tid}/note/{id}"));
+        Ok(reply(StatusCode::OK, json!({"itemId": id})))
+    })
+}
+
+async fn ticket_notes(State(s): State<Arc<Shared>>, _: AtAuth, Path(tid): Path<u64>) -> Reply {
+    let items: Vec<Value> = s.read(|w| {
+        w.autotask
+            .notes
+            .iter()
+            .filter(|n| n.ticket_id == tid)
+            .map(|n| json!({"id": n.id, "ticketID": n.ticket_id, "description": n.text, "noteType": 1, "publish": if n.internal { 2 } else { 1 }}))
+            .collect()
+    });
+    Ok(reply(
+        StatusCode::OK,
+        json!({"items": items, "pageDetails": {"count": items.len(), "requestCount": 500, "prevPageUrl": null, "nextPageUrl": null}}),
+    ))
+}
+
+fn ticket_json(t: &crate::model::PsaTicket) -> Value {
+    json!({"id": t.id, "companyID": t.client_id, "title": t.summary, "status": status_id(AUTOTASK_STATUSES, &t.status)})
+}
+
+async fn ticket(State(s): State<Arc<Shared>>, _: AtAuth, Path(tid): Path<u64>) -> Reply {
+    s.read(|w| {
+        let t = w
+            .autotask
+            .tickets
+            .iter()
+            .find(|t| t.id == tid)
+            .ok_or_else(|| at_error(StatusCode::NOT_FOUND, &format!("Ticket {tid} not found.")))?;
+        Ok(reply(StatusCode::OK, json!({"item": ticket_json(t)})))
+    })
+}
+
+/// `PATCH /V1.0/Tickets` with `{"id", "status": <picklist int>, "title"}`.
+async fn update_ticket(State(s): State<Arc<Shared>>, _: AtAuth, Json(body): Json<Value>) -> Reply {
+    let Some(id) = body["id"].as_u64() else {
+        return Err(at_error(StatusCode::BAD_REQUEST, "id is required"));
+    };
+    s.write(|w| {
+        let i = w
+            .autotask
+            .tickets
+            .iter()
+            .position(|t| t.id == id)
+            .ok_or_else(|| at_error(StatusCode::NOT_FOUND, &format!("Ticket {id} not found.")))?;
+        if let Some(v) = body.get("status") {
+            let name = v
+                .as_u64()
+                .and_then(|n| status_name(AUTOTASK_STATUSES, n))
+                .ok_or_else(|| {
+                    at_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("Value {v} is not a valid status."),
+                    )
+                })?;
+            w.autotask.tickets[i].status = name.to_string();
+        }
+        if let Some(v) = body["title"].as_str() {
+            w.autotask.tickets[i].summary = v.to_string();
+        }
+        w.changed(format!("autotask/ticket/{id}"));
         Ok(reply(StatusCode::OK, json!({"itemId": id})))
     })
 }

@@ -1,5 +1,6 @@
 //! ConnectWise Manage: `/company/contacts` (conditions and `communicationItems/value` search,
-//! create, JSON-Patch updates), `/company/companies`, `/service/tickets/{id}/notes`.
+//! create, JSON-Patch updates), `/company/companies`, `/service/tickets/{id}` (GET, JSON-Patch
+//! of `status` by name and `summary`) and `/service/tickets/{id}/notes`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub fn routes() -> Router<Arc<Shared>> {
         )
         .route(&format!("{BASE}/company/companies"), get(companies))
         .route(
+            &format!("{BASE}/service/tickets/{{id}}"),
+            get(ticket).patch(patch_ticket),
+        )
+        .route(
             &format!("{BASE}/service/tickets/{{id}}/notes"),
             post(add_ticket_note).get(notes),
         )
@@ -46,8 +51,25 @@ fn cw_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) 
 }
 
 fn contact_json(c: &PsaContact) -> Value {
+    let mut items = vec![
+        json!({"type": {"id": 1, "name": "Email"}, "value": c.email, "defaultFlag": true, "communicationType": "Email"}),
+    ];
+    if !c.phone.is_empty() {
+        items.push(json!({"type": {"id": 2, "name": "Direct"}, "value": c.phone, "defaultFlag": true, "communicationType": "Phone"}));
+    }
     json!({"id": c.id, "firstName": c.first_name, "lastName": c.last_name, "company": {"id": c.client_id}, "title": c.title, "inactiveFlag": !c.active,
-           "communicationItems": [{"type": {"id": 1, "name": "Email"}, "value": c.email, "defaultFlag": true, "communicationType": "Email"}]})
+           "communicationItems": items})
+}
+
+/// The value of the first communication item of `kind` (`Email`, `Phone`).
+fn communication(body: &Value, kind: &str) -> Option<String> {
+    body["communicationItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["communicationType"] == kind)
+        .and_then(|i| i["value"].as_str())
+        .map(str::to_string)
 }
 
 async fn contacts(
@@ -139,7 +161,7 @@ async fn create(State(s): State<Arc<Shared>>, _: CwAuth, Json(body): Json<Value>
             first_name: first.into(),
             last_name: body["lastName"].as_str().unwrap_or_default().into(),
             email,
-            phone: String::new(),
+            phone: communication(&body, "Phone").unwrap_or_default(),
             title: body["title"].as_str().unwrap_or_default().into(),
             active: !body["inactiveFlag"].as_bool().unwrap_or(false),
         };
@@ -200,6 +222,13 @@ async fn patch(
                 "firstName" => c.first_name = v.as_str().unwrap_or_default().into(),
                 "lastName" => c.last_name = v.as_str().unwrap_or_default().into(),
                 "title" => c.title = v.as_str().unwrap_or_default().into(),
+                "communicationItems" => {
+                    if let Some(e) = communication(&json!({"communicationItems": v}), "Email") {
+                        c.email = e;
+                    }
+                    c.phone = communication(&json!({"communicationItems": v}), "Phone")
+                        .unwrap_or_default();
+                }
                 other => {
                     return Err(cw_error(
                         StatusCode::BAD_REQUEST,
@@ -266,4 +295,100 @@ async fn add_ticket_note(
 async fn notes(State(s): State<Arc<Shared>>, _: CwAuth, Path(ticket): Path<u64>) -> Reply {
     let items: Vec<Value> = s.read(|w| w.connectwise.notes.iter().filter(|n| n.ticket_id == ticket).map(|n| json!({"id": n.id, "ticketId": n.ticket_id, "text": n.text, "internalAnalysisFlag": n.internal})).collect());
     Ok(reply(StatusCode::OK, json!(items)))
+}
+
+fn ticket_json(t: &crate::model::PsaTicket) -> Value {
+    json!({"id": t.id, "summary": t.summary, "company": {"id": t.client_id}, "status": {"name": t.status}})
+}
+
+async fn ticket(State(s): State<Arc<Shared>>, _: CwAuth, Path(id): Path<u64>) -> Reply {
+    s.read(|w| {
+        let t = w
+            .connectwise
+            .tickets
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| {
+                cw_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("Ticket with id {id} not found"),
+                    None,
+                )
+            })?;
+        Ok(reply(StatusCode::OK, ticket_json(t)))
+    })
+}
+
+/// JSON-Patch `replace` of `status` (`{"name"}`) and `summary`.
+async fn patch_ticket(
+    State(s): State<Arc<Shared>>,
+    _: CwAuth,
+    Path(id): Path<u64>,
+    Json(ops): Json<Value>,
+) -> Reply {
+    let Some(ops) = ops.as_array() else {
+        return Err(cw_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidObject",
+            "a JSON-Patch array is required",
+            None,
+        ));
+    };
+    s.write(|w| {
+        let i = w
+            .connectwise
+            .tickets
+            .iter()
+            .position(|t| t.id == id)
+            .ok_or_else(|| {
+                cw_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("Ticket with id {id} not found"),
+                    None,
+                )
+            })?;
+        for op in ops {
+            let v = &op["value"];
+            match (
+                op["op"].as_str(),
+                op["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches('/'),
+            ) {
+                (Some("replace"), "status") => {
+                    let name = v["name"]
+                        .as_str()
+                        .filter(|n| !n.is_empty())
+                        .ok_or_else(|| {
+                            cw_error(
+                                StatusCode::BAD_REQUEST,
+                                "InvalidObject",
+                                "status needs a name or id",
+                                Some("status"),
+                            )
+                        })?;
+                    w.connectwise.tickets[i].status = name.to_string();
+                }
+                (Some("replace"), "summary") => {
+                    w.connectwise.tickets[i].summary = v.as_str().unwrap_or_default().to_string();
+                }
+                (_, other) => {
+                    return Err(cw_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidObject",
+                        &format!("path `{other}` cannot be patched"),
+                        None,
+                    ))
+                }
+            }
+        }
+        w.changed(format!("connectwise/ticket/{id}"));
+        Ok(reply(
+            StatusCode::OK,
+            ticket_json(&w.connectwise.tickets[i]),
+        ))
+    })
 }

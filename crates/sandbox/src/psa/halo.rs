@@ -1,5 +1,6 @@
 //! HaloPSA: `/api/Users` (contacts; POST arrays upsert, `inactive` deactivates), `/api/Client`,
-//! `/api/Tickets`, and `/api/Actions` (notes, which need an `outcome_id`).
+//! `/api/Site`, `/api/Tickets` (POST with `id` updates `status_id` / `summary`), and
+//! `/api/Actions` (notes, which need an `outcome_id`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{add_contact, add_note};
+use super::{add_contact, add_note, status_id, status_name, HALO_STATUSES};
 use crate::auth::HaloAuth;
 use crate::http::{reply, Reply};
 use crate::model::{PsaContact, World};
@@ -22,7 +23,13 @@ const BASE: &str = "/sandbox.halopsa.com/api";
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(&format!("{BASE}/Users"), get(users).post(upsert_users))
+        .route(&format!("{BASE}/Users/{{id}}"), get(user))
         .route(&format!("{BASE}/Client"), get(clients))
+        .route(&format!("{BASE}/Site"), get(sites))
+        .route(
+            &format!("{BASE}/Tickets"),
+            axum::routing::post(update_tickets),
+        )
         .route(&format!("{BASE}/Tickets/{{id}}"), get(ticket))
         .route(&format!("{BASE}/Actions"), get(actions).post(add_actions))
 }
@@ -162,6 +169,100 @@ async fn upsert_users(State(s): State<Arc<Shared>>, _: HaloAuth, Json(body): Jso
     })
 }
 
+async fn user(State(s): State<Arc<Shared>>, _: HaloAuth, Path(id): Path<u64>) -> Reply {
+    s.read(|w| {
+        let c = w.halo.contacts.iter().find(|c| c.id == id).ok_or_else(|| {
+            reply(
+                StatusCode::NOT_FOUND,
+                json!(format!("User {id} not found.")),
+            )
+        })?;
+        Ok(reply(StatusCode::OK, user_json(w, c)))
+    })
+}
+
+async fn sites(
+    State(s): State<Arc<Shared>>,
+    _: HaloAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Reply {
+    let client: Option<u64> = q.get("client_id").and_then(|c| c.parse().ok());
+    let sites: Vec<Value> = s.read(|w| {
+        w.halo
+            .clients
+            .iter()
+            .filter(|c| client.is_none_or(|id| c.id == id))
+            .map(|c| json!({"id": c.site_id, "client_id": c.id, "client_name": c.name, "name": "Main"}))
+            .collect()
+    });
+    Ok(reply(
+        StatusCode::OK,
+        json!({"record_count": sites.len(), "sites": sites}),
+    ))
+}
+
+fn ticket_json(t: &crate::model::PsaTicket) -> Value {
+    json!({"id": t.id, "client_id": t.client_id, "summary": t.summary, "status_id": status_id(HALO_STATUSES, &t.status), "status": t.status})
+}
+
+/// `POST /api/Tickets`: the sandbox only updates (with `id`): `status_id`, `summary`.
+async fn update_tickets(
+    State(s): State<Arc<Shared>>,
+    _: HaloAuth,
+    Json(body): Json<Value>,
+) -> Reply {
+    let Some(items) = body.as_array() else {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            json!("The request body must be a JSON array of tickets."),
+        ));
+    };
+    s.write(|w| {
+        let mut out = Vec::new();
+        for item in items {
+            let id = item["id"].as_u64().ok_or_else(|| {
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    json!("The sandbox only updates tickets: id is required."),
+                )
+            })?;
+            let i = w
+                .halo
+                .tickets
+                .iter()
+                .position(|t| t.id == id)
+                .ok_or_else(|| {
+                    reply(
+                        StatusCode::NOT_FOUND,
+                        json!(format!("Ticket {id} not found.")),
+                    )
+                })?;
+            if let Some(sid) = item["status_id"].as_u64() {
+                let name = status_name(HALO_STATUSES, sid).ok_or_else(|| {
+                    reply(
+                        StatusCode::BAD_REQUEST,
+                        json!(format!("Status {sid} not found.")),
+                    )
+                })?;
+                w.halo.tickets[i].status = name.to_string();
+            }
+            if let Some(summary) = item["summary"].as_str() {
+                w.halo.tickets[i].summary = summary.to_string();
+            }
+            w.changed(format!("halo/ticket/{id}"));
+            out.push(ticket_json(&w.halo.tickets[i]));
+        }
+        Ok(reply(
+            StatusCode::CREATED,
+            if out.len() == 1 {
+                out.remove(0)
+            } else {
+                json!(out)
+            },
+        ))
+    })
+}
+
 async fn clients(State(s): State<Arc<Shared>>, _: HaloAuth) -> Reply {
     let clients: Vec<Value> = s.read(|w| {
         w.halo
@@ -178,8 +279,13 @@ async fn clients(State(s): State<Arc<Shared>>, _: HaloAuth) -> Reply {
 
 async fn ticket(State(s): State<Arc<Shared>>, _: HaloAuth, Path(id): Path<u64>) -> Reply {
     s.read(|w| {
-        let t = w.halo.tickets.iter().find(|t| t.id == id).ok_or_else(|| reply(StatusCode::NOT_FOUND, json!(format!("Ticket {id} not found."))))?;
-        Ok(reply(StatusCode::OK, json!({"id": t.id, "client_id": t.client_id, "summary": t.summary, "status_id": 1, "status": t.status})))
+        let t = w.halo.tickets.iter().find(|t| t.id == id).ok_or_else(|| {
+            reply(
+                StatusCode::NOT_FOUND,
+                json!(format!("Ticket {id} not found.")),
+            )
+        })?;
+        Ok(reply(StatusCode::OK, ticket_json(t)))
     })
 }
 
