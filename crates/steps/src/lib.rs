@@ -136,10 +136,10 @@ mod tests {
 
     #[test]
     fn layering_follows_the_architecture() {
-        // This crate holds the contract and does no I/O.
+        // This crate holds the contract and does no I/O (`tracing` is a logging facade).
         assert_eq!(
             dependencies("steps"),
-            ["tenure-runbook", "serde_json", "thiserror"]
+            ["tracing", "tenure-runbook", "serde_json", "thiserror"]
         );
         // The engine sees no vendor and no HTTP client.
         let engine = dependencies("engine");
