@@ -37,4 +37,5 @@ mod crash;
 mod runs;
 mod same_identity;
 mod sandbox;
+mod secrets;
 mod workers;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Map};
 use tenure_engine::journal::EventKind;
-use tenure_steps::Registry;
 use tenure_engine::machine::RunStatus;
 use tenure_engine::{Engine, StartRun, Trigger};
 use tenure_runbook::{compile, SourceFile};
+use tenure_steps::Registry;
 
 use crate::crash::vendor;
 

@@ -166,7 +166,7 @@ impl Engine {
             "received_at": chrono::Utc::now().to_rfc3339(),
             "payload": start.trigger.payload,
         });
-        let ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
+        let mut ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
             .map_err(Error::Template)?;
         let key = match &plan.concurrency {
             Some(t) => Some(
@@ -176,6 +176,10 @@ impl Engine {
             ),
             None => None,
         };
+        // Secret inputs (and vars made from them) are stored sealed; the driver opens them
+        // only to render a step's templates.
+        let clear = self.store.secrets().seal_context(&plan, &mut ctx);
+        let key = key.map(|k| crate::secrets::scrub(&k, &clear));
         let trigger = match &start.trigger.by {
             Some(by) => format!("{} by {by}", start.trigger.source),
             None => start.trigger.source.clone(),
@@ -208,7 +212,12 @@ impl Engine {
 
     /// Resumes a failed run from its failed steps (all, or those named), with a fresh retry
     /// budget for each.
-    pub async fn retry(&self, run_id: &str, steps: Vec<String>, by: &str) -> Result<RunStatus, Error> {
+    pub async fn retry(
+        &self,
+        run_id: &str,
+        steps: Vec<String>,
+        by: &str,
+    ) -> Result<RunStatus, Error> {
         let event = Event::Retry {
             steps,
             by: by.into(),
@@ -253,15 +262,16 @@ impl Engine {
     /// Checks a run's journal: every link and keyed hash, and that it ends at the head the run
     /// row recorded (a truncated or emptied journal is reported). `Ok(n)`: n events, intact.
     pub async fn verify(&self, run_id: &str) -> Result<Result<usize, VerifyError>, Error> {
-        let head = self.store.head(run_id).await.map_err(|e| refused(e, run_id))?;
+        let head = self
+            .store
+            .head(run_id)
+            .await
+            .map_err(|e| refused(e, run_id))?;
         let events = self.store.events(run_id).await?;
-        Ok(journal::verify(
-            self.store.chain_key(),
-            run_id,
-            &events,
-            (head.0, &head.1),
+        Ok(
+            journal::verify(self.store.chain_key(), run_id, &events, (head.0, &head.1))
+                .map(|()| events.len()),
         )
-        .map(|()| events.len()))
     }
 
     /// The id of every run this process changes, as the change commits.

@@ -7,9 +7,9 @@
 //! `tenure-steps` (the vendor kinds and `http.request` from `tenure-kinds`).
 
 pub mod api;
+pub mod builtin;
 pub mod driver;
 pub mod journal;
-pub mod builtin;
 pub mod machine;
 pub mod secrets;
 pub mod store;

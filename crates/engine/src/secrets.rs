@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde_json::Value;
 
 /// The prefix of a sealed value.
 pub const SEALED: &str = "enc:v1:";
@@ -135,6 +136,118 @@ impl SecretBox {
     }
 }
 
+/// The shortest secret [`scrub`] looks for: shorter ones would blank out ordinary text.
+const SCRUB_MIN: usize = 4;
+
+impl SecretBox {
+    /// Seals a run's context before it is stored: every secret input (`secret`, or a list of
+    /// secrets), and every string of a `vars` value that contains one (a var rendered from a
+    /// secret is as secret as the input). Returns the secrets in clear, for [`scrub`].
+    pub fn seal_context(&self, plan: &tenure_runbook::Plan, ctx: &mut Value) -> Vec<String> {
+        let mut clear = Vec::new();
+        for (name, _) in plan.inputs.iter().filter(|(_, s)| s.ty.is_secret()) {
+            if let Some(v) = ctx["inputs"].get_mut(name) {
+                self.seal_strings(v, &mut |_| true, &mut clear);
+            }
+        }
+        let known = clear.clone();
+        if let Some(vars) = ctx.get_mut("vars") {
+            let mut contains = |s: &str| {
+                known
+                    .iter()
+                    .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
+            };
+            self.seal_strings(vars, &mut contains, &mut Vec::new());
+        }
+        clear
+    }
+
+    fn seal_strings(
+        &self,
+        value: &mut Value,
+        which: &mut dyn FnMut(&str) -> bool,
+        clear: &mut Vec<String>,
+    ) {
+        match value {
+            Value::String(s) if !s.starts_with(SEALED) && which(s) => {
+                clear.push(s.clone());
+                *s = self.seal(s);
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.seal_strings(v, which, clear)),
+            Value::Object(map) => map
+                .values_mut()
+                .for_each(|v| self.seal_strings(v, which, clear)),
+            _ => {}
+        }
+    }
+
+    /// Opens every sealed string in `value` (a run's context, for rendering a step's
+    /// templates) and returns the opened secrets in clear, for [`scrub`].
+    pub fn open_all(&self, value: &mut Value) -> Result<Vec<String>, SecretError> {
+        let mut clear = Vec::new();
+        self.open_strings(value, &mut clear)?;
+        Ok(clear)
+    }
+
+    fn open_strings(&self, value: &mut Value, clear: &mut Vec<String>) -> Result<(), SecretError> {
+        match value {
+            Value::String(s) if s.starts_with(SEALED) => {
+                *s = self.open(s)?;
+                clear.push(s.clone());
+            }
+            Value::Array(items) => {
+                for v in items {
+                    self.open_strings(v, clear)?;
+                }
+            }
+            Value::Object(map) => {
+                for v in map.values_mut() {
+                    self.open_strings(v, clear)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `text` with every occurrence of a known secret (of at least four characters) replaced by
+/// `***`: what a step reports (errors, reasons, request paths, non-secret outputs) may echo a
+/// secret it was given (a vendor answer that repeats a password), and must not store it.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= SCRUB_MIN).collect();
+    // Longest first, so a secret containing another is replaced whole.
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in sorted {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// [`scrub`] over every string (and object key) of a JSON value.
+pub fn scrub_value(value: &mut Value, secrets: &[String]) {
+    if secrets.iter().all(|s| s.len() < SCRUB_MIN) {
+        return;
+    }
+    match value {
+        Value::String(s) if !s.starts_with(SEALED) => *s = scrub(s, secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                scrub_value(&mut v, secrets);
+                map.insert(scrub(&k, secrets), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +262,16 @@ mod tests {
         assert_eq!(a.open(&sealed).unwrap(), "Correct-Horse-9");
         assert!(SecretBox::new([8; 32]).open(&sealed).is_err());
         assert_eq!(a.open("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn scrub_replaces_known_secrets_only() {
+        let secrets = vec!["hunter22".to_string(), "abc".to_string()];
+        assert_eq!(scrub("echo: hunter22!", &secrets), "echo: ***!");
+        assert_eq!(scrub("abc stays", &secrets), "abc stays");
+        let mut v = serde_json::json!({"body": {"pw": "hunter22", "hunter22": 1}});
+        scrub_value(&mut v, &secrets);
+        assert_eq!(v, serde_json::json!({"body": {"pw": "***", "***": 1}}));
     }
 
     #[test]

@@ -782,9 +782,12 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
         "/../../runbooks/offboard-user.yaml"
     );
     let text = std::fs::read_to_string(path).unwrap();
-    let plan = compile(&SourceFile::new("offboard-user.yaml", text), &tenure_steps::catalogue())
-        .plan
-        .unwrap();
+    let plan = compile(
+        &SourceFile::new("offboard-user.yaml", text),
+        &tenure_steps::catalogue(),
+    )
+    .plan
+    .unwrap();
     let mut ids = Vec::new();
     for leaver in leavers {
         let mut given = Map::new();
@@ -854,10 +857,26 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate_effect() {
     let leavers: Vec<&str> = [
-        "megan.bowen", "isaiah.langer", "lidia.holloway", "lynne.robbins", "nestor.wilke",
-        "patti.fernandez", "pradeep.gupta", "adele.vance", "diego.soto", "grady.archie",
-        "henrietta.mueller", "irvin.sayers", "joni.sherman", "johanna.lauer", "lee.gu",
-        "miriam.graham", "raul.razor", "allan.deyoung", "debra.berger", "emily.braun",
+        "megan.bowen",
+        "isaiah.langer",
+        "lidia.holloway",
+        "lynne.robbins",
+        "nestor.wilke",
+        "patti.fernandez",
+        "pradeep.gupta",
+        "adele.vance",
+        "diego.soto",
+        "grady.archie",
+        "henrietta.mueller",
+        "irvin.sayers",
+        "joni.sherman",
+        "johanna.lauer",
+        "lee.gu",
+        "miriam.graham",
+        "raul.razor",
+        "allan.deyoung",
+        "debra.berger",
+        "emily.braun",
     ]
     .map(|u| Box::leak(format!("{u}@contoso.example").into_boxed_str()) as &str)
     .to_vec();
@@ -865,12 +884,21 @@ async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate
     let calm = Harness::new().await;
     let baseline = offboard_many(&calm, &leavers).await;
     for (id, status) in &baseline {
-        assert_eq!(*status, RunStatus::Succeeded, "{:#?}", calm.journal(id).await);
+        assert_eq!(
+            *status,
+            RunStatus::Succeeded,
+            "{:#?}",
+            calm.journal(id).await
+        );
     }
 
     let h = Harness::new().await;
     let mut rules = Vec::new();
-    for path in ["/graph.microsoft.com/", "/outlook.office365.com/", "/api.pax8.com/"] {
+    for path in [
+        "/graph.microsoft.com/",
+        "/outlook.office365.com/",
+        "/api.pax8.com/",
+    ] {
         rules.push(json!({"path": path, "status": 429, "retry_after": 1, "rate": 0.15}));
         rules.push(json!({"path": path, "status": 503, "retry_after": 1, "rate": 0.15}));
     }
@@ -885,7 +913,10 @@ async fn twenty_leavers_finish_under_thirty_percent_throttling_with_no_duplicate
             .filter(|e| matches!(e, EventKind::AttemptFailed { class, .. } if class == "throttled"))
             .count();
     }
-    assert!(throttled > 20, "the storm was real: {throttled} throttled attempts");
+    assert!(
+        throttled > 20,
+        "the storm was real: {throttled} throttled attempts"
+    );
     h.faults(json!([])).await;
     let state = h.state().await;
     for leaver in &leavers {
@@ -932,7 +963,9 @@ async fn a_vendor_not_ready_yet_parks_the_step_and_it_looks_again_without_doing_
     assert_eq!(status, RunStatus::Succeeded, "{journal:#?}");
     for step_id in ["l", "shared"] {
         assert!(
-            journal.iter().any(|e| matches!(e, EventKind::AttemptDeferred { step, .. } if step == step_id)),
+            journal
+                .iter()
+                .any(|e| matches!(e, EventKind::AttemptDeferred { step, .. } if step == step_id)),
             "{step_id} looked again later: {journal:#?}"
         );
     }

@@ -76,8 +76,8 @@ pub fn schemas() -> Vec<KindSchema> {
         ))
         .output(
             "url",
-            FieldType::String,
-            "The one-time link (secure_link only).",
+            FieldType::Secret,
+            "The one-time link (secure_link only; a secret: shown as ***).",
         )
         .output("method", FieldType::String, "How it was delivered."),
     ]

@@ -68,11 +68,14 @@ pub async fn request(
     })
 }
 
-/// The path and query of an absolute URL (the summary drops the query).
+/// The path of an absolute URL: a summary drops the query and fragment (they may carry
+/// secrets: API keys, signatures, one-time tokens).
 fn path_of(url: &str) -> String {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
-        .unwrap_or_else(|| "/".to_string())
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    path.split(['?', '#']).next().unwrap_or("/").to_string()
 }
 
 /// A vendor client for one managed tenant: base URLs, credentials, a shared token cache and

@@ -67,7 +67,10 @@ pub fn line(e: &Event) -> String {
             item: i,
             attempt,
             reason,
-        } => format!("{step}{} attempt {attempt}: not ready yet ({reason})", item(i)),
+        } => format!(
+            "{step}{} attempt {attempt}: not ready yet ({reason})",
+            item(i)
+        ),
         EventKind::GaveUp {
             step,
             item: i,
@@ -131,4 +134,3 @@ pub fn line(e: &Event) -> String {
     };
     format!("{at}  {what}")
 }
-

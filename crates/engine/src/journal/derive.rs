@@ -194,7 +194,13 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
         Event::AttemptStarted { step, item, .. } => Some((step.as_str(), *item)),
         _ => None,
     };
-    let parked_wait = matches!(event, Event::Parked { park: Park::Wait { .. }, .. });
+    let parked_wait = matches!(
+        event,
+        Event::Parked {
+            park: Park::Wait { .. },
+            ..
+        }
+    );
     for a in actions {
         match a {
             Action::Prepare { .. }
@@ -232,7 +238,14 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
                 step: step.clone(),
                 at: rfc3339(*at_ms),
                 item: Some(*item),
-                reason: Some(if parked_wait { "wait" } else { "approval expiry" }.into()),
+                reason: Some(
+                    if parked_wait {
+                        "wait"
+                    } else {
+                        "approval expiry"
+                    }
+                    .into(),
+                ),
             }),
             Action::ApprovalResolved {
                 step,

@@ -289,7 +289,13 @@ impl Event {
         at: String,
         kind: EventKind,
     ) -> Event {
-        Self::after(key, run_id, prev.map(|p| (p.seq, p.hash.as_str())), at, kind)
+        Self::after(
+            key,
+            run_id,
+            prev.map(|p| (p.seq, p.hash.as_str())),
+            at,
+            kind,
+        )
     }
 
     /// The event after the one with sequence number and hash `prev` (`None`: the first).
@@ -348,7 +354,9 @@ pub enum VerifyError {
         found: u64,
     },
     /// The last event is not the one the run row recorded (the journal was rewritten).
-    #[error("event {seq} is not the event the run recorded as its last: the journal was rewritten")]
+    #[error(
+        "event {seq} is not the event the run recorded as its last: the journal was rewritten"
+    )]
     HeadMismatch {
         /// The event.
         seq: u64,
@@ -372,9 +380,7 @@ pub fn verify(
     head: (u64, &str),
 ) -> Result<(), VerifyError> {
     verify_chain(key, run_id, events)?;
-    let (last_seq, last_hash) = events
-        .last()
-        .map_or((0, ""), |e| (e.seq, e.hash.as_str()));
+    let (last_seq, last_hash) = events.last().map_or((0, ""), |e| (e.seq, e.hash.as_str()));
     if last_seq < head.0 {
         return Err(VerifyError::Truncated {
             expected: head.0,
@@ -459,7 +465,13 @@ mod tests {
         ];
         let mut out: Vec<Event> = Vec::new();
         for (i, k) in kinds.into_iter().enumerate() {
-            let e = Event::next(&key(), "r1", out.last(), format!("2026-11-22T10:00:0{i}.000Z"), k);
+            let e = Event::next(
+                &key(),
+                "r1",
+                out.last(),
+                format!("2026-11-22T10:00:0{i}.000Z"),
+                k,
+            );
             out.push(e);
         }
         out
@@ -481,7 +493,10 @@ mod tests {
             attempt: 1,
             output: json!({"id": "u2"}),
         };
-        assert_eq!(verify_chain(&key(), "r1", &edited), Err(VerifyError::Tampered { seq: 4 }));
+        assert_eq!(
+            verify_chain(&key(), "r1", &edited),
+            Err(VerifyError::Tampered { seq: 4 })
+        );
 
         let mut deleted = journal();
         deleted.remove(2);
@@ -557,7 +572,13 @@ mod tests {
                     output: json!({"id": "attacker"}),
                 };
             }
-            forged.push(Event::next(&forger, "r1", forged.last(), e.at.clone(), kind));
+            forged.push(Event::next(
+                &forger,
+                "r1",
+                forged.last(),
+                e.at.clone(),
+                kind,
+            ));
         }
         assert_eq!(
             verify_chain(&key(), "r1", &forged),

@@ -250,7 +250,15 @@ impl RunMachine {
                 comment,
                 source,
             } => {
-                self.decided(step, approver, approve, comment, source, now_ms, &mut actions)?;
+                self.decided(
+                    step,
+                    approver,
+                    approve,
+                    comment,
+                    source,
+                    now_ms,
+                    &mut actions,
+                )?;
                 if self.status.is_final() {
                     return Ok(self.finish(actions));
                 }
@@ -420,7 +428,10 @@ impl RunMachine {
 
     /// An approval's timer fired: it resolves as its `on_expiry` says.
     fn expired(&mut self, step: String, actions: &mut Vec<Action>) {
-        let gate = self.steps[&step].gate.clone().expect("checked by the caller");
+        let gate = self.steps[&step]
+            .gate
+            .clone()
+            .expect("checked by the caller");
         let decided_by = gate.decided_by();
         match gate.on_expiry {
             OnExpiry::Approve => self.resolve(step, "expired", decided_by, None, true, actions),
@@ -715,7 +726,9 @@ impl RunMachine {
             for (i, s) in node.instances.iter().enumerate() {
                 let (step, item) = (id.clone(), i as u32);
                 match s {
-                    InstanceState::Parked { .. } => actions.push(Action::CancelTimer { step, item }),
+                    InstanceState::Parked { .. } => {
+                        actions.push(Action::CancelTimer { step, item })
+                    }
                     InstanceState::Ready | InstanceState::RetryWait { .. } => {
                         actions.push(Action::Dequeue { step, item })
                     }

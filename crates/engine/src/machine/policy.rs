@@ -72,22 +72,22 @@ pub(crate) fn after_failure(
     step: &str,
     item: u32,
 ) -> Result<(u64, Again), String> {
-    let (wait, why) = if let Some(after) = failure.retry_after_ms.filter(|_| failure.is_throttling())
-    {
-        (after.min(ms(MAX_WAIT)), Again::Throttled)
-    } else {
-        *errors += 1;
-        if *errors >= policy.attempts {
-            return Err(format!(
-                "gave up after {} attempt{} with errors (retry policy: {} attempts)",
-                errors,
-                if *errors == 1 { "" } else { "s" },
-                policy.attempts
-            ));
-        }
-        let d = backoff(policy, *errors, jitter(seed, step, item, *errors));
-        (ms(d), Again::Error)
-    };
+    let (wait, why) =
+        if let Some(after) = failure.retry_after_ms.filter(|_| failure.is_throttling()) {
+            (after.min(ms(MAX_WAIT)), Again::Throttled)
+        } else {
+            *errors += 1;
+            if *errors >= policy.attempts {
+                return Err(format!(
+                    "gave up after {} attempt{} with errors (retry policy: {} attempts)",
+                    errors,
+                    if *errors == 1 { "" } else { "s" },
+                    policy.attempts
+                ));
+            }
+            let d = backoff(policy, *errors, jitter(seed, step, item, *errors));
+            (ms(d), Again::Error)
+        };
     let at = now_ms.saturating_add(wait);
     if at > deadline_at_ms {
         return Err(format!(

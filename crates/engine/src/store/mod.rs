@@ -503,11 +503,7 @@ impl Store {
     }
 
     /// A run's journal events after sequence number `after`, in order.
-    pub async fn events_since(
-        &self,
-        run_id: &str,
-        after: u64,
-    ) -> Result<Vec<JournalEvent>, Error> {
+    pub async fn events_since(&self, run_id: &str, after: u64) -> Result<Vec<JournalEvent>, Error> {
         let rows = sqlx::query(
             "SELECT seq, at, body, prev_hash, hash FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
         )

@@ -269,8 +269,10 @@ pub(crate) async fn transition(
     events: Vec<Event>,
 ) -> Result<Vec<Action>, Error> {
     let mut writes = Writes::default();
-    let actions =
-        transition_with(conn, backend, key, run_id, fence, &mut writes, |_| Some(events)).await?;
+    let actions = transition_with(conn, backend, key, run_id, fence, &mut writes, |_| {
+        Some(events)
+    })
+    .await?;
     Ok(actions.unwrap_or_default())
 }
 
@@ -330,7 +332,10 @@ async fn transition_with(
     if let Some(fence) = fence {
         // The report consumes the task it reports on; what the machine enqueues again is a
         // new row.
-        writes.push("DELETE FROM tasks WHERE id = $1", vec![fence.task_id.into()]);
+        writes.push(
+            "DELETE FROM tasks WHERE id = $1",
+            vec![fence.task_id.into()],
+        );
     }
     let mut queued = None;
     let mut finished = false;
@@ -361,7 +366,15 @@ async fn transition_with(
             .bind(&ck).fetch_optional(&mut *conn).await?;
         if let Some(next) = next {
             let next_id: String = next.try_get(0)?;
-            Box::pin(transition(conn, backend, key, &next_id, None, vec![Event::Start])).await?;
+            Box::pin(transition(
+                conn,
+                backend,
+                key,
+                &next_id,
+                None,
+                vec![Event::Start],
+            ))
+            .await?;
         }
     }
     Ok(Some(all))

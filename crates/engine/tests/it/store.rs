@@ -630,10 +630,7 @@ async fn failure_handling_retry_and_rollback(db: Db) {
 
     // Fixed at the vendor: retry resumes at b; a is not repeated.
     *switch.broken.lock().unwrap() = false;
-    engine
-        .retry(&id, vec![], "ops@msp.example")
-        .await
-        .unwrap();
+    engine.retry(&id, vec![], "ops@msp.example").await.unwrap();
     assert_eq!(
         worker.drive(&id, false).await.unwrap(),
         RunStatus::Succeeded
@@ -660,9 +657,9 @@ async fn failure_handling_retry_and_rollback(db: Db) {
     );
     engine.verify(&id).await.unwrap().unwrap();
     let events = kinds(&store, &id).await;
-    assert!(events.iter().any(
-        |e| matches!(e, EventKind::OnFailureStarted { failed_step } if failed_step == "b")
-    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, EventKind::OnFailureStarted { failed_step } if failed_step == "b")));
     assert!(
         matches!(events.last().unwrap(), EventKind::RunFinished { status, .. } if status == "rolled_back")
     );
@@ -697,7 +694,12 @@ async fn retrying_one_of_two_failed_steps_runs_it(db: Db) {
         kinds(&store, &id).await
     );
     let run = engine.run(&id).await.unwrap();
-    assert_eq!(run.machine.instance("b", 0), Some(InstanceState::Failed), "{:#?}", kinds(&store, &id).await);
+    assert_eq!(
+        run.machine.instance("b", 0),
+        Some(InstanceState::Failed),
+        "{:#?}",
+        kinds(&store, &id).await
+    );
     *switch.broken.lock().unwrap() = false;
     assert_eq!(
         engine.retry(&id, vec!["a".into()], "ops").await.unwrap(),
