@@ -162,6 +162,10 @@ async fn three_workers_share_500_runs_on_postgres() {
         eprintln!("TENURE_TEST_PG is not set: skipping");
         return;
     };
+    if std::env::var_os("TENURE_SECRET_KEY").is_none() {
+        // PostgreSQL requires the shared key (the worker processes inherit it).
+        std::env::set_var("TENURE_SECRET_KEY", "11".repeat(32));
+    }
     let name = format!("tenure_e2e_{}", uuid::Uuid::new_v4().simple());
     tenure_engine::store::create_database(&admin, &name)
         .await

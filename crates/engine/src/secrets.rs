@@ -2,9 +2,9 @@
 //! ChaCha20-Poly1305 with a key kept outside the database. A sealed value is the text
 //! `enc:v1:<hex nonce><hex ciphertext>`; the journal never holds the value at all (`***`).
 //!
-//! The key is `TENURE_SECRET_KEY` (64 hex characters) when set — every node of a PostgreSQL
-//! deployment needs the same one — else a key file created on first use (mode 0600): next to
-//! a SQLite database (`tenure.db.key`), or `tenure.key` in the working directory.
+//! The key is `TENURE_SECRET_KEY` (64 hex characters) when set. PostgreSQL requires it (every
+//! node of a deployment must share one key, so none is made up); SQLite (one node) otherwise
+//! uses a key file next to the database (`tenure.db.key`), created on first use with mode 0600.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,20 +56,29 @@ impl SecretBox {
         &self.chain
     }
 
-    /// The key from `TENURE_SECRET_KEY`, or from (creating) the key file for `db_url`.
+    /// The key from `TENURE_SECRET_KEY`, or (SQLite only) from the key file beside the
+    /// database, created if missing.
     pub fn for_database(db_url: &str) -> Result<Self, SecretError> {
         if let Ok(hex_key) = std::env::var("TENURE_SECRET_KEY") {
             return Self::from_hex(hex_key.trim());
         }
-        let path = match db_url.strip_prefix("sqlite:") {
-            Some(p) => PathBuf::from(format!("{}.key", p.trim_start_matches("//"))),
-            None => PathBuf::from("tenure.key"),
-        };
-        Self::from_file(&path)
+        match db_url.strip_prefix("sqlite:") {
+            Some(p) => {
+                let p = p.trim_start_matches("//");
+                let p = p.split('?').next().unwrap_or(p);
+                Self::from_file(&PathBuf::from(format!("{p}.key")))
+            }
+            None => Err(SecretError::Key(
+                "TENURE_SECRET_KEY is required with PostgreSQL: every node must use the same \
+                 key (64 hex characters, e.g. from `openssl rand -hex 32`)"
+                    .into(),
+            )),
+        }
     }
 
     fn from_hex(text: &str) -> Result<Self, SecretError> {
-        let bytes = hex::decode(text).map_err(|_| SecretError::Key("not hex".into()))?;
+        let bytes = hex::decode(text)
+            .map_err(|_| SecretError::Key("TENURE_SECRET_KEY is not hex".into()))?;
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| SecretError::Key("must be 32 bytes (64 hex characters)".into()))?;
@@ -272,6 +281,19 @@ mod tests {
         let mut v = serde_json::json!({"body": {"pw": "hunter22", "hunter22": 1}});
         scrub_value(&mut v, &secrets);
         assert_eq!(v, serde_json::json!({"body": {"pw": "***", "***": 1}}));
+    }
+
+    #[test]
+    fn postgres_needs_the_shared_key() {
+        if std::env::var_os("TENURE_SECRET_KEY").is_some() {
+            return;
+        }
+        let e = SecretBox::for_database("postgres://u@h/db").unwrap_err();
+        assert!(
+            e.to_string().contains("TENURE_SECRET_KEY is required"),
+            "{e}"
+        );
+        assert!(!std::path::Path::new("tenure.key").exists());
     }
 
     #[test]
