@@ -2,6 +2,7 @@
 //! writes, run from the repository root as an author would.
 
 mod graph;
+mod hostile;
 mod plan;
 mod validate;
 

@@ -238,7 +238,7 @@ pub async fn follow_with(
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     /// Only runs with this status.
-    #[arg(long)]
+    #[arg(long, value_parser = ["queued", "running", "waiting", "succeeded", "failed", "denied", "cancelled", "rolled_back"])]
     status: Option<String>,
     /// Only runs of this runbook.
     #[arg(long)]
