@@ -198,52 +198,6 @@ fn has_password(url: &str) -> bool {
     in_userinfo || rest.to_ascii_lowercase().contains("password=")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(text: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tenure.toml");
-        std::fs::write(&path, text).unwrap();
-        match parse(&path) {
-            Ok(_) => "ok".into(),
-            Err(e) => format!("{e:#}").replace(&path.display().to_string(), "FILE"),
-        }
-    }
-
-    #[test]
-    fn secrets_in_the_file_are_refused_however_written() {
-        for text in [
-            "[microsoft]\nclient_id = \"x\"\n\"client_secret\" = \"hunter2\"\n",
-            "[microsoft]\nclient_id = \"x\"\nclient_secret\t= \"hunter2\"\n",
-            "microsoft = { client_id = \"x\", client_secret = \"hunter2\" }\n",
-        ] {
-            let e = check(text);
-            assert_eq!(e, "FILE: `microsoft.client_secret` must not be written in the file; put it in an environment variable and name that with `client_secret_env`");
-        }
-        let e = check("[[tenants]]\nid = \"a\"\napi_token = \"hunter2\"\n");
-        assert!(e.contains("`tenants.api_token` must not be written"), "{e}");
-    }
-
-    #[test]
-    fn errors_never_print_the_line() {
-        let e = check("[microsoft]\nclient_secret = \"hunter2\n");
-        assert!(!e.contains("hunter2"), "{e}");
-        assert!(e.starts_with("FILE:2:"), "{e}");
-    }
-
-    #[test]
-    fn a_database_password_is_refused() {
-        let e = check("[database]\nurl = \"postgres://tenure:hunter2@db/tenure\"\n");
-        assert_eq!(e, "FILE: `[database] url` must not hold a password (postgres://tenure:***@db/tenure); set the whole URL in the environment variable TENURE_DB instead");
-        assert_eq!(
-            check("[database]\nurl = \"postgres://tenure@db/tenure\"\n"),
-            "ok"
-        );
-    }
-}
-
 fn env_secret(var: &str, what: &str) -> Result<Secret> {
     std::env::var(var).map(Secret::new).with_context(|| {
         format!("the {what} is read from the environment variable {var}, which is not set")
@@ -294,5 +248,51 @@ impl Config {
             );
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenure.toml");
+        std::fs::write(&path, text).unwrap();
+        match parse(&path) {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:#}").replace(&path.display().to_string(), "FILE"),
+        }
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused_however_written() {
+        for text in [
+            "[microsoft]\nclient_id = \"x\"\n\"client_secret\" = \"hunter2\"\n",
+            "[microsoft]\nclient_id = \"x\"\nclient_secret\t= \"hunter2\"\n",
+            "microsoft = { client_id = \"x\", client_secret = \"hunter2\" }\n",
+        ] {
+            let e = check(text);
+            assert_eq!(e, "FILE: `microsoft.client_secret` must not be written in the file; put it in an environment variable and name that with `client_secret_env`");
+        }
+        let e = check("[[tenants]]\nid = \"a\"\napi_token = \"hunter2\"\n");
+        assert!(e.contains("`tenants.api_token` must not be written"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_print_the_line() {
+        let e = check("[microsoft]\nclient_secret = \"hunter2\n");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.starts_with("FILE:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_database_password_is_refused() {
+        let e = check("[database]\nurl = \"postgres://tenure:hunter2@db/tenure\"\n");
+        assert_eq!(e, "FILE: `[database] url` must not hold a password (postgres://tenure:***@db/tenure); set the whole URL in the environment variable TENURE_DB instead");
+        assert_eq!(
+            check("[database]\nurl = \"postgres://tenure@db/tenure\"\n"),
+            "ok"
+        );
     }
 }
