@@ -259,10 +259,16 @@ impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite:PATH` or
     /// `postgres://USER@HOST/DB`) and migrates it.
     pub async fn open(url: &str) -> Result<Store, Error> {
-        let backend: Arc<dyn Backend> = backend::for_url(url)?.into();
         // The key first: a deployment without one fails before it touches the database.
         let secrets = crate::secrets::SecretBox::for_database(url)
             .map_err(|e| Error::Secrets(e.to_string()))?;
+        Self::open_with(url, secrets).await
+    }
+
+    /// Opens the database at `url` with this secret key (instead of `TENURE_SECRET_KEY` or
+    /// the key file).
+    pub async fn open_with(url: &str, secrets: crate::secrets::SecretBox) -> Result<Store, Error> {
+        let backend: Arc<dyn Backend> = backend::for_url(url)?.into();
         let pool = backend.connect(url).await?;
         let (wake, _) = watch::channel(0u64);
         backend.listen(url, wake.clone());
