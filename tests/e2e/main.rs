@@ -2,6 +2,7 @@
 //! writes, run from the repository root as an author would.
 
 mod graph;
+mod hostile;
 mod plan;
 mod validate;
 
@@ -37,4 +38,5 @@ mod crash;
 mod runs;
 mod same_identity;
 mod sandbox;
+mod secrets;
 mod workers;

@@ -21,9 +21,15 @@ use crate::crash::vendor;
 const RUNS: usize = 500;
 const STEPS: usize = 4;
 
+/// The key PostgreSQL runs share (SQLite runs use the key file beside the database).
+const PG_KEY: [u8; 32] = [0x11; 32];
+
 fn spawn_worker(db: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["--db", db, "worker", "--concurrency", "8"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
+    if db.starts_with("postgres") {
+        cmd.env("TENURE_SECRET_KEY", hex_key());
+    }
+    cmd.args(["--db", db, "worker", "--concurrency", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -49,13 +55,17 @@ async fn three_workers_share_the_runs(db: &str) {
     .plan
     .unwrap();
 
-    let engine = Engine::open(
-        db,
+    let store = if db.starts_with("postgres") {
+        tenure_engine::store::Store::open_with(db, tenure_engine::secrets::SecretBox::new(PG_KEY))
+            .await
+    } else {
+        tenure_engine::store::Store::open(db).await
+    };
+    let engine = Engine::new(
+        store.unwrap(),
         Registry::new(),
         Arc::new(|id: &str| Ok(json!({ "id": id }))),
-    )
-    .await
-    .unwrap();
+    );
     let store = engine.store().clone();
     let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(db)).collect();
     let plan = Arc::new(plan);
@@ -168,4 +178,8 @@ async fn three_workers_share_500_runs_on_postgres() {
         .unwrap();
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     three_workers_share_the_runs(&format!("{base}/{name}")).await;
+}
+
+fn hex_key() -> String {
+    PG_KEY.iter().map(|b| format!("{b:02x}")).collect()
 }

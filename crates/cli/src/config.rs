@@ -268,17 +268,91 @@ pub fn get() -> &'static Config {
 fn parse(path: &Path) -> Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    // A syntax error names its place, never the line itself (it may hold a secret).
+    let table: toml::Table = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
     // Secrets belong in the environment: refuse them in the file, naming the fix.
-    for key in ["client_secret", "refresh_token", "password"] {
-        if text.lines().any(|l| {
-            l.trim_start().starts_with(&format!("{key} "))
-                || l.trim_start().starts_with(&format!("{key}="))
-        }) {
-            bail!("{}: `{key}` must not be written in the file; put it in an environment variable and name that with `{key}_env`", path.display());
+    refuse_secrets(path, "", &table)?;
+    if let Some(url) = table
+        .get("database")
+        .and_then(|d| d.get("url"))
+        .and_then(toml::Value::as_str)
+    {
+        if has_password(url) {
+            bail!(
+                "{}: `[database] url` must not hold a password ({}); set the whole URL in the \
+                 environment variable TENURE_DB instead",
+                path.display(),
+                crate::commands::runs::redact_url(url)
+            );
         }
     }
-    toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid configuration", path.display()))
+    toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))
+}
+
+/// A TOML error as `FILE:LINE:COL: message`, without the source line it quotes.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let place = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(":{line}:{col}")
+    });
+    anyhow::anyhow!(
+        "{}{} is not a valid configuration: {}",
+        path.display(),
+        place.unwrap_or_default(),
+        e.message().trim_end()
+    )
+}
+
+/// Whether a configuration key names a secret (`client_secret`, `api_token`, `password`...).
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    !k.ends_with("_env")
+        && ["secret", "password", "token", "passwd"]
+            .iter()
+            .any(|w| k.contains(w))
+}
+
+/// Refuses every key named like a secret that holds a value (at any depth, in tables, inline
+/// tables and arrays of tables, however the key is quoted or spaced).
+fn refuse_secrets(path: &Path, prefix: &str, table: &toml::Table) -> Result<()> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(t) => refuse_secrets(path, &name, t)?,
+            toml::Value::Array(items)
+                if items.iter().all(toml::Value::is_table) && !items.is_empty() =>
+            {
+                for t in items.iter().filter_map(toml::Value::as_table) {
+                    refuse_secrets(path, &name, t)?;
+                }
+            }
+            _ if is_secret_key(key) => bail!(
+                "{}: `{name}` must not be written in the file; put it in an environment variable \
+                 and name that with `{key}_env`",
+                path.display()
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a database URL carries a password (`postgres://user:pw@host/db`, `?password=`).
+fn has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    in_userinfo || rest.to_ascii_lowercase().contains("password=")
 }
 
 fn env_secret(var: &str, what: &str) -> Result<Secret> {
@@ -407,5 +481,51 @@ impl Psa {
             connectwise,
             autotask,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenure.toml");
+        std::fs::write(&path, text).unwrap();
+        match parse(&path) {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:#}").replace(&path.display().to_string(), "FILE"),
+        }
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused_however_written() {
+        for text in [
+            "[microsoft]\nclient_id = \"x\"\n\"client_secret\" = \"hunter2\"\n",
+            "[microsoft]\nclient_id = \"x\"\nclient_secret\t= \"hunter2\"\n",
+            "microsoft = { client_id = \"x\", client_secret = \"hunter2\" }\n",
+        ] {
+            let e = check(text);
+            assert_eq!(e, "FILE: `microsoft.client_secret` must not be written in the file; put it in an environment variable and name that with `client_secret_env`");
+        }
+        let e = check("[[tenants]]\nid = \"a\"\napi_token = \"hunter2\"\n");
+        assert!(e.contains("`tenants.api_token` must not be written"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_print_the_line() {
+        let e = check("[microsoft]\nclient_secret = \"hunter2\n");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.starts_with("FILE:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_database_password_is_refused() {
+        let e = check("[database]\nurl = \"postgres://tenure:hunter2@db/tenure\"\n");
+        assert_eq!(e, "FILE: `[database] url` must not hold a password (postgres://tenure:***@db/tenure); set the whole URL in the environment variable TENURE_DB instead");
+        assert_eq!(
+            check("[database]\nurl = \"postgres://tenure@db/tenure\"\n"),
+            "ok"
+        );
     }
 }

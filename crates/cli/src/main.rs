@@ -73,7 +73,29 @@ fn init_logging(default: &str, json: bool) {
     };
 }
 
+/// A reader that stops early (`tenure schema | head -1`) closes the pipe; the next write to
+/// standard output then fails, which `println!` turns into a panic. That is not an error of
+/// the command: end quietly (exit 0) instead of exit 101 and a panic message. A foreground run
+/// that loses its terminal this way ends here too; its run stays in the database, and its
+/// lease expires so a worker resumes it.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match &cli.command {
         Command::Worker(a) => init_logging("info", a.log_format == "json"),

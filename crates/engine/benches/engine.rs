@@ -275,6 +275,10 @@ async fn main() {
     suite(&sqlite, "SQLite (WAL, synchronous=FULL)").await;
     match std::env::var("TENURE_TEST_PG") {
         Ok(admin) => {
+            if std::env::var_os("TENURE_SECRET_KEY").is_none() {
+                // PostgreSQL requires the shared key (the worker process inherits it).
+                std::env::set_var("TENURE_SECRET_KEY", "11".repeat(32));
+            }
             let name = format!("tenure_bench_{}", std::process::id());
             tenure_engine::store::create_database(&admin, &name)
                 .await

@@ -166,7 +166,7 @@ impl Engine {
             "received_at": chrono::Utc::now().to_rfc3339(),
             "payload": start.trigger.payload,
         });
-        let ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
+        let mut ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
             .map_err(Error::Template)?;
         let key = match &plan.concurrency {
             Some(t) => Some(
@@ -176,6 +176,10 @@ impl Engine {
             ),
             None => None,
         };
+        // Secret inputs (and vars made from them) are stored sealed; the driver opens them
+        // only to render a step's templates.
+        let clear = self.store.secrets().seal_context(&plan, &mut ctx);
+        let key = key.map(|k| crate::secrets::scrub(&k, &clear));
         let trigger = match &start.trigger.by {
             Some(by) => format!("{} by {by}", start.trigger.source),
             None => start.trigger.source.clone(),

@@ -191,8 +191,16 @@ impl Worker {
 
     /// The template context of a run: inputs, vars, tenant, run, trigger, and every step's
     /// outputs so far (declared outputs of unfinished or skipped steps read as null).
-    async fn context(&self, run: &RunRecord) -> Result<Value, Error> {
+    /// Sealed inputs and vars are opened; `secrets` receives every secret in clear (secret
+    /// inputs and secret outputs), so what the step reports can be scrubbed of them.
+    async fn context(&self, run: &RunRecord, secrets: &mut Vec<String>) -> Result<Value, Error> {
         let mut ctx = run.context.clone();
+        secrets.extend(
+            self.store
+                .secrets()
+                .open_all(&mut ctx)
+                .map_err(|e| Error::Secrets(e.to_string()))?,
+        );
         let outputs = self.store.outputs(&run.id).await?;
         let mut steps = Map::new();
         for s in run.plan.steps.iter().chain(&run.plan.on_failure) {
@@ -213,6 +221,20 @@ impl Worker {
                 .filter(|(st, _, _)| st == &s.id)
                 .map(|(_, _, v)| v)
                 .collect();
+            for o in self
+                .catalogue
+                .get(&s.uses)
+                .into_iter()
+                .flat_map(|k| &k.outputs)
+            {
+                if o.ty == FieldType::Secret {
+                    secrets.extend(
+                        mine.iter()
+                            .filter_map(|v| v[&o.name].as_str())
+                            .map(str::to_string),
+                    );
+                }
+            }
             let value = if s.for_each.is_some() {
                 Value::Array(mine.into_iter().cloned().collect())
             } else {
@@ -242,7 +264,8 @@ impl Worker {
     }
 
     async fn prepare(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
-        let ctx = self.context(run).await?;
+        let mut secrets = Vec::new();
+        let ctx = self.context(run, &mut secrets).await?;
         let rendered = (|| {
             let skip = match &step.condition {
                 Some(c) => !self
@@ -291,16 +314,52 @@ impl Worker {
         };
         let requests = Requests::new();
         let span = tracing::info_span!("attempt", attempt);
+        let mut secrets = Vec::new();
         let result = self
-            .execute(task, run, step, attempt, &requests)
+            .execute(task, run, step, attempt, &requests, &mut secrets)
             .instrument(span)
             .await;
+        // Nothing the step reports may carry a secret it was given (an error or an answer
+        // that echoes it): every occurrence becomes `***` before it is logged or stored.
+        let scrub = |text: &str| crate::secrets::scrub(text, &secrets);
+        let result = match result {
+            Ok(Outcome::Done(output)) => {
+                let mut output = self.complete(step, output);
+                if let Some(kind) = self.catalogue.get(&step.uses) {
+                    if let Value::Object(map) = &mut output {
+                        for (name, v) in map.iter_mut() {
+                            let secret = kind
+                                .outputs
+                                .iter()
+                                .any(|o| &o.name == name && o.ty == FieldType::Secret);
+                            if secret {
+                                if let Some(s) = v.as_str() {
+                                    secrets.push(s.to_string());
+                                }
+                            } else {
+                                crate::secrets::scrub_value(v, &secrets);
+                            }
+                        }
+                    }
+                }
+                Ok(Outcome::Done(output))
+            }
+            Ok(Outcome::Later { at_ms, reason }) => Ok(Outcome::Later {
+                at_ms,
+                reason: scrub(&reason),
+            }),
+            Err(mut e) => {
+                e.message = scrub(&e.message);
+                Err(e)
+            }
+            other => other,
+        };
         let requests: Vec<Request> = requests
             .take()
             .into_iter()
             .map(|r| Request {
                 method: r.method,
-                path: r.path,
+                path: crate::secrets::scrub(&r.path, &secrets),
                 status: r.status,
                 duration_ms: r.duration_ms,
             })
@@ -313,7 +372,7 @@ impl Worker {
                     step: sid,
                     item,
                     attempt,
-                    output: self.seal(step, self.complete(step, output)),
+                    output: self.seal(step, output),
                     requests,
                 }
             }
@@ -358,9 +417,10 @@ impl Worker {
         step: &Step,
         attempt: u32,
         requests: &Requests,
+        secrets: &mut Vec<String>,
     ) -> Result<Outcome, StepError> {
         let mut ctx = self
-            .context(run)
+            .context(run, secrets)
             .await
             .map_err(|e| StepError::transient("store", e.to_string()))?;
         if let Some(items) = self.items(step, &ctx) {

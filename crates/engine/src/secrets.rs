@@ -2,15 +2,16 @@
 //! ChaCha20-Poly1305 with a key kept outside the database. A sealed value is the text
 //! `enc:v1:<hex nonce><hex ciphertext>`; the journal never holds the value at all (`***`).
 //!
-//! The key is `TENURE_SECRET_KEY` (64 hex characters) when set — every node of a PostgreSQL
-//! deployment needs the same one — else a key file created on first use (mode 0600): next to
-//! a SQLite database (`tenure.db.key`), or `tenure.key` in the working directory.
+//! The key is `TENURE_SECRET_KEY` (64 hex characters) when set. PostgreSQL requires it (every
+//! node of a deployment must share one key, so none is made up); SQLite (one node) otherwise
+//! uses a key file next to the database (`tenure.db.key`), created on first use with mode 0600.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde_json::Value;
 
 /// The prefix of a sealed value.
 pub const SEALED: &str = "enc:v1:";
@@ -55,20 +56,29 @@ impl SecretBox {
         &self.chain
     }
 
-    /// The key from `TENURE_SECRET_KEY`, or from (creating) the key file for `db_url`.
+    /// The key from `TENURE_SECRET_KEY`, or (SQLite only) from the key file beside the
+    /// database, created if missing.
     pub fn for_database(db_url: &str) -> Result<Self, SecretError> {
         if let Ok(hex_key) = std::env::var("TENURE_SECRET_KEY") {
             return Self::from_hex(hex_key.trim());
         }
-        let path = match db_url.strip_prefix("sqlite:") {
-            Some(p) => PathBuf::from(format!("{}.key", p.trim_start_matches("//"))),
-            None => PathBuf::from("tenure.key"),
-        };
-        Self::from_file(&path)
+        match db_url.strip_prefix("sqlite:") {
+            Some(p) => {
+                let p = p.trim_start_matches("//");
+                let p = p.split('?').next().unwrap_or(p);
+                Self::from_file(&PathBuf::from(format!("{p}.key")))
+            }
+            None => Err(SecretError::Key(
+                "TENURE_SECRET_KEY is required with PostgreSQL: every node must use the same \
+                 key (64 hex characters, e.g. from `openssl rand -hex 32`)"
+                    .into(),
+            )),
+        }
     }
 
     fn from_hex(text: &str) -> Result<Self, SecretError> {
-        let bytes = hex::decode(text).map_err(|_| SecretError::Key("not hex".into()))?;
+        let bytes = hex::decode(text)
+            .map_err(|_| SecretError::Key("TENURE_SECRET_KEY is not hex".into()))?;
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| SecretError::Key("must be 32 bytes (64 hex characters)".into()))?;
@@ -135,6 +145,118 @@ impl SecretBox {
     }
 }
 
+/// The shortest secret [`scrub`] looks for: shorter ones would blank out ordinary text.
+const SCRUB_MIN: usize = 4;
+
+impl SecretBox {
+    /// Seals a run's context before it is stored: every secret input (`secret`, or a list of
+    /// secrets), and every string of a `vars` value that contains one (a var rendered from a
+    /// secret is as secret as the input). Returns the secrets in clear, for [`scrub`].
+    pub fn seal_context(&self, plan: &tenure_runbook::Plan, ctx: &mut Value) -> Vec<String> {
+        let mut clear = Vec::new();
+        for (name, _) in plan.inputs.iter().filter(|(_, s)| s.ty.is_secret()) {
+            if let Some(v) = ctx["inputs"].get_mut(name) {
+                self.seal_strings(v, &mut |_| true, &mut clear);
+            }
+        }
+        let known = clear.clone();
+        if let Some(vars) = ctx.get_mut("vars") {
+            let mut contains = |s: &str| {
+                known
+                    .iter()
+                    .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
+            };
+            self.seal_strings(vars, &mut contains, &mut Vec::new());
+        }
+        clear
+    }
+
+    fn seal_strings(
+        &self,
+        value: &mut Value,
+        which: &mut dyn FnMut(&str) -> bool,
+        clear: &mut Vec<String>,
+    ) {
+        match value {
+            Value::String(s) if !s.starts_with(SEALED) && which(s) => {
+                clear.push(s.clone());
+                *s = self.seal(s);
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.seal_strings(v, which, clear)),
+            Value::Object(map) => map
+                .values_mut()
+                .for_each(|v| self.seal_strings(v, which, clear)),
+            _ => {}
+        }
+    }
+
+    /// Opens every sealed string in `value` (a run's context, for rendering a step's
+    /// templates) and returns the opened secrets in clear, for [`scrub`].
+    pub fn open_all(&self, value: &mut Value) -> Result<Vec<String>, SecretError> {
+        let mut clear = Vec::new();
+        self.open_strings(value, &mut clear)?;
+        Ok(clear)
+    }
+
+    fn open_strings(&self, value: &mut Value, clear: &mut Vec<String>) -> Result<(), SecretError> {
+        match value {
+            Value::String(s) if s.starts_with(SEALED) => {
+                *s = self.open(s)?;
+                clear.push(s.clone());
+            }
+            Value::Array(items) => {
+                for v in items {
+                    self.open_strings(v, clear)?;
+                }
+            }
+            Value::Object(map) => {
+                for v in map.values_mut() {
+                    self.open_strings(v, clear)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `text` with every occurrence of a known secret (of at least four characters) replaced by
+/// `***`: what a step reports (errors, reasons, request paths, non-secret outputs) may echo a
+/// secret it was given (a vendor answer that repeats a password), and must not store it.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= SCRUB_MIN).collect();
+    // Longest first, so a secret containing another is replaced whole.
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in sorted {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// [`scrub`] over every string (and object key) of a JSON value.
+pub fn scrub_value(value: &mut Value, secrets: &[String]) {
+    if secrets.iter().all(|s| s.len() < SCRUB_MIN) {
+        return;
+    }
+    match value {
+        Value::String(s) if !s.starts_with(SEALED) => *s = scrub(s, secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                scrub_value(&mut v, secrets);
+                map.insert(scrub(&k, secrets), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +271,29 @@ mod tests {
         assert_eq!(a.open(&sealed).unwrap(), "Correct-Horse-9");
         assert!(SecretBox::new([8; 32]).open(&sealed).is_err());
         assert_eq!(a.open("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn scrub_replaces_known_secrets_only() {
+        let secrets = vec!["hunter22".to_string(), "abc".to_string()];
+        assert_eq!(scrub("echo: hunter22!", &secrets), "echo: ***!");
+        assert_eq!(scrub("abc stays", &secrets), "abc stays");
+        let mut v = serde_json::json!({"body": {"pw": "hunter22", "hunter22": 1}});
+        scrub_value(&mut v, &secrets);
+        assert_eq!(v, serde_json::json!({"body": {"pw": "***", "***": 1}}));
+    }
+
+    #[test]
+    fn postgres_needs_the_shared_key() {
+        if std::env::var_os("TENURE_SECRET_KEY").is_some() {
+            return;
+        }
+        let e = SecretBox::for_database("postgres://u@h/db").unwrap_err();
+        assert!(
+            e.to_string().contains("TENURE_SECRET_KEY is required"),
+            "{e}"
+        );
+        assert!(!std::path::Path::new("tenure.key").exists());
     }
 
     #[test]

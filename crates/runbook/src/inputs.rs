@@ -67,6 +67,16 @@ impl InputType {
         }
     }
 
+    /// Whether values of this type are secret: `secret`, or a list of secrets. They are sealed
+    /// at rest, shown as `***` and never echoed by an error.
+    pub fn is_secret(&self) -> bool {
+        match self {
+            InputType::Secret => true,
+            InputType::List(items) => items.is_secret(),
+            _ => false,
+        }
+    }
+
     /// Checks `value` against the type, converting text where the type allows it
     /// (`"42"` for an int, `"a,b"` for a list). Returns the typed value or why it does not fit.
     pub fn coerce(&self, value: &Value) -> Result<Value, String> {
@@ -184,9 +194,20 @@ pub struct InputSpec {
 }
 
 impl InputSpec {
-    /// Checks one value against type, enum and pattern.
+    /// Checks one value against type, enum and pattern. The error of a secret input never
+    /// shows the value (nor the allowed values, which would narrow it down).
     pub fn check(&self, value: &Value) -> Result<Value, String> {
-        let v = self.ty.coerce(value)?;
+        let secret = self.ty.is_secret();
+        let v = self.ty.coerce(value).map_err(|e| {
+            if secret {
+                format!(
+                    "expected {}, and the value given is not one",
+                    self.ty.name()
+                )
+            } else {
+                e
+            }
+        })?;
         if let Some(allowed) = &self.allowed {
             let items: Vec<&Value> = match &v {
                 Value::Array(items) if !matches!(allowed.first(), Some(Value::Array(_))) => {
@@ -195,6 +216,9 @@ impl InputSpec {
                 other => vec![other],
             };
             for item in items {
+                if !allowed.contains(item) && secret {
+                    return Err("`***` is not one of the allowed values".into());
+                }
                 if !allowed.contains(item) {
                     let show = |v: &Value| format!("`{}`", crate::template::helpers_text(v));
                     let list: Vec<String> = allowed.iter().map(show).collect();
@@ -212,11 +236,7 @@ impl InputSpec {
             };
             for t in texts {
                 if !re.is_match(t) {
-                    let shown = if self.ty == InputType::Secret {
-                        "***"
-                    } else {
-                        t
-                    };
+                    let shown = if secret { "***" } else { t };
                     return Err(format!("`{shown}` does not match the pattern `{pattern}`"));
                 }
             }
@@ -371,5 +391,24 @@ mod tests {
         };
         let err = secret.check(&json!("hunter2")).unwrap_err();
         assert!(!err.contains("hunter2"));
+        let secrets = InputSpec {
+            allowed: Some(vec![json!("hunter3")]),
+            ..spec(InputType::List(Box::new(InputType::Secret)))
+        };
+        for bad in [json!(["hunter2"]), json!("[\"hunter2"), json!([7])] {
+            let err = secrets.check(&bad).unwrap_err();
+            assert!(!err.contains("hunter"), "{err}");
+        }
+        assert_eq!(
+            secrets.check(&json!(["hunter2"])).unwrap_err(),
+            "`***` is not one of the allowed values"
+        );
+    }
+
+    #[test]
+    fn strings_are_not_coerced() {
+        let s = spec(InputType::String);
+        assert_eq!(s.check(&json!("0012")).unwrap(), json!("0012"));
+        assert_eq!(s.check(&json!("1e3")).unwrap(), json!("1e3"));
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{Catalogue, FieldType};
-use crate::inputs::{self, InputError, InputType};
+use crate::inputs::{self, InputError};
 use crate::plan::{Plan, Step};
 use crate::template::{analyze, Renderer, Template};
 
@@ -95,10 +95,7 @@ pub fn preview(
     let masked: Map<String, Value> = resolved
         .iter()
         .map(|(k, v)| {
-            let secret = plan
-                .inputs
-                .get(k)
-                .is_some_and(|s| s.ty == InputType::Secret);
+            let secret = plan.inputs.get(k).is_some_and(|s| s.ty.is_secret());
             (
                 k.clone(),
                 if secret && !v.is_null() {

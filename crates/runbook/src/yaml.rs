@@ -127,7 +127,23 @@ impl Node {
 
 /// Parses `source` into a node tree. Syntax errors end parsing (the YAML after them has no
 /// meaning); duplicate keys and unsupported constructs are reported and parsing goes on.
+///
+/// Hostile input is bounded the way hardened YAML loaders bound it: a document larger than
+/// [`MAX_DOCUMENT_BYTES`] is refused unread, and aliases may expand to at most
+/// [`MAX_ALIAS_NODES`] nodes in all (a "billion laughs" file of a few hundred bytes would
+/// otherwise grow to gigabytes); past either limit parsing stops with an RB0001 diagnostic.
 pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
+    if source.text().len() > MAX_DOCUMENT_BYTES {
+        let d = Diagnostic::error(
+            Code::YamlSyntax,
+            Span::at(0, 1),
+            format!(
+                "the document is {} bytes, more than the {MAX_DOCUMENT_BYTES} a runbook may have",
+                source.text().len()
+            ),
+        );
+        return (None, vec![d]);
+    }
     let mut loader = Loader {
         source,
         stack: Vec::new(),
@@ -135,6 +151,8 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         root: None,
         diagnostics: Vec::new(),
         documents: 0,
+        expanded: 0,
+        stopped: false,
     };
     let mut parser = Parser::new_from_str(source.text());
     if let Err(err) = parser.load(&mut loader, true) {
@@ -153,7 +171,24 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         );
         return (None, loader.diagnostics);
     }
+    if loader.stopped {
+        return (None, loader.diagnostics);
+    }
     (loader.root, loader.diagnostics)
+}
+
+/// The largest YAML document [`parse`] reads (runbooks and input files are a few KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// The most nodes all the aliases of one document may expand to together.
+pub const MAX_ALIAS_NODES: usize = 10_000;
+
+fn size_of(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(size_of).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, v)| size_of(v)).sum(),
+        _ => 0,
+    }
 }
 
 fn offset_of(source: &SourceFile, mark: &Marker) -> usize {
@@ -179,16 +214,21 @@ enum Frame {
 struct Loader<'a> {
     source: &'a SourceFile,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     diagnostics: Vec<Diagnostic>,
     documents: usize,
+    /// Nodes the aliases expanded to so far.
+    expanded: usize,
+    /// A limit was passed: the rest of the events are ignored.
+    stopped: bool,
 }
 
 impl Loader<'_> {
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size_of(&node)));
         }
         match self.stack.last_mut() {
             None => {
@@ -334,6 +374,9 @@ fn resolve_plain(text: String) -> Value {
 
 impl MarkedEventReceiver for Loader<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.stopped {
+            return;
+        }
         let start = offset_of(self.source, &mark);
         match ev {
             Event::DocumentStart => {
@@ -355,7 +398,23 @@ impl MarkedEventReceiver for Loader<'_> {
                 self.push_node(node, anchor);
             }
             Event::Alias(id) => {
-                let node = match self.anchors.get(&id) {
+                self.expanded += self.anchors.get(&id).map_or(1, |(_, size)| *size);
+                if self.expanded > MAX_ALIAS_NODES {
+                    self.stopped = true;
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            Code::YamlSyntax,
+                            Span::at(start, 1),
+                            format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                        )
+                        .with_label("this alias passes the limit")
+                        .with_help(
+                            "nested aliases can make a small file enormous; write the values out",
+                        ),
+                    );
+                    return;
+                }
+                let node = match self.anchors.get(&id).map(|(n, _)| n) {
                     Some(n) => Node {
                         value: n.value.clone(),
                         span: Span::at(start, 1),
@@ -453,6 +512,33 @@ mod tests {
         let src = SourceFile::new("t.yaml", "a: [1, 2\nb: 3\n");
         let (_, diags) = parse(&src);
         assert_eq!(diags[0].code, Code::YamlSyntax);
+    }
+
+    #[test]
+    fn nested_aliases_are_bounded() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (i, c) in ('b'..='i').enumerate() {
+            let p = char::from(b'a' + i as u8);
+            text.push_str(&format!(
+                "{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            ));
+        }
+        assert!(text.len() < 500);
+        let started = std::time::Instant::now();
+        let (node, diags) = parse(&SourceFile::new("lol.yaml", text));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(node.is_none());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].message, "aliases expand to more than 10000 nodes");
+        let (node, diags) = parse(&SourceFile::new(
+            "big.yaml",
+            "x".repeat(MAX_DOCUMENT_BYTES + 1),
+        ));
+        assert!(node.is_none());
+        assert_eq!(
+            diags[0].message,
+            "the document is 4194305 bytes, more than the 4194304 a runbook may have"
+        );
     }
 
     #[test]

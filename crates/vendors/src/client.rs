@@ -54,7 +54,7 @@ pub async fn request(
     };
     let status = resp.status().as_u16();
     let wait = retry_after(resp.headers());
-    let text = resp.text().await;
+    let text = read_bounded(resp, what).await;
     requests.record(RequestSummary::new(
         method.as_str(),
         &path,
@@ -64,16 +64,67 @@ pub async fn request(
     Ok(Response {
         status,
         retry_after: wait,
-        text: text.map_err(|e| VendorError::connection(what, &e))?,
+        text: text?,
     })
 }
 
-/// The path and query of an absolute URL (the summary drops the query).
-fn path_of(url: &str) -> String {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
-        .unwrap_or_else(|| "/".to_string())
+/// The largest response body read: `TENURE_MAX_RESPONSE_BYTES`, 4 MiB by default.
+pub fn max_response_bytes() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("TENURE_MAX_RESPONSE_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(4 << 20)
+    })
 }
+
+/// The body as text, refused (permanently) past [`max_response_bytes`] without reading the rest.
+async fn read_bounded(mut resp: reqwest::Response, what: &str) -> Result<String, VendorError> {
+    let limit = max_response_bytes();
+    let too_large = || {
+        VendorError::permanent(
+            "response_too_large",
+            format!("{what}: the answer is larger than {limit} bytes (TENURE_MAX_RESPONSE_BYTES)"),
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| VendorError::connection(what, &e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The scheme and host (with port) of an absolute URL.
+fn origin_of(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..url.len() - rest.len() + end])
+}
+
+/// The path of an absolute URL: a summary drops the query and fragment (they may carry
+/// secrets: API keys, signatures, one-time tokens).
+fn path_of(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    path.split(['?', '#']).next().unwrap_or("/").to_string()
+}
+
+/// The most pages [`Client::list_all`] follows.
+pub const MAX_PAGES: usize = 1000;
 
 /// A vendor client for one managed tenant: base URLs, credentials, a shared token cache and
 /// the attempt's request log.
@@ -161,14 +212,14 @@ impl Client {
         };
         let status = resp.status().as_u16();
         let wait = retry_after(resp.headers());
-        let text = resp.text().await;
+        let text = read_bounded(resp, what).await;
         self.requests.record(RequestSummary::new(
             method.as_str(),
             &path,
             Some(status),
             started,
         ));
-        let text = text.map_err(|e| VendorError::connection(what, &e))?;
+        let text = text?;
         if status == 401 {
             // A revoked or expired token: sign in again on the next attempt.
             self.tokens.forget(&self.creds.tenant).await;
@@ -266,14 +317,33 @@ impl Client {
         Ok(answers)
     }
 
-    /// `GET` a Graph collection, following `@odata.nextLink` to the end.
+    /// `GET` a Graph collection, following `@odata.nextLink` to the end: only links on the
+    /// collection's own scheme and host (the token goes with them), at most
+    /// [`MAX_PAGES`] pages.
     pub async fn list_all(&self, what: &str, url: &str) -> Result<Vec<Value>, VendorError> {
+        let origin = origin_of(url).unwrap_or_default().to_string();
         let mut items = Vec::new();
         let mut next = Some(url.to_string());
+        let mut pages = 0;
         while let Some(url) = next {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(VendorError::permanent(
+                    "bad_response",
+                    format!("{what}: more than {MAX_PAGES} pages"),
+                ));
+            }
             let (_, page) = self.send(what, Method::GET, &url, None, &[]).await?;
             items.extend(page["value"].as_array().cloned().unwrap_or_default());
             next = page["@odata.nextLink"].as_str().map(str::to_string);
+            if let Some(link) = &next {
+                if origin_of(link) != Some(origin.as_str()) {
+                    return Err(VendorError::permanent(
+                        "bad_response",
+                        format!("{what}: the next page is on another host; not followed"),
+                    ));
+                }
+            }
         }
         Ok(items)
     }
@@ -282,6 +352,19 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_and_paths_drop_what_may_be_secret() {
+        assert_eq!(
+            origin_of("https://graph.example:8443/v1.0/users?$skiptoken=x"),
+            Some("https://graph.example:8443")
+        );
+        assert_eq!(
+            origin_of("https://evil.example/v1.0/users"),
+            Some("https://evil.example")
+        );
+        assert_eq!(path_of("https://h/a/b?key=s#f"), "/a/b");
+    }
 
     #[tokio::test]
     async fn https_urls_are_supported() {

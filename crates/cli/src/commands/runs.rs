@@ -35,7 +35,14 @@ pub fn tenant_lookup() -> TenantLookup {
 pub async fn open_with(db: &str, registry: Registry) -> Result<Engine> {
     Engine::open(db, registry, tenant_lookup())
         .await
-        .with_context(|| format!("cannot open the database {}", redact_url(db)))
+        .map_err(|e| match e {
+            // Already names the database (without its password) and the cause.
+            tenure_engine::api::Error::Store(tenure_engine::store::Error::Connect { .. }) => {
+                anyhow::Error::new(e)
+            }
+            e => anyhow::Error::new(e)
+                .context(format!("cannot open the database {}", redact_url(db))),
+        })
 }
 
 /// The engine over `db` with every kind, vendors configured from the configuration.
@@ -63,14 +70,7 @@ pub fn operator() -> String {
 
 /// A database URL without its password.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
+    tenure_engine::store::redact_url(url)
 }
 
 /// Prints an engine refusal the way the CLI reports user-facing failures (exit 1).
@@ -239,7 +239,7 @@ pub async fn follow_with(
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     /// Only runs with this status.
-    #[arg(long)]
+    #[arg(long, value_parser = ["queued", "running", "waiting", "succeeded", "failed", "denied", "cancelled", "rolled_back"])]
     status: Option<String>,
     /// Only runs of this runbook.
     #[arg(long)]

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::watch;
 
 use super::Error;
@@ -46,6 +46,36 @@ pub trait Backend: Send + Sync + 'static {
     fn listen(&self, url: &str, wake: watch::Sender<u64>);
 }
 
+/// How long opening a PostgreSQL database waits for the server's first answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect_error(url: &str, cause: String) -> Error {
+    Error::Connect {
+        url: url.to_string(),
+        cause,
+    }
+}
+
+/// Creates a new SQLite database file readable by its owner only (mode 0600); SQLite gives
+/// its WAL and shared-memory files the same mode. An existing file is left as it is.
+fn create_private(path: &str) -> std::io::Result<()> {
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Picks the backend for a database URL.
 pub fn for_url(url: &str) -> Result<Box<dyn Backend>, Error> {
     if url.starts_with("sqlite:") {
@@ -71,7 +101,18 @@ impl Backend for Sqlite {
             sqlx::any::install_default_drivers();
             let path = url.trim_start_matches("sqlite:");
             let path = path.strip_prefix("//").unwrap_or(path);
+            create_private(path.split('?').next().unwrap_or(path))
+                .map_err(|e| connect_error(url, e.to_string()))?;
             let options = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))?;
+            // One connection first, so a file that is not a database (or cannot be read) says
+            // so at once instead of the pool retrying until it times out.
+            let probe = async {
+                let mut conn = AnyConnection::connect_with(&options).await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("SELECT count(*) FROM sqlite_master").await?;
+                conn.close().await
+            };
+            probe.await.map_err(|e| connect_error(url, e.to_string()))?;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
@@ -150,6 +191,16 @@ impl Backend for Postgres {
     fn connect<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<AnyPool, Error>> {
         Box::pin(async move {
             sqlx::any::install_default_drivers();
+            // One connection first, so an unreachable server or a refused login says so at
+            // once instead of the pool retrying until it times out.
+            match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(url)).await {
+                Ok(Ok(conn)) => conn.close().await?,
+                Ok(Err(e)) => return Err(connect_error(url, e.to_string())),
+                Err(_) => {
+                    let waited = format!("no answer in {}s", CONNECT_TIMEOUT.as_secs());
+                    return Err(connect_error(url, waited));
+                }
+            }
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .connect(url)

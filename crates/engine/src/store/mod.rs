@@ -51,9 +51,17 @@ pub enum Error {
     /// Stored JSON is unreadable.
     #[error("corrupt stored state: {0}")]
     Corrupt(String),
-    /// The database URL is not one this build supports.
-    #[error("unsupported database URL `{0}` (use sqlite:PATH or postgres://...)")]
+    /// The database URL is not one this build supports (shown without its password).
+    #[error("unsupported database URL `{}` (use sqlite:PATH or postgres://...)", redact_url(.0))]
     Url(String),
+    /// The database cannot be opened: the real cause, at once (the URL without its password).
+    #[error("cannot open the database {}: {cause}", redact_url(.url))]
+    Connect {
+        /// The URL as given.
+        url: String,
+        /// Why: refused, unknown host, wrong password, not a database...
+        cause: String,
+    },
     /// The transaction this write was batched in did not commit; nothing of it was applied.
     #[error("the write did not commit: {0}")]
     Commit(String),
@@ -63,6 +71,29 @@ pub enum Error {
     /// The store's writer has stopped (the runtime is shutting down).
     #[error("the store is closed")]
     Closed,
+}
+
+/// A database URL as it may be shown: any password replaced by `***`
+/// (`postgres://tenure:***@db/tenure`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) if query.to_ascii_lowercase().contains("password") => {
+            format!("{path}?***")
+        }
+        _ => tail.to_string(),
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => format!("{scheme}://{userinfo}@{host}{tail}"),
+    }
 }
 
 impl Error {
@@ -228,12 +259,19 @@ impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite:PATH` or
     /// `postgres://USER@HOST/DB`) and migrates it.
     pub async fn open(url: &str) -> Result<Store, Error> {
+        // The key first: a deployment without one fails before it touches the database.
+        let secrets = crate::secrets::SecretBox::for_database(url)
+            .map_err(|e| Error::Secrets(e.to_string()))?;
+        Self::open_with(url, secrets).await
+    }
+
+    /// Opens the database at `url` with this secret key (instead of `TENURE_SECRET_KEY` or
+    /// the key file).
+    pub async fn open_with(url: &str, secrets: crate::secrets::SecretBox) -> Result<Store, Error> {
         let backend: Arc<dyn Backend> = backend::for_url(url)?.into();
         let pool = backend.connect(url).await?;
         let (wake, _) = watch::channel(0u64);
         backend.listen(url, wake.clone());
-        let secrets = crate::secrets::SecretBox::for_database(url)
-            .map_err(|e| Error::Secrets(e.to_string()))?;
         let (changed, _) = broadcast::channel(1024);
         let writer = Writer::start(
             pool.clone(),

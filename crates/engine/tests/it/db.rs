@@ -44,6 +44,7 @@ impl Db {
             }
             Db::Postgres => {
                 let admin = std::env::var("TENURE_TEST_PG").unwrap();
+                test_key();
                 let name = format!("tenure_t_{}", uuid::Uuid::new_v4().simple());
                 tenure_engine::store::create_database(&admin, &name)
                     .await
@@ -80,4 +81,11 @@ macro_rules! on_both_databases {
             }
         )*
     };
+}
+
+/// PostgreSQL requires `TENURE_SECRET_KEY`; tests use a fixed one unless it is set.
+pub fn test_key() {
+    if std::env::var_os("TENURE_SECRET_KEY").is_none() {
+        std::env::set_var("TENURE_SECRET_KEY", "11".repeat(32));
+    }
 }
