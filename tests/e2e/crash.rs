@@ -53,14 +53,7 @@ pub(crate) async fn vendor() -> (String, Arc<Mutex<Effects>>) {
     (url, effects)
 }
 
-fn tenure(db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::tenure_db as tenure;
 
 fn spawn_worker(db: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tenure"))

@@ -24,6 +24,16 @@ pub fn tenure(args: &[&str]) -> Output {
         .expect("the tenure binary runs")
 }
 
+/// Runs `tenure --db DB ARGS` (from the current directory).
+pub fn tenure_db(db: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("the tenure binary runs")
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -6,14 +6,7 @@ use serde_json::Value;
 
 use crate::{stderr, stdout};
 
-fn tenure(db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::tenure_db as tenure;
 
 const GATE: &str = "runbook: gate\nversion: 1\ntenant: contoso\ninputs:\n  who: { type: email, required: true }\nsteps:\n  approve:\n    uses: approval\n    with: { approvers: [\"{{inputs.who}}\"], message: go? }\n  nap:\n    needs: [approve]\n    uses: wait\n    with: { for: 100ms }\n";
 

@@ -11,14 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 
-fn tenure(db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::tenure_db as tenure;
 
 fn worker(db: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tenure"))
