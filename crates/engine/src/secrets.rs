@@ -41,6 +41,14 @@ impl std::fmt::Debug for SecretBox {
     }
 }
 
+/// Whether `path` is an SQLite database file (its header), not a new or foreign file.
+fn holds_a_database(path: &Path) -> bool {
+    let mut header = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok_and(|()| &header == b"SQLite format 3\0")
+}
+
 impl SecretBox {
     /// A box with this 32-byte key.
     pub fn new(key: [u8; 32]) -> Self {
@@ -66,7 +74,16 @@ impl SecretBox {
             Some(p) => {
                 let p = p.trim_start_matches("//");
                 let p = p.split('?').next().unwrap_or(p);
-                Self::from_file(&PathBuf::from(format!("{p}.key")))
+                let key = PathBuf::from(format!("{p}.key"));
+                if !key.exists() && holds_a_database(Path::new(p)) {
+                    // A new key would make every sealed secret unreadable and every journal
+                    // look tampered with: say what is missing instead.
+                    return Err(SecretError::Key(format!(
+                        "the key file {} is missing, but the database {p} was written with it                          (sealed secrets and the journal's hash chain need it); put the key file                          back, or set TENURE_SECRET_KEY to the key",
+                        key.display()
+                    )));
+                }
+                Self::from_file(&key)
             }
             None => Err(SecretError::Key(
                 "TENURE_SECRET_KEY is required with PostgreSQL: every node must use the same \
@@ -294,6 +311,19 @@ mod tests {
             "{e}"
         );
         assert!(!std::path::Path::new("tenure.key").exists());
+    }
+
+    #[test]
+    fn a_database_without_its_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        std::fs::write(&db, b"SQLite format 3\0 and pages").unwrap();
+        let url = format!("sqlite:{}", db.display());
+        let e = SecretBox::for_database(&url).unwrap_err().to_string();
+        assert!(e.contains("is missing, but the database"), "{e}");
+        // A foreign file is left for the database to refuse with its own message.
+        std::fs::write(&db, [0u8; 64]).unwrap();
+        assert!(SecretBox::for_database(&url).is_ok());
     }
 
     #[test]
