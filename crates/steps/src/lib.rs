@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod exec;
 pub mod intune;
 pub mod licence;
+pub mod markdown;
 pub mod notify;
 pub mod password;
 pub mod psa;
@@ -136,10 +137,17 @@ mod tests {
 
     #[test]
     fn layering_follows_the_architecture() {
-        // This crate holds the contract and does no I/O (`tracing` is a logging facade).
+        // This crate holds the contract and does no I/O (`tracing` is a logging facade,
+        // `pulldown-cmark` the pure Markdown renderer shared by messages and reports).
         assert_eq!(
             dependencies("steps"),
-            ["tracing", "tenure-runbook", "serde_json", "thiserror"]
+            [
+                "tracing",
+                "tenure-runbook",
+                "serde_json",
+                "thiserror",
+                "pulldown-cmark"
+            ]
         );
         // The engine sees no vendor and no HTTP client.
         let engine = dependencies("engine");
