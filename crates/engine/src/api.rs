@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::driver::{start_context, worker_identity, Worker};
 use crate::journal::{self, Event as JournalEvent, VerifyError};
-use crate::machine::{self, Event, RunStatus};
+use crate::machine::{self, status_name, Event, RunStatus};
 use crate::store::{self, RunFilter, RunRecord, Store};
 
 /// Why an engine operation was refused.
@@ -273,11 +273,17 @@ impl Engine {
             .head(run_id)
             .await
             .map_err(|e| refused(e, run_id))?;
+        let status = self.run(run_id).await?.status;
+        let finished = status.is_final().then(|| status_name(status));
         let events = self.store.events(run_id).await?;
-        Ok(
-            journal::verify(self.store.chain_key(), run_id, &events, (head.0, &head.1))
-                .map(|()| events.len()),
+        Ok(journal::verify(
+            self.store.chain_key(),
+            run_id,
+            &events,
+            (head.0, &head.1),
+            finished.as_deref(),
         )
+        .map(|()| events.len()))
     }
 
     /// The id of every run this process changes, as the change commits.

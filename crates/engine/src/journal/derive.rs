@@ -5,14 +5,8 @@
 use serde_json::Value;
 
 use super::EventKind;
-use crate::machine::{status_name, Action, Again, Event, FailureClass, Park, Request};
+use crate::machine::{rfc3339, status_name, Action, Again, Event, FailureClass, Park, Request};
 use crate::secrets::SEALED;
-
-fn rfc3339(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms.min(i64::MAX as u64) as i64)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
 
 /// A value as it may be journaled: every sealed (encrypted) string becomes `***`.
 pub fn redact(value: &Value) -> Value {

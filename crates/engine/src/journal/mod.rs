@@ -361,6 +361,13 @@ pub enum VerifyError {
         /// The event.
         seq: u64,
     },
+    /// The run has ended but its journal does not end with that ending (its last events
+    /// were deleted and the stored head moved back with them).
+    #[error("the run ended `{status}` but its journal does not end with the run finishing that way: the last events were deleted")]
+    UnfinishedJournal {
+        /// The run's final status.
+        status: String,
+    },
     /// An event belongs to another run.
     #[error("event {seq} belongs to run {other}")]
     WrongRun {
@@ -373,11 +380,15 @@ pub enum VerifyError {
 
 /// Checks a run's whole journal, in order, against the chain key and the head (last sequence
 /// number and hash) stored on the run row.
+///
+/// `finished`: the run's final status, if it has ended; its journal must then end with the
+/// run finishing that way.
 pub fn verify(
     key: &ChainKey,
     run_id: &str,
     events: &[Event],
     head: (u64, &str),
+    finished: Option<&str>,
 ) -> Result<(), VerifyError> {
     verify_chain(key, run_id, events)?;
     let (last_seq, last_hash) = events.last().map_or((0, ""), |e| (e.seq, e.hash.as_str()));
@@ -389,6 +400,17 @@ pub fn verify(
     }
     if last_seq > head.0 || last_hash != head.1 {
         return Err(VerifyError::HeadMismatch { seq: last_seq });
+    }
+    if let Some(status) = finished {
+        let ends_so = matches!(
+            events.last().map(|e| &e.kind),
+            Some(EventKind::RunFinished { status: last, .. }) if last == status
+        );
+        if !ends_so {
+            return Err(VerifyError::UnfinishedJournal {
+                status: status.to_string(),
+            });
+        }
     }
     Ok(())
 }
@@ -480,7 +502,11 @@ mod tests {
     #[test]
     fn an_untouched_journal_verifies() {
         let j = journal();
-        assert_eq!(verify(&key(), "r1", &j, head(&j)), Ok(()));
+        assert_eq!(verify(&key(), "r1", &j, head(&j), None), Ok(()));
+        assert_eq!(
+            verify(&key(), "r1", &j, head(&j), Some("succeeded")),
+            Ok(())
+        );
         assert_eq!(journal()[0].prev_hash, GENESIS);
     }
 
@@ -544,19 +570,35 @@ mod tests {
         let mut cut = full.clone();
         cut.truncate(3);
         assert_eq!(
-            verify(&key(), "r1", &cut, (stored.0, &stored.1)),
+            verify(&key(), "r1", &cut, (stored.0, &stored.1), None),
             Err(VerifyError::Truncated {
                 expected: 5,
                 found: 3
             })
         );
         assert_eq!(
-            verify(&key(), "r1", &[], (stored.0, &stored.1)),
+            verify(&key(), "r1", &[], (stored.0, &stored.1), None),
             Err(VerifyError::Truncated {
                 expected: 5,
                 found: 0
             }),
             "an emptied journal"
+        );
+        // The tail deleted and the stored head moved back with it: the chain and head agree,
+        // but the run ended and its journal does not say so.
+        let moved = (cut[2].seq, cut[2].hash.clone());
+        assert_eq!(
+            verify(&key(), "r1", &cut, (moved.0, &moved.1), Some("succeeded")),
+            Err(VerifyError::UnfinishedJournal {
+                status: "succeeded".into()
+            })
+        );
+        assert_eq!(
+            verify(&key(), "r1", &full, (stored.0, &stored.1), Some("failed")),
+            Err(VerifyError::UnfinishedJournal {
+                status: "failed".into()
+            }),
+            "a status changed on the run row"
         );
         // An edit followed by re-hashing everything after it, with a guessed key: the chain is
         // keyed, so the forger's hashes do not verify.

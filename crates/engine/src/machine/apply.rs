@@ -5,13 +5,9 @@ use serde_json::json;
 
 use super::event::{Again, FailureClass, OnExpiry, Park};
 use super::gate::{Decision, Gate, Verdict};
-use super::{policy, Action, Error, Event, InstanceState, RunMachine, RunStatus, Stage, StepPhase};
-
-fn rfc3339(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms.min(i64::MAX as u64) as i64)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+use super::{
+    policy, rfc3339, Action, Error, Event, InstanceState, RunMachine, RunStatus, Stage, StepPhase,
+};
 
 /// The approver of the gate's last decision.
 fn approver_name(gate: &Gate) -> String {

@@ -66,6 +66,14 @@ impl RunStatus {
     }
 }
 
+/// A unix time in milliseconds as RFC 3339 UTC with milliseconds (what outputs and the
+/// journal show).
+pub(crate) fn rfc3339(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms.min(i64::MAX as u64) as i64)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 /// A status as written in the journal and the CLI (`rolled_back`).
 pub fn status_name(status: RunStatus) -> String {
     serde_json::to_value(status)

@@ -1,5 +1,6 @@
 //! The durable store: runs (with the pinned plan and the machine's snapshot), claimable tasks
-//! with leases, the journal, outputs and approval decisions, in SQLite (WAL,
+//! with leases, the journal and step outputs (approval decisions live in the machine's gate,
+//! inside the snapshot), in SQLite (WAL,
 //! `synchronous=FULL`, the embedded default) or PostgreSQL (several worker nodes).
 //!
 //! Every transition is atomic: the machine's new state, the journal events derived from it

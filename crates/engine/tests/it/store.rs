@@ -560,6 +560,22 @@ async fn a_truncated_or_emptied_journal_fails_verification(db: Db) {
             found: n as u64 - 3
         })
     );
+    // The stored head moved back with the deleted tail: the chain and head agree, but the
+    // run ended and its journal no longer says so.
+    let last = engine.events(&id, 0).await.unwrap().pop().unwrap();
+    sqlx::query("UPDATE runs SET last_seq = $1, last_hash = $2 WHERE id = $3")
+        .bind(last.seq as i64)
+        .bind(&last.hash)
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.verify(&id).await.unwrap(),
+        Err(VerifyError::UnfinishedJournal {
+            status: "succeeded".into()
+        })
+    );
     sqlx::query("DELETE FROM events WHERE run_id = $1")
         .bind(&id)
         .execute(&mut conn)
