@@ -52,7 +52,12 @@ pub struct Worker {
     catalogue: Arc<tenure_runbook::SchemaCatalogue>,
     owner: String,
     lease: Duration,
+    concurrency: usize,
 }
+
+/// How many tasks a worker runs at once unless told otherwise. Steps wait on I/O (vendor
+/// APIs, approvals): a task in flight costs a few KiB, so the bound is memory, not cores.
+pub const DEFAULT_CONCURRENCY: usize = 256;
 
 impl Worker {
     /// A worker named `owner` over `store`, running the kinds in `registry`.
@@ -64,7 +69,19 @@ impl Worker {
             catalogue: Arc::new(tenure_steps::catalogue()),
             owner: owner.into(),
             lease: Duration::from_secs(30),
+            concurrency: DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// Sets how many tasks [`Worker::work_until`] runs at once (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How many tasks [`Worker::work_until`] runs at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Sets how long a claim lasts without a heartbeat.
@@ -88,6 +105,11 @@ impl Worker {
         let Some((task, _taken_over)) = self.store.claim(&self.owner, self.lease).await? else {
             return Ok(false);
         };
+        self.run_task(task).await
+    }
+
+    /// Does one claimed task. Returns whether it did any work (always, unless it failed).
+    async fn run_task(&self, task: Task) -> Result<bool, Error> {
         let run = self.store.run(&task.run_id).await?;
         if run.status.is_final() {
             self.drop_task(&task).await?;
@@ -121,23 +143,43 @@ impl Worker {
         }
     }
 
-    /// Works until `done` returns true, sleeping while nothing is due.
+    /// Works until `done` returns true: claims as many due tasks as it has free slots (up to
+    /// its concurrency) in one write, runs them at once, and sleeps while nothing is due
+    /// until new work is committed (this process's writes, or another's through
+    /// `LISTEN/NOTIFY` on PostgreSQL), the next task is due, or a poll interval passes (other
+    /// processes' work on SQLite). Returns once the tasks in flight have finished.
     pub async fn work_until(&self, done: impl Fn() -> bool) -> Result<(), Error> {
         let mut wake = self.store.subscribe();
-        // Work created by other processes wakes a PostgreSQL worker through LISTEN/NOTIFY; on
-        // SQLite it is found by polling.
         let poll: i64 = if self.store.backend() == "postgres" {
             1000
         } else {
             50
         };
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut running = tokio::task::JoinSet::new();
         let mut failures = 0u32;
-        while !done() {
+        let mut fatal = None;
+        while !done() && fatal.is_none() {
+            // Reap what finished: a task that failed for good stops the worker.
+            while let Some(joined) = running.try_join_next() {
+                if let Some(e) = settle(joined) {
+                    fatal = Some(e);
+                }
+            }
+            if fatal.is_some() {
+                break;
+            }
+            // At least one free slot, without missing `done` for long.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+                _ = tokio::time::sleep(Duration::from_millis(poll as u64)) => continue,
+            };
+            let free = 1 + slots.available_permits();
             wake.borrow_and_update();
-            let worked = match self.tick().await {
-                Ok(worked) => {
+            let tasks = match self.store.claim_many(&self.owner, self.lease, free).await {
+                Ok(tasks) => {
                     failures = 0;
-                    worked
+                    tasks
                 }
                 // The database is unreachable or a batch did not commit: nothing was applied,
                 // so back off and try again rather than stop working.
@@ -148,20 +190,41 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
             };
-            if !worked {
+            let claimed = tasks.len();
+            let mut permits = std::iter::once(first).chain(std::iter::from_fn(|| {
+                slots.clone().try_acquire_owned().ok()
+            }));
+            for (task, _taken_over) in tasks {
+                let permit = permits.next().expect("a slot per claimed task");
+                let worker = self.clone();
+                running.spawn(async move {
+                    let result = worker.run_task(task).await;
+                    drop(permit);
+                    result
+                });
+            }
+            if claimed == 0 {
                 // Sleep until the next task is due, new work appears, or the poll interval
                 // passes.
-                let wait = match self.store.next_due().await? {
-                    Some(due) => (due - now_ms()).clamp(1, poll),
-                    None => poll,
+                let wait = match self.store.next_due().await {
+                    Ok(Some(due)) => (due - now_ms()).clamp(1, poll),
+                    _ => poll,
                 };
                 let _ =
                     tokio::time::timeout(Duration::from_millis(wait as u64), wake.changed()).await;
             }
         }
-        Ok(())
+        while let Some(joined) = running.join_next().await {
+            if let Some(e) = settle(joined) {
+                fatal.get_or_insert(e);
+            }
+        }
+        fatal.map_or(Ok(()), Err)
     }
 
     /// Drives one run until it ends (or, with `stop_when_waiting`, until it only waits).
@@ -531,6 +594,24 @@ impl Worker {
             item: task.item,
         };
         self.report(task, run, event).await
+    }
+}
+
+/// What a finished task leaves for the worker: an error that should stop it. Store errors
+/// that only mean "try again" (unreachable database, a batch that did not commit) are logged:
+/// the task's lease runs out and it is claimed again.
+fn settle(joined: Result<Result<bool, Error>, tokio::task::JoinError>) -> Option<Error> {
+    match joined {
+        Ok(Ok(_)) => None,
+        Ok(Err(e @ (Error::Db(_) | Error::Commit(_)))) => {
+            tracing::warn!("store error, the task will be tried again: {e}");
+            None
+        }
+        Ok(Err(e)) => Some(e),
+        Err(e) => {
+            tracing::error!("a task panicked: {e}");
+            None
+        }
     }
 }
 

@@ -16,8 +16,8 @@ use super::runs::{follow, open, operator, redact_url, refused, runtime};
 /// Arguments of `tenure worker`.
 #[derive(clap::Args, Debug)]
 pub struct WorkerArgs {
-    /// Tasks worked on at once.
-    #[arg(long, default_value_t = 4)]
+    /// Tasks worked on at once (steps mostly wait on vendor APIs; each costs a few KiB).
+    #[arg(long, default_value_t = tenure_engine::driver::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// How long a claim lasts without a heartbeat; a crashed worker's work is taken over after it.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -36,28 +36,25 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        let mut names = Vec::new();
-        for n in 0..args.concurrency.max(1) {
-            let worker = engine.worker(n).with_lease(args.lease);
-            names.push(worker.owner().to_string());
+        let worker = engine
+            .worker(0)
+            .with_lease(args.lease)
+            .with_concurrency(args.concurrency);
+        let name = worker.owner().to_string();
+        let concurrency = worker.concurrency();
+        let task = {
             let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                worker.work_until(|| stop.load(Ordering::Relaxed)).await
-            }));
-        }
-        tracing::info!(workers = ?names, db = %redact_url(db), "worker started");
+            tokio::spawn(async move { worker.work_until(|| stop.load(Ordering::Relaxed)).await })
+        };
+        tracing::info!(worker = %name, concurrency, db = %redact_url(db), "worker started");
         eprintln!(
-            "worker {} running {} task(s) against {}",
-            names.first().map_or("", |n| n.trim_end_matches("-0")),
-            names.len(),
+            "worker {} running up to {concurrency} task(s) at once against {}",
+            name.trim_end_matches("-0"),
             redact_url(db)
         );
         let _ = tokio::signal::ctrl_c().await;
         stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.context("worker task")??;
-        }
+        task.await.context("worker task")??;
         Ok(ExitCode::SUCCESS)
     })
 }

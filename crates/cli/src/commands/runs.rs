@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,7 +168,15 @@ pub async fn follow_with(
     json: bool,
     approve: bool,
 ) -> Result<ExitCode> {
+    // The run's tasks (and any other due work) run in the background, many at once; this
+    // loop shows what they journal.
     let worker = engine.worker(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut working = {
+        let stop = stop.clone();
+        tokio::spawn(async move { worker.work_until(|| stop.load(Ordering::Relaxed)).await })
+    };
+    let mut changes = engine.subscribe();
     let mut announced = false;
     let mut bars: HashMap<String, (usize, usize)> = HashMap::new();
     let status = loop {
@@ -217,10 +226,15 @@ pub async fn follow_with(
                 }
             }
         }
-        if !worker.tick().await? {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if working.is_finished() {
+            // The worker stopped on an error it cannot work past.
+            (&mut working).await.context("worker task")??;
+            anyhow::bail!("the worker stopped");
         }
+        let _ = tokio::time::timeout(Duration::from_millis(50), changes.recv()).await;
     };
+    stop.store(true, Ordering::Relaxed);
+    working.await.context("worker task")??;
     if json {
         println!("{}", json!({"id": id, "status": status}));
     } else {

@@ -11,6 +11,7 @@
 //! for both databases (`tx.rs`); a [`Backend`] adds what differs.
 
 mod backend;
+mod batch;
 mod tx;
 mod writer;
 mod writes;
@@ -110,6 +111,9 @@ impl Error {
     }
 }
 
+/// The most tasks one claim takes.
+pub const MAX_CLAIM: usize = 256;
+
 /// What kind of work a task is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskKind {
@@ -156,6 +160,7 @@ impl Task {
     /// The fence a report on this task carries.
     pub fn fence(&self) -> Fence {
         Fence {
+            run_id: self.run_id.clone(),
             task_id: self.id,
             lease: self.lease.clone(),
         }
@@ -165,6 +170,8 @@ impl Task {
 /// A claim's proof: a report applies only while this lease still holds this task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
+    /// The task's run (writes are ordered, and rows locked, by run).
+    pub run_id: String,
     /// The task.
     pub task_id: i64,
     /// The claim's lease token.
@@ -370,12 +377,24 @@ impl Store {
     /// Claims the oldest due task whose lease is free or expired, leasing it for `lease`.
     /// Returns the task and whether it was taken over from an expired lease.
     pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<(Task, bool)>, Error> {
+        Ok(self.claim_many(owner, lease, 1).await?.pop())
+    }
+
+    /// Claims up to `limit` due tasks (oldest first) in one write, each with its own lease
+    /// token. Returns each task and whether it was taken over from an expired lease.
+    pub async fn claim_many(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(Task, bool)>, Error> {
         let op = Op::Claim {
             owner: owner.to_string(),
             lease_ms: lease.as_millis() as i64,
+            limit: limit.clamp(1, MAX_CLAIM),
         };
         match self.writer.submit(op).await? {
-            Reply::Claimed(task) => Ok(task),
+            Reply::Claimed(tasks) => Ok(tasks),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }
@@ -410,8 +429,7 @@ impl Store {
     /// Extends a lease the claim still holds; false if it was lost.
     pub async fn renew(&self, fence: &Fence, lease: Duration) -> Result<bool, Error> {
         let op = Op::Renew {
-            task_id: fence.task_id,
-            owner: fence.lease.clone(),
+            fence: fence.clone(),
             lease_ms: lease.as_millis() as i64,
         };
         match self.writer.submit(op).await? {

@@ -3,13 +3,15 @@
 //! The store decides nothing: it loads a run's machine under the run row's lock, applies the
 //! events it was given, journals what [`crate::journal::entries`] derives from each event and
 //! its actions, and carries the actions out (tasks, timers, outputs, the next queued run).
+//! Reads and writes go through the transaction's [`Batch`], which on SQLite serves run
+//! snapshots and fences from memory and sends all writes at the end.
 
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::backend::Backend;
-use super::writes::{Bind, Writes};
-use super::{now_ms, now_text, status_str, Error, Fence, Task, TaskKind};
+use super::batch::Batch;
+use super::{now_ms, now_text, Error, Fence, Task, TaskKind};
 use crate::journal::{self, ChainKey, Event as JournalEvent, EventKind};
 use crate::machine::{self, Action, Event, RunMachine};
 
@@ -35,9 +37,12 @@ pub(crate) async fn create_run(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     new: &NewRun,
 ) -> Result<(String, bool), Error> {
     if let Some(dedup) = &new.dedup_key {
+        // Another run of this batch may have the key.
+        batch.flush(conn, backend).await?;
         if let Some(lock) = backend.lock_key() {
             sqlx::query(lock).bind(dedup).execute(&mut *conn).await?;
         }
@@ -50,11 +55,12 @@ pub(crate) async fn create_run(
         }
     }
     let now = now_ms();
-    let mut writes = Writes::default();
-    writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '')",
+    let machine: RunMachine =
+        serde_json::from_str(&new.machine).map_err(|e| Error::Corrupt(e.to_string()))?;
+    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '')",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
             (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into()]);
-    writes.flush(conn, backend).await?;
+    batch.created(&new.id, machine, now);
     let created = Event::Created {
         runbook: new.runbook.clone(),
         version: new.version as u32,
@@ -66,6 +72,7 @@ pub(crate) async fn create_run(
     };
     let blocked = match &new.concurrency_key {
         Some(ck) => {
+            batch.flush(conn, backend).await?;
             if let Some(lock) = backend.lock_key() {
                 sqlx::query(lock).bind(ck).execute(&mut *conn).await?;
             }
@@ -78,52 +85,110 @@ pub(crate) async fn create_run(
     if !blocked {
         events.push(Event::Start);
     }
-    transition(conn, backend, key, &new.id, None, events).await?;
+    transition(conn, backend, key, batch, &new.id, None, events).await?;
     Ok((new.id.clone(), false))
 }
 
-/// Leases the oldest due task whose lease is free or expired. Returns it and whether it was
-/// taken over from an expired lease.
+/// Leases up to `limit` of the oldest due tasks whose lease is free or expired, each under
+/// its own lease token. Returns them and whether each was taken over from an expired lease.
+/// A claim never waits for a lock: tasks and runs another transaction holds are skipped (on
+/// PostgreSQL) and claimed by a later claim.
 pub(crate) async fn claim(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     owner: &str,
     lease_ms: i64,
-) -> Result<Option<(Task, bool)>, Error> {
+    limit: usize,
+) -> Result<Vec<(Task, bool)>, Error> {
+    // The claim sees the tasks this batch created.
+    batch.flush(conn, backend).await?;
     let now = now_ms();
-    let sql = format!("SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at, id LIMIT 1{}", backend.skip_locked());
-    let Some(row) = sqlx::query(&sql)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let id: i64 = row.try_get("id")?;
-    let taken_over = row.try_get::<Option<String>, _>("lease_owner")?.is_some();
-    // Each claim gets its own lease token, so a report can only ever be fenced by the claim
-    // that made it: a stale worker, even one with the same name, never matches a newer claim.
-    let lease = format!("{owner}#{:016x}", rand::random::<u64>());
-    let mut writes = Writes::default();
-    writes.push(
-        "UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3",
-        vec![(&lease).into(), (now + lease_ms).into(), id.into()],
-    );
-    let mut task = Task {
-        id,
-        run_id: row.try_get("run_id")?,
-        step: row.try_get("step")?,
-        item: row.try_get::<i64, _>("item")? as u32,
-        kind: TaskKind::parse(&row.try_get::<String, _>("kind")?)?,
-        attempt: None,
-        lease,
-    };
-    if task.kind == TaskKind::Attempt {
-        task.attempt = start_attempt(conn, backend, key, &task, &mut writes).await?;
+    let sql = format!("SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at, id LIMIT {}{}", limit.max(1), backend.skip_locked());
+    let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *conn).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    writes.flush(conn, backend).await?;
-    Ok(Some((task, taken_over)))
+    let locked = lock_runs(conn, backend, &rows).await?;
+    let runs = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("run_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    batch
+        .load_runs(conn, runs.iter().map(String::as_str).collect())
+        .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let run_id: String = row.try_get("run_id")?;
+        if locked.as_ref().is_some_and(|l| !l.contains(&run_id)) {
+            continue;
+        }
+        let id: i64 = row.try_get("id")?;
+        let taken_over = row.try_get::<Option<String>, _>("lease_owner")?.is_some();
+        // Each claim gets its own lease token, so a report can only ever be fenced by the claim
+        // that made it: a stale worker, even one with the same name, never matches a newer
+        // claim.
+        let lease = format!("{owner}#{:016x}", rand::random::<u64>());
+        batch.writes.push(
+            "UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3",
+            vec![(&lease).into(), (now + lease_ms).into(), id.into()],
+        );
+        batch.task_leased(id, &lease);
+        let mut task = Task {
+            id,
+            run_id,
+            step: row.try_get("step")?,
+            item: row.try_get::<i64, _>("item")? as u32,
+            kind: TaskKind::parse(&row.try_get::<String, _>("kind")?)?,
+            attempt: None,
+            lease,
+        };
+        if task.kind == TaskKind::Attempt {
+            task.attempt = start_attempt(conn, backend, key, batch, &task).await?;
+        }
+        batch.end_op(conn, backend).await?;
+        claimed.push((task, taken_over));
+    }
+    Ok(claimed)
+}
+
+/// Where rows are locked (PostgreSQL): locks the runs of the candidate tasks in id order,
+/// skipping those another transaction holds, and returns the ones this one now holds.
+/// `None` where write transactions are exclusive (SQLite): every run is available.
+async fn lock_runs(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Option<std::collections::HashSet<String>>, Error> {
+    if backend.lock_row().is_empty() {
+        return Ok(None);
+    }
+    let mut runs = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("run_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    runs.sort();
+    runs.dedup();
+    let list = (1..=runs.len())
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT id FROM runs WHERE id IN ({list}) ORDER BY id{}",
+        backend.skip_locked()
+    );
+    let mut query = sqlx::query(&sql);
+    for r in &runs {
+        query = query.bind(r);
+    }
+    let locked = query.fetch_all(&mut *conn).await?;
+    Ok(Some(
+        locked
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 /// Starts the next attempt of a claimed instance in the claim's own transaction, so claiming
@@ -134,8 +199,8 @@ async fn start_attempt(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     task: &Task,
-    writes: &mut Writes,
 ) -> Result<Option<u32>, Error> {
     let (step, item) = (task.step.clone(), task.item);
     let mut started = None;
@@ -163,7 +228,7 @@ async fn start_attempt(
         });
         Some(events)
     };
-    match transition_with(conn, backend, key, &task.run_id, None, writes, make).await {
+    match transition_with(conn, backend, key, batch, &task.run_id, None, make).await {
         Ok(Some(actions)) => {
             // Going again may have been refused (the deadline passed while the lease was lost).
             let running = actions.iter().all(|a| !matches!(a, Action::Finish { .. }));
@@ -174,16 +239,19 @@ async fn start_attempt(
     }
 }
 
+/// Extends a lease this claim still holds.
 pub(crate) async fn renew(
     conn: &mut AnyConnection,
-    task_id: i64,
-    owner: &str,
+    backend: &dyn Backend,
+    batch: &mut Batch,
+    fence: &Fence,
     lease_ms: i64,
 ) -> Result<bool, Error> {
+    batch.flush(conn, backend).await?;
     let r = sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
         .bind(now_ms() + lease_ms)
-        .bind(task_id)
-        .bind(owner)
+        .bind(fence.task_id)
+        .bind(&fence.lease)
         .execute(&mut *conn)
         .await?;
     Ok(r.rows_affected() == 1)
@@ -191,13 +259,23 @@ pub(crate) async fn renew(
 
 /// Deletes a task this claim still holds (a duplicate, or one whose run has ended); a task
 /// leased to someone else is never touched.
-pub(crate) async fn remove_task(conn: &mut AnyConnection, fence: &Fence) -> Result<bool, Error> {
+pub(crate) async fn remove_task(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    batch: &mut Batch,
+    fence: &Fence,
+) -> Result<bool, Error> {
+    batch.flush(conn, backend).await?;
     let r = sqlx::query("DELETE FROM tasks WHERE id = $1 AND lease_owner = $2")
         .bind(fence.task_id)
         .bind(&fence.lease)
         .execute(&mut *conn)
         .await?;
-    Ok(r.rows_affected() == 1)
+    let removed = r.rows_affected() == 1;
+    if removed {
+        batch.task_released(fence.task_id);
+    }
+    Ok(removed)
 }
 
 /// Chains journal events after `head` (the last event's sequence number and hash; `None`
@@ -223,40 +301,6 @@ fn chain(
     events
 }
 
-/// Adds the insert of journal events, as one statement.
-fn insert_events(writes: &mut Writes, events: &[JournalEvent]) {
-    if events.is_empty() {
-        return;
-    }
-    let mut sql =
-        String::from("INSERT INTO events (run_id, seq, at, body, prev_hash, hash) VALUES ");
-    let mut binds: Vec<Bind> = Vec::with_capacity(events.len() * 6);
-    for (i, e) in events.iter().enumerate() {
-        let n = i * 6;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6
-        ));
-        binds.extend([
-            (&e.run_id).into(),
-            (e.seq as i64).into(),
-            (&e.at).into(),
-            serde_json::to_string(&e.kind).unwrap_or_default().into(),
-            (&e.prev_hash).into(),
-            (&e.hash).into(),
-        ]);
-    }
-    writes.push(sql, binds);
-}
-
 /// Applies machine events to a run: the machine's new state, the journal derived from each
 /// event and its actions, and the actions carried out. With `fence`, only while that claim
 /// holds its task, which the report consumes.
@@ -264,61 +308,43 @@ pub(crate) async fn transition(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     run_id: &str,
     fence: Option<&Fence>,
     events: Vec<Event>,
 ) -> Result<Vec<Action>, Error> {
-    let mut writes = Writes::default();
-    let actions = transition_with(conn, backend, key, run_id, fence, &mut writes, |_| {
-        Some(events)
-    })
-    .await?;
+    let actions =
+        transition_with(conn, backend, key, batch, run_id, fence, |_| Some(events)).await?;
+    batch.end_op(conn, backend).await?;
     Ok(actions.unwrap_or_default())
 }
 
 /// [`transition`] with the events made from the run's current machine (`None`: nothing to
-/// do), after `writes` collected by the caller. Everything is checked before anything is
-/// written; all writes are flushed before it returns.
+/// do). Everything is checked before anything is written or the batch's snapshot changes.
 async fn transition_with(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     run_id: &str,
     fence: Option<&Fence>,
-    writes: &mut Writes,
     make: impl FnOnce(&RunMachine) -> Option<Vec<Event>>,
 ) -> Result<Option<Vec<Action>>, Error> {
+    // The run row first, then its task rows: the one lock order (see `writer.rs`).
+    let Some(snapshot) = batch.run(conn, backend, run_id).await? else {
+        return Err(match fence {
+            Some(_) => Error::LeaseLost,
+            None => Error::NoRun(run_id.to_string()),
+        });
+    };
+    let mut m = snapshot.machine.clone();
+    let mut head = snapshot.head.clone();
     if let Some(fence) = fence {
-        let sql = format!(
-            "SELECT id FROM tasks WHERE id = $1 AND lease_owner = $2{}",
-            backend.lock_row()
-        );
-        let held = sqlx::query(&sql)
-            .bind(fence.task_id)
-            .bind(&fence.lease)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if held.is_none() {
+        if !batch.holds(conn, backend, fence).await? {
             return Err(Error::LeaseLost);
         }
     }
-    let sql = format!(
-        "SELECT machine, last_seq, last_hash FROM runs WHERE id = $1{}",
-        backend.lock_row()
-    );
-    let row = sqlx::query(&sql)
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::NoRun(run_id.to_string()))?;
-    let mut m: RunMachine = serde_json::from_str(&row.try_get::<String, _>("machine")?)
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-    let last_seq: i64 = row.try_get("last_seq")?;
-    let mut head = (last_seq > 0)
-        .then(|| Ok::<_, Error>((last_seq as u64, row.try_get::<String, _>("last_hash")?)))
-        .transpose()?;
     let Some(events) = make(&m) else {
-        writes.flush(conn, backend).await?;
         return Ok(None);
     };
     let now = now_ms();
@@ -332,15 +358,16 @@ async fn transition_with(
     if let Some(fence) = fence {
         // The report consumes the task it reports on; what the machine enqueues again is a
         // new row.
-        writes.push(
+        batch.writes.push(
             "DELETE FROM tasks WHERE id = $1",
             vec![fence.task_id.into()],
         );
+        batch.task_released(fence.task_id);
     }
     let mut queued = None;
     let mut finished = false;
     for a in &all {
-        carry_out(writes, run_id, a, now);
+        carry_out(batch, run_id, a, now);
         match a {
             Action::Finish { .. } => finished = true,
             Action::StartQueued { key } => queued = Some(key.clone()),
@@ -348,16 +375,21 @@ async fn transition_with(
         }
     }
     if finished {
-        writes.push("DELETE FROM tasks WHERE run_id = $1", vec![run_id.into()]);
+        batch
+            .writes
+            .push("DELETE FROM tasks WHERE run_id = $1", vec![run_id.into()]);
+        batch.tasks_released(run_id, None);
     }
     let lines = chain(key, run_id, &mut head, journal_lines);
-    let (last_seq, last_hash) = head.unwrap_or_default();
-    writes.push("UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6",
-        vec![serde_json::to_string(&m).unwrap_or_default().into(), status_str(m.status()).into(), now.into(),
-            (last_seq as i64).into(), last_hash.into(), run_id.into()]);
-    insert_events(writes, &lines);
-    writes.flush(conn, backend).await?;
+    batch.journal(lines);
+    if let Some(snapshot) = batch.run(conn, backend, run_id).await? {
+        snapshot.machine = m;
+        snapshot.head = head;
+        snapshot.updated_at = now;
+        snapshot.dirty = true;
+    }
     if let Some(ck) = queued {
+        batch.flush(conn, backend).await?;
         if let Some(lock) = backend.lock_key() {
             sqlx::query(lock).bind(&ck).execute(&mut *conn).await?;
         }
@@ -370,6 +402,7 @@ async fn transition_with(
                 conn,
                 backend,
                 key,
+                batch,
                 &next_id,
                 None,
                 vec![Event::Start],
@@ -381,8 +414,19 @@ async fn transition_with(
 }
 
 /// The writes one action asks for.
-fn carry_out(writes: &mut Writes, run_id: &str, action: &Action, now: i64) {
+fn carry_out(batch: &mut Batch, run_id: &str, action: &Action, now: i64) {
     let at = |ms: u64| ms.min(i64::MAX as u64) as i64;
+    // Fences a later operation of this batch checks see what these writes do to leases.
+    match action {
+        Action::EnqueueAt { step, item, .. } | Action::Dequeue { step, item } => {
+            batch.tasks_released(run_id, Some((step, i64::from(*item), "attempt")));
+        }
+        Action::SetTimer { step, item, .. } | Action::CancelTimer { step, item } => {
+            batch.tasks_released(run_id, Some((step, i64::from(*item), "timer")));
+        }
+        _ => {}
+    }
+    let writes = &mut batch.writes;
     match action {
         Action::Prepare { step } => {
             writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING",

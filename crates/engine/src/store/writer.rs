@@ -11,6 +11,7 @@ use sqlx::{Any, AnyPool};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::backend::Backend;
+use super::batch::Batch;
 use super::tx::{self, NewRun};
 use super::{Error, Fence, Task};
 use crate::journal::ChainKey;
@@ -32,10 +33,10 @@ pub(crate) enum Op {
     Claim {
         owner: String,
         lease_ms: i64,
+        limit: usize,
     },
     Renew {
-        task_id: i64,
-        owner: String,
+        fence: Fence,
         lease_ms: i64,
     },
     Remove {
@@ -47,7 +48,7 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Created(String, bool),
     Actions(Vec<Action>),
-    Claimed(Option<(Task, bool)>),
+    Claimed(Vec<(Task, bool)>),
     Done(bool),
 }
 
@@ -57,11 +58,20 @@ impl Op {
         match (self, reply) {
             (Op::Create(_), Reply::Created(id, false)) => Some(id.clone()),
             (Op::Transition { run_id, .. }, Reply::Actions(_)) => Some(run_id.clone()),
-            (Op::Claim { .. }, Reply::Claimed(Some((task, _)))) if task.attempt.is_some() => {
-                Some(task.run_id.clone())
-            }
             _ => None,
         }
+    }
+
+    /// The runs whose attempts a committed claim started (for subscribers).
+    fn claimed_runs<'a>(&self, reply: &'a Reply) -> impl Iterator<Item = &'a str> {
+        let tasks = match (self, reply) {
+            (Op::Claim { .. }, Reply::Claimed(tasks)) => tasks.as_slice(),
+            _ => &[],
+        };
+        tasks
+            .iter()
+            .filter(|(t, _)| t.attempt.is_some())
+            .map(|(t, _)| t.run_id.as_str())
     }
 
     /// Whether this operation may have created claimable work.
@@ -82,14 +92,15 @@ impl Op {
         }
     }
 
-    /// Sort key: run rows are locked in id order (no deadlock between two writers), claims
-    /// come last so a batch takes no row lock after its claims.
+    /// Sort key, the one lock order: a batch takes a run's rows (the run row first, then its
+    /// tasks) in run id order, so two writers (two processes on PostgreSQL) never wait on
+    /// each other in a cycle. Claims come last and never wait (they skip locked rows).
     fn order(&self) -> (u8, &str) {
         match self {
             Op::Create(new) => (0, new.id.as_str()),
             Op::Transition { run_id, .. } => (0, run_id.as_str()),
-            Op::Renew { .. } | Op::Remove { .. } => (1, ""),
-            Op::Claim { .. } => (2, ""),
+            Op::Renew { fence, .. } | Op::Remove { fence } => (0, fence.run_id.as_str()),
+            Op::Claim { .. } => (1, ""),
         }
     }
 }
@@ -170,9 +181,13 @@ async fn run(
                     wake.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 for (op, r) in ops.iter().zip(&results) {
-                    if let Some(run) = r.as_ref().ok().and_then(|r| op.changed_run(r)) {
-                        // Nobody listening is fine.
+                    let Ok(r) = r else { continue };
+                    // Nobody listening is fine.
+                    if let Some(run) = op.changed_run(r) {
                         let _ = changed.send(run);
+                    }
+                    for run in op.claimed_runs(r) {
+                        let _ = changed.send(run.to_string());
                     }
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -198,13 +213,25 @@ async fn commit(
     ops: &[Op],
 ) -> Result<Vec<Result<Reply, Error>>, Error> {
     sqlx::query(backend.begin()).execute(&mut **conn).await?;
+    let mut batch = Batch::new(backend);
+    // Where writes are deferred: the runs and fences of every transition, in one read each.
+    let (runs, fences) = ops
+        .iter()
+        .fold((Vec::new(), Vec::new()), |(mut r, mut f), op| {
+            if let Op::Transition { run_id, fence, .. } = op {
+                r.push(run_id.as_str());
+                f.extend(fence.as_ref());
+            }
+            (r, f)
+        });
+    batch.prefetch(conn, runs, fences).await?;
     let mut results = Vec::with_capacity(ops.len());
     let mut woke = false;
     for op in ops {
         let result = if backend.isolate_ops() {
-            isolated(conn, backend, key, op).await?
+            isolated(conn, backend, key, &mut batch, op).await?
         } else {
-            match apply(conn, backend, key, op).await {
+            match apply(conn, backend, key, &mut batch, op).await {
                 // A refusal (lost lease, stale attempt) happens before the operation writes.
                 Err(e @ (Error::Db(_) | Error::Migrate(_))) => return Err(e),
                 other => other,
@@ -215,6 +242,7 @@ async fn commit(
         }
         results.push(result);
     }
+    batch.flush(conn, backend).await?;
     if woke {
         if let Some(wake) = backend.wake_others() {
             sqlx::query(wake).execute(&mut **conn).await?;
@@ -230,17 +258,25 @@ async fn isolated(
     conn: &mut PoolConnection<Any>,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     op: &Op,
 ) -> Result<Result<Reply, Error>, Error> {
     let mut tries = 0;
     loop {
         sqlx::query("SAVEPOINT op").execute(&mut **conn).await?;
-        let result = apply(conn, backend, key, op).await;
+        let mut result = apply(conn, backend, key, batch, op).await;
+        if result.is_ok() {
+            // Its writes go out inside its savepoint.
+            if let Err(e) = batch.end_op(conn, backend).await {
+                result = Err(e);
+            }
+        }
         if result.is_ok() {
             sqlx::query("RELEASE SAVEPOINT op")
                 .execute(&mut **conn)
                 .await?;
         } else {
+            batch.discard();
             sqlx::query("ROLLBACK TO SAVEPOINT op")
                 .execute(&mut **conn)
                 .await?;
@@ -263,29 +299,40 @@ async fn apply(
     conn: &mut PoolConnection<Any>,
     backend: &dyn Backend,
     key: &ChainKey,
+    batch: &mut Batch,
     op: &Op,
 ) -> Result<Reply, Error> {
     match op {
-        Op::Create(new) => tx::create_run(conn, backend, key, new)
+        Op::Create(new) => tx::create_run(conn, backend, key, batch, new)
             .await
             .map(|(id, existed)| Reply::Created(id, existed)),
         Op::Transition {
             run_id,
             fence,
             events,
-        } => tx::transition(conn, backend, key, run_id, fence.as_ref(), events.clone())
-            .await
-            .map(Reply::Actions),
-        Op::Claim { owner, lease_ms } => tx::claim(conn, backend, key, owner, *lease_ms)
-            .await
-            .map(Reply::Claimed),
-        Op::Renew {
-            task_id,
+        } => tx::transition(
+            conn,
+            backend,
+            key,
+            batch,
+            run_id,
+            fence.as_ref(),
+            events.clone(),
+        )
+        .await
+        .map(Reply::Actions),
+        Op::Claim {
             owner,
             lease_ms,
-        } => tx::renew(conn, *task_id, owner, *lease_ms)
+            limit,
+        } => tx::claim(conn, backend, key, batch, owner, *lease_ms, *limit)
+            .await
+            .map(Reply::Claimed),
+        Op::Renew { fence, lease_ms } => tx::renew(conn, backend, batch, fence, *lease_ms)
             .await
             .map(Reply::Done),
-        Op::Remove { fence } => tx::remove_task(conn, fence).await.map(Reply::Done),
+        Op::Remove { fence } => tx::remove_task(conn, backend, batch, fence)
+            .await
+            .map(Reply::Done),
     }
 }

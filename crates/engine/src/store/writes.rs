@@ -1,6 +1,9 @@
-//! The writes of one operation, collected and sent together. On SQLite they go as one
-//! multi-statement query (one round trip to the connection's thread instead of one per
-//! statement); on PostgreSQL, whose prepared statements hold one command each, one by one.
+//! The writes of one operation or batch, collected and sent together. On SQLite they go as
+//! one multi-statement query (one round trip to the connection's thread instead of one per
+//! statement), with anonymous `?` parameters where every statement takes its `$1..$n` in
+//! order: SQLite looks named parameters up by a linear scan, so thousands of `$n` in one
+//! query cost quadratic time. On PostgreSQL, whose prepared statements hold one command each,
+//! one by one.
 
 use sqlx::AnyConnection;
 
@@ -70,8 +73,13 @@ impl Writes {
         if backend.multi_statement() && statements.len() > 1 {
             let mut sql = String::new();
             let mut all = Vec::new();
+            let unnamed = statements.iter().all(|(text, _)| anonymous(text).is_some());
             for (text, binds) in statements {
-                sql.push_str(&renumber(&text, all.len()));
+                if unnamed {
+                    sql.push_str(&anonymous(&text).unwrap_or_default());
+                } else {
+                    sql.push_str(&renumber(&text, all.len()));
+                }
                 sql.push_str(";\n");
                 all.extend(binds);
             }
@@ -103,6 +111,33 @@ fn bind_all<'q>(
     query
 }
 
+/// `sql` with its parameters as anonymous `?`, if it takes `$1..$n` each once and in order
+/// (then binding them in order is the same).
+fn anonymous(sql: &str) -> Option<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut next = 1;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = 0;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            n = n.checked_mul(10)?.checked_add(d as usize)?;
+            digits += 1;
+            chars.next();
+        }
+        if digits == 0 || n != next {
+            return None;
+        }
+        next += 1;
+        out.push('?');
+    }
+    Some(out)
+}
+
 /// Shifts every `$n` parameter of `sql` by `offset`.
 fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
@@ -130,7 +165,20 @@ fn renumber(sql: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::renumber;
+    use super::{anonymous, renumber};
+
+    #[test]
+    fn parameters_taken_in_order_become_anonymous() {
+        assert_eq!(
+            anonymous("INSERT INTO t VALUES ($1, $2), ($3, $4)").as_deref(),
+            Some("INSERT INTO t VALUES (?, ?), (?, ?)")
+        );
+        assert_eq!(anonymous("SELECT 1").as_deref(), Some("SELECT 1"));
+        // Out of order, repeated or not a parameter: kept as they are.
+        assert_eq!(anonymous("UPDATE t SET a = $2 WHERE b = $1"), None);
+        assert_eq!(anonymous("SELECT $1 WHERE $1 > 0"), None);
+        assert_eq!(anonymous("SELECT '$'"), None);
+    }
 
     #[test]
     fn parameters_are_shifted_past_the_earlier_statements() {
