@@ -224,7 +224,10 @@ impl Backend for Postgres {
     }
 
     fn isolate_ops(&self) -> bool {
-        true
+        // Every transaction locks run rows in id order (then their tasks) and claims skip
+        // locked rows, so no operation needs its own savepoint; the rare conflict left (a
+        // queued run started behind another) retries the whole batch.
+        false
     }
 
     fn multi_statement(&self) -> bool {

@@ -5,9 +5,10 @@
 //! the whole batch in multi-row inserts. Every statement of sqlx's SQLite driver is a hand-off
 //! to the connection's thread and back, so this turns a few round trips per operation into a
 //! few per batch. Anything read that pending writes could change is read only after they are
-//! sent. On PostgreSQL each operation has its own savepoint (to retry it alone after a
-//! conflict), so its writes go out at the end of each operation and nothing is cached
-//! across operations.
+//! sent. On PostgreSQL the same holds because the batch locks what it read: the run rows
+//! (`FOR UPDATE`, in id order, the one lock order) and then the fenced task rows. A backend
+//! whose operations need their own savepoints (none today) sends each operation's writes at
+//! its end and caches nothing across operations.
 
 use std::collections::HashMap;
 
@@ -71,6 +72,7 @@ impl Batch {
     pub(crate) async fn prefetch(
         &mut self,
         conn: &mut AnyConnection,
+        backend: &dyn Backend,
         runs: Vec<&str>,
         fences: Vec<&Fence>,
     ) -> Result<(), Error> {
@@ -85,8 +87,9 @@ impl Batch {
         runs.dedup();
         for chunk in runs.chunks(CHUNK) {
             let sql = format!(
-                "SELECT id, machine, last_seq, last_hash, updated_at FROM runs WHERE id IN ({})",
-                params(chunk.len())
+                "SELECT id, machine, last_seq, last_hash, updated_at FROM runs WHERE id IN ({}) ORDER BY id{}",
+                params(chunk.len()),
+                backend.lock_row()
             );
             let mut query = sqlx::query(&sql);
             for r in chunk {
@@ -107,8 +110,9 @@ impl Batch {
         ids.dedup();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE id IN ({})",
-                params(chunk.len())
+                "SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE id IN ({}) ORDER BY id{}",
+                params(chunk.len()),
+                backend.lock_row()
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -166,9 +170,10 @@ impl Batch {
     pub(crate) async fn load_runs(
         &mut self,
         conn: &mut AnyConnection,
+        backend: &dyn Backend,
         ids: Vec<&str>,
     ) -> Result<(), Error> {
-        self.prefetch(conn, ids, Vec::new()).await
+        self.prefetch(conn, backend, ids, Vec::new()).await
     }
 
     /// A run this transaction creates, as inserted.

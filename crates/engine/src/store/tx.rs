@@ -111,13 +111,17 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let locked = lock_runs(conn, backend, &rows).await?;
+    // The runs this claim holds, in one read (never one it skipped: reading it would wait).
     let runs = rows
         .iter()
         .map(|r| r.try_get::<String, _>("run_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    batch
-        .load_runs(conn, runs.iter().map(String::as_str).collect())
-        .await?;
+    let runs = runs
+        .iter()
+        .filter(|r| locked.as_ref().is_none_or(|l| l.contains(*r)))
+        .map(String::as_str)
+        .collect();
+    batch.load_runs(conn, backend, runs).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
         let run_id: String = row.try_get("run_id")?;

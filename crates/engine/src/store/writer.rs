@@ -158,18 +158,33 @@ async fn run(
         }
         batch.sort_by(|a, b| a.op.order().cmp(&b.op.order()));
         let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
-        let outcome = match pool.acquire().await {
-            Ok(mut conn) => {
-                let outcome = commit(&mut conn, backend.as_ref(), &key, &ops).await;
-                if outcome.is_err() {
-                    // Nothing of this batch is committed; the connection may be broken, so it
-                    // is closed rather than reused.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    conn.close_on_drop();
+        let mut tries = 0;
+        let outcome = loop {
+            let outcome = match pool.acquire().await {
+                Ok(mut conn) => {
+                    let outcome = commit(&mut conn, backend.as_ref(), &key, &ops).await;
+                    if outcome.is_err() {
+                        // Nothing of this batch is committed; the connection may be broken,
+                        // so it is closed rather than reused.
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        conn.close_on_drop();
+                    }
+                    outcome
                 }
-                outcome
+                Err(e) => Err(e.into()),
+            };
+            match outcome {
+                // A deadlock or serialization failure (the one lock order leaves only rare
+                // cases: a queued run started behind another): the whole batch again, after
+                // the other transaction finished.
+                Err(e) if e.is_conflict() && tries < MAX_TRIES => {
+                    tries += 1;
+                    tracing::debug!("batch conflicted, trying again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
+                        .await;
+                }
+                other => break other,
             }
-            Err(e) => Err(e.into()),
         };
         match outcome {
             Ok(results) => {
@@ -224,7 +239,7 @@ async fn commit(
             }
             (r, f)
         });
-    batch.prefetch(conn, runs, fences).await?;
+    batch.prefetch(conn, backend, runs, fences).await?;
     let mut results = Vec::with_capacity(ops.len());
     let mut woke = false;
     for op in ops {
