@@ -229,16 +229,21 @@ async fn commit(
 ) -> Result<Vec<Result<Reply, Error>>, Error> {
     sqlx::query(backend.begin()).execute(&mut **conn).await?;
     let mut batch = Batch::new(backend);
-    // Where writes are deferred: the runs and fences of every transition, in one read each.
-    let (runs, fences) = ops
-        .iter()
-        .fold((Vec::new(), Vec::new()), |(mut r, mut f), op| {
-            if let Op::Transition { run_id, fence, .. } = op {
-                r.push(run_id.as_str());
-                f.extend(fence.as_ref());
+    // Where writes are deferred: the runs and fences of every transition, in one read each
+    // (on PostgreSQL, locking them in id order). The runs of renewals and removals are locked
+    // with them, so their task rows are only ever waited for under their run's lock.
+    let mut runs = Vec::new();
+    let mut fences = Vec::new();
+    for op in ops {
+        match op {
+            Op::Transition { run_id, fence, .. } => {
+                runs.push(run_id.as_str());
+                fences.extend(fence.as_ref());
             }
-            (r, f)
-        });
+            Op::Renew { fence, .. } | Op::Remove { fence } => runs.push(fence.run_id.as_str()),
+            Op::Create(_) | Op::Claim { .. } => {}
+        }
+    }
     batch.prefetch(conn, backend, runs, fences).await?;
     let mut results = Vec::with_capacity(ops.len());
     let mut woke = false;

@@ -731,7 +731,83 @@ async fn retrying_one_of_two_failed_steps_runs_it(db: Db) {
     assert_eq!(run.machine.failed_step(), Some("b"));
 }
 
+/// A worker with its default concurrency claims many tasks per write and runs them at once;
+/// the writer applies their reports in shared batches (runs and fences read once, writes sent
+/// together). Every run must succeed with a verified journal, every step executed once.
+async fn many_runs_are_worked_at_once_in_batches(db: Db) {
+    let (store, _dir) = db.open().await;
+    let counting = Counting::default();
+    let engine = engine(&store, registry(&counting));
+    let p = plan(&diamond());
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(start(&engine, &p).await);
+    }
+    // One claim takes several due tasks, each under its own lease token; the next claim
+    // gets none of them. Their short leases then lapse and the worker takes them over.
+    let claimed = store
+        .claim_many("w", Duration::from_millis(50), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 10);
+    let leases: std::collections::HashSet<_> =
+        claimed.iter().map(|(t, _)| t.lease.clone()).collect();
+    assert_eq!(leases.len(), 10);
+    let again = store
+        .claim_many("w", Duration::from_millis(50), 5)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 5);
+    assert!(again
+        .iter()
+        .all(|(t, _)| claimed.iter().all(|(c, _)| c.id != t.id)));
+    let worker = engine.worker(0);
+    assert!(worker.concurrency() >= 64, "a high default");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let working = {
+        let (worker, stop) = (worker.clone(), stop.clone());
+        tokio::spawn(async move {
+            worker
+                .work_until(|| stop.load(std::sync::atomic::Ordering::Relaxed))
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut finished = 0;
+        for id in &ids {
+            if engine.run(id).await.unwrap().status.is_final() {
+                finished += 1;
+            }
+        }
+        if finished == ids.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{finished} of {} runs finished",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    working.await.unwrap().unwrap();
+    for id in &ids {
+        assert_eq!(engine.run(id).await.unwrap().status, RunStatus::Succeeded);
+        let n = engine.verify(id).await.unwrap().unwrap();
+        assert_eq!(n, store.events(id).await.unwrap().len());
+    }
+    let seen = counting.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        ids.len() * 6,
+        "a, b, c and three groups per run"
+    );
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
+
 crate::on_both_databases!(
+    many_runs_are_worked_at_once_in_batches,
     failure_handling_retry_and_rollback,
     a_run_goes_from_start_to_finish_with_a_verified_journal,
     a_dedup_key_starts_a_run_once,
