@@ -32,7 +32,7 @@ impl Report {
 struct Instance {
     attempts: u32,
     output: Option<Value>,
-    failure: Option<(String, String)>,
+    failure: Option<(String, String, bool)>,
     gave_up: Option<String>,
     deferred: Option<String>,
     skipped: Option<String>,
@@ -101,10 +101,14 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             EventKind::AttemptFailed {
                 step,
                 item,
+                class,
                 code,
                 message,
                 ..
-            } => instance(&mut facts, step, *item).failure = Some((code.clone(), message.clone())),
+            } => {
+                instance(&mut facts, step, *item).failure =
+                    Some((code.clone(), message.clone(), class == "permanent"))
+            }
             EventKind::AttemptDeferred {
                 step, item, reason, ..
             } => instance(&mut facts, step, *item).deferred = Some(reason.clone()),
@@ -208,11 +212,33 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         ctx["run"]["failed_step"] = json!(failed);
     }
 
+    // A user a step named by user principal name, known by the object id it reported.
+    for s in plan.steps.iter().chain(&plan.on_failure) {
+        let Some(Value::String(t)) = s.with.get("user") else {
+            continue;
+        };
+        let Ok(Value::String(upn)) = renderer.render_value(&Template::new(t.clone()), &ctx) else {
+            continue;
+        };
+        if !upn.contains('@') {
+            continue;
+        }
+        for i in facts
+            .get(s.id.as_str())
+            .into_iter()
+            .flat_map(|f| f.instances.values())
+        {
+            if let Some(id) = i.output.as_ref().and_then(|o| o["id"].as_str()) {
+                names.entry(id.to_string()).or_insert_with(|| upn.clone());
+            }
+        }
+    }
     let cx = Cx {
         catalogue: &catalogue,
         renderer: &renderer,
         ctx: &ctx,
         names: &names,
+        finished: run.finished.is_some() || run.failed_step.is_some(),
     };
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
@@ -239,7 +265,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         };
         let mut out = cx.step_lines(s, f, &mut warnings, &mut failures);
         if recovery && !out.is_empty() {
-            out[0] = format!("{} (after the failure)", out[0]);
+            out[0] = out[0].replacen("**: ", "** (after the failure): ", 1);
         }
         lines.extend(out);
     }
@@ -331,6 +357,7 @@ struct Cx<'a> {
     renderer: &'a Renderer,
     ctx: &'a Value,
     names: &'a HashMap<String, String>,
+    finished: bool,
 }
 
 impl Cx<'_> {
@@ -409,16 +436,21 @@ impl Cx<'_> {
                 .filter(|w| !w.trim().is_empty());
             return (format!("{}{retries}", sentence(&text)), warn, None);
         }
-        if let Some(reason) = &inst.gave_up {
+        let permanent = inst.failure.as_ref().is_some_and(|f| f.2);
+        if inst.gave_up.is_some() || (inst.failure.is_some() && (permanent || self.finished)) {
             let vendor = inst
                 .failure
                 .as_ref()
-                .map(|(code, msg)| format!("{msg} ({code})"))
+                .map(|(code, msg, _)| format!("{msg} ({code})"))
                 .unwrap_or_default();
+            let why = match &inst.gave_up {
+                Some(reason) => format!(" {}", sentence(reason)),
+                None if permanent => " Not retried: retrying cannot fix this.".to_string(),
+                None => String::new(),
+            };
             let message = format!(
-                "Failed after {} attempt(s): {vendor}. {}",
+                "Failed after {} attempt(s): {vendor}.{why}",
                 inst.attempts.max(1),
-                sentence(reason)
             );
             let text = if s.continue_on_error {
                 format!("{message} The run carried on (`continue_on_error`).")
@@ -445,7 +477,7 @@ impl Cx<'_> {
         if let Some(until) = &f.timer {
             return (format!("Waiting until {until}."), None, None);
         }
-        if let Some((code, msg)) = &inst.failure {
+        if let Some((code, msg, _)) = &inst.failure {
             return (
                 format!(
                     "Attempt {} failed ({code}: {msg}); it will be retried.",
@@ -537,6 +569,8 @@ impl Cx<'_> {
                     .iter()
                     .map(|x| match x.as_str() {
                         Some(sku) if s.uses.starts_with("licence.") => wording::sku_name(sku),
+                        // Field names (`job_title`) as words.
+                        Some(field) if k == "changed" => field.replace('_', " "),
                         _ => display(x, self.names),
                     })
                     .collect();
@@ -577,6 +611,13 @@ fn display(v: &Value, names: &HashMap<String, String>) -> String {
 
 fn sentence(text: &str) -> String {
     let t = text.trim();
+    if t.split_whitespace().next().is_some_and(|w| w.contains('@')) {
+        let mut out = t.to_string();
+        if !out.ends_with(['.', '!', '?', ':']) {
+            out.push('.');
+        }
+        return out;
+    }
     let mut chars = t.chars();
     let mut out: String = match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),

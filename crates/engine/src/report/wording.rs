@@ -43,7 +43,7 @@ pub(super) const TABLE: &[Row] = &[
     row("entra.revoke_sessions", "Signed {{user}} out of every session (refresh tokens revoked)"),
     row("entra.reset_password", "Reset the password of {{user}} (new password ***)"),
     row("entra.delete_user", "{{#if out.deleted}}Deleted user {{user}} (restorable for 30 days){{else}}User {{user}} was already deleted{{/if}}"),
-    row("entra.set_manager", "{{#if out.changed}}Set the manager of {{user}} to {{with.manager}}{{else}}{{with.manager}} already was the manager of {{user}}{{/if}}"),
+    row("entra.set_manager", "{{#if out.changed}}Set the manager of {{user}} to {{with.manager}}{{else}}The manager of {{user}} already was {{with.manager}}{{/if}}"),
     row("entra.remove_auth_methods", "{{#if out.removed}}Removed the sign-in methods of {{user}}: {{list.removed}}{{else}}{{user}} had no sign-in methods to remove{{/if}}"),
     row("entra.create_tap", "Created a Temporary Access Pass (***) for {{user}}, valid until {{out.expires_at}}"),
     // Groups.
