@@ -189,7 +189,7 @@ impl CreateUser {
         // that crashed before it could report) is adopted; anyone else's is a conflict.
         if let Some(existing) = find_user(&client, upn).await? {
             return self
-                .adopt(&client, &call, existing, display_name, &nickname, profile)
+                .adopt(&client, call, existing, display_name, &nickname, profile)
                 .await;
         }
         let mut body = json!({
@@ -235,7 +235,7 @@ impl CreateUser {
             Err(e) if e.message.contains("already exists") => {
                 match find_user(&client, upn).await? {
                     Some(existing) => {
-                        self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                        self.adopt(&client, call, existing, display_name, &nickname, profile)
                             .await
                     }
                     // Taken, yet Graph does not show it: after an earlier attempt of this step,
@@ -246,7 +246,7 @@ impl CreateUser {
                         let c = &client;
                         match patience.recheck(move || find_user(c, upn)).await? {
                             Some(existing) => {
-                                self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                                self.adopt(&client, call, existing, display_name, &nickname, profile)
                                     .await
                             }
                             None if patience.waited(call.attempt) < CONFLICT_LAG => {
