@@ -705,20 +705,4 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sentences_start_upper_and_end_with_a_stop() {
-        assert_eq!(sentence("created x"), "Created x.");
-        assert_eq!(sentence("done."), "Done.");
-    }
-
-    #[test]
-    fn times_are_short() {
-        assert_eq!(
-            short_time("2026-11-30T10:22:21.663Z"),
-            "2026-11-30 10:22 UTC"
-        );
-    }
-}
+mod tests;
