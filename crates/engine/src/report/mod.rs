@@ -2,7 +2,8 @@
 //! what a journal is: what changed, what was skipped and why, warnings, failures with the
 //! vendor's message, approvals (who, when, their comment) and waits. It is derived from the
 //! journal and the pinned plan alone (never from sealed values), so secrets show as `***`.
-//! Each kind's wording is a row of [`wording::TABLE`]; this module only gathers the facts.
+//! Each kind's wording is a row of a table (`report/wording.rs`); this module only gathers the
+//! facts.
 
 mod wording;
 
