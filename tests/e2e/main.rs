@@ -49,4 +49,5 @@ mod runs;
 mod same_identity;
 mod sandbox;
 mod secrets;
+mod stock;
 mod workers;

@@ -26,8 +26,9 @@ fn plan_renders_vars_and_instances() {
     let groups = steps.iter().find(|s| s["id"] == "groups").unwrap();
     assert_eq!(groups["with"].as_array().unwrap().len(), 2);
     assert_eq!(groups["with"][1]["group"], "Sales");
-    let manager = steps.iter().find(|s| s["id"] == "manager").unwrap();
-    assert_eq!(manager["decision"], "skip");
+    // No manager and no personal address: nobody to welcome.
+    let welcome = steps.iter().find(|s| s["id"] == "welcome_email").unwrap();
+    assert_eq!(welcome["decision"], "skip");
 }
 
 #[test]

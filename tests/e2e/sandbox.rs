@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-struct Server(Child);
+pub struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -15,7 +15,7 @@ impl Drop for Server {
 }
 
 /// Starts the sandbox on a free port and returns its base URL (read from its first line).
-fn serve(state: &std::path::Path) -> (Server, String) {
+pub fn serve(state: &std::path::Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
         .args([
             "sandbox",

@@ -260,6 +260,13 @@ impl Engine {
         Ok(self.store.events_since(run_id, after).await?)
     }
 
+    /// A run's report (what it did, step by step, secrets as `***`), as of now.
+    pub async fn report(&self, run_id: &str) -> Result<crate::report::Report, Error> {
+        let run = self.run(run_id).await?;
+        let events = self.store.events(run_id).await?;
+        Ok(crate::report::build(&run.plan, &run.context, &events, None))
+    }
+
     /// A run's step outputs (secrets opened: only for the one place that must deliver them).
     pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
         Ok(self.store.outputs(run_id).await?)

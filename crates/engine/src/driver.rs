@@ -430,10 +430,21 @@ impl Worker {
                 .unwrap_or(Value::Null);
             ctx["index"] = json!(task.item);
         }
+        if mentions(&step.with, "run.report") {
+            // The report so far, without the step being rendered.
+            let events = self
+                .store
+                .events(&run.id)
+                .await
+                .map_err(|e| StepError::transient("store", e.to_string()))?;
+            let report = crate::report::build(&run.plan, &run.context, &events, Some(&step.id));
+            ctx["run"]["report"] = json!(report.markdown);
+        }
         let params = self
             .renderer
             .render_tree(&step.with, &ctx)
             .map_err(|e| StepError::permanent("template", e.message))?;
+        let params = absent_if_empty(&self.catalogue, step, params)?;
         let executor = self.registry.get(&step.uses).ok_or_else(|| {
             StepError::permanent(
                 "not_executable",
@@ -532,6 +543,59 @@ impl Worker {
         };
         self.report(task, run, event).await
     }
+}
+
+/// Whether any string of a `with` tree mentions `needle` (e.g. `run.report`, which costs a read
+/// of the journal, so it is rendered only for the steps that use it).
+fn mentions(tree: &Value, needle: &str) -> bool {
+    match tree {
+        Value::String(s) => s.contains(needle),
+        Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
+        Value::Object(m) => m.values().any(|v| mentions(v, needle)),
+        _ => false,
+    }
+}
+
+/// Empty means absent: a top-level `with` field that rendered to nothing (an input not given),
+/// an empty (or blank) string or an empty list is left out, as if it were not written, so the kind keeps what is there; a
+/// required field that renders empty is a clear, permanent error.
+fn absent_if_empty(
+    catalogue: &tenure_runbook::SchemaCatalogue,
+    step: &Step,
+    params: Value,
+) -> Result<Value, StepError> {
+    let Value::Object(map) = params else {
+        return Ok(params);
+    };
+    let kind = catalogue.get(&step.uses);
+    let mut out = Map::new();
+    for (name, value) in map {
+        let empty = match &value {
+            Value::Null => true,
+            Value::String(s) => s.trim().is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            out.insert(name, value);
+            continue;
+        }
+        if kind
+            .and_then(|k| k.find_param(&name))
+            .is_some_and(|f| f.required)
+        {
+            return Err(StepError::permanent(
+                "invalid_params",
+                format!(
+                    "`{name}` of step `{}` rendered empty, and `{}` needs it: check the template `{}`",
+                    step.id,
+                    step.uses,
+                    step.with[&name].as_str().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 /// A kind's error as the machine sees it.

@@ -308,9 +308,15 @@ pub struct LogArgs {
     /// Keep printing new events until the run ends.
     #[arg(long)]
     follow: bool,
+    /// Print the run's report instead of its events: what it did, step by step (Markdown).
+    #[arg(long, conflicts_with_all = ["json", "follow"])]
+    report: bool,
+    /// With --report: the report as HTML (as email carries it).
+    #[arg(long, requires = "report")]
+    html: bool,
 }
 
-/// `tenure log RUN` / `tenure log verify RUN`.
+/// `tenure log RUN` / `tenure log RUN --report` / `tenure log verify RUN`.
 pub fn log(db: &str, args: LogArgs) -> Result<ExitCode> {
     let (verify_only, run_id) = match args.target.as_slice() {
         [v, id] if v == "verify" => (true, id.clone()),
@@ -340,6 +346,15 @@ pub fn log(db: &str, args: LogArgs) -> Result<ExitCode> {
                     ExitCode::from(1)
                 }
             });
+        }
+        if args.report {
+            let report = engine.report(&run_id).await?;
+            if args.html {
+                print!("{}", report.html());
+            } else {
+                print!("{}", report.markdown);
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         let mut shown = 0;
         loop {
