@@ -62,12 +62,20 @@ fn a_runbook_calls_another_and_a_worker_runs_both() {
     );
     let o = tenure(
         &db,
-        &["approve", &format!("{child}:approve"), "--as", "lead@msp.example"],
+        &[
+            "approve",
+            &format!("{child}:approve"),
+            "--as",
+            "lead@msp.example",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mut done = false;
     for _ in 0..200 {
-        if runs(&db, &[]).iter().any(|r| r["id"] == id.as_str() && r["status"] == "succeeded") {
+        if runs(&db, &[])
+            .iter()
+            .any(|r| r["id"] == id.as_str() && r["status"] == "succeeded")
+        {
             done = true;
             break;
         }
@@ -87,7 +95,9 @@ fn a_runbook_calls_another_and_a_worker_runs_both() {
     );
     let child_log = stdout(&tenure(&db, &["log", &child]));
     assert!(
-        child_log.contains(&format!("run created from mailbox v3 (call by run {id} (step mailbox))")),
+        child_log.contains(&format!(
+            "run created from mailbox v3 (call by run {id} (step mailbox))"
+        )),
         "{child_log}"
     );
     for run in [&id, &child] {
@@ -113,7 +123,13 @@ fn validate_reports_unknown_runbooks_and_call_cycles() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("error[RB0047]: runbooks call each other in a cycle: a → b → a"), "{err}");
-    assert!(err.contains("error[RB0046]: no runbook `mailbx` to call"), "{err}");
+    assert!(
+        err.contains("error[RB0047]: runbooks call each other in a cycle: a → b → a"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error[RB0046]: no runbook `mailbx` to call"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `mailbox`?"), "{err}");
 }

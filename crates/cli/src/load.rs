@@ -147,8 +147,17 @@ impl Runbooks for Dir {
             Err(e) => Err(Unresolved::Invalid(format!("{e:#}"))),
             Ok(c) => match c.output.plan {
                 Some(plan) => Ok(plan),
-                None if c.output.diagnostics.iter().any(|d| d.code == Code::CallCycle) => {
-                    let cycle = self.cycle.borrow().clone().unwrap_or_else(|| vec![id.to_string(), id.to_string()]);
+                None if c
+                    .output
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.code == Code::CallCycle) =>
+                {
+                    let cycle = self
+                        .cycle
+                        .borrow()
+                        .clone()
+                        .unwrap_or_else(|| vec![id.to_string(), id.to_string()]);
                     Err(Unresolved::Cycle(cycle))
                 }
                 None => {
@@ -163,7 +172,9 @@ impl Runbooks for Dir {
                 }
             },
         };
-        self.done.borrow_mut().insert(id.to_string(), result.clone());
+        self.done
+            .borrow_mut()
+            .insert(id.to_string(), result.clone());
         result
     }
 }

@@ -610,9 +610,10 @@ impl Worker {
         secrets: &[String],
     ) -> Result<(Park, PreparedRun), String> {
         let runbook = detail["runbook"].as_str().unwrap_or_default().to_string();
-        let plan = run.plan.calls.get(&runbook).ok_or_else(|| {
-            format!("runbook `{runbook}` was not compiled with this run's plan")
-        })?;
+        let plan =
+            run.plan.calls.get(&runbook).ok_or_else(|| {
+                format!("runbook `{runbook}` was not compiled with this run's plan")
+            })?;
         let depth = run.context["run"]["depth"].as_u64().unwrap_or(0) + 1;
         if depth > MAX_CALL_DEPTH {
             return Err(format!(
@@ -637,8 +638,15 @@ impl Worker {
             })
         });
         let secret_box = self.store.secrets();
-        let mut ready = prepare(plan, &inputs, &trigger, &tenants, &self.renderer, secret_box)
-            .map_err(|e| format!("cannot start runbook `{runbook}`: {e}"))?;
+        let mut ready = prepare(
+            plan,
+            &inputs,
+            &trigger,
+            &tenants,
+            &self.renderer,
+            secret_box,
+        )
+        .map_err(|e| format!("cannot start runbook `{runbook}`: {e}"))?;
         // A secret of this run passed to an input of another type stays sealed there.
         secret_box.seal_containing(&mut ready.context["inputs"], secrets);
         secret_box.seal_containing(&mut ready.context["vars"], secrets);

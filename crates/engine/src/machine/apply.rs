@@ -388,10 +388,7 @@ impl RunMachine {
                         self.steps[&step].tallies[item as usize].generation += 1;
                     }
                     let reason = message.unwrap_or_else(|| {
-                        format!(
-                            "the called run {run} ended {}",
-                            super::status_name(status)
-                        )
+                        format!("the called run {run} ended {}", super::status_name(status))
                     });
                     self.again_or_fail(step, item, 0, Err(Some(reason)), &mut actions);
                 }

@@ -110,12 +110,11 @@ pub(crate) async fn wake_caller(
     key: &ChainKey,
     run: &str,
 ) -> Result<(), Error> {
-    let row = sqlx::query(
-        "SELECT parent_run, parent_step, parent_item, status FROM runs WHERE id = $1",
-    )
-    .bind(run)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row =
+        sqlx::query("SELECT parent_run, parent_step, parent_item, status FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else {
         return Ok(());
     };
@@ -138,7 +137,10 @@ pub(crate) async fn wake_caller(
     let (output, message) = if status == RunStatus::Succeeded {
         (outputs_of(conn, run, &plan).await?, None)
     } else {
-        (Value::Null, Some(failure_of(conn, run, &plan, status).await?))
+        (
+            Value::Null,
+            Some(failure_of(conn, run, &plan, status).await?),
+        )
     };
     let event = Event::ChildEnded {
         step,
@@ -155,10 +157,11 @@ pub(crate) async fn wake_caller(
 /// id (a list for a `for_each` step; null for a step that did not run). Sealed secrets stay
 /// sealed.
 async fn outputs_of(conn: &mut AnyConnection, run: &str, plan: &Plan) -> Result<Value, Error> {
-    let rows = sqlx::query("SELECT step, item, output FROM outputs WHERE run_id = $1 ORDER BY step, item")
-        .bind(run)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT step, item, output FROM outputs WHERE run_id = $1 ORDER BY step, item")
+            .bind(run)
+            .fetch_all(&mut *conn)
+            .await?;
     let mut stored: Vec<(String, Value)> = Vec::with_capacity(rows.len());
     for r in rows {
         let value: Value = serde_json::from_str(&r.try_get::<String, _>("output")?)

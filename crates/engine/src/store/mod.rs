@@ -329,7 +329,15 @@ impl Store {
         concurrency_key: Option<String>,
         dedup_key: Option<String>,
     ) -> Result<(String, bool), Error> {
-        let new = Self::new_run(plan, context, trigger, concurrency_key, dedup_key, None, None)?;
+        let new = Self::new_run(
+            plan,
+            context,
+            trigger,
+            concurrency_key,
+            dedup_key,
+            None,
+            None,
+        )?;
         match self.writer.submit(Op::Create(new.0)).await? {
             Reply::Created(id, existed) => Ok((id, existed)),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),

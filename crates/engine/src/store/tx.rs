@@ -54,7 +54,11 @@ pub(crate) async fn create_run(
     let now = now_ms();
     let mut writes = Writes::default();
     let (parent_run, parent_step, parent_item) = match &new.parent {
-        Some((run, step, item)) => (Some(run.clone()), Some(step.clone()), Some(i64::from(*item))),
+        Some((run, step, item)) => (
+            Some(run.clone()),
+            Some(step.clone()),
+            Some(i64::from(*item)),
+        ),
         None => (None, None, None),
     };
     writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14)",
@@ -422,7 +426,9 @@ async fn transition_with(
     }
     for a in others {
         match a {
-            Action::StartChild { step, item, run, .. } => {
+            Action::StartChild {
+                step, item, run, ..
+            } => {
                 if let Some(new) = child {
                     super::calls::start_child(conn, backend, key, run_id, &step, item, &run, new)
                         .await?;

@@ -66,7 +66,10 @@ impl Executor for Echo {
         Box::pin(async move {
             self.calls.lock().unwrap().push(call.idempotency_key());
             if *self.broken.lock().unwrap() {
-                return Err(StepError::permanent("http_404", "the mailbox does not exist"));
+                return Err(StepError::permanent(
+                    "http_404",
+                    "the mailbox does not exist",
+                ));
             }
             Ok(Outcome::Done(
                 json!({"status": 200, "body": {"echo": call.params["json"]}}),
@@ -189,14 +192,23 @@ async fn a_call_runs_the_called_runbook_and_exposes_its_outputs(db: Db) {
     assert!(parent_log.iter().any(|e| matches!(e, EventKind::ChildRunStarted { run, runbook, .. } if run == child && runbook == "child")), "{parent_log:#?}");
     assert!(parent_log.iter().any(|e| matches!(e, EventKind::ChildRunEnded { run, status, .. } if run == child && status == "succeeded")));
     let child_log = kinds(&store, child).await;
-    assert!(matches!(&child_log[0], EventKind::RunCreated { trigger, .. } if trigger == &format!("call by run {id} (step call)")), "{child_log:#?}");
+    assert!(
+        matches!(&child_log[0], EventKind::RunCreated { trigger, .. } if trigger == &format!("call by run {id} (step call)")),
+        "{child_log:#?}"
+    );
     // The step's outputs: the called run's id, status and step outputs.
     let outputs = engine.outputs(&id).await.unwrap();
     let call = &outputs.iter().find(|(s, _, _)| s == "call").unwrap().2;
     assert_eq!(call["run_id"], json!(child));
     assert_eq!(call["status"], "succeeded");
-    assert_eq!(call["outputs"]["mailbox"]["body"]["echo"]["user"], "ada@contoso.example");
-    assert_eq!(call["outputs"]["gen"]["password"], PASSWORD, "opened for templates");
+    assert_eq!(
+        call["outputs"]["mailbox"]["body"]["echo"]["user"],
+        "ada@contoso.example"
+    );
+    assert_eq!(
+        call["outputs"]["gen"]["password"], PASSWORD,
+        "opened for templates"
+    );
     let tell = &outputs.iter().find(|(s, _, _)| s == "tell").unwrap().2;
     assert_eq!(tell["body"]["echo"]["user"], "ada@contoso.example");
     assert_eq!(tell["body"]["echo"]["run"], json!(child));
@@ -206,14 +218,24 @@ async fn a_call_runs_the_called_runbook_and_exposes_its_outputs(db: Db) {
     assert_eq!(tell["body"]["echo"]["password"], "***", "{tell}");
     for run in [&id, child] {
         let text = serde_json::to_string(&store.events(run).await.unwrap()).unwrap();
-        assert!(!text.contains(PASSWORD) && !text.contains("Caller-Pass-Word-9"), "{text}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("Caller-Pass-Word-9"),
+            "{text}"
+        );
         let context = engine.run(run).await.unwrap().context.to_string();
         assert!(!context.contains("Caller-Pass-Word-9"), "{context}");
         assert!(engine.verify(run).await.unwrap().is_ok());
     }
     let child_outputs = engine.outputs(child).await.unwrap();
-    let mailbox = &child_outputs.iter().find(|(s, _, _)| s == "mailbox").unwrap().2;
-    assert_eq!(mailbox["body"]["echo"]["note"], "***", "the value carrying the caller's secret is sealed, and scrubbed");
+    let mailbox = &child_outputs
+        .iter()
+        .find(|(s, _, _)| s == "mailbox")
+        .unwrap()
+        .2;
+    assert_eq!(
+        mailbox["body"]["echo"]["note"], "***",
+        "the value carrying the caller's secret is sealed, and scrubbed"
+    );
 }
 
 const FLAKY_CHILD: &str = r#"runbook: flaky
@@ -255,9 +277,15 @@ async fn a_failed_call_fails_the_step_and_a_retry_resumes_the_same_run(db: Db) {
     // (no second one), and both succeed.
     *echo.broken.lock().unwrap() = false;
     engine.retry(&id, vec![], "ops").await.unwrap();
-    assert_eq!(worker.drive(&id, false).await.unwrap(), RunStatus::Succeeded);
+    assert_eq!(
+        worker.drive(&id, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
     assert_eq!(children(&engine, &id).await, vec![child.clone()]);
-    assert_eq!(engine.run(&child).await.unwrap().status, RunStatus::Succeeded);
+    assert_eq!(
+        engine.run(&child).await.unwrap().status,
+        RunStatus::Succeeded
+    );
     let child_log = kinds(&store, &child).await;
     assert!(child_log.iter().any(|e| matches!(e, EventKind::RunRetried { by, .. } if by == &format!("run {id} (step call)"))), "{child_log:#?}");
     // The child's step ran twice (failed, then succeeded) with one idempotency key.
@@ -312,9 +340,15 @@ async fn the_caller_wakes_in_the_transaction_that_ends_the_called_run(db: Db) {
     drop(store);
     let store = Store::open(&url).await.unwrap();
     let engine = self::engine(&store, &echo);
-    assert_eq!(engine.run(&child).await.unwrap().status, RunStatus::Succeeded);
+    assert_eq!(
+        engine.run(&child).await.unwrap().status,
+        RunStatus::Succeeded
+    );
     let run = engine.run(&id).await.unwrap();
-    assert_eq!(run.machine.instance("call", 0), Some(InstanceState::Succeeded));
+    assert_eq!(
+        run.machine.instance("call", 0),
+        Some(InstanceState::Succeeded)
+    );
     assert_eq!(run.status, RunStatus::Running, "`after` is ready");
     let outputs = engine.outputs(&id).await.unwrap();
     let call = &outputs.iter().find(|(s, _, _)| s == "call").unwrap().2;
@@ -338,7 +372,10 @@ async fn cancelling_the_caller_cancels_the_called_run(db: Db) {
         engine.cancel(&id, "ops").await.unwrap(),
         RunStatus::Cancelled
     );
-    assert_eq!(engine.run(&child).await.unwrap().status, RunStatus::Cancelled);
+    assert_eq!(
+        engine.run(&child).await.unwrap().status,
+        RunStatus::Cancelled
+    );
     let child_log = kinds(&store, &child).await;
     assert!(child_log.iter().any(|e| matches!(e, EventKind::RunCancelled { by } if by == &format!("run {id} (step call)"))), "{child_log:#?}");
     // A called run denied by its approver fails the calling step; a retry calls afresh (a
@@ -357,7 +394,55 @@ async fn cancelling_the_caller_cancels_the_called_run(db: Db) {
     assert_eq!(engine.run(&id).await.unwrap().status, RunStatus::Succeeded);
 }
 
+async fn calls_nest_at_most_eight_runs_deep(db: Db) {
+    let (store, _dir) = db.open().await;
+    let engine = engine(&store, &Echo::default());
+    // r0 calls r1 calls ... r9: no cycle, but nine runs deep below r0.
+    let texts: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let step = if i < 9 {
+                format!(
+                    "  next:\n    uses: runbook.call\n    with: {{ runbook: r{} }}\n",
+                    i + 1
+                )
+            } else {
+                "  nap:\n    uses: wait\n    with: { for: 1ms }\n".to_string()
+            };
+            (
+                format!("r{i}"),
+                format!("runbook: r{i}\nversion: 1\ntenant: contoso\nsteps:\n{step}"),
+            )
+        })
+        .collect();
+    let books: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let plan = compiled(&texts[0].1, &books[1..]);
+    let id = start(&engine, &plan, json!({})).await;
+    settle(&engine).await;
+    // The ninth call is refused; each caller above it fails in turn with the reason.
+    assert_eq!(engine.run(&id).await.unwrap().status, RunStatus::Failed);
+    let log = kinds(&store, &id).await;
+    let reason = log
+        .iter()
+        .find_map(|e| match e {
+            EventKind::GaveUp { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("ended failed at step `next`"), "{reason}");
+    let mut deepest = id.clone();
+    for _ in 0..8 {
+        deepest = children(&engine, &deepest).await.remove(0);
+    }
+    assert!(children(&engine, &deepest).await.is_empty(), "no ninth run");
+    let failed = kinds(&store, &deepest).await;
+    assert!(failed.iter().any(|e| matches!(e, EventKind::AttemptFailed { message, .. } if message == "runbook calls nest deeper than 8 runs")), "{failed:#?}");
+}
+
 crate::on_both_databases!(
+    calls_nest_at_most_eight_runs_deep,
     a_call_runs_the_called_runbook_and_exposes_its_outputs,
     a_failed_call_fails_the_step_and_a_retry_resumes_the_same_run,
     the_caller_wakes_in_the_transaction_that_ends_the_called_run,

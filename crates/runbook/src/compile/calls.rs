@@ -64,7 +64,9 @@ impl Cx<'_> {
                     node.span,
                     "the called runbook must be named by a literal id, not a template",
                 )
-                .with_help("the called runbook is compiled with this one, so its id must be known now"),
+                .with_help(
+                    "the called runbook is compiled with this one, so its id must be known now",
+                ),
             );
             return None;
         }
@@ -138,7 +140,9 @@ impl Cx<'_> {
                                 callee.version
                             ),
                         )
-                        .with_help("update `version` to the called runbook's version, or remove it"),
+                        .with_help(
+                            "update `version` to the called runbook's version, or remove it",
+                        ),
                     );
                 }
             }
@@ -153,16 +157,12 @@ impl Cx<'_> {
         let entries = given.and_then(Node::as_map).unwrap_or(&[]);
         for (key, _) in entries {
             if !callee.inputs.contains_key(&key.name) {
-                let suggestion =
-                    did_you_mean(&key.name, callee.inputs.keys().map(String::as_str));
+                let suggestion = did_you_mean(&key.name, callee.inputs.keys().map(String::as_str));
                 self.push(
                     Diagnostic::error(
                         Code::CallInputs,
                         key.span,
-                        format!(
-                            "runbook `{}` has no input `{}`",
-                            callee.runbook, key.name
-                        ),
+                        format!("runbook `{}` has no input `{}`", callee.runbook, key.name),
                     )
                     .with_label("not declared by the called runbook")
                     .with_help_opt(suggestion),
@@ -185,7 +185,11 @@ impl Cx<'_> {
                     format!(
                         "runbook `{}` requires {} {}",
                         callee.runbook,
-                        if missing.len() == 1 { "input" } else { "inputs" },
+                        if missing.len() == 1 {
+                            "input"
+                        } else {
+                            "inputs"
+                        },
                         crate::catalogue::quoted_list(&missing)
                     ),
                 )

@@ -45,7 +45,8 @@ fn schema_accepts_the_runbooks_and_rejects_bad_with() {
     );
     let schema = runbook_schema(&catalogue);
     let validator = jsonschema::draft7::new(&schema).expect("the schema is valid draft-07");
-    let unavailable = as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: example.unavailable\n");
+    let unavailable =
+        as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: example.unavailable\n");
     assert!(
         !validator.is_valid(&unavailable),
         "a kind that cannot run yet must be rejected"

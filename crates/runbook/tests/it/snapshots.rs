@@ -24,15 +24,21 @@ impl Runbooks for Called {
                 .collect();
             return Err(Unresolved::Unknown(known));
         }
-        compile_with(&source(&path, &base), &tenure_steps::contract_catalogue(), self)
-            .plan
-            .ok_or_else(|| Unresolved::Invalid(format!("{id} has errors")))
+        compile_with(
+            &source(&path, &base),
+            &tenure_steps::contract_catalogue(),
+            self,
+        )
+        .plan
+        .ok_or_else(|| Unresolved::Invalid(format!("{id} has errors")))
     }
 }
 
 /// The catalogue, with one kind that is declared but cannot run (the runbook language has
 /// none left), for RB0045.
-fn with_unavailable(mut catalogue: tenure_runbook::SchemaCatalogue) -> tenure_runbook::SchemaCatalogue {
+fn with_unavailable(
+    mut catalogue: tenure_runbook::SchemaCatalogue,
+) -> tenure_runbook::SchemaCatalogue {
     catalogue.insert(
         KindSchema::action("example.unavailable", "A kind kept for the RB0045 test.")
             .unavailable("it exists only in this test"),
