@@ -103,7 +103,7 @@ impl Dir {
         if let Some(index) = self.index.borrow().as_ref() {
             return index.clone();
         }
-        let files = expand(&[self.root.clone()]).unwrap_or_default();
+        let files = expand(std::slice::from_ref(&self.root)).unwrap_or_default();
         let index: Vec<(String, PathBuf)> = files
             .into_iter()
             .filter_map(|f| {
