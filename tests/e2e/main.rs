@@ -44,6 +44,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+mod calls;
 mod crash;
 mod runs;
 mod same_identity;

@@ -188,6 +188,18 @@ impl SecretBox {
         clear
     }
 
+    /// Seals every string in `value` that contains one of `secrets` (of at least four
+    /// characters): a secret of a calling run passed to a called run's input of another type
+    /// stays sealed there.
+    pub fn seal_containing(&self, value: &mut Value, secrets: &[String]) {
+        let mut contains = |s: &str| {
+            secrets
+                .iter()
+                .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
+        };
+        self.seal_strings(value, &mut contains, &mut Vec::new());
+    }
+
     fn seal_strings(
         &self,
         value: &mut Value,

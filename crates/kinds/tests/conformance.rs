@@ -1300,7 +1300,8 @@ async fn every_catalogue_kind_runs_or_is_marked_unavailable_never_both() {
             "{kind} runs but is not declared"
         );
     }
-    assert_eq!(unavailable, ["runbook.call"]);
+    // Every kind of the language runs (`runbook.call` in the engine, as `approval` and `wait`).
+    assert!(unavailable.is_empty(), "{unavailable:?}");
 }
 
 /// The PSAs of the sandbox: (provider, a ticket of Contoso's, a status its config knows).

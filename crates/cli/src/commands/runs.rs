@@ -247,6 +247,9 @@ pub struct ListArgs {
     /// Only runs whose id, inputs or trigger contain this text (a UPN, a ticket number).
     #[arg(long)]
     search: Option<String>,
+    /// Only runs started by a `runbook.call` of this run.
+    #[arg(long)]
+    parent: Option<String>,
     /// At most this many runs (default: all, read a page at a time).
     #[arg(long)]
     limit: Option<usize>,
@@ -267,6 +270,7 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
             status: args.status,
             runbook: args.runbook,
             text: args.search,
+            parent: args.parent,
             before: None,
             limit: args.limit.unwrap_or(1000).min(1000),
         };
@@ -285,11 +289,14 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
             }
         }
         if args.json {
-            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at})).collect();
+            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at,
+                "parent": r.parent.as_ref().map(|(run, step, item)| json!({"run": run, "step": step, "item": item}))})).collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for r in &runs {
-                println!("{}  {:<10} {} v{}", r.id, status_name(r.status), r.plan.runbook, r.plan.version);
+                // A called run names the run and step that called it.
+                let called = r.parent.as_ref().map(|(run, step, _)| format!("  (called by {run} step {step})")).unwrap_or_default();
+                println!("{}  {:<10} {} v{}{called}", r.id, status_name(r.status), r.plan.runbook, r.plan.version);
             }
         }
         Ok(ExitCode::SUCCESS)

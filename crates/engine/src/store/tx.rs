@@ -27,6 +27,8 @@ pub(crate) struct NewRun {
     pub concurrency_key: Option<String>,
     pub dedup_key: Option<String>,
     pub seed: u64,
+    /// The run, step and item of the `runbook.call` that starts it.
+    pub parent: Option<(String, String, u32)>,
 }
 
 /// Creates a run, or returns the run that already has its dedup key. Returns the run id and
@@ -51,9 +53,18 @@ pub(crate) async fn create_run(
     }
     let now = now_ms();
     let mut writes = Writes::default();
-    writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '')",
+    let (parent_run, parent_step, parent_item) = match &new.parent {
+        Some((run, step, item)) => (
+            Some(run.clone()),
+            Some(step.clone()),
+            Some(i64::from(*item)),
+        ),
+        None => (None, None, None),
+    };
+    writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14)",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
-            (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into()]);
+            (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into(),
+            parent_run.into(), parent_step.into(), parent_item.into()]);
     writes.flush(conn, backend).await?;
     let created = Event::Created {
         runbook: new.runbook.clone(),
@@ -163,7 +174,7 @@ async fn start_attempt(
         });
         Some(events)
     };
-    match transition_with(conn, backend, key, &task.run_id, None, writes, make).await {
+    match transition_with(conn, backend, key, &task.run_id, None, writes, make, None).await {
         Ok(Some(actions)) => {
             // Going again may have been refused (the deadline passed while the lease was lost).
             let running = actions.iter().all(|a| !matches!(a, Action::Finish { .. }));
@@ -268,17 +279,41 @@ pub(crate) async fn transition(
     fence: Option<&Fence>,
     events: Vec<Event>,
 ) -> Result<Vec<Action>, Error> {
+    transition_child(conn, backend, key, run_id, fence, events, None).await
+}
+
+/// [`transition`] with the run a `runbook.call` report starts, prepared by the driver: it is
+/// created only if the machine asks for it ([`Action::StartChild`] naming its id).
+pub(crate) async fn transition_child(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    key: &ChainKey,
+    run_id: &str,
+    fence: Option<&Fence>,
+    events: Vec<Event>,
+    child: Option<&NewRun>,
+) -> Result<Vec<Action>, Error> {
     let mut writes = Writes::default();
-    let actions = transition_with(conn, backend, key, run_id, fence, &mut writes, |_| {
-        Some(events)
-    })
+    let actions = transition_with(
+        conn,
+        backend,
+        key,
+        run_id,
+        fence,
+        &mut writes,
+        |_| Some(events),
+        child,
+    )
     .await?;
     Ok(actions.unwrap_or_default())
 }
 
 /// [`transition`] with the events made from the run's current machine (`None`: nothing to
 /// do), after `writes` collected by the caller. Everything is checked before anything is
-/// written; all writes are flushed before it returns.
+/// written; all writes are flushed before it returns. What the transition asks of other runs
+/// (the next queued run, a called run started or cancelled, the caller of a run that ended
+/// woken) is done afterwards in the same transaction.
+#[allow(clippy::too_many_arguments)]
 async fn transition_with(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
@@ -287,6 +322,7 @@ async fn transition_with(
     fence: Option<&Fence>,
     writes: &mut Writes,
     make: impl FnOnce(&RunMachine) -> Option<Vec<Event>>,
+    child: Option<&NewRun>,
 ) -> Result<Option<Vec<Action>>, Error> {
     if let Some(fence) = fence {
         let sql = format!(
@@ -329,6 +365,15 @@ async fn transition_with(
         journal_lines.extend(journal::entries(&event, &actions));
         all.extend(actions);
     }
+    for a in &all {
+        if let Action::StartChild { run, .. } = a {
+            if child.is_none_or(|c| &c.id != run) {
+                return Err(Error::Corrupt(format!(
+                    "the report does not carry the called run {run}"
+                )));
+            }
+        }
+    }
     if let Some(fence) = fence {
         // The report consumes the task it reports on; what the machine enqueues again is a
         // new row.
@@ -339,11 +384,13 @@ async fn transition_with(
     }
     let mut queued = None;
     let mut finished = false;
+    let mut others = Vec::new();
     for a in &all {
         carry_out(writes, run_id, a, now);
         match a {
             Action::Finish { .. } => finished = true,
             Action::StartQueued { key } => queued = Some(key.clone()),
+            Action::StartChild { .. } | Action::CancelChild { .. } => others.push(a.clone()),
             _ => {}
         }
     }
@@ -376,6 +423,25 @@ async fn transition_with(
             ))
             .await?;
         }
+    }
+    for a in others {
+        match a {
+            Action::StartChild {
+                step, item, run, ..
+            } => {
+                if let Some(new) = child {
+                    super::calls::start_child(conn, backend, key, run_id, &step, item, &run, new)
+                        .await?;
+                }
+            }
+            Action::CancelChild { step, item } => {
+                super::calls::cancel_children(conn, backend, key, run_id, &step, item).await?;
+            }
+            _ => {}
+        }
+    }
+    if finished {
+        super::calls::wake_caller(conn, backend, key, run_id).await?;
     }
     Ok(Some(all))
 }
@@ -421,6 +487,8 @@ fn carry_out(writes: &mut Writes, run_id: &str, action: &Action, now: i64) {
         | Action::Skipped { .. }
         | Action::OnFailure { .. }
         | Action::Finish { .. }
-        | Action::StartQueued { .. } => {}
+        | Action::StartQueued { .. }
+        | Action::StartChild { .. }
+        | Action::CancelChild { .. } => {}
     }
 }

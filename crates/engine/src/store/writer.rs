@@ -28,6 +28,8 @@ pub(crate) enum Op {
         run_id: String,
         fence: Option<Fence>,
         events: Vec<Event>,
+        /// The run a `runbook.call` report starts (the machine's `StartChild` names it).
+        child: Option<Box<NewRun>>,
     },
     Claim {
         owner: String,
@@ -76,6 +78,8 @@ impl Op {
                         | Action::EnqueueAt { .. }
                         | Action::SetTimer { .. }
                         | Action::Finish { .. }
+                        | Action::StartChild { .. }
+                        | Action::CancelChild { .. }
                 )
             }),
             _ => false,
@@ -273,9 +277,18 @@ async fn apply(
             run_id,
             fence,
             events,
-        } => tx::transition(conn, backend, key, run_id, fence.as_ref(), events.clone())
-            .await
-            .map(Reply::Actions),
+            child,
+        } => tx::transition_child(
+            conn,
+            backend,
+            key,
+            run_id,
+            fence.as_ref(),
+            events.clone(),
+            child.as_deref(),
+        )
+        .await
+        .map(Reply::Actions),
         Op::Claim { owner, lease_ms } => tx::claim(conn, backend, key, owner, *lease_ms)
             .await
             .map(Reply::Claimed),
