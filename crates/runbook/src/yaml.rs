@@ -17,6 +17,10 @@ pub struct Node {
     pub value: Value,
     /// Where it stands in the source.
     pub span: Span,
+    /// The text of a plain scalar that resolved to null, a boolean or a number, as written
+    /// (`0012`, `1e3`, `true`): what a place that wants text takes instead of the resolved
+    /// value, so `ticket: 0012` given for a string is `"0012"`, not `"12"`.
+    pub plain: Option<String>,
 }
 
 /// The content of a [`Node`].
@@ -85,11 +89,14 @@ impl Node {
         }
     }
 
-    /// The text of any scalar (strings, numbers and booleans as written), for places that take
-    /// a string but forgive `ticket: 123`.
+    /// The text of any scalar (strings, numbers and booleans as written: `0012` stays
+    /// `0012`), for places that take a string but forgive `ticket: 123`.
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) if self.plain.is_some() => {
+                self.plain.clone()
+            }
             Value::Int(i) => Some(i.to_string()),
             Value::Float(f) => Some(f.to_string()),
             Value::Bool(b) => Some(b.to_string()),
@@ -318,14 +325,17 @@ impl Loader<'_> {
             TScalarStyle::Plain => text.lines().next().map_or(0, str::len),
             _ => 1,
         };
-        let value = if quoted {
-            Value::Str(text)
+        let (value, plain) = if quoted {
+            (Value::Str(text), None)
         } else {
-            resolve_plain(text)
+            let value = resolve_plain(&text);
+            let plain = (!matches!(value, Value::Str(_))).then_some(text);
+            (value, plain)
         };
         Node {
             value,
             span: Span::at(start, raw_len.max(1)),
+            plain,
         }
     }
 }
@@ -350,8 +360,8 @@ fn quoted_len(rest: &str) -> Option<usize> {
     None
 }
 
-fn resolve_plain(text: String) -> Value {
-    match text.as_str() {
+fn resolve_plain(text: &str) -> Value {
+    match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -369,7 +379,7 @@ fn resolve_plain(text: String) -> Value {
             return Value::Float(f);
         }
     }
-    Value::Str(text)
+    Value::Str(text.to_string())
 }
 
 impl MarkedEventReceiver for Loader<'_> {
@@ -418,10 +428,12 @@ impl MarkedEventReceiver for Loader<'_> {
                     Some(n) => Node {
                         value: n.value.clone(),
                         span: Span::at(start, 1),
+                        plain: n.plain.clone(),
                     },
                     None => Node {
                         value: Value::Null,
                         span: Span::at(start, 1),
+                        plain: None,
                     },
                 };
                 self.push_node(node, 0);
@@ -449,6 +461,7 @@ impl MarkedEventReceiver for Loader<'_> {
                         Node {
                             value: Value::Seq(items),
                             span: Span::new(s, start.max(s + 1)),
+                            plain: None,
                         },
                         anchor,
                     ),
@@ -461,6 +474,7 @@ impl MarkedEventReceiver for Loader<'_> {
                         Node {
                             value: Value::Map(entries),
                             span: Span::new(s, start.max(s + 1)),
+                            plain: None,
                         },
                         anchor,
                     ),

@@ -119,7 +119,7 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let given = super::plan::gather_inputs(args.input_file.as_ref(), &args.inputs)?;
+    let given = super::plan::gather_inputs(&plan, args.input_file.as_ref(), &args.inputs)?;
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let start = StartRun {
