@@ -1,7 +1,5 @@
 //! `tenure run`, `approve`, `runs`, `log` and `cancel` against a SQLite database.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::{stderr, stdout};
@@ -53,10 +51,9 @@ fn approve_deny_and_cancel_from_the_terminal() {
     ))
     .trim()
     .to_string();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let mut worker = crate::Tenure::new()
         .args(["--db", &db, "worker", "--concurrency", "1"])
-        .spawn()
-        .unwrap();
+        .spawn();
     let wait_for = |status: &str| {
         for _ in 0..100 {
             let runs: Vec<Value> =

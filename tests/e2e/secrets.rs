@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::{stderr, stdout};
 
@@ -12,14 +12,13 @@ const KEY: &str = "Sup3rSecretKey";
 const LIST: [&str; 2] = ["Alpha-1234", "Beta-5678"];
 
 fn tenure(db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
+    crate::Tenure::new()
         .arg("--db")
         .arg(db)
         .args(args)
         .env("RUST_LOG", "debug")
         .env_remove("TENURE_CONFIG")
         .output()
-        .unwrap()
 }
 
 /// A server that answers every request with `status` and a body echoing the request line.

@@ -139,6 +139,7 @@ impl Node {
 /// [`MAX_DOCUMENT_BYTES`] is refused unread, and aliases may expand to at most
 /// [`MAX_ALIAS_NODES`] nodes in all (a "billion laughs" file of a few hundred bytes would
 /// otherwise grow to gigabytes); past either limit parsing stops with an RB0001 diagnostic.
+/// A NUL byte (binary data) is refused the same way.
 pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
     if source.text().len() > MAX_DOCUMENT_BYTES {
         let d = Diagnostic::error(
@@ -149,6 +150,16 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
                 source.text().len()
             ),
         );
+        return (None, vec![d]);
+    }
+    // The scanner takes a NUL for the end of the input, which made a file of NULs "empty".
+    if let Some(at) = source.text().find('\0') {
+        let d = Diagnostic::error(
+            Code::YamlSyntax,
+            Span::at(at, 1),
+            "the file holds a NUL byte: it is binary data, not YAML text",
+        )
+        .with_label("a NUL byte");
         return (None, vec![d]);
     }
     let mut loader = Loader {
@@ -182,6 +193,58 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         return (None, loader.diagnostics);
     }
     (loader.root, loader.diagnostics)
+}
+
+/// The text of a top-level key's scalar value (the `runbook:` id of a runbook file), read as
+/// a stream of events without building the document: no alias is expanded and reading stops
+/// at the value, so looking a runbook up by id costs little, even beside a hostile file.
+/// `None` if the document is larger than [`MAX_DOCUMENT_BYTES`], is invalid before the key, is
+/// not a mapping, or has no such key with a scalar value.
+pub fn top_level_scalar(text: &str, key: &str) -> Option<String> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    let mut parser = Parser::new_from_str(text);
+    // Depth 1 is the root mapping, whose nodes alternate key, value: `slot` counts them.
+    let mut depth = 0usize;
+    let mut slot = 0usize;
+    let mut wanted = false;
+    loop {
+        let (event, _) = parser.next_token().ok()?;
+        match event {
+            Event::MappingStart(..) if depth == 0 => depth = 1,
+            Event::MappingStart(..) | Event::SequenceStart(..) if depth > 0 => {
+                if depth == 1 && wanted {
+                    return None;
+                }
+                depth += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                depth = depth.saturating_sub(1);
+                match depth {
+                    0 => return None,
+                    1 => slot += 1,
+                    _ => {}
+                }
+            }
+            Event::Scalar(value, ..) if depth == 1 => {
+                if wanted {
+                    return Some(value);
+                }
+                wanted = slot % 2 == 0 && value == key;
+                slot += 1;
+            }
+            Event::Alias(_) if depth == 1 => {
+                if wanted {
+                    return None;
+                }
+                slot += 1;
+            }
+            Event::Scalar(..) | Event::SequenceStart(..) if depth == 0 => return None,
+            Event::DocumentEnd | Event::StreamEnd => return None,
+            _ => {}
+        }
+    }
 }
 
 /// The largest YAML document [`parse`] reads (runbooks and input files are a few KiB).
@@ -553,6 +616,46 @@ mod tests {
             diags[0].message,
             "the document is 4194305 bytes, more than the 4194304 a runbook may have"
         );
+    }
+
+    #[test]
+    fn a_top_level_scalar_is_read_without_the_rest() {
+        let id = |t: &str| top_level_scalar(t, "runbook");
+        assert_eq!(
+            id("runbook: onboard\nversion: 1\n").as_deref(),
+            Some("onboard")
+        );
+        assert_eq!(
+            id("version: 1\nsteps: {a: {runbook: no}}\nx: [runbook]\nrunbook: 'q'\n").as_deref(),
+            Some("q")
+        );
+        assert_eq!(id("{version: 1, runbook: \"j\"}").as_deref(), Some("j"));
+        assert_eq!(id("steps:\n  runbook: nested\n"), None);
+        assert_eq!(id("runbook: [a]\n"), None);
+        assert_eq!(id("- runbook\n"), None);
+        assert_eq!(id("runbook\n"), None);
+        assert_eq!(id("a: [1, 2\nrunbook: x\n"), None);
+        assert_eq!(id(&"\0".repeat(64)), None);
+        let (node, diags) = load("a: 1\n\0\0");
+        assert!(node.is_none());
+        assert_eq!(
+            diags[0].message,
+            "the file holds a NUL byte: it is binary data, not YAML text"
+        );
+        assert_eq!(diags[0].span.start, 5);
+        // Stops at the value: what follows (a syntax error here) is never read.
+        assert_eq!(id("runbook: r\nbad: [\n").as_deref(), Some("r"));
+        // An alias bomb before the key costs nothing: aliases are not expanded.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (i, c) in ('b'..='i').enumerate() {
+            let p = char::from(b'a' + i as u8);
+            bomb.push_str(&format!(
+                "{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            ));
+        }
+        bomb.push_str("runbook: lol\n");
+        assert_eq!(id(&bomb).as_deref(), Some("lol"));
+        assert_eq!(id(&"x".repeat(MAX_DOCUMENT_BYTES + 1)), None);
     }
 
     #[test]

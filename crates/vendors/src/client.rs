@@ -68,15 +68,27 @@ pub async fn request(
     })
 }
 
-/// The largest response body read: `TENURE_MAX_RESPONSE_BYTES`, 4 MiB by default.
+/// The default of [`max_response_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// The largest response body read: `TENURE_MAX_RESPONSE_BYTES`, else
+/// [`DEFAULT_MAX_RESPONSE_BYTES`] (with a warning if the variable is not a positive number).
 pub fn max_response_bytes() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
-        std::env::var("TENURE_MAX_RESPONSE_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(4 << 20)
+        let Ok(text) = std::env::var("TENURE_MAX_RESPONSE_BYTES") else {
+            return DEFAULT_MAX_RESPONSE_BYTES;
+        };
+        match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                tracing::warn!(
+                    value = %text,
+                    "TENURE_MAX_RESPONSE_BYTES is not a positive number of bytes; using the default, {DEFAULT_MAX_RESPONSE_BYTES}"
+                );
+                DEFAULT_MAX_RESPONSE_BYTES
+            }
+        }
     })
 }
 
@@ -86,7 +98,10 @@ async fn read_bounded(mut resp: reqwest::Response, what: &str) -> Result<String,
     let too_large = || {
         VendorError::permanent(
             "response_too_large",
-            format!("{what}: the answer is larger than {limit} bytes (TENURE_MAX_RESPONSE_BYTES)"),
+            format!(
+                "{what}: the answer is larger than {limit} bytes, the most Tenure reads; if it \
+                 is expected, set TENURE_MAX_RESPONSE_BYTES to a larger number of bytes"
+            ),
         )
     };
     if resp.content_length().is_some_and(|n| n > limit as u64) {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 use tenure_runbook::preview::{self, Preview};
 use tenure_runbook::{Renderer, SourceFile};
@@ -35,8 +35,7 @@ pub fn gather_inputs(
 ) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = load::read_yaml_file(path)?;
         let source = SourceFile::new(path.display().to_string(), text);
         let (node, diags) = tenure_runbook::yaml::parse(&source);
         if let Some(d) = diags.first() {
