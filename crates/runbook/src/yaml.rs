@@ -139,7 +139,8 @@ impl Node {
 /// [`MAX_DOCUMENT_BYTES`] is refused unread, and aliases may expand to at most
 /// [`MAX_ALIAS_NODES`] nodes in all (a "billion laughs" file of a few hundred bytes would
 /// otherwise grow to gigabytes); past either limit parsing stops with an RB0001 diagnostic.
-/// A NUL byte (binary data) is refused the same way.
+/// Lists and mappings may nest at most [`MAX_DEPTH`] deep. A NUL byte (binary data) is refused
+/// the same way.
 pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
     if source.text().len() > MAX_DOCUMENT_BYTES {
         let d = Diagnostic::error(
@@ -172,22 +173,34 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         expanded: 0,
         stopped: false,
     };
+    // Events are pulled one at a time: `Parser::load` recurses once per nesting level, and a
+    // line of `- - - …` would overflow the stack before the depth limit could stop it.
     let mut parser = Parser::new_from_str(source.text());
-    if let Err(err) = parser.load(&mut loader, true) {
-        let start = offset_of(source, err.marker());
-        let mut message = err.info().to_string();
-        if let Some(rest) = message.strip_prefix("while ") {
-            message = rest.to_string();
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            Err(err) => {
+                let start = offset_of(source, err.marker());
+                let mut message = err.info().to_string();
+                if let Some(rest) = message.strip_prefix("while ") {
+                    message = rest.to_string();
+                }
+                loader.diagnostics.push(
+                    Diagnostic::error(
+                        Code::YamlSyntax,
+                        Span::at(start, 1),
+                        format!("invalid YAML: {message}"),
+                    )
+                    .with_label("here"),
+                );
+                return (None, loader.diagnostics);
+            }
+        };
+        let end = matches!(event, Event::StreamEnd);
+        loader.on_event(event, mark);
+        if end || loader.stopped {
+            break;
         }
-        loader.diagnostics.push(
-            Diagnostic::error(
-                Code::YamlSyntax,
-                Span::at(start, 1),
-                format!("invalid YAML: {message}"),
-            )
-            .with_label("here"),
-        );
-        return (None, loader.diagnostics);
     }
     if loader.stopped {
         return (None, loader.diagnostics);
@@ -249,6 +262,11 @@ pub fn top_level_scalar(text: &str, key: &str) -> Option<String> {
 
 /// The largest YAML document [`parse`] reads (runbooks and input files are a few KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// The deepest nesting of lists and mappings a document may have (a runbook nests about ten;
+/// each `- ` of a line opens one, so without a bound a few MiB could nest a million deep and
+/// overflow the stack of whatever walks the tree).
+pub const MAX_DEPTH: usize = 128;
 
 /// The most nodes all the aliases of one document may expand to together.
 pub const MAX_ALIAS_NODES: usize = 10_000;
@@ -501,6 +519,17 @@ impl MarkedEventReceiver for Loader<'_> {
                 };
                 self.push_node(node, 0);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.stopped = true;
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::YamlSyntax,
+                        Span::at(start, 1),
+                        format!("lists and mappings nest deeper than {MAX_DEPTH} levels"),
+                    )
+                    .with_label("this one passes the limit"),
+                );
+            }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
                 start,
                 anchor,
@@ -656,6 +685,22 @@ mod tests {
         bomb.push_str("runbook: lol\n");
         assert_eq!(id(&bomb).as_deref(), Some("lol"));
         assert_eq!(id(&"x".repeat(MAX_DOCUMENT_BYTES + 1)), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let started = std::time::Instant::now();
+        let (node, diags) = load(&format!("{}x\n", "- ".repeat(1_000_000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(node.is_none());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(
+            diags[0].message,
+            "lists and mappings nest deeper than 128 levels"
+        );
+        assert_eq!(diags[0].span.start, 256);
+        let (node, diags) = load(&format!("{}x\n", "- ".repeat(MAX_DEPTH)));
+        assert!(diags.is_empty() && node.is_some());
     }
 
     #[test]
