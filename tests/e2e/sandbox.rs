@@ -204,8 +204,22 @@ fn the_example_configuration_parses() {
 
 #[test]
 fn the_demo_runs_the_offboarding_end_to_end() {
-    let o = crate::tenure(&["demo"]);
+    // Its temporary database goes into TMPDIR, and is gone when the demo ends.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = crate::Tenure::new()
+        .arg("demo")
+        .current_dir(crate::root())
+        .env("TMPDIR", tmp.path())
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_DB")
+        .output();
     let out = crate::stdout(&o);
+    assert!(out.contains(", temporary database sqlite:"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the demo left its temporary directory behind"
+    );
     assert_eq!(o.status.code(), Some(0), "{out}{}", crate::stderr(&o));
     assert!(
         out.contains("(demo) it-lead@msp.example approves approve"),
@@ -253,5 +267,70 @@ async fn a_joiner_waits_out_replication_lag() {
     assert_eq!(
         state["counters"]["contoso/user/grace.hopper@contoso.example"]["created"],
         1
+    );
+}
+
+/// `tenure demo --db`: the run is recorded there (and readable afterwards), from a directory
+/// without `runbooks/` (the built-in runbook is used); interrupted, the demo still removes its
+/// temporary directory.
+#[test]
+fn the_demo_keeps_its_run_in_the_database_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let o = crate::Tenure::new()
+        .args(["--db", &db, "demo"])
+        .current_dir(dir.path())
+        .env_remove("TENURE_CONFIG")
+        .output();
+    let out = crate::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", crate::stderr(&o));
+    assert!(
+        out.contains(&format!(", database {db}\nOffboarding megan.bowen@contoso.example from Contoso with offboard-user.yaml (built in)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("The full log: tenure --db {db} log ")),
+        "{out}"
+    );
+    let runs = crate::tenure_db(&db, &["runs", "--json"]);
+    let runs: Vec<Value> = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["runbook"], "offboard-user");
+    assert_eq!(runs[0]["status"], "succeeded");
+
+    // Ctrl-C while it runs: the temporary directory goes too.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = crate::Tenure::new()
+        .arg("demo")
+        .current_dir(crate::root())
+        .env("TMPDIR", tmp.path())
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Tenure demo:"), "{first}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0 | 130)),
+        "{:?} {}",
+        o.status,
+        crate::stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "an interrupted demo left its temporary directory behind"
     );
 }

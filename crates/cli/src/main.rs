@@ -111,7 +111,7 @@ fn main() -> ExitCode {
     let db_url = config.database_url(cli.db.as_deref());
     let db = db_url.as_str();
     let result = match cli.command {
-        Command::Demo(a) => commands::demo::run(a),
+        Command::Demo(a) => commands::demo::run(cli.db.as_deref(), a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Graph(a) => commands::graph::run(a),
         Command::Schema(a) => commands::schema::run(a),
