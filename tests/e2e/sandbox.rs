@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use serde_json::{json, Value};
 
-struct Server(crate::Proc);
+pub(crate) struct Server(crate::Proc);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -15,7 +15,7 @@ impl Drop for Server {
 }
 
 /// Starts the sandbox on a free port and returns its base URL (read from its first line).
-fn serve(state: &std::path::Path) -> (Server, String) {
+pub(crate) fn serve(state: &std::path::Path) -> (Server, String) {
     let mut child = crate::Tenure::new()
         .args([
             "sandbox",
