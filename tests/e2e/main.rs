@@ -122,6 +122,12 @@ impl Tenure {
     }
 }
 
+impl Default for Tenure {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A running `tenure` process. Waiting for it checks for a panic, and so does dropping it if
 /// it has ended by then (a process killed by the test is not a panic).
 pub struct Proc(Option<Child>);
