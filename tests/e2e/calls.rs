@@ -2,7 +2,6 @@
 //! a `tenure worker` executing both runs, the called run's approval decided from the terminal,
 //! and both journals linking the runs; `tenure validate` reports unknown runbooks and cycles.
 
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -39,10 +38,9 @@ fn a_runbook_calls_another_and_a_worker_runs_both() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let mut worker = crate::Tenure::new()
         .args(["--db", &db, "worker", "--concurrency", "2"])
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut child = None;
     for _ in 0..200 {
         let kids = runs(&db, &["--parent", &id]);
@@ -116,11 +114,10 @@ fn validate_reports_unknown_runbooks_and_call_cycles() {
     std::fs::write(dir.path().join("b.yaml"), call("b", "a")).unwrap();
     std::fs::write(dir.path().join("c.yaml"), call("c", "mailbx")).unwrap();
     std::fs::write(dir.path().join("mailbox.yaml"), CHILD).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .arg("validate")
         .arg(dir.path())
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(

@@ -7,14 +7,13 @@
 //! Teams, and the report on the ticket.
 
 use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::{root, stderr, stdout};
 
-struct Worker(Child);
+struct Worker(crate::Proc);
 
 impl Drop for Worker {
     fn drop(&mut self) {
@@ -25,7 +24,7 @@ impl Drop for Worker {
 
 /// `tenure --config CFG --db DB ARGS`.
 fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
+    crate::Tenure::new()
         .arg("--config")
         .arg(cfg)
         .args(["--db", db])
@@ -33,7 +32,6 @@ fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
         .current_dir(root())
         .env_remove("TENURE_SANDBOX")
         .output()
-        .expect("the tenure binary runs")
 }
 
 fn status_of(cfg: &Path, db: &str, id: &str) -> String {
@@ -95,13 +93,12 @@ fn stock_runbooks_run_end_to_end_and_report_what_they_did() {
     .unwrap();
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
     let _worker = Worker(
-        Command::new(env!("CARGO_BIN_EXE_tenure"))
+        crate::Tenure::new()
             .arg("--config")
             .arg(&cfg)
             .args(["--db", &db, "worker", "--concurrency", "2"])
             .current_dir(root())
-            .spawn()
-            .unwrap(),
+            .spawn(),
     );
     let corpus = root().join("tests/e2e/reports");
     let mut cases: Vec<_> = std::fs::read_dir(&corpus)

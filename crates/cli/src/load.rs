@@ -59,21 +59,34 @@ pub fn compile_file(path: &Path) -> Result<Compiled> {
 }
 
 fn compile_in(path: &Path, runbooks: &Dir) -> Result<Compiled> {
-    let source = read_source(path)?;
+    let text = read_yaml_file(path)?;
+    let source = SourceFile::new(path.display().to_string(), text);
     let output = compile_with(&source, &tenure_steps::catalogue(), runbooks);
     Ok(Compiled { source, output })
 }
 
-fn read_source(path: &Path) -> Result<SourceFile> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+/// Reads a YAML file of at most [`tenure_runbook::yaml::MAX_DOCUMENT_BYTES`] (the loader's
+/// limit): no more is read, so a huge file or a device costs no memory.
+pub fn read_yaml_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let limit = tenure_runbook::yaml::MAX_DOCUMENT_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!(
+            "{}: the file is larger than the {limit} bytes a YAML document may have",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: not UTF-8 text (byte {})",
             path.display(),
             e.utf8_error().valid_up_to()
         )
-    })?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+    })
 }
 
 /// The runbooks of a directory (and its subdirectories), for `runbook.call`: found by their
@@ -107,8 +120,7 @@ impl Dir {
         let index: Vec<(String, PathBuf)> = files
             .into_iter()
             .filter_map(|f| {
-                let text = std::fs::read_to_string(&f).ok()?;
-                Some((declared_id(&text)?, f))
+                Some((declared_id(&f)?, f))
             })
             .collect();
         *self.index.borrow_mut() = Some(index.clone());
@@ -179,51 +191,69 @@ impl Runbooks for Dir {
     }
 }
 
-/// Resolves `RUNBOOK`: an existing path, or the id of a runbook under `runbooks/`.
+/// Resolves `RUNBOOK`: an existing path, or the id of a runbook under `runbooks/`. Only the
+/// file whose top-level `runbook:` is the id is compiled; the others are read just far enough
+/// to find their ids (see [`declared_id`]), so a broken or hostile file there cannot stop the
+/// lookup of another one. Two files declaring the id are an error naming both.
 pub fn resolve(arg: &str) -> Result<Compiled> {
     let path = Path::new(arg);
     if path.is_file() {
         return compile_file(path);
     }
     let dir = Path::new(RUNBOOKS_DIR);
-    if dir.is_dir() {
-        let mut ids = Vec::new();
-        for file in expand(&[dir.to_path_buf()])? {
-            let compiled = compile_file(&file)?;
-            if let Some(plan) = &compiled.output.plan {
-                if plan.runbook == arg {
-                    return Ok(compiled);
-                }
-                ids.push(plan.runbook.clone());
-            } else if declared_id(compiled.source.text()).as_deref() == Some(arg) {
-                return Ok(compiled);
-            }
-        }
-        ids.sort();
-        bail!(
-            "no runbook file or id `{arg}` (runbooks in {RUNBOOKS_DIR}/: {})",
-            if ids.is_empty() {
-                "none".to_string()
-            } else {
-                ids.join(", ")
-            }
-        );
+    if !dir.is_dir() {
+        bail!("no runbook file `{arg}`, and no {RUNBOOKS_DIR}/ directory to look up ids in");
     }
-    bail!("no runbook file `{arg}`, and no {RUNBOOKS_DIR}/ directory to look up ids in")
+    let mut ids = Vec::new();
+    let mut found: Vec<PathBuf> = Vec::new();
+    for file in expand(&[dir.to_path_buf()])? {
+        let Some(id) = declared_id(&file) else {
+            continue;
+        };
+        if id == arg {
+            found.push(file);
+        }
+        ids.push(id);
+    }
+    match found.as_slice() {
+        [file] => compile_file(file),
+        [first, second, ..] => bail!(
+            "runbook id `{arg}` is declared by two files, {} and {}; each id must be unique in {RUNBOOKS_DIR}/",
+            first.display(),
+            second.display()
+        ),
+        [] => {
+            ids.sort();
+            ids.dedup();
+            bail!(
+                "no runbook file or id `{arg}` (runbooks in {RUNBOOKS_DIR}/: {})",
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
+            )
+        }
+    }
 }
 
-/// The `runbook:` id of a file that does not compile, so errors are shown for the file asked for.
-fn declared_id(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("runbook:"))
-        .map(|v| {
-            v.split('#')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"')
-                .to_string()
-        })
+/// The top-level `runbook:` id of a file, read through the YAML loader's bounded streaming
+/// reader (no alias expansion, at most [`tenure_runbook::yaml::MAX_DOCUMENT_BYTES`] read).
+/// `None` for a file that cannot be read, is not UTF-8, is too large or declares no id.
+fn declared_id(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let limit = tenure_runbook::yaml::MAX_DOCUMENT_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() > limit {
+        return None;
+    }
+    let text = std::str::from_utf8(&bytes).ok()?;
+    tenure_runbook::yaml::top_level_scalar(text, "runbook")
 }
 
 /// Prints a file's diagnostics to stderr.

@@ -15,6 +15,7 @@ use tenure_engine::{Decide, Engine, StartRun, TenantLookup, Trigger};
 use tenure_steps::Registry;
 
 use super::log_line::{line, progress_bar};
+use super::out::Out;
 use crate::{load, tenants};
 
 /// A runtime for one command.
@@ -119,7 +120,7 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let given = super::plan::gather_inputs(args.input_file.as_ref(), &args.inputs)?;
+    let given = super::plan::gather_inputs(&plan, args.input_file.as_ref(), &args.inputs)?;
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let start = StartRun {
@@ -153,7 +154,10 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
 
 /// Executes a run in this process with live progress (journal lines, and a progress bar per
 /// `for_each` step), from after journal event `shown` on. Exit code 0 only if it succeeded
-/// (or, after a rollback, was rolled back).
+/// (or, after a rollback, was rolled back). If the reader of the output goes away (`| head`),
+/// the run still goes on to its end, quietly; if this process is killed, the run stays in the
+/// database and a `tenure worker` finishes it (at once for a step not yet started, after the
+/// lease for one that was in progress).
 pub async fn follow(engine: &Engine, id: &str, shown: u64, json: bool) -> Result<ExitCode> {
     follow_with(engine, id, shown, json, false).await
 }
@@ -168,6 +172,7 @@ pub async fn follow_with(
     approve: bool,
 ) -> Result<ExitCode> {
     let worker = engine.worker(0);
+    let mut out = Out::new();
     let mut announced = false;
     let mut bars: HashMap<String, (usize, usize)> = HashMap::new();
     let status = loop {
@@ -175,14 +180,14 @@ pub async fn follow_with(
         let events = engine.events(id, shown).await?;
         if !json {
             for e in &events {
-                println!("{}", line(e));
+                out.line(line(e));
             }
             for step in record.plan.steps.iter().filter(|s| s.for_each.is_some()) {
                 let instances = record.machine.instances(&step.id);
                 let done = instances.iter().filter(|s| s.is_terminal()).count();
                 let progress = (done, instances.len());
                 if !instances.is_empty() && bars.get(&step.id) != Some(&progress) {
-                    println!("{}", progress_bar(&step.id, done, instances.len()));
+                    out.line(progress_bar(&step.id, done, instances.len()));
                     bars.insert(step.id.clone(), progress);
                 }
             }
@@ -198,7 +203,9 @@ pub async fn follow_with(
                     continue;
                 };
                 if approve {
-                    println!("             (demo) {approver} approves {step}");
+                    out.line(format_args!(
+                        "             (demo) {approver} approves {step}"
+                    ));
                     let decision = Decide {
                         run_id: id.to_string(),
                         step: step.to_string(),
@@ -213,7 +220,7 @@ pub async fn follow_with(
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     announced = false;
                 } else {
-                    eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]");
+                    out.note(format_args!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]"));
                 }
             }
         }
@@ -222,9 +229,9 @@ pub async fn follow_with(
         }
     };
     if json {
-        println!("{}", json!({"id": id, "status": status}));
+        out.line(json!({"id": id, "status": status}));
     } else {
-        eprintln!("run {id}: {}", status_name(status));
+        out.note(format_args!("run {id}: {}", status_name(status)));
     }
     Ok(
         if matches!(status, RunStatus::Succeeded | RunStatus::RolledBack) {
