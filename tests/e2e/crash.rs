@@ -5,7 +5,7 @@
 //! run, step and item, so a repeated attempt after a crash changes nothing twice).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,13 +55,12 @@ pub(crate) async fn vendor() -> (String, Arc<Mutex<Effects>>) {
 
 use crate::tenure_db as tenure;
 
-fn spawn_worker(db: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
+fn spawn_worker(db: &str) -> crate::Proc {
+    crate::Tenure::new()
         .args(["--db", db, "worker", "--concurrency", "3", "--lease", "1s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
 }
 
 struct XorShift(u64);

@@ -26,8 +26,9 @@ fn plan_renders_vars_and_instances() {
     let groups = steps.iter().find(|s| s["id"] == "groups").unwrap();
     assert_eq!(groups["with"].as_array().unwrap().len(), 2);
     assert_eq!(groups["with"][1]["group"], "Sales");
-    let manager = steps.iter().find(|s| s["id"] == "manager").unwrap();
-    assert_eq!(manager["decision"], "skip");
+    // No manager and no personal address: nobody to welcome.
+    let welcome = steps.iter().find(|s| s["id"] == "welcome_email").unwrap();
+    assert_eq!(welcome["decision"], "skip");
 }
 
 #[test]
@@ -119,5 +120,58 @@ fn plan_text_lists_steps_in_order() {
     assert!(
         out.contains("] wipe  intune.wipe_devices  -> skip"),
         "{out}"
+    );
+}
+
+/// Text inputs take what was written: `0012` stays `0012` and `1e3` stays `1e3`, whether the
+/// value comes from `-i`, a YAML input file or a JSON one; an `int` input still gets a number.
+#[test]
+fn text_inputs_are_taken_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("ticket.yaml");
+    std::fs::write(
+        &rb,
+        "runbook: ticket\nversion: 1\ntenant: contoso\ninputs:\n  ticket_id: { type: string, required: true }\n  ratio: { type: string, required: true }\n  tags: { type: list, items: string, required: true }\n  count: { type: int, required: true }\nsteps:\n  note:\n    uses: wait\n    with: { for: 1s }\n",
+    )
+    .unwrap();
+    let yaml = dir.path().join("in.yaml");
+    std::fs::write(
+        &yaml,
+        "ticket_id: 0012\nratio: 1e3\ntags: [007, 2.50]\ncount: 0012\n",
+    )
+    .unwrap();
+    let json = dir.path().join("in.json");
+    std::fs::write(
+        &json,
+        r#"{"ticket_id": 12e0, "ratio": 1e3, "tags": [7, 2.50], "count": 12}"#,
+    )
+    .unwrap();
+    let rb = rb.to_str().unwrap();
+    let plan = |extra: &[&str]| {
+        let o = tenure(&[&["plan", rb, "--json"], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        p["inputs"].clone()
+    };
+    assert_eq!(
+        plan(&["--input-file", yaml.to_str().unwrap()]),
+        serde_json::json!({"ticket_id": "0012", "ratio": "1e3", "tags": ["007", "2.50"], "count": 12})
+    );
+    assert_eq!(
+        plan(&["--input-file", json.to_str().unwrap()]),
+        serde_json::json!({"ticket_id": "12e0", "ratio": "1e3", "tags": ["7", "2.50"], "count": 12})
+    );
+    assert_eq!(
+        plan(&[
+            "-i",
+            "ticket_id=0012",
+            "-i",
+            "ratio=1e3",
+            "-i",
+            "tags=007,2.50",
+            "-i",
+            "count=0012"
+        ]),
+        serde_json::json!({"ticket_id": "0012", "ratio": "1e3", "tags": ["007", "2.50"], "count": 12})
     );
 }

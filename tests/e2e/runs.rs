@@ -1,7 +1,5 @@
 //! `tenure run`, `approve`, `runs`, `log` and `cancel` against a SQLite database.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::{stderr, stdout};
@@ -53,10 +51,9 @@ fn approve_deny_and_cancel_from_the_terminal() {
     ))
     .trim()
     .to_string();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let mut worker = crate::Tenure::new()
         .args(["--db", &db, "worker", "--concurrency", "1"])
-        .spawn()
-        .unwrap();
+        .spawn();
     let wait_for = |status: &str| {
         for _ in 0..100 {
             let runs: Vec<Value> =
@@ -251,4 +248,103 @@ fn for_each_steps_show_a_progress_bar() {
         out.contains("naps [####################] 4/4 items"),
         "{out}"
     );
+}
+
+/// A foreground `tenure run` whose reader goes away (`| head -2`) goes on quietly to its end
+/// and exits 0; one killed half way (its terminal closed) leaves its run to a worker, which
+/// finishes it. Every step reaches the vendor once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_run_outlives_its_reader() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let (url, effects) = crate::crash::vendor().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let rb = dir.path().join("bg.yaml");
+    std::fs::write(&rb, format!("runbook: bg\nversion: 1\ntenant: contoso\nsteps:\n  a: {{ uses: http.request, with: {{ method: POST, url: \"{url}/effect\", json: {{ step: a }} }} }}\n  nap: {{ uses: wait, needs: [a], with: {{ for: 1s }} }}\n  b: {{ uses: http.request, needs: [nap], with: {{ method: POST, url: \"{url}/effect\", json: {{ step: b }} }} }}\n")).unwrap();
+    let rb = rb.to_str().unwrap().to_string();
+
+    // `| head -2`: two lines read, then the pipe is closed.
+    let (db1, rb1) = (db.clone(), rb.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        let mut child = crate::Tenure::new()
+            .args(["--db", &db1, "run", &rb1])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        {
+            let mut reader = BufReader::new(child.stdout.take().unwrap());
+            for _ in 0..2 {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.trim_end().ends_with(": succeeded"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let runs: Vec<Value> =
+        serde_json::from_slice(&tenure(&db, &["runs", "--json"]).stdout).unwrap();
+    assert_eq!(runs[0]["status"], "succeeded");
+    let log = stdout(&tenure(&db, &["log", runs[0]["id"].as_str().unwrap()]));
+    assert!(log.contains("b[0] attempt 1 succeeded"), "{log}");
+
+    // Killed while its run waits: a worker finishes the run.
+    let (db2, rb2) = (db.clone(), rb.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        let mut child = crate::Tenure::new()
+            .args(["--db", &db2, "run", &rb2])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let id = first.split_whitespace().nth(1).unwrap().to_string();
+        for _ in 0..200 {
+            if stdout(&tenure(&db2, &["log", &id])).contains("nap[0] waits until") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        id
+    })
+    .await
+    .unwrap();
+    let log = stdout(&tenure(&db, &["log", &id]));
+    assert!(log.contains("nap[0] waits until"), "{log}");
+    assert!(!log.contains("b[0] ready"), "killed before b: {log}");
+    let mut worker = crate::Tenure::new()
+        .args(["--db", &db, "worker", "--lease", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut status = String::new();
+    for _ in 0..300 {
+        let runs: Vec<Value> =
+            serde_json::from_slice(&tenure(&db, &["runs", "--json"]).stdout).unwrap();
+        status = runs
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap();
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    worker.kill().unwrap();
+    let _ = worker.wait();
+    assert_eq!(status, "succeeded");
+    let received = effects.lock().unwrap().received.clone();
+    assert_eq!(received.len(), 4, "{received:?}");
+    assert!(received.values().all(|n| *n == 1), "{received:?}");
 }

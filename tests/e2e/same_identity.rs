@@ -13,14 +13,13 @@ use axum::routing::post;
 
 use crate::tenure_db as tenure;
 
-fn worker(db: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
+fn worker(db: &str) -> crate::Proc {
+    crate::Tenure::new()
         .args(["--db", db, "worker", "--concurrency", "1", "--lease", "1s"])
         .env("TENURE_WORKER_ID", "pod-1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
 }
 
 fn signal(child: &Child, sig: &str) {

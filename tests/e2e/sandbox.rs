@@ -1,11 +1,11 @@
 //! `tenure sandbox serve` as its own process, with its state kept in a file.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{json, Value};
 
-struct Server(Child);
+pub(crate) struct Server(crate::Proc);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -15,8 +15,8 @@ impl Drop for Server {
 }
 
 /// Starts the sandbox on a free port and returns its base URL (read from its first line).
-fn serve(state: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+pub(crate) fn serve(state: &std::path::Path) -> (Server, String) {
+    let mut child = crate::Tenure::new()
         .args([
             "sandbox",
             "serve",
@@ -26,8 +26,7 @@ fn serve(state: &std::path::Path) -> (Server, String) {
             state.to_str().unwrap(),
         ])
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut line = String::new();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     reader.read_line(&mut line).unwrap();
@@ -96,7 +95,7 @@ async fn entra_steps_run_against_the_sandbox_process() {
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
     let file = dir.path().join("leaver.yaml");
     std::fs::write(&file, "runbook: leaver\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email, required: true }\nsteps:\n  block: { uses: entra.disable_sign_in, with: { user: \"{{inputs.user}}\" } }\n  revoke: { uses: entra.revoke_sessions, needs: [block], with: { user: \"{{inputs.user}}\" } }\n  groups: { uses: entra.remove_from_all_groups, needs: [revoke], with: { user: \"{{inputs.user}}\" } }\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .args([
             "--db",
             &db,
@@ -106,8 +105,7 @@ async fn entra_steps_run_against_the_sandbox_process() {
             "user=alex.wilber@contoso.example",
         ])
         .env("TENURE_SANDBOX", &url)
-        .output()
-        .unwrap();
+        .output();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
@@ -145,7 +143,7 @@ async fn tenants_and_the_sandbox_come_from_tenure_toml() {
     std::fs::write(&config, format!("[database]\nurl = \"sqlite:{}\"\n\n[sandbox]\nurl = \"{url}\"\n\n[[tenants]]\nid = \"acme\"\ntenant_id = \"contoso\"\ndomain = \"contoso.example\"\nname = \"Acme\"\n", dir.path().join("t.db").display())).unwrap();
     let file = dir.path().join("block.yaml");
     std::fs::write(&file, "runbook: block\nversion: 1\ntenant: acme\nsteps:\n  block: { uses: entra.disable_sign_in, with: { user: lee.gu@contoso.example } }\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -154,8 +152,7 @@ async fn tenants_and_the_sandbox_come_from_tenure_toml() {
         ])
         .env_remove("TENURE_DB")
         .env_remove("TENURE_SANDBOX")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -174,10 +171,9 @@ async fn tenants_and_the_sandbox_come_from_tenure_toml() {
         "[microsoft]\nclient_id = \"x\"\nclient_secret = \"hunter2\"\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .args(["--config", config.to_str().unwrap(), "runs"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -195,10 +191,9 @@ fn the_example_configuration_parses() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/tenure.example.toml"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .args(["--config", example, "--db", &db, "runs"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -209,8 +204,22 @@ fn the_example_configuration_parses() {
 
 #[test]
 fn the_demo_runs_the_offboarding_end_to_end() {
-    let o = crate::tenure(&["demo"]);
+    // Its temporary database goes into TMPDIR, and is gone when the demo ends.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = crate::Tenure::new()
+        .arg("demo")
+        .current_dir(crate::root())
+        .env("TMPDIR", tmp.path())
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_DB")
+        .output();
     let out = crate::stdout(&o);
+    assert!(out.contains(", temporary database sqlite:"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the demo left its temporary directory behind"
+    );
     assert_eq!(o.status.code(), Some(0), "{out}{}", crate::stderr(&o));
     assert!(
         out.contains("(demo) it-lead@msp.example approves approve"),
@@ -237,11 +246,10 @@ async fn a_joiner_waits_out_replication_lag() {
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
     let file = dir.path().join("joiner.yaml");
     std::fs::write(&file, "runbook: joiner\nversion: 1\ntenant: contoso\nsteps:\n  create: { uses: entra.create_user, with: { user_principal_name: grace.hopper@contoso.example, display_name: Grace Hopper, usage_location: US } }\n  sales: { uses: entra.add_to_group, with: { user: \"{{steps.create.outputs.id}}\", group: Sales } }\n  boss: { uses: entra.set_manager, with: { user: \"{{steps.create.outputs.id}}\", manager: alex.wilber@contoso.example } }\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+    let o = crate::Tenure::new()
         .args(["--db", &db, "run", file.to_str().unwrap()])
         .env("TENURE_SANDBOX", &url)
-        .output()
-        .unwrap();
+        .output();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
@@ -259,5 +267,70 @@ async fn a_joiner_waits_out_replication_lag() {
     assert_eq!(
         state["counters"]["contoso/user/grace.hopper@contoso.example"]["created"],
         1
+    );
+}
+
+/// `tenure demo --db`: the run is recorded there (and readable afterwards), from a directory
+/// without `runbooks/` (the built-in runbook is used); interrupted, the demo still removes its
+/// temporary directory.
+#[test]
+fn the_demo_keeps_its_run_in_the_database_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let o = crate::Tenure::new()
+        .args(["--db", &db, "demo"])
+        .current_dir(dir.path())
+        .env_remove("TENURE_CONFIG")
+        .output();
+    let out = crate::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", crate::stderr(&o));
+    assert!(
+        out.contains(&format!(", database {db}\nOffboarding megan.bowen@contoso.example from Contoso with offboard-user.yaml (built in)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("The full log: tenure --db {db} log ")),
+        "{out}"
+    );
+    let runs = crate::tenure_db(&db, &["runs", "--json"]);
+    let runs: Vec<Value> = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["runbook"], "offboard-user");
+    assert_eq!(runs[0]["status"], "succeeded");
+
+    // Ctrl-C while it runs: the temporary directory goes too.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = crate::Tenure::new()
+        .arg("demo")
+        .current_dir(crate::root())
+        .env("TMPDIR", tmp.path())
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Tenure demo:"), "{first}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0 | 130)),
+        "{:?} {}",
+        o.status,
+        crate::stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "an interrupted demo left its temporary directory behind"
     );
 }

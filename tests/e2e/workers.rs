@@ -4,7 +4,7 @@
 //! all three workers must have done a share of the work.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -24,8 +24,8 @@ const STEPS: usize = 4;
 /// The key PostgreSQL runs share (SQLite runs use the key file beside the database).
 const PG_KEY: [u8; 32] = [0x11; 32];
 
-fn spawn_worker(db: &str) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
+fn spawn_worker(db: &str) -> crate::Proc {
+    let mut cmd = crate::Tenure::new();
     if db.starts_with("postgres") {
         cmd.env("TENURE_SECRET_KEY", hex_key());
     }
@@ -33,7 +33,6 @@ fn spawn_worker(db: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
 }
 
 async fn three_workers_share_the_runs(db: &str) {
@@ -67,7 +66,7 @@ async fn three_workers_share_the_runs(db: &str) {
         Arc::new(|id: &str| Ok(json!({ "id": id }))),
     );
     let store = engine.store().clone();
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(db)).collect();
+    let mut workers: Vec<crate::Proc> = (0..3).map(|_| spawn_worker(db)).collect();
     let plan = Arc::new(plan);
     let mut ids = Vec::new();
     for _ in 0..RUNS {

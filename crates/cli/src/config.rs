@@ -383,7 +383,15 @@ impl Config {
     /// fail with a message saying how to configure them).
     pub fn vendors(&self) -> Result<tenure_kinds::Vendors> {
         if let Some(url) = self.sandbox_url() {
-            return Ok(tenure_kinds::Vendors::sandbox(&url));
+            let mut v = tenure_kinds::Vendors::sandbox(&url);
+            // `[email]` names a sandbox mailbox to send from (the sandbox has no MSP tenant).
+            if let Some(e) = &self.email {
+                let mut notify = v.notify().clone();
+                notify.email_from.clone_from(&e.from);
+                notify.email_tenant.clone_from(&e.tenant);
+                v = v.with_notify(notify);
+            }
+            return Ok(v);
         }
         let Some(ms) = &self.microsoft else {
             let mut v = tenure_kinds::Vendors::from_env_or_unconfigured();

@@ -75,9 +75,9 @@ fn init_logging(default: &str, json: bool) {
 
 /// A reader that stops early (`tenure schema | head -1`) closes the pipe; the next write to
 /// standard output then fails, which `println!` turns into a panic. That is not an error of
-/// the command: end quietly (exit 0) instead of exit 101 and a panic message. A foreground run
-/// that loses its terminal this way ends here too; its run stays in the database, and its
-/// lease expires so a worker resumes it.
+/// the command: end quietly (exit 0) instead of exit 101 and a panic message. A foreground
+/// `tenure run` never ends here: its output goes through `commands::out`, which falls silent
+/// and lets the run go on to its end.
 fn quiet_on_closed_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
     let db_url = config.database_url(cli.db.as_deref());
     let db = db_url.as_str();
     let result = match cli.command {
-        Command::Demo(a) => commands::demo::run(a),
+        Command::Demo(a) => commands::demo::run(cli.db.as_deref(), a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Graph(a) => commands::graph::run(a),
         Command::Schema(a) => commands::schema::run(a),

@@ -117,6 +117,79 @@ pub struct Decide {
     pub source: String,
 }
 
+/// A run ready to be stored: its context (secret inputs and vars made from them sealed), its
+/// rendered concurrency key, and the trigger as journaled.
+pub(crate) struct Prepared {
+    pub context: Value,
+    pub concurrency_key: Option<String>,
+    pub trigger: String,
+}
+
+/// Checks a run's inputs, finds its tenant, renders its vars and concurrency key, and seals
+/// its secrets: what every start does, from the API or from a `runbook.call`.
+pub(crate) fn prepare(
+    plan: &Plan,
+    given: &Map<String, Value>,
+    trigger: &Trigger,
+    tenants: &TenantLookup,
+    renderer: &Renderer,
+    secrets: &crate::secrets::SecretBox,
+) -> Result<Prepared, Error> {
+    if let Some(missing) = uncompiled_call(plan) {
+        return Err(Error::Template(format!(
+            "step `{missing}` calls a runbook whose plan was not compiled with this one (compile it with the runbooks it calls: `tenure run` does)"
+        )));
+    }
+    let inputs = tenure_runbook::inputs::resolve(&plan.inputs, given)
+        .map_err(|errors| Error::Inputs(errors.iter().map(|e| e.to_string()).collect()))?;
+    let tenant_id = tenure_runbook::preview::tenant_id(plan, &inputs, renderer)
+        .map_err(|e| Error::Template(e.to_string()))?;
+    let tenant = tenants(&tenant_id).map_err(Error::Tenant)?;
+    let trigger_value = json!({
+        "source": trigger.source,
+        "by": trigger.by,
+        "received_at": chrono::Utc::now().to_rfc3339(),
+        "payload": trigger.payload,
+    });
+    let mut ctx =
+        start_context(plan, inputs, tenant, trigger_value, renderer).map_err(Error::Template)?;
+    let key = match &plan.concurrency {
+        Some(t) => Some(
+            renderer
+                .render_text(t, &ctx)
+                .map_err(|e| Error::Template(format!("concurrency: {}", e.message)))?,
+        ),
+        None => None,
+    };
+    // Secret inputs (and vars made from them) are stored sealed; the driver opens them only
+    // to render a step's templates.
+    let clear = secrets.seal_context(plan, &mut ctx);
+    let key = key.map(|k| crate::secrets::scrub(&k, &clear));
+    let trigger = match &trigger.by {
+        Some(by) => format!("{} by {by}", trigger.source),
+        None => trigger.source.clone(),
+    };
+    Ok(Prepared {
+        context: ctx,
+        concurrency_key: key,
+        trigger,
+    })
+}
+
+/// The first `runbook.call` step (of this plan or a plan it calls) whose runbook's plan is
+/// not embedded.
+fn uncompiled_call(plan: &Plan) -> Option<String> {
+    for s in plan.steps.iter().chain(&plan.on_failure) {
+        if s.uses == tenure_runbook::compile::CALL_KIND {
+            let called = s.with["runbook"].as_str().unwrap_or_default();
+            if !plan.calls.contains_key(called) {
+                return Some(s.id.clone());
+            }
+        }
+    }
+    plan.calls.values().find_map(uncompiled_call)
+}
+
 /// Finds a managed tenant's template value (`tenant.*`) by the id a runbook names.
 pub type TenantLookup = Arc<dyn Fn(&str) -> Result<Value, String> + Send + Sync>;
 
@@ -155,42 +228,21 @@ impl Engine {
     /// dedup key nothing is created and the existing run is returned.
     pub async fn start_run(&self, start: StartRun) -> Result<Started, Error> {
         let plan = start.plan;
-        let inputs = tenure_runbook::inputs::resolve(&plan.inputs, &start.inputs)
-            .map_err(|errors| Error::Inputs(errors.iter().map(|e| e.to_string()).collect()))?;
-        let tenant_id = tenure_runbook::preview::tenant_id(&plan, &inputs, &self.renderer)
-            .map_err(|e| Error::Template(e.to_string()))?;
-        let tenant = (self.tenants)(&tenant_id).map_err(Error::Tenant)?;
-        let trigger_value = json!({
-            "source": start.trigger.source,
-            "by": start.trigger.by,
-            "received_at": chrono::Utc::now().to_rfc3339(),
-            "payload": start.trigger.payload,
-        });
-        let mut ctx = start_context(&plan, inputs, tenant, trigger_value, &self.renderer)
-            .map_err(Error::Template)?;
-        let key = match &plan.concurrency {
-            Some(t) => Some(
-                self.renderer
-                    .render_text(t, &ctx)
-                    .map_err(|e| Error::Template(format!("concurrency: {}", e.message)))?,
-            ),
-            None => None,
-        };
-        // Secret inputs (and vars made from them) are stored sealed; the driver opens them
-        // only to render a step's templates.
-        let clear = self.store.secrets().seal_context(&plan, &mut ctx);
-        let key = key.map(|k| crate::secrets::scrub(&k, &clear));
-        let trigger = match &start.trigger.by {
-            Some(by) => format!("{} by {by}", start.trigger.source),
-            None => start.trigger.source.clone(),
-        };
+        let ready = prepare(
+            &plan,
+            &start.inputs,
+            &start.trigger,
+            &self.tenants,
+            &self.renderer,
+            self.store.secrets(),
+        )?;
         let (id, duplicate) = self
             .store
             .create_run(
                 &plan,
-                ctx,
-                &trigger,
-                key,
+                ready.context,
+                &ready.trigger,
+                ready.concurrency_key,
                 start.dedup_key.filter(|k| !k.trim().is_empty()),
             )
             .await?;
@@ -260,6 +312,13 @@ impl Engine {
         Ok(self.store.events_since(run_id, after).await?)
     }
 
+    /// A run's report (what it did, step by step, secrets as `***`), as of now.
+    pub async fn report(&self, run_id: &str) -> Result<crate::report::Report, Error> {
+        let run = self.run(run_id).await?;
+        let events = self.store.events(run_id).await?;
+        Ok(crate::report::build(&run.plan, &run.context, &events, None))
+    }
+
     /// A run's step outputs (secrets opened: only for the one place that must deliver them).
     pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
         Ok(self.store.outputs(run_id).await?)
@@ -298,5 +357,6 @@ impl Engine {
             self.registry.clone(),
             format!("{}-{n}", worker_identity()),
         )
+        .with_tenants(self.tenants.clone())
     }
 }

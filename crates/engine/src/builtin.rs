@@ -1,5 +1,7 @@
 //! The step kinds the engine runs itself, because they park the run instead of calling a
-//! vendor: `approval` (until approvers decide or the request expires) and `wait` (until a time).
+//! vendor: `approval` (until approvers decide or the request expires), `wait` (until a time)
+//! and `runbook.call` (until the run it starts ends: the driver prepares that run and the
+//! store starts it in the transaction that parks the step).
 //! They implement the execution interface of `tenure-steps` like every other kind; the vendor
 //! kinds (and `http.request`) come from `tenure-kinds`, which a front end registers beside these.
 //! Their declared outputs (`decision`, `decided_by`, `comment`; `resumed_at`) are produced
@@ -10,10 +12,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
 
-/// Registers the engine's own kinds, `approval` and `wait`, in `registry`.
+/// Registers the engine's own kinds, `approval`, `wait` and `runbook.call`, in `registry`.
 pub fn register(registry: &mut Registry) {
     registry.insert("approval", Approval);
     registry.insert("wait", Wait);
+    registry.insert("runbook.call", CallRunbook);
 }
 
 /// A registry holding only the engine's own kinds (see [`register`]).
@@ -95,6 +98,37 @@ impl Executor for Wait {
     }
 }
 
+/// `runbook.call`: checks its parameters and parks; the driver turns the park into the run
+/// it calls (see `driver.rs`), and the step's outputs come when that run ends.
+struct CallRunbook;
+
+impl Executor for CallRunbook {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(async move {
+            let Some(runbook) = call.params["runbook"].as_str().filter(|r| !r.is_empty()) else {
+                return Err(StepError::permanent(
+                    "invalid_call",
+                    "`runbook` must name the runbook to call",
+                ));
+            };
+            let inputs = match &call.params["inputs"] {
+                Value::Null => json!({}),
+                Value::Object(map) => Value::Object(map.clone()),
+                other => {
+                    return Err(StepError::permanent(
+                        "invalid_call",
+                        format!("`inputs` must be a mapping, not {other}"),
+                    ))
+                }
+            };
+            Ok(Outcome::Park {
+                wake_at_ms: 0,
+                detail: json!({"runbook": runbook, "inputs": inputs}),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +190,25 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, "no_approvers");
+    }
+
+    #[tokio::test]
+    async fn a_call_parks_with_its_runbook_and_inputs() {
+        let parked = run(
+            "runbook.call",
+            json!({"runbook": "child", "inputs": {"a": 1}}),
+        )
+        .await;
+        let Ok(Outcome::Park { detail, .. }) = parked else {
+            panic!("a call parks: {parked:?}");
+        };
+        assert_eq!(detail, json!({"runbook": "child", "inputs": {"a": 1}}));
+        let e = run("runbook.call", json!({"runbook": "c", "inputs": [1]}))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code.as_str(), e.retryable), ("invalid_call", false));
+        let e = run("runbook.call", json!({})).await.unwrap_err();
+        assert_eq!(e.code, "invalid_call");
     }
 
     #[test]

@@ -12,9 +12,23 @@ use tenure_runbook::{Catalogue, FieldType, Plan, Renderer, Step, Template};
 use tenure_steps::{Call, Outcome, Registry, Requests, StepError};
 use tracing::Instrument;
 
+use crate::api::{prepare, TenantLookup, Trigger};
 use crate::journal::EventKind;
 use crate::machine::{Event, Failure, FailureClass, OnExpiry, Park, Request, RunStatus};
-use crate::store::{now_ms, Error, RunRecord, Store, Task, TaskKind};
+use crate::store::{now_ms, Error, PreparedRun, RunRecord, Store, Task, TaskKind};
+
+/// How deep `runbook.call`s may nest at run time (the compiler already refuses cycles).
+pub const MAX_CALL_DEPTH: u64 = 8;
+
+/// The id of the run a `runbook.call` starts, derived from its dedup key
+/// (`call:PARENT:STEP:ITEM:GENERATION`), so a repeated report names the same run.
+pub fn call_run_id(key: &str) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
 
 /// A worker identity unique to this process: host name, process id and a random suffix, so
 /// replicas that share a process id (every container's PID 1) never share a name.
@@ -53,6 +67,7 @@ pub struct Worker {
     owner: String,
     lease: Duration,
     concurrency: usize,
+    tenants: Option<TenantLookup>,
 }
 
 /// How many tasks a worker runs at once unless told otherwise. Steps wait on I/O (vendor
@@ -70,6 +85,7 @@ impl Worker {
             owner: owner.into(),
             lease: Duration::from_secs(30),
             concurrency: DEFAULT_CONCURRENCY,
+            tenants: None,
         }
     }
 
@@ -82,6 +98,13 @@ impl Worker {
     /// How many tasks [`Worker::work_until`] runs at once.
     pub fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    /// Sets how the tenants of runs started by `runbook.call` are found (without it, a called
+    /// run may only act on its caller's tenant).
+    pub fn with_tenants(mut self, tenants: TenantLookup) -> Self {
+        self.tenants = Some(tenants);
+        self
     }
 
     /// Sets how long a claim lasts without a heartbeat.
@@ -264,7 +287,8 @@ impl Worker {
                 .open_all(&mut ctx)
                 .map_err(|e| Error::Secrets(e.to_string()))?,
         );
-        let outputs = self.store.outputs(&run.id).await?;
+        let (outputs, opened) = self.store.outputs_opened(&run.id).await?;
+        secrets.extend(opened);
         let mut steps = Map::new();
         for s in run.plan.steps.iter().chain(&run.plan.on_failure) {
             let empty: Value = self
@@ -427,6 +451,13 @@ impl Worker {
                 duration_ms: r.duration_ms,
             })
             .collect();
+        if step.uses == tenure_runbook::compile::CALL_KIND {
+            if let Ok(Outcome::Park { detail, .. }) = &result {
+                return self
+                    .call(task, run, step, attempt, detail, &secrets, requests)
+                    .await;
+            }
+        }
         let (sid, item) = (step.id.clone(), task.item);
         let event = match result {
             Ok(Outcome::Done(output)) => {
@@ -493,10 +524,21 @@ impl Worker {
                 .unwrap_or(Value::Null);
             ctx["index"] = json!(task.item);
         }
+        if mentions(&step.with, "run.report") {
+            // The report so far, without the step being rendered.
+            let events = self
+                .store
+                .events(&run.id)
+                .await
+                .map_err(|e| StepError::transient("store", e.to_string()))?;
+            let report = crate::report::build(&run.plan, &run.context, &events, Some(&step.id));
+            ctx["run"]["report"] = json!(report.markdown);
+        }
         let params = self
             .renderer
             .render_tree(&step.with, &ctx)
             .map_err(|e| StepError::permanent("template", e.message))?;
+        let params = absent_if_empty(&self.catalogue, step, params)?;
         let executor = self.registry.get(&step.uses).ok_or_else(|| {
             StepError::permanent(
                 "not_executable",
@@ -588,6 +630,122 @@ impl Worker {
         out
     }
 
+    /// Reports a `runbook.call` attempt: the run it calls, prepared here (inputs checked,
+    /// tenant found, vars rendered, secrets sealed), is started by the store in the report's
+    /// transaction; inputs that do not fit fail the step for good.
+    #[allow(clippy::too_many_arguments)]
+    async fn call(
+        &self,
+        task: &Task,
+        run: &RunRecord,
+        step: &Step,
+        attempt: u32,
+        detail: &Value,
+        secrets: &[String],
+        requests: Vec<Request>,
+    ) -> Result<(), Error> {
+        let (sid, item) = (step.id.clone(), task.item);
+        match self.prepare_call(task, run, step, detail, secrets) {
+            Ok((park, child)) => {
+                tracing::info!(attempt, "calling another runbook");
+                let event = Event::Parked {
+                    step: sid,
+                    item,
+                    attempt,
+                    park,
+                    requests,
+                };
+                self.store
+                    .report_call(&run.id, task.fence(), vec![event], child)
+                    .await
+                    .map(drop)
+            }
+            Err(message) => {
+                let message = crate::secrets::scrub(&message, secrets);
+                tracing::warn!(attempt, "call failed: {message}");
+                let event = Event::AttemptFailed {
+                    step: sid,
+                    item,
+                    attempt,
+                    failure: Failure::permanent("call", message),
+                    requests,
+                };
+                self.report(task, run, event).await
+            }
+        }
+    }
+
+    fn prepare_call(
+        &self,
+        task: &Task,
+        run: &RunRecord,
+        step: &Step,
+        detail: &Value,
+        secrets: &[String],
+    ) -> Result<(Park, PreparedRun), String> {
+        let runbook = detail["runbook"].as_str().unwrap_or_default().to_string();
+        let plan =
+            run.plan.calls.get(&runbook).ok_or_else(|| {
+                format!("runbook `{runbook}` was not compiled with this run's plan")
+            })?;
+        let depth = run.context["run"]["depth"].as_u64().unwrap_or(0) + 1;
+        if depth > MAX_CALL_DEPTH {
+            return Err(format!(
+                "runbook calls nest deeper than {MAX_CALL_DEPTH} runs"
+            ));
+        }
+        let inputs = detail["inputs"].as_object().cloned().unwrap_or_default();
+        let at = if step.for_each.is_some() {
+            format!("{}[{}]", step.id, task.item)
+        } else {
+            step.id.clone()
+        };
+        let trigger = Trigger::new("call", Some(format!("run {} (step {at})", run.id)));
+        let tenants = self.tenants.clone().unwrap_or_else(|| {
+            let own = run.context["tenant"].clone();
+            Arc::new(move |id: &str| {
+                if own["id"].as_str() == Some(id) {
+                    Ok(own.clone())
+                } else {
+                    Err(format!("tenant `{id}` is not known to this worker"))
+                }
+            })
+        });
+        let secret_box = self.store.secrets();
+        let mut ready = prepare(
+            plan,
+            &inputs,
+            &trigger,
+            &tenants,
+            &self.renderer,
+            secret_box,
+        )
+        .map_err(|e| format!("cannot start runbook `{runbook}`: {e}"))?;
+        // A secret of this run passed to an input of another type stays sealed there.
+        secret_box.seal_containing(&mut ready.context["inputs"], secrets);
+        secret_box.seal_containing(&mut ready.context["vars"], secrets);
+        ready.context["run"]["depth"] = json!(depth);
+        let generation = run.machine.call_generation(&step.id, task.item);
+        let key = format!("call:{}:{}:{}:{generation}", run.id, step.id, task.item);
+        let id = call_run_id(&key);
+        let child = Store::new_run(
+            plan,
+            ready.context,
+            &ready.trigger,
+            ready.concurrency_key,
+            Some(key.clone()),
+            Some(id),
+            Some((run.id.clone(), step.id.clone(), task.item)),
+        )
+        .map_err(|e| e.to_string())?;
+        let park = Park::Call {
+            runbook,
+            run: id.to_string(),
+            key,
+        };
+        Ok((park, child))
+    }
+
     async fn timer(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
         let event = Event::TimerDue {
             step: step.id.clone(),
@@ -613,6 +771,59 @@ fn settle(joined: Result<Result<bool, Error>, tokio::task::JoinError>) -> Option
             None
         }
     }
+}
+
+/// Whether any string of a `with` tree mentions `needle` (e.g. `run.report`, which costs a read
+/// of the journal, so it is rendered only for the steps that use it).
+fn mentions(tree: &Value, needle: &str) -> bool {
+    match tree {
+        Value::String(s) => s.contains(needle),
+        Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
+        Value::Object(m) => m.values().any(|v| mentions(v, needle)),
+        _ => false,
+    }
+}
+
+/// Empty means absent: a top-level `with` field that rendered to nothing (an input not given),
+/// an empty (or blank) string or an empty list is left out, as if it were not written, so the kind keeps what is there; a
+/// required field that renders empty is a clear, permanent error.
+fn absent_if_empty(
+    catalogue: &tenure_runbook::SchemaCatalogue,
+    step: &Step,
+    params: Value,
+) -> Result<Value, StepError> {
+    let Value::Object(map) = params else {
+        return Ok(params);
+    };
+    let kind = catalogue.get(&step.uses);
+    let mut out = Map::new();
+    for (name, value) in map {
+        let empty = match &value {
+            Value::Null => true,
+            Value::String(s) => s.trim().is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            out.insert(name, value);
+            continue;
+        }
+        if kind
+            .and_then(|k| k.find_param(&name))
+            .is_some_and(|f| f.required)
+        {
+            return Err(StepError::permanent(
+                "invalid_params",
+                format!(
+                    "`{name}` of step `{}` rendered empty, and `{}` needs it: check the template `{}`",
+                    step.id,
+                    step.uses,
+                    step.with[&name].as_str().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 /// A kind's error as the machine sees it.

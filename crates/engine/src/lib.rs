@@ -4,13 +4,15 @@
 //! the durable [`store::Store`] (SQLite or PostgreSQL), executed by [`driver::Worker`]s, and
 //! driven by every front end through the [`Engine`] API. The engine runs `approval` and `wait`
 //! itself ([`builtin`]); every other kind comes through the execution interface of
-//! `tenure-steps` (the vendor kinds and `http.request` from `tenure-kinds`).
+//! `tenure-steps` (the vendor kinds and `http.request` from `tenure-kinds`). What a run did, in
+//! words, is its [`report`].
 
 pub mod api;
 pub mod builtin;
 pub mod driver;
 pub mod journal;
 pub mod machine;
+pub mod report;
 pub mod secrets;
 pub mod store;
 

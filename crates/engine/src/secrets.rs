@@ -79,7 +79,9 @@ impl SecretBox {
                     // A new key would make every sealed secret unreadable and every journal
                     // look tampered with: say what is missing instead.
                     return Err(SecretError::Key(format!(
-                        "the key file {} is missing, but the database {p} was written with it                          (sealed secrets and the journal's hash chain need it); put the key file                          back, or set TENURE_SECRET_KEY to the key",
+                        "the key file {} is missing, but the database {p} was written with it \
+                         (sealed secrets and the journal's hash chain need it); put the key file \
+                         back, or set TENURE_SECRET_KEY to the key",
                         key.display()
                     )));
                 }
@@ -186,6 +188,18 @@ impl SecretBox {
             self.seal_strings(vars, &mut contains, &mut Vec::new());
         }
         clear
+    }
+
+    /// Seals every string in `value` that contains one of `secrets` (of at least four
+    /// characters): a secret of a calling run passed to a called run's input of another type
+    /// stays sealed there.
+    pub fn seal_containing(&self, value: &mut Value, secrets: &[String]) {
+        let mut contains = |s: &str| {
+            secrets
+                .iter()
+                .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
+        };
+        self.seal_strings(value, &mut contains, &mut Vec::new());
     }
 
     fn seal_strings(
@@ -321,6 +335,7 @@ mod tests {
         let url = format!("sqlite:{}", db.display());
         let e = SecretBox::for_database(&url).unwrap_err().to_string();
         assert!(e.contains("is missing, but the database"), "{e}");
+        assert!(!e.contains("  "), "one line, single spaces: {e}");
         // A foreign file is left for the database to refuse with its own message.
         std::fs::write(&db, [0u8; 64]).unwrap();
         assert!(SecretBox::for_database(&url).is_ok());

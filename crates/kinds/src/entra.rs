@@ -140,8 +140,40 @@ const CONFLICT_LAG: std::time::Duration = std::time::Duration::from_secs(120);
 struct CreateUser(Arc<Vendors>);
 
 impl CreateUser {
+    /// Creates (or adopts) the user, then sets its manager when `manager` is given. The manager
+    /// is looked up first, so a manager who does not exist fails the step before anything is
+    /// created; setting it reads the current manager first, so a repeat changes nothing.
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
+        let manager = match call.params["manager"].as_str().map(str::trim) {
+            Some(m) if !m.is_empty() => {
+                let client = self.0.client(&call)?;
+                Some(id_of(&user(&client, m).await?))
+            }
+            _ => None,
+        };
+        let outcome = self.create(&call).await?;
+        let (Outcome::Done(out), Some(manager_id)) = (&outcome, manager) else {
+            return Ok(outcome);
+        };
         let client = self.0.client(&call)?;
+        let id = out["id"].as_str().unwrap_or_default();
+        let upn = out["user_principal_name"].as_str().unwrap_or(id);
+        match crate::entra_admin::ensure_manager(&client, upn, id, &manager_id).await {
+            Ok(_) => Ok(outcome),
+            // A user this attempt just created may not have reached every replica yet: look
+            // again shortly (the next attempt adopts the user and sets the manager).
+            Err(e) if e.is_not_found() => Ok(Outcome::Later {
+                at_ms: after(self.0.patience().interval(call.attempt)),
+                reason: format!(
+                    "{upn} is not visible to Microsoft Graph yet, so its manager cannot be set"
+                ),
+            }),
+            Err(e) => Err(step_error(e)),
+        }
+    }
+
+    async fn create(&self, call: &Call<'_>) -> Result<Outcome, StepError> {
+        let client = self.0.client(call)?;
         let p = call.params;
         let upn = param(p, "user_principal_name")?;
         let display_name = param(p, "display_name")?;
@@ -157,7 +189,7 @@ impl CreateUser {
         // that crashed before it could report) is adopted; anyone else's is a conflict.
         if let Some(existing) = find_user(&client, upn).await? {
             return self
-                .adopt(&client, &call, existing, display_name, &nickname, profile)
+                .adopt(&client, call, existing, display_name, &nickname, profile)
                 .await;
         }
         let mut body = json!({
@@ -203,7 +235,7 @@ impl CreateUser {
             Err(e) if e.message.contains("already exists") => {
                 match find_user(&client, upn).await? {
                     Some(existing) => {
-                        self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                        self.adopt(&client, call, existing, display_name, &nickname, profile)
                             .await
                     }
                     // Taken, yet Graph does not show it: after an earlier attempt of this step,
@@ -214,7 +246,7 @@ impl CreateUser {
                         let c = &client;
                         match patience.recheck(move || find_user(c, upn)).await? {
                             Some(existing) => {
-                                self.adopt(&client, &call, existing, display_name, &nickname, profile)
+                                self.adopt(&client, call, existing, display_name, &nickname, profile)
                                     .await
                             }
                             None if patience.waited(call.attempt) < CONFLICT_LAG => {

@@ -231,41 +231,53 @@ impl SetManager {
         let u = user(&client, name).await?;
         let m = user(&client, manager_name).await?;
         let (id, mid) = (id_of(&u), id_of(&m));
-        let url = format!("{}/users/{}/manager", client.endpoints.graph, segment(&id));
-        let current = match client
-            .send(
-                &format!("read the manager of {name}"),
-                Method::GET,
-                &url,
-                None,
-                &[],
-            )
-            .await
-        {
-            Ok((_, cur)) => cur["id"].as_str().map(str::to_string),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(step_error(e)),
-        };
-        if current.as_deref() == Some(mid.as_str()) {
-            return Ok(Outcome::Done(
-                json!({"id": id, "manager_id": mid, "changed": false}),
-            ));
-        }
-        let body = json!({"@odata.id": format!("{}/users/{}", client.endpoints.graph, mid)});
-        client
-            .send(
-                &format!("set the manager of {name}"),
-                Method::PUT,
-                &format!("{url}/$ref"),
-                Some(&body),
-                &[],
-            )
+        let changed = ensure_manager(&client, name, &id, &mid)
             .await
             .map_err(step_error)?;
         Ok(Outcome::Done(
-            json!({"id": id, "manager_id": mid, "changed": true}),
+            json!({"id": id, "manager_id": mid, "changed": changed}),
         ))
     }
+}
+
+/// Makes the user with object id `id` (called `name` in messages) report to the user with
+/// object id `manager_id`, through Graph `PUT /users/{id}/manager/$ref`; reads the current
+/// manager first, so a repeat changes nothing. Returns whether it changed.
+pub(crate) async fn ensure_manager(
+    client: &Client,
+    name: &str,
+    id: &str,
+    manager_id: &str,
+) -> Result<bool, tenure_vendors::VendorError> {
+    let url = format!("{}/users/{}/manager", client.endpoints.graph, segment(id));
+    let current = match client
+        .send(
+            &format!("read the manager of {name}"),
+            Method::GET,
+            &url,
+            None,
+            &[],
+        )
+        .await
+    {
+        Ok((_, cur)) => cur["id"].as_str().map(str::to_string),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    if current.as_deref() == Some(manager_id) {
+        return Ok(false);
+    }
+    let body = json!({"@odata.id": format!("{}/users/{}", client.endpoints.graph, manager_id)});
+    client
+        .send(
+            &format!("set the manager of {name}"),
+            Method::PUT,
+            &format!("{url}/$ref"),
+            Some(&body),
+            &[],
+        )
+        .await?;
+    Ok(true)
 }
 
 /// `entra.create_tap`: a new pass replaces the old one, so a repeat issues a fresh one.

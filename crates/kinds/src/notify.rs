@@ -138,27 +138,9 @@ impl Teams {
     }
 }
 
-/// Text as HTML: escaped, `**bold**` kept, blank lines as paragraphs, line breaks kept.
+/// A Markdown body as HTML (CommonMark; raw HTML in it is escaped).
 fn html(text: &str) -> String {
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    let mut bold = String::new();
-    for (i, part) in escaped.split("**").enumerate() {
-        if i % 2 == 1 {
-            bold.push_str("<strong>");
-            bold.push_str(part);
-            bold.push_str("</strong>");
-        } else {
-            bold.push_str(part);
-        }
-    }
-    bold.split("\n\n")
-        .map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>")))
-        .collect::<Vec<_>>()
-        .join("\n")
+    tenure_steps::markdown::to_html(text)
 }
 
 fn recipients(v: &Value) -> Vec<Value> {
@@ -272,10 +254,15 @@ mod tests {
     }
 
     #[test]
-    fn email_bodies_are_escaped_html() {
-        assert_eq!(
-            html("Hi **Ada** <x>\nline\n\nnext"),
-            "<p>Hi <strong>Ada</strong> &lt;x&gt;<br>line</p>\n<p>next</p>"
+    fn email_bodies_are_markdown_as_escaped_html() {
+        let html = html("Hi **Ada** <x>\nline\n\nnext <https://x.example>");
+        assert!(
+            html.contains("<p>Hi <strong>Ada</strong> &lt;x&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"https://x.example\">https://x.example</a>"),
+            "{html}"
         );
     }
 }

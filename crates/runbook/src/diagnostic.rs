@@ -76,6 +76,9 @@ codes! {
     ParamType = "RB0043": "a `with` parameter has the wrong type",
     ParamEnum = "RB0044": "a `with` parameter is not one of the allowed values",
     UnavailableKind = "RB0045": "`uses` names a step kind that cannot run yet",
+    UnknownRunbook = "RB0046": "`runbook.call` names a runbook that cannot be found or compiled",
+    CallCycle = "RB0047": "runbooks call each other in a cycle",
+    CallInputs = "RB0048": "`runbook.call` inputs do not fit the called runbook",
     InvalidDuration = "RB0050": "a duration is not valid",
     InvalidCron = "RB0051": "a schedule is not a valid cron expression",
     InvalidTimezone = "RB0052": "a timezone is not a known IANA zone",
@@ -208,6 +211,22 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of a source line a snippet shows.
+const SNIPPET_WIDTH: usize = 200;
+/// How many characters before the caret a clipped snippet keeps.
+const SNIPPET_CONTEXT: usize = 60;
+
+/// A character as a snippet shows it: control characters (other than tab) as their Unicode
+/// control pictures (NUL is `␀`), so a binary file cannot garble the terminal.
+fn visible(c: char) -> char {
+    match c {
+        '\t' => c,
+        '\0'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+        '\u{7f}' => '␡',
+        _ => c,
+    }
+}
+
 fn render_snippet(out: &mut String, source: &SourceFile, span: Span, label: Option<&str>) {
     if source.text().is_empty() {
         return;
@@ -223,13 +242,29 @@ fn render_snippet(out: &mut String, source: &SourceFile, span: Span, label: Opti
         .chars()
         .count()
         .max(1);
-    let pad: String = line
-        .chars()
-        .take(loc.col - 1)
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
+    // A long line (a minified or hostile file: one line of megabytes) is shown as a window
+    // around the caret; control characters (a NUL) as their visible symbols.
+    let chars: Vec<char> = line.chars().collect();
+    let col = (loc.col - 1).min(chars.len());
+    let first = if chars.len() <= SNIPPET_WIDTH {
+        0
+    } else {
+        col.saturating_sub(SNIPPET_CONTEXT)
+    };
+    let last = (first + SNIPPET_WIDTH).min(chars.len());
+    let caret_len = caret_len.min(last.saturating_sub(col)).max(1);
+    let shown: String = chars[first..last].iter().map(|&c| visible(c)).collect();
+    let (before, after) = (
+        if first > 0 { "…" } else { "" },
+        if last < chars.len() { "…" } else { "" },
+    );
+    let pad: String = chars[first..col]
+        .iter()
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
         .collect();
+    let pad = format!("{}{pad}", if first > 0 { " " } else { "" });
     let _ = writeln!(out, "{:width$} |", "");
-    let _ = writeln!(out, "{} | {}", loc.line, line);
+    let _ = writeln!(out, "{} | {before}{shown}{after}", loc.line);
     let _ = write!(out, "{:width$} | {}{}", "", pad, "^".repeat(caret_len));
     match label {
         Some(label) => {
@@ -281,6 +316,21 @@ mod tests {
             text,
             "r.yaml:3:13: error[RB0030]: unknown step\n  |\n3 |     needs: [crate_user]\n  |             ^^^^^^^^^^ not a step\n  help: did you mean `create_user`?\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret_and_control_characters_visibly() {
+        let text = format!("a: [{}, \0]\n", "x".repeat(1_000_000));
+        let src = SourceFile::new("big.yaml", text.as_str());
+        let at = text.find('\0').unwrap();
+        let d = Diagnostic::error(Code::YamlSyntax, Span::at(at, 1), "a NUL").with_label("here");
+        let rendered = d.render(&src);
+        assert!(rendered.len() < 1_000, "{} bytes", rendered.len());
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[2], format!("1 | …{}, ␀]", "x".repeat(58)));
+        assert_eq!(lines[3], format!("  | {}^ here", " ".repeat(61)));
+        let short = Diagnostic::error(Code::YamlSyntax, Span::at(0, 1), "x").render(&src);
+        assert!(short.lines().nth(2).unwrap().ends_with("xxx…"), "{short}");
     }
 
     #[test]

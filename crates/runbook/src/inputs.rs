@@ -1,10 +1,13 @@
 //! Typed runbook inputs: the declared types, and checking (and coercing) the values a run is
-//! started with, whether they come from JSON, a webhook mapping or `--input k=v`.
+//! started with, whether they come from JSON, a webhook mapping, `--input k=v` or an input
+//! file (where text-typed inputs take each scalar as written, see [`from_yaml`]).
 
 use chrono::{DateTime, NaiveDate};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::yaml::{self, Node};
 
 /// The type of an input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +147,46 @@ impl InputType {
             .map(|(i, v)| self.coerce(v).map_err(|e| format!("item {}: {e}", i + 1)))
             .collect()
     }
+}
+
+/// The value a YAML (or JSON, which is YAML) node gives an input of type `ty`. Text types
+/// (`string`, `secret`, and lists of them) take every scalar as written: `ticket: 0012` is
+/// `"0012"` and `1e3` is `"1e3"`, not a number turned back into text. `null` stays null (the
+/// input is not given). Every other type takes the YAML value, which [`InputSpec::check`] then
+/// checks.
+pub fn from_yaml(ty: &InputType, node: &Node) -> Value {
+    match (ty, &node.value) {
+        (
+            InputType::String | InputType::Secret,
+            yaml::Value::Int(_) | yaml::Value::Float(_) | yaml::Value::Bool(_),
+        ) => node.scalar_text().map_or(Value::Null, Value::String),
+        (InputType::List(items), yaml::Value::Seq(nodes)) => {
+            Value::Array(nodes.iter().map(|n| from_yaml(items, n)).collect())
+        }
+        _ => node.to_json(),
+    }
+}
+
+/// The inputs an input file gives, typed by the runbook's declarations through [`from_yaml`]
+/// (names it does not declare keep their YAML value, for [`resolve`] to report). `None` if
+/// the document is not a mapping.
+pub fn given_from_yaml(
+    specs: &IndexMap<String, InputSpec>,
+    node: &Node,
+) -> Option<serde_json::Map<String, Value>> {
+    let entries = node.as_map()?;
+    Some(
+        entries
+            .iter()
+            .map(|(k, v)| {
+                let value = match specs.get(&k.name) {
+                    Some(spec) => from_yaml(&spec.ty, v),
+                    None => v.to_json(),
+                };
+                (k.name.clone(), value)
+            })
+            .collect(),
+    )
 }
 
 /// A plain check for `local@domain.tld`, enough to catch typos; the vendor has the last word.
@@ -403,6 +446,37 @@ mod tests {
             secrets.check(&json!(["hunter2"])).unwrap_err(),
             "`***` is not one of the allowed values"
         );
+    }
+
+    #[test]
+    fn text_inputs_take_scalars_as_written() {
+        let text = "ticket: 0012\nratio: 1e3\nflag: true\nkey: 007\nkeys: [01, 2.50, x]\n\
+                    count: 0012\nnone: ~\nother: 0x1F\n";
+        let (node, diags) = yaml::parse(&crate::SourceFile::new("in.yaml", text));
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut specs = IndexMap::new();
+        specs.insert("ticket".to_string(), spec(InputType::String));
+        specs.insert("ratio".to_string(), spec(InputType::String));
+        specs.insert("flag".to_string(), spec(InputType::String));
+        specs.insert("key".to_string(), spec(InputType::Secret));
+        specs.insert(
+            "keys".to_string(),
+            spec(InputType::List(Box::new(InputType::Secret))),
+        );
+        specs.insert("count".to_string(), spec(InputType::Int));
+        specs.insert("none".to_string(), spec(InputType::String));
+        let given = given_from_yaml(&specs, &node.unwrap()).unwrap();
+        assert_eq!(
+            Value::Object(given.clone()),
+            json!({"ticket": "0012", "ratio": "1e3", "flag": "true", "key": "007",
+                   "keys": ["01", "2.50", "x"], "count": 12, "none": null, "other": "0x1F"})
+        );
+        let resolved = resolve(&specs, &given).unwrap_err();
+        assert_eq!(resolved[0].name, "other");
+        let list = yaml::parse(&crate::SourceFile::new("l.yaml", "[1]"))
+            .0
+            .unwrap();
+        assert!(given_from_yaml(&specs, &list).is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod template;
 pub mod yaml;
 
 pub use catalogue::{Catalogue, Field, FieldType, KindClass, KindSchema, SchemaCatalogue};
-pub use compile::{compile, Output};
+pub use compile::{compile, compile_with, Output, Runbooks, Unresolved};
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use plan::{Plan, Step, Trigger};
 pub use source::{Location, SourceFile, Span};

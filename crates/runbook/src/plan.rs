@@ -42,6 +42,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Steps run once if the run fails, in a topological order.
     pub on_failure: Vec<Step>,
+    /// The plans of the runbooks its `runbook.call` steps call, by runbook id, compiled when
+    /// this plan was (each with its own `calls`): a run pins them with its own plan.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub calls: std::collections::BTreeMap<String, Plan>,
     /// SHA-256 of the plan's canonical JSON (with this field empty): the pinned identity.
     pub hash: String,
 }

@@ -17,6 +17,10 @@ pub struct Node {
     pub value: Value,
     /// Where it stands in the source.
     pub span: Span,
+    /// The text of a plain scalar that resolved to null, a boolean or a number, as written
+    /// (`0012`, `1e3`, `true`): what a place that wants text takes instead of the resolved
+    /// value, so `ticket: 0012` given for a string is `"0012"`, not `"12"`.
+    pub plain: Option<String>,
 }
 
 /// The content of a [`Node`].
@@ -85,11 +89,14 @@ impl Node {
         }
     }
 
-    /// The text of any scalar (strings, numbers and booleans as written), for places that take
-    /// a string but forgive `ticket: 123`.
+    /// The text of any scalar (strings, numbers and booleans as written: `0012` stays
+    /// `0012`), for places that take a string but forgive `ticket: 123`.
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) if self.plain.is_some() => {
+                self.plain.clone()
+            }
             Value::Int(i) => Some(i.to_string()),
             Value::Float(f) => Some(f.to_string()),
             Value::Bool(b) => Some(b.to_string()),
@@ -132,6 +139,8 @@ impl Node {
 /// [`MAX_DOCUMENT_BYTES`] is refused unread, and aliases may expand to at most
 /// [`MAX_ALIAS_NODES`] nodes in all (a "billion laughs" file of a few hundred bytes would
 /// otherwise grow to gigabytes); past either limit parsing stops with an RB0001 diagnostic.
+/// Lists and mappings may nest at most [`MAX_DEPTH`] deep. A NUL byte (binary data) is refused
+/// the same way.
 pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
     if source.text().len() > MAX_DOCUMENT_BYTES {
         let d = Diagnostic::error(
@@ -144,6 +153,16 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         );
         return (None, vec![d]);
     }
+    // The scanner takes a NUL for the end of the input, which made a file of NULs "empty".
+    if let Some(at) = source.text().find('\0') {
+        let d = Diagnostic::error(
+            Code::YamlSyntax,
+            Span::at(at, 1),
+            "the file holds a NUL byte: it is binary data, not YAML text",
+        )
+        .with_label("a NUL byte");
+        return (None, vec![d]);
+    }
     let mut loader = Loader {
         source,
         stack: Vec::new(),
@@ -154,22 +173,34 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
         expanded: 0,
         stopped: false,
     };
+    // Events are pulled one at a time: `Parser::load` recurses once per nesting level, and a
+    // line of `- - - …` would overflow the stack before the depth limit could stop it.
     let mut parser = Parser::new_from_str(source.text());
-    if let Err(err) = parser.load(&mut loader, true) {
-        let start = offset_of(source, err.marker());
-        let mut message = err.info().to_string();
-        if let Some(rest) = message.strip_prefix("while ") {
-            message = rest.to_string();
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            Err(err) => {
+                let start = offset_of(source, err.marker());
+                let mut message = err.info().to_string();
+                if let Some(rest) = message.strip_prefix("while ") {
+                    message = rest.to_string();
+                }
+                loader.diagnostics.push(
+                    Diagnostic::error(
+                        Code::YamlSyntax,
+                        Span::at(start, 1),
+                        format!("invalid YAML: {message}"),
+                    )
+                    .with_label("here"),
+                );
+                return (None, loader.diagnostics);
+            }
+        };
+        let end = matches!(event, Event::StreamEnd);
+        loader.on_event(event, mark);
+        if end || loader.stopped {
+            break;
         }
-        loader.diagnostics.push(
-            Diagnostic::error(
-                Code::YamlSyntax,
-                Span::at(start, 1),
-                format!("invalid YAML: {message}"),
-            )
-            .with_label("here"),
-        );
-        return (None, loader.diagnostics);
     }
     if loader.stopped {
         return (None, loader.diagnostics);
@@ -177,8 +208,65 @@ pub fn parse(source: &SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
     (loader.root, loader.diagnostics)
 }
 
+/// The text of a top-level key's scalar value (the `runbook:` id of a runbook file), read as
+/// a stream of events without building the document: no alias is expanded and reading stops
+/// at the value, so looking a runbook up by id costs little, even beside a hostile file.
+/// `None` if the document is larger than [`MAX_DOCUMENT_BYTES`], is invalid before the key, is
+/// not a mapping, or has no such key with a scalar value.
+pub fn top_level_scalar(text: &str, key: &str) -> Option<String> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    let mut parser = Parser::new_from_str(text);
+    // Depth 1 is the root mapping, whose nodes alternate key, value: `slot` counts them.
+    let mut depth = 0usize;
+    let mut slot = 0usize;
+    let mut wanted = false;
+    loop {
+        let (event, _) = parser.next_token().ok()?;
+        match event {
+            Event::MappingStart(..) if depth == 0 => depth = 1,
+            Event::MappingStart(..) | Event::SequenceStart(..) if depth > 0 => {
+                if depth == 1 && wanted {
+                    return None;
+                }
+                depth += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                depth = depth.saturating_sub(1);
+                match depth {
+                    0 => return None,
+                    1 => slot += 1,
+                    _ => {}
+                }
+            }
+            Event::Scalar(value, ..) if depth == 1 => {
+                if wanted {
+                    return Some(value);
+                }
+                wanted = slot % 2 == 0 && value == key;
+                slot += 1;
+            }
+            Event::Alias(_) if depth == 1 => {
+                if wanted {
+                    return None;
+                }
+                slot += 1;
+            }
+            Event::Scalar(..) | Event::SequenceStart(..) if depth == 0 => return None,
+            Event::DocumentEnd | Event::StreamEnd => return None,
+            _ => {}
+        }
+    }
+}
+
 /// The largest YAML document [`parse`] reads (runbooks and input files are a few KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// The deepest nesting of lists and mappings a document may have (a runbook nests about ten;
+/// each `- ` of a line opens one, so without a bound a few MiB could nest a million deep and
+/// overflow the stack of whatever walks the tree).
+pub const MAX_DEPTH: usize = 128;
 
 /// The most nodes all the aliases of one document may expand to together.
 pub const MAX_ALIAS_NODES: usize = 10_000;
@@ -318,14 +406,17 @@ impl Loader<'_> {
             TScalarStyle::Plain => text.lines().next().map_or(0, str::len),
             _ => 1,
         };
-        let value = if quoted {
-            Value::Str(text)
+        let (value, plain) = if quoted {
+            (Value::Str(text), None)
         } else {
-            resolve_plain(text)
+            let value = resolve_plain(&text);
+            let plain = (!matches!(value, Value::Str(_))).then_some(text);
+            (value, plain)
         };
         Node {
             value,
             span: Span::at(start, raw_len.max(1)),
+            plain,
         }
     }
 }
@@ -350,8 +441,8 @@ fn quoted_len(rest: &str) -> Option<usize> {
     None
 }
 
-fn resolve_plain(text: String) -> Value {
-    match text.as_str() {
+fn resolve_plain(text: &str) -> Value {
+    match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -369,7 +460,7 @@ fn resolve_plain(text: String) -> Value {
             return Value::Float(f);
         }
     }
-    Value::Str(text)
+    Value::Str(text.to_string())
 }
 
 impl MarkedEventReceiver for Loader<'_> {
@@ -418,13 +509,26 @@ impl MarkedEventReceiver for Loader<'_> {
                     Some(n) => Node {
                         value: n.value.clone(),
                         span: Span::at(start, 1),
+                        plain: n.plain.clone(),
                     },
                     None => Node {
                         value: Value::Null,
                         span: Span::at(start, 1),
+                        plain: None,
                     },
                 };
                 self.push_node(node, 0);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.stopped = true;
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::YamlSyntax,
+                        Span::at(start, 1),
+                        format!("lists and mappings nest deeper than {MAX_DEPTH} levels"),
+                    )
+                    .with_label("this one passes the limit"),
+                );
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
                 start,
@@ -449,6 +553,7 @@ impl MarkedEventReceiver for Loader<'_> {
                         Node {
                             value: Value::Seq(items),
                             span: Span::new(s, start.max(s + 1)),
+                            plain: None,
                         },
                         anchor,
                     ),
@@ -461,6 +566,7 @@ impl MarkedEventReceiver for Loader<'_> {
                         Node {
                             value: Value::Map(entries),
                             span: Span::new(s, start.max(s + 1)),
+                            plain: None,
                         },
                         anchor,
                     ),
@@ -539,6 +645,62 @@ mod tests {
             diags[0].message,
             "the document is 4194305 bytes, more than the 4194304 a runbook may have"
         );
+    }
+
+    #[test]
+    fn a_top_level_scalar_is_read_without_the_rest() {
+        let id = |t: &str| top_level_scalar(t, "runbook");
+        assert_eq!(
+            id("runbook: onboard\nversion: 1\n").as_deref(),
+            Some("onboard")
+        );
+        assert_eq!(
+            id("version: 1\nsteps: {a: {runbook: no}}\nx: [runbook]\nrunbook: 'q'\n").as_deref(),
+            Some("q")
+        );
+        assert_eq!(id("{version: 1, runbook: \"j\"}").as_deref(), Some("j"));
+        assert_eq!(id("steps:\n  runbook: nested\n"), None);
+        assert_eq!(id("runbook: [a]\n"), None);
+        assert_eq!(id("- runbook\n"), None);
+        assert_eq!(id("runbook\n"), None);
+        assert_eq!(id("a: [1, 2\nrunbook: x\n"), None);
+        assert_eq!(id(&"\0".repeat(64)), None);
+        let (node, diags) = load("a: 1\n\0\0");
+        assert!(node.is_none());
+        assert_eq!(
+            diags[0].message,
+            "the file holds a NUL byte: it is binary data, not YAML text"
+        );
+        assert_eq!(diags[0].span.start, 5);
+        // Stops at the value: what follows (a syntax error here) is never read.
+        assert_eq!(id("runbook: r\nbad: [\n").as_deref(), Some("r"));
+        // An alias bomb before the key costs nothing: aliases are not expanded.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (i, c) in ('b'..='i').enumerate() {
+            let p = char::from(b'a' + i as u8);
+            bomb.push_str(&format!(
+                "{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            ));
+        }
+        bomb.push_str("runbook: lol\n");
+        assert_eq!(id(&bomb).as_deref(), Some("lol"));
+        assert_eq!(id(&"x".repeat(MAX_DOCUMENT_BYTES + 1)), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let started = std::time::Instant::now();
+        let (node, diags) = load(&format!("{}x\n", "- ".repeat(1_000_000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(node.is_none());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(
+            diags[0].message,
+            "lists and mappings nest deeper than 128 levels"
+        );
+        assert_eq!(diags[0].span.start, 256);
+        let (node, diags) = load(&format!("{}x\n", "- ".repeat(MAX_DEPTH)));
+        assert!(diags.is_empty() && node.is_some());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Control kinds: `approval` and `wait` park a run (the engine runs them itself);
-//! `http.request` (run by `tenure-kinds`) and `runbook.call` (unavailable for now) cover what
+//! `http.request` (run by `tenure-kinds`) and `runbook.call` (run by the engine: it parks the step until the called run ends) cover what
 //! no vendor kind does.
 
 use serde_json::json;
@@ -115,21 +115,29 @@ pub fn schemas() -> Vec<KindSchema> {
         ),
         KindSchema::action(
             "runbook.call",
-            "Run another runbook as one step and wait for it.",
+            "Run another runbook as one step and wait for it: the step parks (no worker, no polling) until the called run ends, succeeds with its outputs if it succeeded, and fails with its failing step and error otherwise.",
         )
-        .unavailable("no executor yet: the engine cannot start and await child runs")
         .param(Field::required(
             "runbook",
             FieldType::String,
-            "The id of the runbook to run.",
+            "The id of the runbook to run (a literal: it is compiled with this one, from the same directory).",
         ))
-        .param(Field::optional("inputs", FieldType::Object, "Its inputs."))
+        .param(Field::optional(
+            "inputs",
+            FieldType::Object,
+            "Its inputs, checked against its declared inputs (templates allowed in values).",
+        ))
+        .param(Field::optional(
+            "version",
+            FieldType::Int,
+            "The called runbook's version this call expects (compile error if it differs).",
+        ))
         .output("run_id", FieldType::String, "The child run's id.")
-        .output("status", FieldType::String, "The child run's final status.")
+        .output("status", FieldType::String, "The child run's final status (`succeeded`).")
         .output(
             "outputs",
             FieldType::Object,
-            "The child run's step outputs.",
+            "The child run's step outputs by step id (`outputs.STEP.NAME`; a list for a `for_each` step); secret outputs stay sealed.",
         ),
     ]
 }

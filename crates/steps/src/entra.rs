@@ -84,7 +84,7 @@ pub fn schemas() -> Vec<KindSchema> {
         .param(Field::optional(
             "manager",
             FieldType::String,
-            "The manager's object id or UPN.",
+            "The manager's object id or UPN: looked up before the user is created, set after (`PUT /users/{id}/manager/$ref`).",
         ))
         .param(
             Field::optional(

@@ -45,7 +45,7 @@ pub fn schemas() -> Vec<KindSchema> {
         KindSchema::action("psa.add_ticket_note", "Add a note to a ticket (once per run and step: the note carries a marker that is looked for first).")
             .param(provider())
             .param(Field::required("ticket", FieldType::String, "The ticket id."))
-            .param(Field::required("body", FieldType::String, "The note, e.g. `{{run.report}}` (empty: a summary of the run's finished steps)."))
+            .param(Field::required("body", FieldType::String, "The note in Markdown, e.g. `{{run.report}}` (the run's report so far)."))
             .param(Field::optional("internal", FieldType::Bool, "Hide the note from the end user.").default(json!(true)))
             .output("note_id", FieldType::String, "The note's id.")
             .output("added", FieldType::Bool, "False when an earlier attempt had added it."),

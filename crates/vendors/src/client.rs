@@ -61,32 +61,93 @@ pub async fn request(
         Some(status),
         started,
     ));
+    let sent = credentials(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     Ok(Response {
         status,
         retry_after: wait,
-        text: text?,
+        text: scrub_credentials(text?, &sent),
     })
 }
 
-/// The largest response body read: `TENURE_MAX_RESPONSE_BYTES`, 4 MiB by default.
+/// Whether a header carries a credential (`Authorization`, API keys and tokens, cookies).
+fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "cookie",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// The credentials among request headers: each such header's value, and the token of an
+/// `Authorization: Bearer …` (or any `SCHEME value`).
+fn credentials<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for (_, value) in headers.filter(|(n, _)| is_credential_header(n)) {
+        out.push(value);
+        if let Some((_, token)) = value.split_once(' ') {
+            out.push(token.trim());
+        }
+    }
+    out
+}
+
+/// `text` (a vendor's answer) with every credential the request carried replaced by `***`: a
+/// vendor that echoes its request, in an error or an answer, must not carry a client secret
+/// or token into step errors, outputs or logs.
+pub(crate) fn scrub_credentials(mut text: String, credentials: &[&str]) -> String {
+    for c in credentials {
+        // Very short values would also match ordinary text; no real credential is that short.
+        if c.len() >= 6 && text.contains(c) {
+            text = text.replace(c, "***");
+        }
+    }
+    text
+}
+
+/// The default of [`max_response_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// The largest response body read: `TENURE_MAX_RESPONSE_BYTES`, else
+/// [`DEFAULT_MAX_RESPONSE_BYTES`] (with a warning if the variable is not a positive number).
 pub fn max_response_bytes() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
-        std::env::var("TENURE_MAX_RESPONSE_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(4 << 20)
+        let Ok(text) = std::env::var("TENURE_MAX_RESPONSE_BYTES") else {
+            return DEFAULT_MAX_RESPONSE_BYTES;
+        };
+        match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                tracing::warn!(
+                    value = %text,
+                    "TENURE_MAX_RESPONSE_BYTES is not a positive number of bytes; using the default, {DEFAULT_MAX_RESPONSE_BYTES}"
+                );
+                DEFAULT_MAX_RESPONSE_BYTES
+            }
+        }
     })
 }
 
 /// The body as text, refused (permanently) past [`max_response_bytes`] without reading the rest.
-async fn read_bounded(mut resp: reqwest::Response, what: &str) -> Result<String, VendorError> {
+pub(crate) async fn read_bounded(
+    mut resp: reqwest::Response,
+    what: &str,
+) -> Result<String, VendorError> {
     let limit = max_response_bytes();
     let too_large = || {
         VendorError::permanent(
             "response_too_large",
-            format!("{what}: the answer is larger than {limit} bytes (TENURE_MAX_RESPONSE_BYTES)"),
+            format!(
+                "{what}: the answer is larger than {limit} bytes, the most Tenure reads; if it \
+                 is expected, set TENURE_MAX_RESPONSE_BYTES to a larger number of bytes"
+            ),
         )
     };
     if resp.content_length().is_some_and(|n| n > limit as u64) {
@@ -193,7 +254,7 @@ impl Client {
                 &self.requests,
             )
             .await?;
-        let mut req = self.http.request(method.clone(), url).bearer_auth(token);
+        let mut req = self.http.request(method.clone(), url).bearer_auth(&token);
         for (name, value) in headers {
             req = req.header(*name, value);
         }
@@ -219,7 +280,9 @@ impl Client {
             Some(status),
             started,
         ));
-        let text = text?;
+        let mut sent = credentials(headers.iter().map(|(n, v)| (*n, v.as_str())));
+        sent.push(token.as_str());
+        let text = scrub_credentials(text?, &sent);
         if status == 401 {
             // A revoked or expired token: sign in again on the next attempt.
             self.tokens.forget(&self.creds.tenant).await;
@@ -351,6 +414,22 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_echoed_credential_is_scrubbed() {
+        let headers = [
+            ("Authorization", "Bearer tok-123456"),
+            ("X-Api-Key", "k-abcdef"),
+            ("Content-Type", "application/json"),
+        ];
+        let sent = credentials(headers.iter().copied());
+        let echo = "auth: Bearer tok-123456, key k-abcdef, type application/json".to_string();
+        assert_eq!(
+            scrub_credentials(echo, &sent),
+            "auth: ***, key ***, type application/json"
+        );
+    }
+
     use super::*;
 
     #[test]

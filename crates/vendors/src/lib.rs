@@ -22,7 +22,9 @@ mod error;
 mod retry_after;
 mod token;
 
-pub use client::{max_response_bytes, request, Client, Response, MAX_PAGES};
+pub use client::{
+    max_response_bytes, request, Client, Response, DEFAULT_MAX_RESPONSE_BYTES, MAX_PAGES,
+};
 pub use endpoints::{Api, Endpoints, Secret, TenantCredentials};
 pub use error::VendorError;
 pub use retry_after::parse_retry_after;

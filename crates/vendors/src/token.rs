@@ -104,7 +104,8 @@ impl TokenCache {
         let started = Instant::now();
         let what = format!("sign in to tenant {}", creds.tenant);
         let req = http.post(&url);
-        let req = match &body {
+        let body_sent = body;
+        let req = match &body_sent {
             Body::Form(f) => req.form(f),
             Body::Json(j) => req.json(j),
         };
@@ -119,10 +120,18 @@ impl TokenCache {
         let status = resp.status().as_u16();
         requests.record(RequestSummary::new("POST", &path, Some(status), started));
         let retry_after = crate::retry_after::retry_after(resp.headers());
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| VendorError::connection(&what, &e))?;
+        // Bounded like every answer, and without the credentials just sent (a login endpoint
+        // that echoes its form must not put the client secret into an error).
+        let body = crate::client::read_bounded(resp, &what).await?;
+        let sent: Vec<&str> = match &body_sent {
+            Body::Form(f) => f
+                .iter()
+                .filter(|(k, _)| matches!(*k, "client_secret" | "refresh_token"))
+                .map(|(_, v)| v.as_str())
+                .collect(),
+            Body::Json(j) => vec![j["client_secret"].as_str().unwrap_or_default()],
+        };
+        let body = crate::client::scrub_credentials(body, &sent);
         if !(200..300).contains(&status) {
             return Err(VendorError::from_response(
                 &what,

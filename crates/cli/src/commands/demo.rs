@@ -1,6 +1,8 @@
 //! `tenure demo`: the main job end to end on embedded defaults. Starts the sandbox in this
-//! process, creates a fresh SQLite database, runs the offboarding runbook for a sandbox user
-//! (its approval gate approved by the demo), and shows what changed in the tenant.
+//! process, runs the offboarding runbook for a sandbox user (its approval gate approved by the
+//! demo), and shows what changed in the tenant. The run is recorded in the database given with
+//! `--db`, else in a fresh SQLite database in a temporary directory that is removed when the
+//! demo ends, however it ends (success, error or Ctrl-C).
 
 use std::process::ExitCode;
 
@@ -12,6 +14,10 @@ use tenure_engine::{StartRun, Trigger};
 
 use crate::load;
 
+/// The runbook the demo runs when there is no `runbooks/offboard-user.yaml` here (the demo
+/// works from any directory).
+const OFFBOARD: &str = include_str!("../../../../runbooks/offboard-user.yaml");
+
 /// Arguments of `tenure demo`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,63 +26,113 @@ pub struct Args {
     user: String,
 }
 
-/// `tenure demo`.
-pub fn run(args: Args) -> Result<ExitCode> {
-    let compiled = load::resolve("offboard-user")?;
-    let plan = compiled
-        .output
+/// The offboarding runbook: `runbooks/offboard-user.yaml` if there is one here, else the
+/// embedded copy.
+fn offboarding() -> Result<(String, tenure_runbook::Plan)> {
+    let (name, output) = match load::resolve("offboard-user") {
+        Ok(c) => (c.source.name().to_string(), c.output),
+        Err(_) => {
+            let source = tenure_runbook::SourceFile::new("offboard-user.yaml (built in)", OFFBOARD);
+            let output = tenure_runbook::compile(&source, &tenure_steps::catalogue());
+            (source.name().to_string(), output)
+        }
+    };
+    let plan = output
         .plan
-        .clone()
-        .context("runbooks/offboard-user.yaml does not compile")?;
+        .with_context(|| format!("{name} does not compile; `tenure validate {name}` says why"))?;
+    Ok((name, plan))
+}
+
+/// `tenure demo`, recording into `db` if given (`--db`), else into a temporary database.
+pub fn run(db: Option<&str>, args: Args) -> Result<ExitCode> {
+    let (name, plan) = offboarding()?;
+    // Removed when dropped: on return, on error, and on Ctrl-C (caught below).
+    let (temp, db) = match db {
+        Some(db) => (None, db.to_string()),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("tenure-demo-")
+                .tempdir()
+                .context("cannot create a temporary directory for the demo database")?;
+            let db = format!("sqlite:{}", dir.path().join("demo.db").display());
+            (Some(dir), db)
+        }
+    };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async move {
-        let sandbox = tenure_sandbox::Sandbox::new();
-        let (addr, _server) = sandbox
-            .serve("127.0.0.1:0".parse()?)
-            .await
-            .context("cannot start the sandbox")?;
-        let url = format!("http://{addr}");
-        let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let db = format!("sqlite:{}", dir.join("demo.db").display());
-        let mut registry = tenure_engine::builtin::registry();
-        tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
-        let engine = super::runs::open_with(&db, registry).await?;
-        println!("Tenure demo: sandbox at {url}, database {db}");
+    let code = rt.block_on(async {
+        tokio::select! {
+            code = demo(&db, temp.is_some(), &name, plan, &args) => code,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ninterrupted");
+                Ok(ExitCode::from(130))
+            }
+        }
+    });
+    // The runtime first (its tasks hold the database open), then the directory.
+    drop(rt);
+    drop(temp);
+    code
+}
+
+async fn demo(
+    db: &str,
+    temporary: bool,
+    name: &str,
+    plan: tenure_runbook::Plan,
+    args: &Args,
+) -> Result<ExitCode> {
+    let sandbox = tenure_sandbox::Sandbox::new();
+    let (addr, _server) = sandbox
+        .serve("127.0.0.1:0".parse()?)
+        .await
+        .context("cannot start the sandbox")?;
+    let url = format!("http://{addr}");
+    let mut registry = tenure_engine::builtin::registry();
+    tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
+    let engine = super::runs::open_with(db, registry).await?;
+    let shown = super::runs::redact_url(db);
+    if temporary {
+        println!("Tenure demo: sandbox at {url}, temporary database {shown}");
+    } else {
+        println!("Tenure demo: sandbox at {url}, database {shown}");
+    }
+    println!("Offboarding {} from Contoso with {name}\n", args.user);
+
+    let mut given = Map::new();
+    given.insert("tenant".into(), json!("contoso"));
+    given.insert("user".into(), json!(&args.user));
+    given.insert("forward_to".into(), json!("alex.wilber@contoso.example"));
+    given.insert(
+        "mailbox_access".into(),
+        json!("alex.wilber@contoso.example"),
+    );
+    let start = StartRun {
+        plan: Arc::new(plan),
+        inputs: given,
+        trigger: Trigger::new("demo", None),
+        dedup_key: None,
+    };
+    let id = engine
+        .start_run(start)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .id;
+    let code = super::runs::follow_with(&engine, &id, 0, false, true).await?;
+
+    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
+        .await?
+        .json()
+        .await?;
+    summarize(&state, &args.user);
+    if temporary {
         println!(
-            "Offboarding {} from Contoso with runbooks/offboard-user.yaml\n",
-            args.user
+            "\nThe demo's database was temporary and is removed now; to keep the run and \
+             read its log, give one: tenure --db sqlite:demo.db demo"
         );
-
-        let mut given = Map::new();
-        given.insert("tenant".into(), json!("contoso"));
-        given.insert("user".into(), json!(args.user));
-        given.insert("forward_to".into(), json!("alex.wilber@contoso.example"));
-        given.insert(
-            "mailbox_access".into(),
-            json!("alex.wilber@contoso.example"),
-        );
-        let start = StartRun {
-            plan: Arc::new(plan),
-            inputs: given,
-            trigger: Trigger::new("demo", None),
-            dedup_key: None,
-        };
-        let id = engine
-            .start_run(start)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .id;
-        let code = super::runs::follow_with(&engine, &id, 0, false, true).await?;
-
-        let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-            .await?
-            .json()
-            .await?;
-        summarize(&state, &args.user);
-        println!("\nThe full log: tenure --db {db} log {id}");
-        Ok(code)
-    })
+    } else {
+        println!("\nThe full log: tenure --db {shown} log {id}");
+    }
+    Ok(code)
 }
 
 fn summarize(state: &Value, upn: &str) {

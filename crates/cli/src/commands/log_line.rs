@@ -113,6 +113,23 @@ pub fn line(e: &Event) -> String {
             None => format!("{step}{} sleeps until {at}", item(i)),
         },
         EventKind::TimerFired { step } => format!("{step} woke"),
+        EventKind::ChildRunStarted {
+            step,
+            item: i,
+            runbook,
+            run,
+        } => format!("{step}{} called runbook {runbook}: run {run}", item(i)),
+        EventKind::ChildRunEnded {
+            step,
+            item: i,
+            run,
+            status,
+            error,
+            ..
+        } => match error {
+            Some(e) => format!("{step}{}: called run {run} ended {status}: {e}", item(i)),
+            None => format!("{step}{}: called run {run} ended {status}", item(i)),
+        },
         EventKind::OnFailureStarted { failed_step } => {
             format!("{failed_step} failed the run: on_failure steps start")
         }

@@ -1,9 +1,11 @@
-//! One module per subcommand (`log_line` renders journal events for the run commands).
+//! One module per subcommand (`log_line` renders journal events for the run commands; `out`
+//! writes the output of a run that must not stop when its reader goes away).
 
 pub mod demo;
 pub mod graph;
 pub mod log_line;
 pub mod operate;
+pub mod out;
 pub mod plan;
 pub mod runs;
 pub mod sandbox;

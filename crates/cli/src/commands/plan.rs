@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 use tenure_runbook::preview::{self, Preview};
 use tenure_runbook::{Renderer, SourceFile};
@@ -26,20 +26,24 @@ pub struct Args {
     json: bool,
 }
 
-/// Parses `--input-file` and `--input` into one map.
-pub fn gather_inputs(file: Option<&PathBuf>, pairs: &[String]) -> Result<Map<String, Value>> {
+/// Parses `--input-file` and `--input` into one map. The file's values are typed by the
+/// inputs `plan` declares (a text input takes a scalar as written: `0012` stays `"0012"`).
+pub fn gather_inputs(
+    plan: &tenure_runbook::Plan,
+    file: Option<&PathBuf>,
+    pairs: &[String],
+) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = load::read_yaml_file(path)?;
         let source = SourceFile::new(path.display().to_string(), text);
         let (node, diags) = tenure_runbook::yaml::parse(&source);
         if let Some(d) = diags.first() {
             bail!("{}", d.render(&source));
         }
-        match node.map(|n| n.to_json()) {
-            Some(Value::Object(m)) => out.extend(m),
-            _ => bail!(
+        match node.and_then(|n| tenure_runbook::inputs::given_from_yaml(&plan.inputs, &n)) {
+            Some(m) => out.extend(m),
+            None => bail!(
                 "{}: expected a mapping of input names to values",
                 path.display()
             ),
@@ -65,7 +69,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let given = gather_inputs(args.input_file.as_ref(), &args.inputs)?;
+    let given = gather_inputs(plan, args.input_file.as_ref(), &args.inputs)?;
     let renderer = Renderer::new();
     let catalogue = tenure_steps::catalogue();
     let resolved = match tenure_runbook::inputs::resolve(&plan.inputs, &given) {

@@ -16,6 +16,7 @@ use tenure_engine::{Decide, Engine, StartRun, TenantLookup, Trigger};
 use tenure_steps::Registry;
 
 use super::log_line::{line, progress_bar};
+use super::out::Out;
 use crate::{load, tenants};
 
 /// A runtime for one command.
@@ -120,7 +121,7 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let given = super::plan::gather_inputs(args.input_file.as_ref(), &args.inputs)?;
+    let given = super::plan::gather_inputs(&plan, args.input_file.as_ref(), &args.inputs)?;
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let start = StartRun {
@@ -154,7 +155,10 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
 
 /// Executes a run in this process with live progress (journal lines, and a progress bar per
 /// `for_each` step), from after journal event `shown` on. Exit code 0 only if it succeeded
-/// (or, after a rollback, was rolled back).
+/// (or, after a rollback, was rolled back). If the reader of the output goes away (`| head`),
+/// the run still goes on to its end, quietly; if this process is killed, the run stays in the
+/// database and a `tenure worker` finishes it (at once for a step not yet started, after the
+/// lease for one that was in progress).
 pub async fn follow(engine: &Engine, id: &str, shown: u64, json: bool) -> Result<ExitCode> {
     follow_with(engine, id, shown, json, false).await
 }
@@ -177,6 +181,7 @@ pub async fn follow_with(
         tokio::spawn(async move { worker.work_until(|| stop.load(Ordering::Relaxed)).await })
     };
     let mut changes = engine.subscribe();
+    let mut out = Out::new();
     let mut announced = false;
     let mut bars: HashMap<String, (usize, usize)> = HashMap::new();
     let status = loop {
@@ -184,14 +189,14 @@ pub async fn follow_with(
         let events = engine.events(id, shown).await?;
         if !json {
             for e in &events {
-                println!("{}", line(e));
+                out.line(line(e));
             }
             for step in record.plan.steps.iter().filter(|s| s.for_each.is_some()) {
                 let instances = record.machine.instances(&step.id);
                 let done = instances.iter().filter(|s| s.is_terminal()).count();
                 let progress = (done, instances.len());
                 if !instances.is_empty() && bars.get(&step.id) != Some(&progress) {
-                    println!("{}", progress_bar(&step.id, done, instances.len()));
+                    out.line(progress_bar(&step.id, done, instances.len()));
                     bars.insert(step.id.clone(), progress);
                 }
             }
@@ -207,7 +212,9 @@ pub async fn follow_with(
                     continue;
                 };
                 if approve {
-                    println!("             (demo) {approver} approves {step}");
+                    out.line(format_args!(
+                        "             (demo) {approver} approves {step}"
+                    ));
                     let decision = Decide {
                         run_id: id.to_string(),
                         step: step.to_string(),
@@ -222,7 +229,7 @@ pub async fn follow_with(
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     announced = false;
                 } else {
-                    eprintln!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]");
+                    out.note(format_args!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]"));
                 }
             }
         }
@@ -236,9 +243,9 @@ pub async fn follow_with(
     stop.store(true, Ordering::Relaxed);
     working.await.context("worker task")??;
     if json {
-        println!("{}", json!({"id": id, "status": status}));
+        out.line(json!({"id": id, "status": status}));
     } else {
-        eprintln!("run {id}: {}", status_name(status));
+        out.note(format_args!("run {id}: {}", status_name(status)));
     }
     Ok(
         if matches!(status, RunStatus::Succeeded | RunStatus::RolledBack) {
@@ -261,6 +268,9 @@ pub struct ListArgs {
     /// Only runs whose id, inputs or trigger contain this text (a UPN, a ticket number).
     #[arg(long)]
     search: Option<String>,
+    /// Only runs started by a `runbook.call` of this run.
+    #[arg(long)]
+    parent: Option<String>,
     /// At most this many runs (default: all, read a page at a time).
     #[arg(long)]
     limit: Option<usize>,
@@ -281,6 +291,7 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
             status: args.status,
             runbook: args.runbook,
             text: args.search,
+            parent: args.parent,
             before: None,
             limit: args.limit.unwrap_or(1000).min(1000),
         };
@@ -299,11 +310,14 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
             }
         }
         if args.json {
-            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at})).collect();
+            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at,
+                "parent": r.parent.as_ref().map(|(run, step, item)| json!({"run": run, "step": step, "item": item}))})).collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for r in &runs {
-                println!("{}  {:<10} {} v{}", r.id, status_name(r.status), r.plan.runbook, r.plan.version);
+                // A called run names the run and step that called it.
+                let called = r.parent.as_ref().map(|(run, step, _)| format!("  (called by {run} step {step})")).unwrap_or_default();
+                println!("{}  {:<10} {} v{}{called}", r.id, status_name(r.status), r.plan.runbook, r.plan.version);
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -322,9 +336,15 @@ pub struct LogArgs {
     /// Keep printing new events until the run ends.
     #[arg(long)]
     follow: bool,
+    /// Print the run's report instead of its events: what it did, step by step (Markdown).
+    #[arg(long, conflicts_with_all = ["json", "follow"])]
+    report: bool,
+    /// With --report: the report as HTML (as email carries it).
+    #[arg(long, requires = "report")]
+    html: bool,
 }
 
-/// `tenure log RUN` / `tenure log verify RUN`.
+/// `tenure log RUN` / `tenure log RUN --report` / `tenure log verify RUN`.
 pub fn log(db: &str, args: LogArgs) -> Result<ExitCode> {
     let (verify_only, run_id) = match args.target.as_slice() {
         [v, id] if v == "verify" => (true, id.clone()),
@@ -354,6 +374,15 @@ pub fn log(db: &str, args: LogArgs) -> Result<ExitCode> {
                     ExitCode::from(1)
                 }
             });
+        }
+        if args.report {
+            let report = engine.report(&run_id).await?;
+            if args.html {
+                print!("{}", report.html());
+            } else {
+                print!("{}", report.markdown);
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         let mut shown = 0;
         loop {

@@ -177,6 +177,21 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
             message: "the worker's lease ran out before its result was committed (it crashed, or its report did not commit); the next attempt finds work already done".into(),
             retry_after_ms: None,
         }),
+        Event::ChildEnded {
+            step,
+            item,
+            run,
+            status,
+            output,
+            message,
+        } => out.push(EventKind::ChildRunEnded {
+            step: step.clone(),
+            item: Some(*item),
+            run: run.clone(),
+            status: status_name(*status),
+            output: (*status == crate::machine::RunStatus::Succeeded).then(|| redact(output)),
+            error: message.clone(),
+        }),
         Event::Cancel { by } => out.push(EventKind::RunCancelled { by: by.clone() }),
         Event::Retry { steps, by } => out.push(EventKind::RunRetried {
             steps: steps.clone(),
@@ -188,20 +203,36 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
         Event::AttemptStarted { step, item, .. } => Some((step.as_str(), *item)),
         _ => None,
     };
-    let parked_wait = matches!(
-        event,
+    let timer_reason = match event {
         Event::Parked {
             park: Park::Wait { .. },
             ..
-        }
-    );
+        } => "wait",
+        Event::Parked {
+            park: Park::Call { .. },
+            ..
+        } => "call timeout",
+        _ => "approval expiry",
+    };
     for a in actions {
         match a {
             Action::Prepare { .. }
             | Action::CancelTimer { .. }
             | Action::Dequeue { .. }
             | Action::StoreOutput { .. } => {}
-            Action::StartQueued { .. } => {}
+            Action::StartQueued { .. } | Action::CancelChild { .. } => {}
+            Action::StartChild {
+                step,
+                item,
+                runbook,
+                run,
+                ..
+            } => out.push(EventKind::ChildRunStarted {
+                step: step.clone(),
+                item: Some(*item),
+                runbook: runbook.clone(),
+                run: run.clone(),
+            }),
             Action::Enqueue { step, item } => {
                 if claimed != Some((step.as_str(), *item)) {
                     out.push(EventKind::StepReady {
@@ -232,14 +263,7 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
                 step: step.clone(),
                 at: rfc3339(*at_ms),
                 item: Some(*item),
-                reason: Some(
-                    if parked_wait {
-                        "wait"
-                    } else {
-                        "approval expiry"
-                    }
-                    .into(),
-                ),
+                reason: Some(timer_reason.into()),
             }),
             Action::ApprovalResolved {
                 step,

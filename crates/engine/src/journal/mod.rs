@@ -179,6 +179,34 @@ pub enum EventKind {
         /// Who decided.
         decided_by: Vec<String>,
     },
+    /// A `runbook.call` instance started (or, after a retry, resumed) the run it calls.
+    ChildRunStarted {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: Option<u32>,
+        /// The called runbook.
+        runbook: String,
+        /// The called run's id.
+        run: String,
+    },
+    /// The run a `runbook.call` instance called ended.
+    ChildRunEnded {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: Option<u32>,
+        /// The called run's id.
+        run: String,
+        /// Its final status.
+        status: String,
+        /// The step's outputs when it succeeded (secrets as `***`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// What went wrong, when it did not succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A timer was set (wait, retry, approval expiry).
     TimerSet {
         /// Step id.

@@ -233,12 +233,33 @@ impl RunMachine {
                             message,
                             decisions: Vec::new(),
                         });
-                        expires_at_ms
+                        Some(expires_at_ms)
                     }
-                    Park::Wait { until_ms } => until_ms,
+                    Park::Wait { until_ms } => Some(until_ms),
+                    Park::Call { runbook, run, key } => {
+                        if !self.steps[&step].calls {
+                            return Err(Error::Invalid(format!(
+                                "step {step} is not a runbook.call"
+                            )));
+                        }
+                        actions.push(Action::StartChild {
+                            step: step.clone(),
+                            item,
+                            runbook,
+                            run,
+                            key,
+                        });
+                        // A call waits as long as its run takes, unless the step sets a
+                        // timeout (counted from its first attempt).
+                        self.steps[&step]
+                            .timed
+                            .then(|| self.deadline_at(&step, item, now_ms))
+                    }
                 };
                 self.set(&step, item, InstanceState::Parked { attempt });
-                actions.push(Action::SetTimer { step, item, at_ms });
+                if let Some(at_ms) = at_ms {
+                    actions.push(Action::SetTimer { step, item, at_ms });
+                }
             }
             Event::ApprovalDecided {
                 step,
@@ -270,6 +291,16 @@ impl RunMachine {
                     InstanceState::RetryWait { .. } => {
                         self.set(&step, item, InstanceState::Ready);
                         actions.push(Action::Enqueue { step, item });
+                    }
+                    InstanceState::Parked { .. } if self.steps[&step].calls => {
+                        // The step's timeout passed before its called run ended.
+                        actions.push(Action::CancelChild {
+                            step: step.clone(),
+                            item,
+                        });
+                        self.steps[&step].tallies[item as usize].generation += 1;
+                        let reason = "the called run did not end within the step's timeout (it is cancelled)";
+                        self.again_or_fail(step, item, 0, Err(Some(reason.into())), &mut actions);
                     }
                     InstanceState::Parked { .. } if self.steps[&step].gate.is_some() => {
                         self.expired(step, &mut actions);
@@ -314,7 +345,52 @@ impl RunMachine {
                     actions.push(Action::Enqueue { step, item });
                 }
             }
+            Event::ChildEnded {
+                step,
+                item,
+                run,
+                status,
+                output,
+                message,
+            } => {
+                let state = *self.slot(&step, item)?;
+                let node = &self.steps[&step];
+                if !node.calls || !matches!(state, InstanceState::Parked { .. }) {
+                    return Err(Error::Stale {
+                        step,
+                        item,
+                        attempt: 0,
+                        state,
+                    });
+                }
+                if node.timed {
+                    actions.push(Action::CancelTimer {
+                        step: step.clone(),
+                        item,
+                    });
+                }
+                if status == RunStatus::Succeeded {
+                    self.set(&step, item, InstanceState::Succeeded);
+                    actions.push(Action::StoreOutput {
+                        step: step.clone(),
+                        item,
+                        output,
+                    });
+                    self.instance_done(&step, &mut actions);
+                } else {
+                    // A failed run is resumed by the next attempt (an operator's retry); one
+                    // that ended otherwise cannot be, so the next attempt calls afresh.
+                    if status != RunStatus::Failed {
+                        self.steps[&step].tallies[item as usize].generation += 1;
+                    }
+                    let reason = message.unwrap_or_else(|| {
+                        format!("the called run {run} ended {}", super::status_name(status))
+                    });
+                    self.again_or_fail(step, item, 0, Err(Some(reason)), &mut actions);
+                }
+            }
             Event::Cancel { .. } => {
+                self.cancel_children(&mut actions);
                 self.cancel_all();
                 self.status = RunStatus::Cancelled;
                 actions.push(Action::Finish {
@@ -489,6 +565,7 @@ impl RunMachine {
             self.instance_done(&step, actions);
         } else {
             self.set(&step, 0, InstanceState::Cancelled);
+            self.cancel_children(actions);
             self.cancel_all();
             self.status = RunStatus::Denied;
             actions.push(Action::Finish {
@@ -741,12 +818,32 @@ impl RunMachine {
                 let (step, item) = (id.clone(), i as u32);
                 match s {
                     InstanceState::Parked { .. } => {
+                        if node.calls {
+                            actions.push(Action::CancelChild {
+                                step: step.clone(),
+                                item,
+                            });
+                        }
                         actions.push(Action::CancelTimer { step, item })
                     }
                     InstanceState::Ready | InstanceState::RetryWait { .. } => {
                         actions.push(Action::Dequeue { step, item })
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// Asks the store to cancel the run of every parked `runbook.call` instance.
+    fn cancel_children(&self, actions: &mut Vec<Action>) {
+        for (id, node) in self.steps.iter().filter(|(_, n)| n.calls) {
+            for (i, s) in node.instances.iter().enumerate() {
+                if matches!(s, InstanceState::Parked { .. }) {
+                    actions.push(Action::CancelChild {
+                        step: id.clone(),
+                        item: i as u32,
+                    });
                 }
             }
         }

@@ -106,6 +106,16 @@ pub enum Park {
         /// When it ends (unix ms).
         until_ms: u64,
     },
+    /// A `runbook.call`: the called run is started (or, after a retry, resumed) and the
+    /// instance waits for it to end.
+    Call {
+        /// The called runbook's id.
+        runbook: String,
+        /// The called run's id (derived from `key`, so a repeat names the same run).
+        run: String,
+        /// Its dedup key: `call:PARENT:STEP:ITEM:GENERATION`.
+        key: String,
+    },
 }
 
 /// Something that happened to the run.
@@ -248,6 +258,23 @@ pub enum Event {
         /// The attempt whose lease expired.
         attempt: u32,
     },
+    /// The run a parked `runbook.call` instance called has ended (delivered in the
+    /// transaction that ended it).
+    ChildEnded {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: u32,
+        /// The called run.
+        run: String,
+        /// How it ended.
+        status: RunStatus,
+        /// The step's outputs when it succeeded (`run_id`, `status`, `outputs`; secret values
+        /// sealed).
+        output: Value,
+        /// What went wrong, when it did not succeed (its failed step and error).
+        message: Option<String>,
+    },
     /// An operator cancels the run.
     Cancel {
         /// Who.
@@ -375,6 +402,28 @@ pub enum Action {
         status: RunStatus,
         /// The step that failed it, if any.
         failed_step: Option<String>,
+    },
+    /// Start the run a `runbook.call` instance calls (with the prepared child the report
+    /// carries); if that run exists already, resume it if it failed, or report its end if it
+    /// ended otherwise.
+    StartChild {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: u32,
+        /// The called runbook.
+        runbook: String,
+        /// The called run's id.
+        run: String,
+        /// Its dedup key.
+        key: String,
+    },
+    /// The run a parked `runbook.call` instance called is no longer wanted: cancel it.
+    CancelChild {
+        /// Step id.
+        step: String,
+        /// Item index.
+        item: u32,
     },
     /// The run held a concurrency key and ended: start the oldest run queued behind it.
     StartQueued {

@@ -230,6 +230,10 @@ pub(crate) struct Tally {
     /// Throttled answers so far (they raise the floor of the next throttling wait).
     #[serde(default)]
     throttles: u32,
+    /// A `runbook.call` instance: bumped when its called run ended in a way a retry cannot
+    /// resume (cancelled, denied, rolled back, timed out), so the next attempt calls afresh.
+    #[serde(default)]
+    generation: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -256,6 +260,13 @@ pub(crate) struct StepNode {
     deadline_ms: u64,
     /// An approval step's gate, once requested.
     gate: Option<Gate>,
+    /// A `runbook.call` step: its parked instances wait for a called run.
+    #[serde(default)]
+    calls: bool,
+    /// The step sets `timeout` (a call waits for its run that long at most; without one it
+    /// waits as long as the run takes).
+    #[serde(default)]
+    timed: bool,
 }
 
 /// The state of one run: its steps and instances, its stage, its status.
@@ -306,6 +317,8 @@ impl StepNode {
                 .as_millis()
                 .min(u128::from(u64::MAX)) as u64,
             gate: None,
+            calls: s.uses == "runbook.call",
+            timed: s.timeout.is_some(),
         }
     }
 }
@@ -441,6 +454,15 @@ impl RunMachine {
             .filter(|(_, n)| matches!(n.instances.first(), Some(InstanceState::Parked { .. })))
             .filter_map(|(id, n)| Some((id.as_str(), n.gate.as_ref()?)))
             .collect()
+    }
+
+    /// Which call of a `runbook.call` instance the next attempt makes (0 first; higher after
+    /// a called run ended in a way a retry cannot resume).
+    pub fn call_generation(&self, step: &str, item: u32) -> u32 {
+        self.steps
+            .get(step)
+            .and_then(|s| s.tallies.get(item as usize))
+            .map_or(0, |t| t.generation)
     }
 
     /// The run's concurrency key.

@@ -12,6 +12,7 @@
 
 mod backend;
 mod batch;
+mod calls;
 mod tx;
 mod writer;
 mod writes;
@@ -195,6 +196,8 @@ pub struct RunRecord {
     pub created_at: i64,
     /// Last change (unix ms).
     pub updated_at: i64,
+    /// The run, step and item of the `runbook.call` that started it.
+    pub parent: Option<(String, String, u32)>,
 }
 
 /// Which runs to list: all filters optional, newest first, in pages.
@@ -206,6 +209,8 @@ pub struct RunFilter {
     pub runbook: Option<String>,
     /// Free text found in the run id, inputs or trigger (a UPN, a ticket number).
     pub text: Option<String>,
+    /// Only runs started by a `runbook.call` of this run.
+    pub parent: Option<String>,
     /// The page after this run: (created_at, id) of the last run of the previous page.
     pub before: Option<(i64, String)>,
     /// At most this many runs.
@@ -218,6 +223,7 @@ impl Default for RunFilter {
             status: None,
             runbook: None,
             text: None,
+            parent: None,
             before: None,
             limit: 100,
         }
@@ -261,7 +267,18 @@ pub struct Store {
     changed: broadcast::Sender<String>,
 }
 
-const RUN_COLUMNS: &str = "id, plan_hash, context, machine, status, created_at, updated_at";
+const RUN_COLUMNS: &str = "id, plan_hash, context, machine, status, created_at, updated_at, parent_run, parent_step, parent_item";
+
+/// A run prepared for a `runbook.call` report: created in the report's transaction if the
+/// machine asks for it.
+pub struct PreparedRun(Box<tx::NewRun>);
+
+impl PreparedRun {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite:PATH` or
@@ -320,11 +337,37 @@ impl Store {
         concurrency_key: Option<String>,
         dedup_key: Option<String>,
     ) -> Result<(String, bool), Error> {
-        let uuid = uuid::Uuid::new_v4();
+        let new = Self::new_run(
+            plan,
+            context,
+            trigger,
+            concurrency_key,
+            dedup_key,
+            None,
+            None,
+        )?;
+        match self.writer.submit(Op::Create(new.0)).await? {
+            Reply::Created(id, existed) => Ok((id, existed)),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// A run made ready to be created by a `runbook.call` report: `id` (derived from the
+    /// call, so a repeat names the same run) and the calling run, step and item.
+    pub(crate) fn new_run(
+        plan: &Plan,
+        context: Value,
+        trigger: &str,
+        concurrency_key: Option<String>,
+        dedup_key: Option<String>,
+        id: Option<uuid::Uuid>,
+        parent: Option<(String, String, u32)>,
+    ) -> Result<PreparedRun, Error> {
+        let uuid = id.unwrap_or_else(uuid::Uuid::new_v4);
         let id = uuid.to_string();
         let mut context = context;
         context["run"]["id"] = json!(id);
-        let new = tx::NewRun {
+        Ok(PreparedRun(Box::new(tx::NewRun {
             id,
             runbook: plan.runbook.clone(),
             version: i64::from(plan.version),
@@ -338,11 +381,8 @@ impl Store {
             concurrency_key,
             dedup_key,
             seed: uuid.as_u64_pair().0,
-        };
-        match self.writer.submit(Op::Create(Box::new(new))).await? {
-            Reply::Created(id, existed) => Ok((id, existed)),
-            _ => Err(Error::Corrupt("unexpected writer reply".into())),
-        }
+            parent,
+        })))
     }
 
     /// Applies machine events to a run atomically, journaling what they and the machine's
@@ -367,6 +407,28 @@ impl Store {
             run_id: run_id.to_string(),
             fence,
             events,
+            child: None,
+        };
+        match self.writer.submit(op).await? {
+            Reply::Actions(actions) => Ok(actions),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    /// [`Store::report`] of a `runbook.call` attempt with the run it calls, prepared: the
+    /// run is created in the same transaction if the machine asks for it.
+    pub(crate) async fn report_call(
+        &self,
+        run_id: &str,
+        fence: Fence,
+        events: Vec<machine::Event>,
+        child: PreparedRun,
+    ) -> Result<Vec<Action>, Error> {
+        let op = Op::Transition {
+            run_id: run_id.to_string(),
+            fence: Some(fence),
+            events,
+            child: Some(child.0),
         };
         match self.writer.submit(op).await? {
             Reply::Actions(actions) => Ok(actions),
@@ -468,6 +530,9 @@ impl Store {
         if let Some(runbook) = &filter.runbook {
             param(&mut sql, " AND runbook = ?", runbook.clone());
         }
+        if let Some(parent) = &filter.parent {
+            param(&mut sql, " AND parent_run = ?", parent.clone());
+        }
         if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
             let like = format!(
                 "%{}%",
@@ -551,6 +616,16 @@ impl Store {
             status: parse_status(&row.try_get::<String, _>("status")?)?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            parent: match (
+                row.try_get::<Option<String>, _>("parent_run")?,
+                row.try_get::<Option<String>, _>("parent_step")?,
+                row.try_get::<Option<i64>, _>("parent_item")?,
+            ) {
+                (Some(run), Some(step), Some(item)) => {
+                    Some((run, step, u32::try_from(item).unwrap_or(0)))
+                }
+                _ => None,
+            },
         })
     }
 
@@ -587,35 +662,59 @@ impl Store {
     /// Every output of a run: (step, item, value), ordered by step and item, with sealed
     /// secrets opened.
     pub async fn outputs(&self, run_id: &str) -> Result<Vec<(String, u32, Value)>, Error> {
+        Ok(self.outputs_opened(run_id).await?.0)
+    }
+
+    /// [`Store::outputs`], and every secret it opened (wherever it stood, nested values of a
+    /// `runbook.call`'s outputs included), so what a step reports can be scrubbed of them.
+    pub async fn outputs_opened(
+        &self,
+        run_id: &str,
+    ) -> Result<(Vec<(String, u32, Value)>, Vec<String>), Error> {
         let rows = sqlx::query(
             "SELECT step, item, output FROM outputs WHERE run_id = $1 ORDER BY step, item",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let mut value: Value = serde_json::from_str(&r.try_get::<String, _>("output")?)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
-                if let Value::Object(map) = &mut value {
-                    for v in map.values_mut() {
-                        if let Some(sealed) =
-                            v.as_str().filter(|s| s.starts_with(crate::secrets::SEALED))
-                        {
-                            *v = json!(self
-                                .secrets
-                                .open(sealed)
-                                .map_err(|e| Error::Secrets(e.to_string()))?);
-                        }
-                    }
+        let mut opened = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut value: Value = serde_json::from_str(&r.try_get::<String, _>("output")?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            self.open_nested(&mut value, &mut opened)?;
+            out.push((
+                r.try_get("step")?,
+                r.try_get::<i64, _>("item")? as u32,
+                value,
+            ));
+        }
+        Ok((out, opened))
+    }
+
+    fn open_nested(&self, value: &mut Value, opened: &mut Vec<String>) -> Result<(), Error> {
+        match value {
+            Value::String(s) if s.starts_with(crate::secrets::SEALED) => {
+                let clear = self
+                    .secrets
+                    .open(s)
+                    .map_err(|e| Error::Secrets(e.to_string()))?;
+                opened.push(clear.clone());
+                *value = json!(clear);
+            }
+            Value::Array(items) => {
+                for v in items {
+                    self.open_nested(v, opened)?;
                 }
-                Ok((
-                    r.try_get("step")?,
-                    r.try_get::<i64, _>("item")? as u32,
-                    value,
-                ))
-            })
-            .collect()
+            }
+            Value::Object(map) => {
+                for v in map.values_mut() {
+                    self.open_nested(v, opened)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The head of a run's journal as the run row recorded it: (last sequence number, hash).

@@ -29,6 +29,8 @@ pub(crate) struct NewRun {
     pub concurrency_key: Option<String>,
     pub dedup_key: Option<String>,
     pub seed: u64,
+    /// The run, step and item of the `runbook.call` that starts it.
+    pub parent: Option<(String, String, u32)>,
 }
 
 /// Creates a run, or returns the run that already has its dedup key. Returns the run id and
@@ -55,11 +57,20 @@ pub(crate) async fn create_run(
         }
     }
     let now = now_ms();
+    let (parent_run, parent_step, parent_item) = match &new.parent {
+        Some((run, step, item)) => (
+            Some(run.clone()),
+            Some(step.clone()),
+            Some(i64::from(*item)),
+        ),
+        None => (None, None, None),
+    };
     let machine: RunMachine =
         serde_json::from_str(&new.machine).map_err(|e| Error::Corrupt(e.to_string()))?;
-    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '')",
+    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14)",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
-            (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into()]);
+            (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into(),
+            parent_run.into(), parent_step.into(), parent_item.into()]);
     batch.created(&new.id, machine, now);
     let created = Event::Created {
         runbook: new.runbook.clone(),
@@ -232,7 +243,7 @@ async fn start_attempt(
         });
         Some(events)
     };
-    match transition_with(conn, backend, key, batch, &task.run_id, None, make).await {
+    match transition_with(conn, backend, key, batch, &task.run_id, None, make, None).await {
         Ok(Some(actions)) => {
             // Going again may have been refused (the deadline passed while the lease was lost).
             let running = actions.iter().all(|a| !matches!(a, Action::Finish { .. }));
@@ -317,14 +328,43 @@ pub(crate) async fn transition(
     fence: Option<&Fence>,
     events: Vec<Event>,
 ) -> Result<Vec<Action>, Error> {
-    let actions =
-        transition_with(conn, backend, key, batch, run_id, fence, |_| Some(events)).await?;
+    transition_child(conn, backend, key, batch, run_id, fence, events, None).await
+}
+
+/// [`transition`] with the run a `runbook.call` report starts, prepared by the driver: it is
+/// created only if the machine asks for it ([`Action::StartChild`] naming its id).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn transition_child(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    key: &ChainKey,
+    batch: &mut Batch,
+    run_id: &str,
+    fence: Option<&Fence>,
+    events: Vec<Event>,
+    child: Option<&NewRun>,
+) -> Result<Vec<Action>, Error> {
+    let actions = transition_with(
+        conn,
+        backend,
+        key,
+        batch,
+        run_id,
+        fence,
+        |_| Some(events),
+        child,
+    )
+    .await?;
     batch.end_op(conn, backend).await?;
     Ok(actions.unwrap_or_default())
 }
 
 /// [`transition`] with the events made from the run's current machine (`None`: nothing to
 /// do). Everything is checked before anything is written or the batch's snapshot changes.
+/// What the transition asks of other runs (the next queued run, a called run started or
+/// cancelled, the caller of a run that ended woken) is done afterwards in the same
+/// transaction.
+#[allow(clippy::too_many_arguments)]
 async fn transition_with(
     conn: &mut AnyConnection,
     backend: &dyn Backend,
@@ -333,6 +373,7 @@ async fn transition_with(
     run_id: &str,
     fence: Option<&Fence>,
     make: impl FnOnce(&RunMachine) -> Option<Vec<Event>>,
+    child: Option<&NewRun>,
 ) -> Result<Option<Vec<Action>>, Error> {
     // The run row first, then its task rows: the one lock order (see `writer.rs`).
     let Some(snapshot) = batch.run(conn, backend, run_id).await? else {
@@ -359,6 +400,15 @@ async fn transition_with(
         journal_lines.extend(journal::entries(&event, &actions));
         all.extend(actions);
     }
+    for a in &all {
+        if let Action::StartChild { run, .. } = a {
+            if child.is_none_or(|c| &c.id != run) {
+                return Err(Error::Corrupt(format!(
+                    "the report does not carry the called run {run}"
+                )));
+            }
+        }
+    }
     if let Some(fence) = fence {
         // The report consumes the task it reports on; what the machine enqueues again is a
         // new row.
@@ -370,11 +420,13 @@ async fn transition_with(
     }
     let mut queued = None;
     let mut finished = false;
+    let mut others = Vec::new();
     for a in &all {
         carry_out(batch, run_id, a, now);
         match a {
             Action::Finish { .. } => finished = true,
             Action::StartQueued { key } => queued = Some(key.clone()),
+            Action::StartChild { .. } | Action::CancelChild { .. } => others.push(a.clone()),
             _ => {}
         }
     }
@@ -413,6 +465,28 @@ async fn transition_with(
             ))
             .await?;
         }
+    }
+    for a in others {
+        match a {
+            Action::StartChild {
+                step, item, run, ..
+            } => {
+                if let Some(new) = child {
+                    super::calls::start_child(
+                        conn, backend, key, batch, run_id, &step, item, &run, new,
+                    )
+                    .await?;
+                }
+            }
+            Action::CancelChild { step, item } => {
+                super::calls::cancel_children(conn, backend, key, batch, run_id, &step, item)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    if finished {
+        super::calls::wake_caller(conn, backend, key, batch, run_id).await?;
     }
     Ok(Some(all))
 }
@@ -469,6 +543,8 @@ fn carry_out(batch: &mut Batch, run_id: &str, action: &Action, now: i64) {
         | Action::Skipped { .. }
         | Action::OnFailure { .. }
         | Action::Finish { .. }
-        | Action::StartQueued { .. } => {}
+        | Action::StartQueued { .. }
+        | Action::StartChild { .. }
+        | Action::CancelChild { .. } => {}
     }
 }

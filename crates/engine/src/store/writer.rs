@@ -29,6 +29,8 @@ pub(crate) enum Op {
         run_id: String,
         fence: Option<Fence>,
         events: Vec<Event>,
+        /// The run a `runbook.call` report starts (the machine's `StartChild` names it).
+        child: Option<Box<NewRun>>,
     },
     Claim {
         owner: String,
@@ -86,6 +88,8 @@ impl Op {
                         | Action::EnqueueAt { .. }
                         | Action::SetTimer { .. }
                         | Action::Finish { .. }
+                        | Action::StartChild { .. }
+                        | Action::CancelChild { .. }
                 )
             }),
             _ => false,
@@ -330,7 +334,8 @@ async fn apply(
             run_id,
             fence,
             events,
-        } => tx::transition(
+            child,
+        } => tx::transition_child(
             conn,
             backend,
             key,
@@ -338,6 +343,7 @@ async fn apply(
             run_id,
             fence.as_ref(),
             events.clone(),
+            child.as_deref(),
         )
         .await
         .map(Reply::Actions),

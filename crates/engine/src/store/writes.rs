@@ -16,6 +16,7 @@ pub(crate) enum Bind {
     Int(i64),
     Text(String),
     OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 impl From<i64> for Bind {
@@ -39,6 +40,12 @@ impl From<String> for Bind {
 impl From<&String> for Bind {
     fn from(v: &String) -> Self {
         Bind::Text(v.clone())
+    }
+}
+
+impl From<Option<i64>> for Bind {
+    fn from(v: Option<i64>) -> Self {
+        Bind::OptInt(v)
     }
 }
 
@@ -106,6 +113,7 @@ fn bind_all<'q>(
             Bind::Int(v) => query.bind(v),
             Bind::Text(v) => query.bind(v),
             Bind::OptText(v) => query.bind(v),
+            Bind::OptInt(v) => query.bind(v),
         };
     }
     query

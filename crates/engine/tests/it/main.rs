@@ -2,6 +2,7 @@
 //! (`machine`, with its property test and trace corpus), and the engine API, store and driver
 //! on both databases (`store`).
 
+mod calls;
 mod db;
 mod machine;
 mod store;

@@ -494,39 +494,6 @@ fn marker(call: &Call<'_>) -> String {
     format!("[tenure {}]", call.idempotency_key())
 }
 
-/// The note's text: the body, or (while the run report is empty) a summary of the run.
-fn note_text(call: &Call<'_>) -> String {
-    let body = call.params["body"].as_str().unwrap_or_default().trim();
-    if !body.is_empty() {
-        return body.to_string();
-    }
-    let run = &call.context["run"];
-    let mut done: Vec<&str> = call.context["steps"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, s)| {
-            s["outputs"]
-                .as_object()
-                .is_some_and(|o| o.values().any(|v| !v.is_null()))
-                || s["outputs"].as_array().is_some_and(|a| !a.is_empty())
-        })
-        .map(|(id, _)| id.as_str())
-        .collect();
-    done.sort_unstable();
-    format!(
-        "Tenure runbook {} (version {}), run {}: steps finished so far: {}.",
-        run["runbook"].as_str().unwrap_or("?"),
-        run["version"],
-        call.run_id,
-        if done.is_empty() {
-            "none".to_string()
-        } else {
-            done.join(", ")
-        }
-    )
-}
-
 impl AddTicketNote {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let api = self.0.api(&call)?;
@@ -541,7 +508,10 @@ impl AddTicketNote {
                 json!({"note_id": id.to_string(), "added": false}),
             ));
         }
-        let text = format!("{}\n\n{marker}", note_text(&call));
+        // The body is required, and the engine never passes an empty one (empty means
+        // absent): `{{run.report}}` gives the run's report so far.
+        let body = param(call.params, "body")?.trim();
+        let text = format!("{body}\n\n{marker}");
         let id = api
             .add_note(ticket, &text, internal)
             .await
@@ -585,20 +555,10 @@ impl UpdateTicket {
     }
 }
 
-/// Markdown-ish text as HTML for Halo's `note_html`: escaped, line breaks kept.
+/// A note's Markdown (a run report, a runbook's text) as HTML for Halo's `note_html`: raw
+/// HTML in it is escaped.
 fn to_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("<br>"),
-            c => out.push(c),
-        }
-    }
-    out
+    tenure_steps::markdown::to_html(text)
 }
 
 #[cfg(test)]
@@ -624,6 +584,9 @@ mod tests {
 
     #[test]
     fn notes_are_escaped_for_html() {
-        assert_eq!(to_html("a<b>\n&"), "a&lt;b&gt;<br>&amp;");
+        let html = to_html("a<b>\n&\n\n- **done**");
+        assert!(html.contains("a&lt;b&gt;"), "{html}");
+        assert!(html.contains("&amp;"), "{html}");
+        assert!(html.contains("<li><strong>done</strong></li>"), "{html}");
     }
 }

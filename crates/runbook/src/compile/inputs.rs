@@ -153,7 +153,7 @@ impl Cx<'_> {
             };
             let mut allowed = Vec::new();
             for item in items {
-                match item_type.coerce(&item.to_json()) {
+                match item_type.coerce(&crate::inputs::from_yaml(&item_type, item)) {
                     Ok(v) => allowed.push(v),
                     Err(e) => self.push(
                         Diagnostic::error(
@@ -169,7 +169,7 @@ impl Cx<'_> {
         }
         if let Some(n) = decl.get("default") {
             if !matches!(n.value, Value::Null) {
-                match spec.check(&n.to_json()) {
+                match spec.check(&crate::inputs::from_yaml(&spec.ty, n)) {
                     Ok(v) => spec.default = Some(v),
                     Err(e) => {
                         self.push(

@@ -1,6 +1,7 @@
 //! The compiler: YAML node tree → checked [`Plan`]. Every problem becomes a [`Diagnostic`];
 //! the compiler never stops at the first one and never panics on any input.
 
+mod calls;
 mod graph;
 mod inputs;
 mod params;
@@ -17,6 +18,7 @@ use crate::source::{SourceFile, Span};
 use crate::template::Template;
 use crate::yaml::{self, Key, Node, Value};
 
+pub use calls::{Runbooks, Unresolved, CALL_KIND};
 pub use scope::{Root, Scope};
 
 /// What compiling one file produced: the plan if there were no errors, and every diagnostic
@@ -50,14 +52,34 @@ pub const TOP_KEYS: &[&str] = &[
     "on_failure",
 ];
 
-/// Compiles one runbook file against a catalogue of step kinds.
+/// Compiles one runbook file against a catalogue of step kinds. A `runbook.call` is not
+/// linked (its plan has no `calls`; a run of it is refused): use [`compile_with`] for that.
 pub fn compile(source: &SourceFile, catalogue: &dyn Catalogue) -> Output {
+    compile_inner(source, catalogue, None)
+}
+
+/// [`compile`], with the runbooks its `runbook.call` steps name found through `runbooks`,
+/// checked, and embedded in the plan ([`Plan::calls`]).
+pub fn compile_with(
+    source: &SourceFile,
+    catalogue: &dyn Catalogue,
+    runbooks: &dyn Runbooks,
+) -> Output {
+    compile_inner(source, catalogue, Some(runbooks))
+}
+
+fn compile_inner(
+    source: &SourceFile,
+    catalogue: &dyn Catalogue,
+    runbooks: Option<&dyn Runbooks>,
+) -> Output {
     let (root, mut diagnostics) = yaml::parse(source);
     let mut plan = None;
     if let Some(root) = root {
         let mut cx = Cx {
             src: source,
             catalogue,
+            runbooks,
             diags: std::mem::take(&mut diagnostics),
         };
         plan = cx.runbook(&root);
@@ -80,6 +102,8 @@ pub fn compile(source: &SourceFile, catalogue: &dyn Catalogue) -> Output {
 pub(crate) struct Cx<'a> {
     pub src: &'a SourceFile,
     pub catalogue: &'a dyn Catalogue,
+    /// Where `runbook.call` finds the runbooks it names (`None`: calls are not linked).
+    pub runbooks: Option<&'a dyn Runbooks>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -243,8 +267,13 @@ impl Cx<'_> {
             concurrency,
             steps,
             on_failure,
+            calls: Default::default(),
             hash: String::new(),
         };
+        self.link_calls(root, &mut plan);
+        if self.error_count() > errors_before {
+            return None;
+        }
         plan.hash = plan.compute_hash();
         Some(plan)
     }

@@ -1,7 +1,8 @@
 //! Integration tests of the runbook compiler: data-driven snapshots, the no-panic guarantee,
-//! and the JSON Schema. One binary keeps link times down.
+//! the JSON Schema and the YAML loader against hostile input. One binary keeps link times down.
 
 mod expect;
 mod no_panic;
 mod schema;
 mod snapshots;
+mod yaml_fuzz;

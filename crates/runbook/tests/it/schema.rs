@@ -35,7 +35,18 @@ fn schema_accepts_the_runbooks_and_rejects_bad_with() {
         !validator.is_valid(&unknown),
         "a missing user_principal_name must be rejected"
     );
-    let unavailable = as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: runbook.call\n    with: { runbook: other }\n");
+    let call = as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: runbook.call\n    with: { runbook: other, inputs: { a: 1 } }\n");
+    assert!(validator.is_valid(&call), "runbook.call runs");
+    // Every kind of the language runs now; one declared but unavailable is still left out.
+    let mut catalogue = tenure_steps::catalogue();
+    catalogue.insert(
+        tenure_runbook::KindSchema::action("example.unavailable", "test only")
+            .unavailable("it exists only in this test"),
+    );
+    let schema = runbook_schema(&catalogue);
+    let validator = jsonschema::draft7::new(&schema).expect("the schema is valid draft-07");
+    let unavailable =
+        as_json("runbook: t\nversion: 1\ntenant: x\nsteps:\n  a:\n    uses: example.unavailable\n");
     assert!(
         !validator.is_valid(&unavailable),
         "a kind that cannot run yet must be rejected"

@@ -1,0 +1,136 @@
+//! The report's wording of what the stock-runbook snapshots (`tests/e2e/reports`) do not reach:
+//! a pending approval, a `continue_on_error` failure, group-inherited licences, secrets.
+
+use serde_json::json;
+use tenure_runbook::{compile, SourceFile};
+
+use super::*;
+use crate::journal::ChainKey;
+
+fn plan(steps: &str) -> Plan {
+    let src = SourceFile::new(
+        "t.yaml",
+        format!("runbook: leaver\nversion: 2\ntenant: contoso\ninputs:\n  user: {{ type: email, required: true }}\n  token: {{ type: secret }}\nsteps:\n{steps}"),
+    );
+    let out = compile(&src, &tenure_steps::catalogue());
+    for d in &out.diagnostics {
+        eprintln!("{}", d.render(&src));
+    }
+    out.plan.expect("compiles")
+}
+
+fn journal(kinds: Vec<EventKind>) -> Vec<Event> {
+    let key = ChainKey::derive(&[7; 32]);
+    let mut out: Vec<Event> = Vec::new();
+    for (n, kind) in kinds.into_iter().enumerate() {
+        let at = format!("2026-11-30T10:{:02}:00.000Z", n % 60);
+        let e = Event::next(&key, "run-1", out.last(), at, kind);
+        out.push(e);
+    }
+    out
+}
+
+fn created() -> EventKind {
+    EventKind::RunCreated {
+        runbook: "leaver".into(),
+        version: 2,
+        plan_hash: "h".into(),
+        trigger: "cli by operator".into(),
+    }
+}
+
+fn context() -> Value {
+    json!({
+        "inputs": {"user": "alex.wilber@contoso.example", "token": format!("{}00ff", crate::secrets::SEALED)},
+        "tenant": {"id": "contoso", "domain": "contoso.example", "name": "Contoso"},
+        "run": {"id": "", "report": ""},
+        "vars": {},
+    })
+}
+
+#[test]
+fn a_pending_approval_says_who_is_asked() {
+    let p = plan("  approve:\n    uses: approval\n    with: { approvers: [it-lead@msp.example], message: go? }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::StepReady {
+            step: "approve".into(),
+            item: Some(0),
+        },
+        EventKind::ApprovalRequested {
+            step: "approve".into(),
+            approvers: vec!["it-lead@msp.example".into()],
+            expires_at: "2026-12-02T10:00:00.000Z".into(),
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(md.contains("**In progress**"), "{md}");
+    assert!(
+        md.contains(
+            "- **approve**: Waiting for it-lead@msp.example (asked; expires 2026-12-02 10:00 UTC)."
+        ),
+        "{md}"
+    );
+}
+
+#[test]
+fn warnings_name_inherited_licences_and_failures_the_run_carried_on_after() {
+    let p = plan("  strip:\n    uses: licence.remove_all\n    with: { user: \"{{inputs.user}}\" }\n  mail:\n    uses: notify.email\n    needs: [strip]\n    with: { to: \"{{inputs.token}}\", subject: Gone, body: bye }\n  note:\n    uses: psa.add_ticket_note\n    needs: [mail]\n    continue_on_error: true\n    with: { ticket: \"1001\", body: \"{{run.report}}\" }\n");
+    let ok = |step: &str, output: Value| EventKind::AttemptSucceeded {
+        step: step.into(),
+        item: Some(0),
+        attempt: 1,
+        output,
+    };
+    let events = journal(vec![
+        created(),
+        ok(
+            "strip",
+            json!({"id": "u-1", "removed": ["SPB"], "inherited": ["SPE_E3"]}),
+        ),
+        ok("mail", json!({"message_id": "run-1:mail:0"})),
+        EventKind::AttemptStarted {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 3,
+            owner: "w".into(),
+        },
+        EventKind::AttemptFailed {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 3,
+            class: "transient".into(),
+            code: "http_500".into(),
+            message: "Halo answered 500: database unavailable".into(),
+            retry_after_ms: None,
+        },
+        EventKind::GaveUp {
+            step: "note".into(),
+            item: Some(0),
+            reason: "the retry budget (3 attempts) is used up".into(),
+        },
+        EventKind::RunFinished {
+            status: "succeeded".into(),
+            error: None,
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(md.starts_with("## Run report: leaver v2\n\n**Succeeded** at 2026-11-30 10:06 UTC. Run `run-1` for Contoso (contoso), started 2026-11-30 10:00 UTC (from the command line by operator)."), "{md}");
+    assert!(md.contains("- **strip**: Removed the licences of alex.wilber@contoso.example: Microsoft 365 Business Premium (SPB)."), "{md}");
+    assert!(md.contains("### Warnings\n\n- **strip**: alex.wilber@contoso.example keeps Microsoft 365 E3 (SPE_E3): assigned through a group"), "{md}");
+    assert!(md.contains("- **note**: Failed after 3 attempt(s): Halo answered 500: database unavailable (http_500). The retry budget (3 attempts) is used up. The run carried on (`continue_on_error`)."), "{md}");
+    assert!(
+        md.contains("- **note**: failed and the run carried on: Halo answered 500"),
+        "{md}"
+    );
+    assert!(!md.contains("### Failures"), "{md}");
+    // A secret input is `***`, never its sealed or clear text.
+    assert!(
+        md.contains("- **mail**: Emailed ***: \u{201c}Gone\u{201d}."),
+        "{md}"
+    );
+    assert!(!md.contains(crate::secrets::SEALED), "{md}");
+    // The step being rendered is left out of its own report.
+    let md = build(&p, &context(), &events, Some("note")).markdown;
+    assert!(!md.contains("**note**"), "{md}");
+}
