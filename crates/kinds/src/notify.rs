@@ -6,11 +6,13 @@
 //!   200 with an "HTTP error" text is a failure (429 transient). The webhook URL is a secret
 //!   (its `sig=` is the credential) and only its path is journaled.
 //! - `notify.email` sends through Microsoft Graph `POST /users/{from}/sendMail` from a
-//!   configured mailbox, the body rendered to HTML.
+//!   configured mailbox, or through an SMTP relay ([`crate::smtp`]) when one is configured; the
+//!   Markdown body is rendered to HTML (`tenure_steps::markdown::to_html`).
 //!
 //! Neither vendor has an idempotency key or a way to find what was sent, so both are
 //! at-least-once: an attempt that fails after the vendor accepted the message (a lost answer)
-//! sends it again when retried.
+//! sends it again when retried. Over SMTP every attempt carries the same `Message-ID`, so
+//! receivers that keep one copy per id show it once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub struct NotifyConfig {
     pub email_from: Option<String>,
     /// The tenant that mailbox is in (default: the run's tenant).
     pub email_tenant: Option<String>,
+    /// Send email through this SMTP relay instead of Graph (`email_from` is then the From
+    /// address).
+    pub smtp: Option<crate::smtp::SmtpConfig>,
 }
 
 /// Registers `notify.teams` and `notify.email`.
@@ -138,30 +143,8 @@ impl Teams {
     }
 }
 
-/// Text as HTML: escaped, `**bold**` kept, blank lines as paragraphs, line breaks kept.
-fn html(text: &str) -> String {
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;");
-    let mut bold = String::new();
-    for (i, part) in escaped.split("**").enumerate() {
-        if i % 2 == 1 {
-            bold.push_str("<strong>");
-            bold.push_str(part);
-            bold.push_str("</strong>");
-        } else {
-            bold.push_str(part);
-        }
-    }
-    bold.split("\n\n")
-        .map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn recipients(v: &Value) -> Vec<Value> {
+/// The addresses of a `to`/`cc` parameter (a list, or a comma-separated string).
+fn addresses(v: &Value) -> Vec<String> {
     let list: Vec<&str> = match v {
         Value::String(s) => s.split(',').map(str::trim).collect(),
         Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
@@ -169,6 +152,13 @@ fn recipients(v: &Value) -> Vec<Value> {
     };
     list.into_iter()
         .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Graph's recipient list.
+fn recipients(list: &[String]) -> Vec<Value> {
+    list.iter()
         .map(|a| json!({"emailAddress": {"address": a}}))
         .collect()
 }
@@ -184,18 +174,34 @@ impl Email {
             .ok_or_else(|| {
                 StepError::permanent(
                     "not_configured",
-                    "no mailbox to send from: set [email] from in tenure.toml, or give `from:`",
+                    "no address to send from: set [email] from in tenure.toml, or give `from:`",
                 )
             })?
             .to_string();
         let subject = param(p, "subject")?;
         let body = param(p, "body")?;
-        let to = recipients(&p["to"]);
+        let to = addresses(&p["to"]);
+        let cc = addresses(&p["cc"]);
         if to.is_empty() {
             return Err(StepError::permanent(
                 "invalid_params",
                 "`to` needs at least one address",
             ));
+        }
+        let html = tenure_steps::markdown::to_html(body);
+        let key = call.idempotency_key();
+        if let Some(smtp) = &config.smtp {
+            let email = crate::smtp::Email {
+                from: &from,
+                to: &to,
+                cc: &cc,
+                subject,
+                markdown: body,
+                html,
+                key: &key,
+            };
+            let id = crate::smtp::send(smtp, &email, call.requests).await?;
+            return Ok(Outcome::Done(json!({"message_id": id})));
         }
         // The mailbox may live in another tenant (the MSP's own): act there.
         let context;
@@ -209,13 +215,12 @@ impl Email {
             }
             None => self.0.client(&call)?,
         };
-        let key = call.idempotency_key();
         let message = json!({
             "message": {
                 "subject": subject,
-                "body": {"contentType": "HTML", "content": html(body)},
-                "toRecipients": to,
-                "ccRecipients": recipients(&p["cc"]),
+                "body": {"contentType": "HTML", "content": html},
+                "toRecipients": recipients(&to),
+                "ccRecipients": recipients(&cc),
                 "internetMessageHeaders": [{"name": "X-Tenure-Instance", "value": key}],
             },
             "saveToSentItems": true,
@@ -269,13 +274,5 @@ mod tests {
         assert!(facts.contains(&json!({"title": "Tenant", "value": "Contoso"})));
         assert!(facts.contains(&json!({"title": "Devices", "value": "2"})));
         assert_eq!(content["actions"][0]["type"], "Action.OpenUrl");
-    }
-
-    #[test]
-    fn email_bodies_are_escaped_html() {
-        assert_eq!(
-            html("Hi **Ada** <x>\nline\n\nnext"),
-            "<p>Hi <strong>Ada</strong> &lt;x&gt;<br>line</p>\n<p>next</p>"
-        );
     }
 }

@@ -51,9 +51,19 @@ impl Harness {
     /// A harness over `sandbox` with replication lag on ([`LAG`]), its kinds waiting for a
     /// vendor that is not ready with `patience`.
     async fn with(sandbox: Sandbox, patience: Patience) -> Harness {
+        Harness::with_vendors(sandbox, patience, |v, _| v).await
+    }
+
+    /// [`Harness::with`], the vendors adjusted by `adjust` (given the sandbox's SMTP address).
+    async fn with_vendors(
+        sandbox: Sandbox,
+        patience: Patience,
+        adjust: impl FnOnce(Vendors, std::net::SocketAddr) -> Vendors,
+    ) -> Harness {
         let (addr, _task) = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         std::mem::forget(_task);
         let url = format!("http://{addr}");
+        let smtp = sandbox.smtp_addr().expect("the SMTP listener runs");
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
             .await
@@ -61,7 +71,7 @@ impl Harness {
         let mut registry = tenure_engine::builtin::registry();
         tenure_kinds::register(
             &mut registry,
-            Vendors::sandbox(&url).with_patience(patience),
+            adjust(Vendors::sandbox(&url).with_patience(patience), smtp),
         );
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
         let engine = Engine::new(
@@ -1632,7 +1642,7 @@ async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
     assert_eq!(mails[0]["from"], "megan.bowen@contoso.example");
     let html = mails[0]["message"]["body"]["content"].as_str().unwrap();
     assert!(
-        html.contains("<strong>Ada</strong>") && html.contains("&lt;https://x&gt;"),
+        html.contains("<strong>Ada</strong>") && html.contains("<a href=\"https://x\">"),
         "{html}"
     );
     // The webhook's signature never reaches the journal.
@@ -1655,7 +1665,7 @@ async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
     // Permanent errors fail once, saying what is wrong.
     for (steps, expected) in [
         ("  s:\n    uses: notify.teams\n    with: { channel: ops, message: hi }\n", "no Teams channel `ops`"),
-        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no mailbox to send from"),
+        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no address to send from"),
         ("  s:\n    uses: notify.email\n    with: { from: nobody@contoso.example, to: [alex.wilber@contoso.example], subject: s, body: b }\n", "send mail as nobody@contoso.example: 404"),
     ] {
         let (id, run) = h.run(&Harness::plan(&with_retries(steps))).await;
@@ -1667,4 +1677,192 @@ async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert!(failures[0].contains(expected), "{}", failures[0]);
     }
+}
+
+const SMTP_MAIL: &str = "  pw:\n    uses: password.generate\n    with: { length: 20 }\n  share:\n    uses: password.share\n    with: { method: direct, secret: \"{{steps.pw.outputs.password}}\" }\n  mail:\n    uses: notify.email\n    with: { to: [ada.lovelace@contoso.example], cc: [alex.wilber@contoso.example], subject: Welcome Ada, body: \"Hello **Ada**\\n\\nYour password: `{{steps.share.outputs.secret}}`\\n\\n<b>not markup</b>\" }\n";
+
+/// A harness whose `notify.email` submits to the sandbox's SMTP listener over TCP.
+async fn smtp_harness() -> Harness {
+    Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, |v, smtp| {
+        v.with_smtp(tenure_kinds::SmtpConfig::sandbox(smtp), "it@msp.example")
+    })
+    .await
+}
+
+fn smtp_messages(state: &Value) -> Vec<Value> {
+    state["inbox"]["email"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["transport"] == "smtp")
+        .cloned()
+        .collect()
+}
+
+async fn failures(h: &Harness, id: &str) -> Vec<String> {
+    h.journal(id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_smtp_arrives_once_as_text_and_html_and_fails_clearly() {
+    let h = smtp_harness().await;
+    let (id, run) = h.run(&Harness::plan(SMTP_MAIL)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let message_id = h.outputs(&id, "mail").await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message_id.starts_with("tenure.") && message_id.ends_with("@msp.example"),
+        "{message_id}"
+    );
+    let mails = smtp_messages(&h.state().await);
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let m = &mails[0];
+    assert_eq!(m["message_id"], message_id.as_str());
+    assert_eq!(m["from"], "it@msp.example");
+    assert_eq!(m["to"], json!(["ada.lovelace@contoso.example"]));
+    assert_eq!(m["cc"], json!(["alex.wilber@contoso.example"]));
+    assert_eq!(
+        m["envelope"]["to"],
+        json!([
+            "ada.lovelace@contoso.example",
+            "alex.wilber@contoso.example"
+        ])
+    );
+    assert_eq!(m["subject"], "Welcome Ada");
+    assert_eq!(m["content_type"], "multipart/alternative");
+    assert_eq!(m["authenticated_as"], "tenure-sandbox");
+    assert_eq!(m["headers"]["X-Tenure-Instance"], format!("{id}:mail:0"));
+    let text = m["text"].as_str().unwrap();
+    let html = m["html"].as_str().unwrap();
+    assert!(
+        text.contains("Hello **Ada**") && text.contains(&password),
+        "{text}"
+    );
+    assert!(
+        html.contains("<strong>Ada</strong>")
+            && html.contains(&format!("<code>{password}</code>"))
+            && html.contains("&lt;b&gt;not markup&lt;/b&gt;"),
+        "{html}"
+    );
+    // The submission is journaled as a summary; the password only travels in the message.
+    assert!(journal.iter().any(|e| matches!(e, EventKind::RequestSummary { method, status: Some(250), .. } if method == "SMTP")), "{journal:#?}");
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains(&password), "the password is not journaled");
+    assert!(!text.contains("sandbox-secret"));
+
+    // A repeat (a crash before the success was recorded) submits the same Message-ID again:
+    // the mailbox keeps one copy, and shows that it was received twice.
+    let before = h.counters().await;
+    assert_eq!(
+        h.repeat(&id, "mail").await["message_id"],
+        message_id.as_str()
+    );
+    assert_eq!(
+        h.counters().await,
+        before,
+        "the repeat delivered nothing new"
+    );
+    let mails = smtp_messages(&h.state().await);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["received"], 2);
+
+    // 30% of MAIL/RCPT/DATA answered 421 or 451: retried to one delivery.
+    h.faults(json!([
+        {"path": "/smtp", "method": "RCPT", "status": 421, "rate": 0.3},
+        {"path": "/smtp", "status": 451, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SMTP_MAIL))).await;
+    let hits: Value = h
+        .http
+        .get(format!("{}/_sandbox/faults", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert!(hits["hits"].as_u64().unwrap() > 0, "faults were injected");
+    let failed = failures(&h, &id).await;
+    assert!(
+        !failed.is_empty() && failed.iter().all(|f| f.contains(" 4")),
+        "{failed:?}"
+    );
+    assert_eq!(smtp_messages(&h.state().await).len(), 2, "one more message");
+
+    // A permanent refusal fails once, with the relay's answer.
+    h.faults(json!([{"path": "/smtp", "method": "DATA", "status": 550, "rate": 1.0}]))
+        .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SMTP_MAIL))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("smtp://127.0.0.1:") && failed[0].contains("550"),
+        "{}",
+        failed[0]
+    );
+    let text = serde_json::to_string(&h.journal(&id).await).unwrap();
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.contains(&password));
+    assert_eq!(
+        smtp_messages(&h.state().await).len(),
+        2,
+        "nothing delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_relay_refusing_the_connection_is_transient_and_wrong_credentials_permanent() {
+    // Nothing listens on this port: a connection error, retried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let h = Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, move |v, _| {
+        v.with_smtp(
+            tenure_kinds::SmtpConfig::sandbox(format!("127.0.0.1:{port}").parse().unwrap()),
+            "it@msp.example",
+        )
+    })
+    .await;
+    let step = "  s:\n    uses: notify.email\n    retry: { attempts: 3, backoff: fixed, delay: 5ms }\n    with: { to: [ada.lovelace@contoso.example], subject: s, body: b }\n";
+    let (id, run) = h.run(&Harness::plan(step)).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 3, "retried: {failed:?}");
+
+    // A wrong password: 535, permanent, and the password is nowhere.
+    let h = Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, |v, smtp| {
+        let mut c = tenure_kinds::SmtpConfig::sandbox(smtp);
+        c.password = Some(tenure_vendors::Secret::new("wrong-password-123"));
+        v.with_smtp(c, "it@msp.example")
+    })
+    .await;
+    let (id, run) = h.run(&Harness::plan(step)).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("535"), "{}", failed[0]);
+    let text = serde_json::to_string(&h.journal(&id).await).unwrap();
+    assert!(!text.contains("wrong-password-123"));
 }

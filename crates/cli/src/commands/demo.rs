@@ -40,7 +40,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::create_dir_all(&dir)?;
         let db = format!("sqlite:{}", dir.join("demo.db").display());
         let mut registry = tenure_engine::builtin::registry();
-        tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
+        let mut vendors = tenure_kinds::Vendors::sandbox(&url);
+        if let Some(smtp) = sandbox.smtp_addr() {
+            vendors = vendors.with_smtp(
+                tenure_kinds::SmtpConfig::sandbox(smtp),
+                crate::config::SANDBOX_FROM,
+            );
+        }
+        tenure_kinds::register(&mut registry, vendors);
         let engine = super::runs::open_with(&db, registry).await?;
         println!("Tenure demo: sandbox at {url}, database {db}");
         println!(
