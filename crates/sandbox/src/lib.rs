@@ -27,6 +27,7 @@ mod psa;
 mod pwpush;
 mod shared;
 mod smtp;
+mod term;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
