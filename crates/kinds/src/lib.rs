@@ -20,6 +20,7 @@ mod licence;
 mod notify;
 mod password;
 mod psa;
+mod seats;
 mod share;
 mod smtp;
 mod vendors;

@@ -1866,3 +1866,221 @@ async fn smtp_relay_refusing_the_connection_is_transient_and_wrong_credentials_p
     let text = serde_json::to_string(&h.journal(&id).await).unwrap();
     assert!(!text.contains("wrong-password-123"));
 }
+
+/// The default seed with the Pax8 subscription started at `pax8_start` and the Partner Center
+/// subscription changed by `pc` (merged into it).
+fn seats_sandbox(pax8_start: Option<String>, pc: Value) -> Sandbox {
+    let mut seed: Value = serde_json::from_str(tenure_sandbox::DEFAULT_SEED).unwrap();
+    if let Some(start) = pax8_start {
+        seed["pax8"]["subscriptions"][0]["start_date"] = json!(start);
+    }
+    for (k, v) in pc.as_object().unwrap() {
+        seed["partner_center"]["subscriptions"][0][k] = v.clone();
+    }
+    Sandbox::from_seed(&seed.to_string()).unwrap()
+}
+
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
+}
+
+fn release(user: &str, sku: &str, source: &str) -> String {
+    format!("  r:\n    uses: licence.remove\n    with: {{ user: {user}, sku: {sku}, release_seat: true, source: {source} }}\n")
+}
+
+async fn only_run(h: &Harness, steps: &str) -> (String, Value) {
+    let (id, run) = h.run(&Harness::plan(steps)).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let out = h.outputs(&id, "r").await;
+    (id, out)
+}
+
+fn pax8_sub(state: &Value) -> Value {
+    state["pax8"]["subscriptions"][0].clone()
+}
+
+fn pc_sub(state: &Value) -> Value {
+    state["partner_center"]["subscriptions"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pax8_seats_are_released_in_the_window_and_scheduled_for_the_renewal_outside_it() {
+    // Inside the 7-day window: the quantity goes down now, once.
+    let h = Harness::with(seats_sandbox(Some(days_ago(2)), json!({})), TEST_PATIENCE).await;
+    let (id, out) = only_run(
+        &h,
+        &release("emily.braun@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["removed"], true);
+    assert_eq!(out["seat_release"], "released", "{out}");
+    assert_eq!(
+        out["seat_release_date"],
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    );
+    assert!(
+        out["seat_release_reason"]
+            .as_str()
+            .unwrap()
+            .contains("from 5 to 4"),
+        "{out}"
+    );
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 4);
+    let before = h.counters().await;
+    let again = h.repeat(&id, "r").await;
+    assert_eq!(
+        (again["removed"].clone(), again["seat_release"].clone()),
+        (json!(false), json!("released"))
+    );
+    assert_eq!(h.counters().await, before, "the repeat lowered nothing");
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 4);
+
+    // 30% of Pax8's and Graph's answers fail: one seat released.
+    h.faults(json!([
+        {"path": "/api.pax8.com/", "status": 500, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries(&release(
+            "christie.cline@contoso.example",
+            "EXCHANGESTANDARD",
+            "pax8",
+        ))))
+        .await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(h.outputs(&id, "r").await["seat_release"], "released");
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 3);
+
+    // Outside the window: the decrease is scheduled for the renewal, once; the quantity stays.
+    let h = Harness::new().await;
+    let (id, out) = only_run(
+        &h,
+        &release("ben.walters@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled", "{out}");
+    let date = out["seat_release_date"].as_str().unwrap();
+    assert!(
+        date.ends_with("-01") && date > chrono::Utc::now().format("%Y-%m-%d").to_string().as_str(),
+        "{date}"
+    );
+    let sub = pax8_sub(&h.state().await);
+    assert_eq!(
+        (sub["quantity"].clone(), sub["scheduled_quantity"].clone()),
+        (json!(5), json!(4))
+    );
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "scheduled");
+    assert_eq!(h.counters().await, before);
+    // A second leaver lowers the scheduled quantity once more.
+    let (_, out) = only_run(
+        &h,
+        &release("cameron.white@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled");
+    assert_eq!(pax8_sub(&h.state().await)["scheduled_quantity"], 3);
+
+    // Permanent errors fail once, saying what is wrong.
+    for (steps, expected) in [
+        (
+            release("enrico.ortiz@contoso.example", "EXCHANGESTANDARD", "direct"),
+            "release_seat: true needs source: pax8 or partner_center",
+        ),
+        (
+            release("megan.bowen@contoso.example", "SPB", "pax8"),
+            "has no active Pax8 subscription for SPB",
+        ),
+    ] {
+        let (id, run) = h.run(&Harness::plan(&with_retries(&steps))).await;
+        assert_eq!(run, RunStatus::Failed);
+        let failed = failures(&h, &id).await;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].contains(expected), "{}", failed[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_center_seats_are_released_scheduled_or_not_releasable() {
+    // Inside the 168 hours: lowered now, once (the MS-RequestId is stable per step instance).
+    let h = Harness::with(
+        seats_sandbox(None, json!({"effective_start": days_ago(1)})),
+        TEST_PATIENCE,
+    )
+    .await;
+    let sku = "O365_BUSINESS_ESSENTIALS";
+    let (id, out) = only_run(
+        &h,
+        &release("gerhart.moser@contoso.example", sku, "partner_center"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "released", "{out}");
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 9);
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "released");
+    assert_eq!(h.counters().await, before, "the repeat lowered nothing");
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 9);
+
+    // 30% throttling at Partner Center and Graph: one seat released.
+    h.faults(json!([
+        {"path": "/api.partnercenter.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries(&release(
+            "isabella.fischer@contoso.example",
+            sku,
+            "partner_center",
+        ))))
+        .await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 8);
+
+    // Outside the window: scheduled for the renewal with scheduledNextTermInstructions.
+    let h = Harness::new().await;
+    let (id, out) = only_run(
+        &h,
+        &release("gerhart.moser@contoso.example", sku, "partner_center"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled", "{out}");
+    let sub = pc_sub(&h.state().await);
+    assert_eq!(sub["quantity"], 10);
+    assert_eq!(sub["scheduled"]["quantity"], 9);
+    assert_eq!(sub["scheduled"]["product"]["productId"], "CFQ7TTC0LHRJ");
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "scheduled");
+    assert_eq!(h.counters().await, before);
+
+    // A legacy offer, or one without auto-renew, cannot be lowered outside the window.
+    for (pc, reason) in [
+        (json!({"legacy": true}), "legacy offer"),
+        (json!({"auto_renew": false}), "auto-renew is off"),
+    ] {
+        let h = Harness::with(seats_sandbox(None, pc), TEST_PATIENCE).await;
+        let (_, out) = only_run(
+            &h,
+            &release("gerhart.moser@contoso.example", sku, "partner_center"),
+        )
+        .await;
+        assert_eq!(out["seat_release"], "not_releasable", "{out}");
+        assert_eq!(out["seat_release_date"], Value::Null);
+        assert!(
+            out["seat_release_reason"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{out}"
+        );
+        assert_eq!(pc_sub(&h.state().await)["quantity"], 10);
+    }
+
+    // Without release_seat the outputs say nothing was asked.
+    let (_, out) = only_run(&h, "  r:\n    uses: licence.remove\n    with: { user: isabella.fischer@contoso.example, sku: O365_BUSINESS_ESSENTIALS }\n").await;
+    assert_eq!(out["removed"], true);
+    assert_eq!(out["seat_release"], Value::Null);
+}

@@ -57,7 +57,11 @@ fn term_of(s: &PcSubscription) -> Term {
 fn sub_json(s: &PcSubscription) -> Value {
     let t = term_of(s);
     let stamp = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let product_type = if s.legacy { "OnlineServices" } else { "OnlineServicesNCE" };
+    let product_type = if s.legacy {
+        "OnlineServices"
+    } else {
+        "OnlineServicesNCE"
+    };
     json!({"id": s.id, "offerId": s.offer_id, "offerName": s.offer_name, "friendlyName": s.offer_name, "quantity": s.quantity,
            "unitType": "Licenses", "status": s.status, "billingCycle": s.billing_cycle,
            "termDuration": s.term_duration.as_deref().unwrap_or("P1M"), "autoRenewEnabled": s.auto_renew.unwrap_or(true),
