@@ -629,3 +629,65 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod email_tests {
+    use super::*;
+
+    fn email(text: &str) -> std::result::Result<Option<tenure_kinds::SmtpConfig>, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config
+            .email
+            .as_ref()
+            .map(Email::smtp)
+            .transpose()
+            .map(Option::flatten)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn smtp_is_configured_with_tls_defaults_and_plain_only_to_loopback() {
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"smtp.office365.com\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::StartTls, 587));
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"mail.example\"\ntls = \"tls\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::Implicit, 465));
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::None, 2525));
+        assert!(email("[email]\nfrom = \"it@msp.example\"\n").unwrap().is_none());
+        for (text, expected) in [
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n", "only allowed to 127.0.0.1"),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\ntls = \"ssl\"\n", "tls must be starttls, tls or none"),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n", "needs an [email.smtp] section"),
+            ("[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"h\"\n", "needs a From address"),
+            ("[email]\ntransport = \"pigeon\"\n", "graph or smtp"),
+            ("[email]\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\n", "transport is not \"smtp\""),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\nusername = \"u\"\npassword_env = \"TENURE_TEST_UNSET_SMTP_PASSWORD\"\n", "TENURE_TEST_UNSET_SMTP_PASSWORD, which is not set"),
+        ] {
+            let e = email(text).unwrap_err();
+            assert!(e.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_smtp_password_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenure.toml");
+        std::fs::write(
+            &path,
+            "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"h\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", parse(&path).unwrap_err());
+        assert!(
+            e.contains("`email.smtp.password` must not be written in the file"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"));
+    }
+}
