@@ -659,7 +659,9 @@ mod email_tests {
             .unwrap()
             .unwrap();
         assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::None, 2525));
-        assert!(email("[email]\nfrom = \"it@msp.example\"\n").unwrap().is_none());
+        assert!(email("[email]\nfrom = \"it@msp.example\"\n")
+            .unwrap()
+            .is_none());
         for (text, expected) in [
             ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n", "only allowed to 127.0.0.1"),
             ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\ntls = \"ssl\"\n", "tls must be starttls, tls or none"),

@@ -52,6 +52,7 @@ enum Line {
 
 async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>, limit: usize) -> Line {
     let mut buf = Vec::new();
+    let mut overflow = false;
     loop {
         let read = tokio::time::timeout(IDLE, r.fill_buf()).await;
         let Ok(Ok(available)) = read else {
@@ -64,18 +65,16 @@ async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>, limit: usize) -> 
             Some(i) => (i + 1, true),
             None => (available.len(), false),
         };
-        if buf.len() + take > limit {
-            // Skip the rest of the line, then report it.
-            let _ = r.consume(take);
-            if done {
-                return Line::TooLong;
-            }
-            buf.clear();
-            continue;
+        // Past the limit, the rest of the line is skipped, then reported.
+        overflow = overflow || buf.len() + take > limit;
+        if !overflow {
+            buf.extend_from_slice(&available[..take]);
         }
-        buf.extend_from_slice(&available[..take]);
         r.consume(take);
         if done {
+            if overflow {
+                return Line::TooLong;
+            }
             while matches!(buf.last(), Some(b'\n' | b'\r')) {
                 buf.pop();
             }
