@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         use std::io::Write as _;
         let _ = write!(
             std::io::stderr(),
-            "sandbox listening on http://{addr} and SMTP on {smtp}\n  point Tenure at it with TENURE_SANDBOX=http://{addr} (and TENURE_SANDBOX_SMTP={smtp} to send email over SMTP)\n  state: GET http://{addr}/_sandbox/state   faults: POST http://{addr}/_sandbox/faults\n"
+            "sandbox listening on http://{addr}\n  SMTP on {smtp}\n  point Tenure at it with TENURE_SANDBOX=http://{addr} (and TENURE_SANDBOX_SMTP={smtp} to send email over SMTP)\n  state: GET http://{addr}/_sandbox/state   faults: POST http://{addr}/_sandbox/faults\n"
         );
         tokio::select! {
             _ = server => {}
