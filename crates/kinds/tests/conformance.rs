@@ -1754,7 +1754,10 @@ async fn email_over_smtp_arrives_once_as_text_and_html_and_fails_clearly() {
     );
     assert!(
         html.contains("<strong>Ada</strong>")
-            && html.contains(&format!("<code>{password}</code>"))
+            && html.contains(&format!(
+                "<code>{}</code>",
+                tenure_steps::markdown::escape_html(&password)
+            ))
             && html.contains("&lt;b&gt;not markup&lt;/b&gt;"),
         "{html}"
     );
