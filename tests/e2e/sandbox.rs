@@ -334,3 +334,49 @@ fn the_demo_keeps_its_run_in_the_database_given() {
         "an interrupted demo left its temporary directory behind"
     );
 }
+
+#[tokio::test]
+async fn email_goes_to_the_sandbox_process_over_smtp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(&dir.path().join("state.json"));
+    let health: Value = reqwest::get(format!("{url}/_sandbox/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let smtp = health["smtp"].as_str().unwrap().to_string();
+    assert!(smtp.starts_with("127.0.0.1:"), "{health}");
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let file = dir.path().join("mail.yaml");
+    std::fs::write(&file, "runbook: mail\nversion: 1\ntenant: contoso\nsteps:\n  mail: { uses: notify.email, with: { to: [ada@contoso.example], subject: Welcome, body: \"Hello **Ada**\" } }\n").unwrap();
+    let o = crate::Tenure::new()
+        .args(["--db", &db, "run", file.to_str().unwrap()])
+        .env("TENURE_SANDBOX", &url)
+        .env("TENURE_SANDBOX_SMTP", &smtp)
+        .output();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains(&format!("mail SMTP smtp://{smtp}")), "{out}");
+    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mail = &state["inbox"]["email"][0];
+    assert_eq!(mail["transport"], "smtp");
+    assert_eq!(mail["from"], "tenure@msp.example");
+    assert!(
+        mail["html"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>Ada</strong>"),
+        "{mail}"
+    );
+}

@@ -49,14 +49,89 @@ pub struct Teams {
     pub channels: BTreeMap<String, String>,
 }
 
-/// `[email]`: the mailbox `notify.email` sends from through Graph.
+/// `[email]`: how `notify.email` sends: Graph `sendMail` from a mailbox (the default), or an
+/// SMTP relay (`transport = "smtp"` with `[email.smtp]`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Email {
-    /// The mailbox (needs `Mail.Send` for the app).
+    /// `graph` (default) or `smtp`.
+    pub transport: Option<String>,
+    /// The mailbox (Graph: needs `Mail.Send` for the app) or the From address (SMTP).
     pub from: Option<String>,
-    /// The tenant it is in (default: the run's tenant).
+    /// The tenant the mailbox is in (Graph; default: the run's tenant).
     pub tenant: Option<String>,
+    /// `[email.smtp]`.
+    pub smtp: Option<Smtp>,
+}
+
+/// `[email.smtp]`: the relay `notify.email` submits to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// The relay's host name.
+    pub host: String,
+    /// Its port (default: 587 for `starttls`, 465 for `tls`, 25 for `none`).
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit TLS) or `none` (only to 127.0.0.1 / ::1 /
+    /// localhost).
+    pub tls: Option<String>,
+    /// The user for `AUTH`.
+    pub username: Option<String>,
+    /// The environment variable holding its password.
+    pub password_env: Option<String>,
+    /// Seconds one SMTP command may take (default 30).
+    pub timeout_secs: Option<u64>,
+}
+
+impl Email {
+    /// The SMTP relay, when `transport = "smtp"` (checked: TLS off the loopback interface,
+    /// both credentials or none, a From address).
+    fn smtp(&self) -> Result<Option<tenure_kinds::SmtpConfig>> {
+        match self.transport.as_deref().unwrap_or("graph") {
+            "graph" => {
+                if self.smtp.is_some() {
+                    bail!("[email.smtp] is set but [email] transport is not \"smtp\"");
+                }
+                Ok(None)
+            }
+            "smtp" => {
+                let Some(smtp) = &self.smtp else {
+                    bail!("[email] transport = \"smtp\" needs an [email.smtp] section (host, port, tls)");
+                };
+                if self.from.is_none() {
+                    bail!("[email] transport = \"smtp\" needs a From address: [email] from");
+                }
+                let tls = match smtp.tls.as_deref() {
+                    None => tenure_kinds::SmtpTls::StartTls,
+                    Some(t) => tenure_kinds::SmtpTls::parse(t).with_context(|| {
+                        format!("[email.smtp] tls must be starttls, tls or none, not `{t}`")
+                    })?,
+                };
+                let port = smtp.port.unwrap_or(match tls {
+                    tenure_kinds::SmtpTls::StartTls => 587,
+                    tenure_kinds::SmtpTls::Implicit => 465,
+                    tenure_kinds::SmtpTls::None => 25,
+                });
+                let password = match &smtp.password_env {
+                    Some(var) => Some(env_secret(var, "SMTP password")?),
+                    None => None,
+                };
+                let config = tenure_kinds::SmtpConfig {
+                    host: smtp.host.clone(),
+                    port,
+                    tls,
+                    username: smtp.username.clone(),
+                    password,
+                    timeout: std::time::Duration::from_secs(smtp.timeout_secs.unwrap_or(30)),
+                };
+                config
+                    .check()
+                    .map_err(|e| anyhow::anyhow!("[email.smtp]: {e}"))?;
+                Ok(Some(config))
+            }
+            other => bail!("[email] transport must be graph or smtp, not `{other}`"),
+        }
+    }
 }
 
 impl Config {
@@ -72,6 +147,10 @@ impl Config {
             teams,
             email_from: self.email.as_ref().and_then(|e| e.from.clone()),
             email_tenant: self.email.as_ref().and_then(|e| e.tenant.clone()),
+            smtp: match &self.email {
+                Some(e) => e.smtp()?,
+                None => None,
+            },
         })
     }
 }
@@ -247,6 +326,9 @@ pub struct TenantEntry {
     pub name: String,
 }
 
+/// The From address of email sent to the sandbox's SMTP listener when `[email] from` is unset.
+pub const SANDBOX_FROM: &str = "tenure@msp.example";
+
 static LOADED: OnceLock<Config> = OnceLock::new();
 
 /// Reads `path`, or `tenure.toml` in the working directory if it exists; no file means the
@@ -380,12 +462,28 @@ impl Config {
     /// How the vendor kinds reach the vendors (the sandbox's PSAs and seed credentials with the
     /// sandbox, else `[psa.*]`): the sandbox, the configured app registration,
     /// the `TENURE_CLIENT_ID` / `TENURE_CLIENT_SECRET` environment, or nothing (the kinds then
-    /// fail with a message saying how to configure them).
+    /// fail with a message saying how to configure them). With the sandbox, email goes to its
+    /// SMTP listener when `TENURE_SANDBOX_SMTP` names it (`tenure sandbox serve` prints it),
+    /// or to an `[email]` SMTP relay when one is configured, else through its Graph `sendMail`.
     pub fn vendors(&self) -> Result<tenure_kinds::Vendors> {
         if let Some(url) = self.sandbox_url() {
             let mut v = tenure_kinds::Vendors::sandbox(&url);
-            // `[email]` names a sandbox mailbox to send from (the sandbox has no MSP tenant).
-            if let Some(e) = &self.email {
+            let from = self.email.as_ref().and_then(|e| e.from.clone());
+            if let Some(smtp) = self.email.as_ref().map(Email::smtp).transpose()?.flatten() {
+                v = v.with_smtp(smtp, from.unwrap_or_default());
+            } else if let Some(addr) = std::env::var("TENURE_SANDBOX_SMTP")
+                .ok()
+                .filter(|a| !a.is_empty())
+            {
+                let addr: std::net::SocketAddr = addr.parse().with_context(|| {
+                    format!("TENURE_SANDBOX_SMTP must be HOST:PORT of the sandbox's SMTP listener, not `{addr}`")
+                })?;
+                v = v.with_smtp(
+                    tenure_kinds::SmtpConfig::sandbox(addr),
+                    from.unwrap_or_else(|| SANDBOX_FROM.to_string()),
+                );
+            } else if let Some(e) = &self.email {
+                // `[email]` names a sandbox mailbox to send from (the sandbox has no MSP tenant).
                 let mut notify = v.notify().clone();
                 notify.email_from.clone_from(&e.from);
                 notify.email_tenant.clone_from(&e.tenant);
@@ -535,5 +633,69 @@ mod tests {
             check("[database]\nurl = \"postgres://tenure@db/tenure\"\n"),
             "ok"
         );
+    }
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::*;
+
+    fn email(text: &str) -> std::result::Result<Option<tenure_kinds::SmtpConfig>, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config
+            .email
+            .as_ref()
+            .map(Email::smtp)
+            .transpose()
+            .map(Option::flatten)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn smtp_is_configured_with_tls_defaults_and_plain_only_to_loopback() {
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"smtp.office365.com\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::StartTls, 587));
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"mail.example\"\ntls = \"tls\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::Implicit, 465));
+        let c = email("[email]\ntransport = \"smtp\"\nfrom = \"it@msp.example\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.tls, c.port), (tenure_kinds::SmtpTls::None, 2525));
+        assert!(email("[email]\nfrom = \"it@msp.example\"\n")
+            .unwrap()
+            .is_none());
+        for (text, expected) in [
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n", "only allowed to 127.0.0.1"),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\ntls = \"ssl\"\n", "tls must be starttls, tls or none"),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n", "needs an [email.smtp] section"),
+            ("[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"h\"\n", "needs a From address"),
+            ("[email]\ntransport = \"pigeon\"\n", "graph or smtp"),
+            ("[email]\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\n", "transport is not \"smtp\""),
+            ("[email]\ntransport = \"smtp\"\nfrom = \"a@b.example\"\n[email.smtp]\nhost = \"h\"\nusername = \"u\"\npassword_env = \"TENURE_TEST_UNSET_SMTP_PASSWORD\"\n", "TENURE_TEST_UNSET_SMTP_PASSWORD, which is not set"),
+        ] {
+            let e = email(text).unwrap_err();
+            assert!(e.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_smtp_password_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenure.toml");
+        std::fs::write(
+            &path,
+            "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"h\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", parse(&path).unwrap_err());
+        assert!(
+            e.contains("`email.smtp.password` must not be written in the file"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"));
     }
 }

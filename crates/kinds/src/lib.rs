@@ -20,13 +20,16 @@ mod licence;
 mod notify;
 mod password;
 mod psa;
+mod seats;
 mod share;
+mod smtp;
 mod vendors;
 
 pub use later::Patience;
 pub use notify::NotifyConfig;
 pub use psa::{AutotaskConfig, ConnectWiseConfig, HaloConfig, PsaConfig, PsaProvider};
 pub use share::PwPushConfig;
+pub use smtp::{SmtpConfig, SmtpConfigError, SmtpTls};
 pub use vendors::Vendors;
 
 /// Implements [`tenure_steps::Executor`] for kinds whose `async fn run(&self, Call)` does the

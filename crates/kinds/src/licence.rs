@@ -14,6 +14,9 @@ use tenure_vendors::Client;
 use crate::entra::{segment, user};
 use crate::exchange::find_mailbox;
 use crate::later::lagged;
+use crate::seats::{
+    pax8_subscription, pc_subscription, release_partner_center, release_pax8, request_id, Release,
+};
 use crate::vendors::{param, step_error, Vendors};
 
 /// Registers the licence kinds.
@@ -26,7 +29,8 @@ pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
 }
 
 /// `licence.remove`: one SKU; not assigned is success; inherited through a group is an error
-/// that names the group.
+/// that names the group. With `release_seat`, then releases a seat at the distributor
+/// ([`crate::seats`]).
 struct Remove(Arc<Vendors>);
 
 impl Remove {
@@ -34,16 +38,55 @@ impl Remove {
         let client = self.0.client(&call)?;
         let name = param(call.params, "user")?;
         let wanted = param(call.params, "sku")?;
-        if call.params["release_seat"].as_bool() == Some(true) {
+        let release = call.params["release_seat"].as_bool() == Some(true);
+        let source = call.params["source"].as_str().unwrap_or("direct");
+        if release && !matches!(source, "pax8" | "partner_center") {
             return Err(StepError::permanent(
-                "not_supported",
-                "release_seat is not supported yet: remove the licence, then lower the subscription at the distributor",
+                "invalid_params",
+                "release_seat: true needs source: pax8 or partner_center (where the seat was bought)",
             ));
         }
-        let u = user(&client, name).await?;
+        let (sku, removed) = self.remove(&client, name, wanted).await?;
+        let released = if release {
+            // Seats in use now that the licence is gone.
+            let consumed = find_sku(&client, &sku).await?.consumed;
+            let r = if source == "pax8" {
+                release_pax8(&client, &call, &sku, consumed).await?
+            } else {
+                release_partner_center(&client, &call, &sku, consumed).await?
+            };
+            Some(r)
+        } else {
+            None
+        };
+        let (outcome, date, reason) = match released {
+            Some(Release {
+                outcome,
+                date,
+                reason,
+            }) => (json!(outcome), json!(date), json!(reason)),
+            None => (Value::Null, Value::Null, Value::Null),
+        };
+        Ok(Outcome::Done(json!({
+            "sku": sku,
+            "removed": removed,
+            "seat_release": outcome,
+            "seat_release_date": date,
+            "seat_release_reason": reason,
+        })))
+    }
+
+    /// Removes the licence; returns the SKU part number and whether it was removed.
+    async fn remove(
+        &self,
+        client: &Client,
+        name: &str,
+        wanted: &str,
+    ) -> Result<(String, bool), StepError> {
+        let u = user(client, name).await?;
         let uid = u["id"].as_str().unwrap_or_default().to_string();
-        let sku = find_sku(&client, wanted).await?;
-        let states: Vec<Value> = assignments(&client, name, &uid)
+        let sku = find_sku(client, wanted).await?;
+        let states: Vec<Value> = assignments(client, name, &uid)
             .await?
             .into_iter()
             .filter(|s| s["skuId"] == json!(sku.id))
@@ -56,7 +99,7 @@ impl Remove {
                     format!("{name} gets {} through group {group}: remove the user from the group instead", sku.part),
                 ));
             }
-            return Ok(Outcome::Done(json!({"sku": sku.part, "removed": false})));
+            return Ok((sku.part, false));
         }
         let url = format!(
             "{}/users/{}/assignLicense",
@@ -74,21 +117,9 @@ impl Remove {
             )
             .await
             .map_err(step_error)?;
-        Ok(Outcome::Done(json!({"sku": sku.part, "removed": true})))
+        Ok((sku.part, true))
     }
 }
-
-/// Product names of common SKUs, as Partner Center names its offers.
-const PRODUCT_NAMES: &[(&str, &str)] = &[
-    ("SPB", "Microsoft 365 Business Premium"),
-    ("O365_BUSINESS_ESSENTIALS", "Microsoft 365 Business Basic"),
-    ("O365_BUSINESS_PREMIUM", "Microsoft 365 Business Standard"),
-    ("EXCHANGESTANDARD", "Exchange Online (Plan 1)"),
-    ("EXCHANGEENTERPRISE", "Exchange Online (Plan 2)"),
-    ("ENTERPRISEPACK", "Office 365 E3"),
-    ("SPE_E3", "Microsoft 365 E3"),
-    ("SPE_E5", "Microsoft 365 E5"),
-];
 
 /// A SKU of the tenant with its seats.
 struct Sku {
@@ -132,24 +163,6 @@ async fn find_sku(client: &Client, wanted: &str) -> Result<Sku, StepError> {
                 ),
             )
         })
-}
-
-/// A stable GUID-shaped request id from an idempotency key (Partner Center's `MS-RequestId`).
-fn request_id(key: &str) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for b in key.bytes() {
-        h ^= u128::from(b);
-        h = h.wrapping_mul(0x0000000001000000000000000000013B);
-    }
-    let x = format!("{h:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
 }
 
 /// How long `licence.assign` waits in all for a bought seat to reach the tenant.
@@ -252,64 +265,8 @@ impl Assign {
         call: &Call<'_>,
         sku: &Sku,
     ) -> Result<bool, StepError> {
-        let tenant = call.context["tenant"]["id"].as_str().unwrap_or_default();
+        let sub = pax8_subscription(client, call, &sku.part).await?;
         let base = &client.endpoints.pax8;
-        let companies =
-            pax8_all(client, &format!("{base}/companies"), "list Pax8 companies").await?;
-        let company = companies
-            .iter()
-            .find(|c| {
-                c["externalId"]
-                    .as_str()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(tenant))
-                    || c["name"].as_str() == call.context["tenant"]["name"].as_str()
-            })
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "pax8_company_not_found",
-                    format!("no Pax8 company is linked to tenant {tenant}"),
-                )
-            })?;
-        let products = pax8_all(
-            client,
-            &format!("{base}/products?vendorName=Microsoft"),
-            "list Pax8 products",
-        )
-        .await?;
-        let product = products
-            .iter()
-            .find(|p| {
-                p["sku"]
-                    .as_str()
-                    .or(p["vendorSku"].as_str())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(&sku.part))
-            })
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "pax8_product_not_found",
-                    format!("Pax8 sells no product for SKU {}", sku.part),
-                )
-            })?;
-        let subs = pax8_all(
-            client,
-            &format!(
-                "{base}/subscriptions?companyId={}&productId={}&status=Active",
-                company["id"].as_str().unwrap_or(""),
-                product["id"].as_str().unwrap_or("")
-            ),
-            "list Pax8 subscriptions",
-        )
-        .await?;
-        let sub = subs.first().ok_or_else(|| {
-            StepError::permanent(
-                "pax8_subscription_not_found",
-                format!(
-                    "{} has no active Pax8 subscription for {}",
-                    company["name"].as_str().unwrap_or(tenant),
-                    sku.part
-                ),
-            )
-        })?;
         let quantity = sub["quantity"].as_u64().unwrap_or(0);
         if quantity > sku.enabled {
             return Ok(true);
@@ -336,84 +293,8 @@ impl Assign {
         call: &Call<'_>,
         sku: &Sku,
     ) -> Result<bool, StepError> {
-        let domain = call.context["tenant"]["domain"]
-            .as_str()
-            .unwrap_or_default();
+        let (cid, sub) = pc_subscription(client, call, &sku.part).await?;
         let base = &client.endpoints.partner_center;
-        let mut customers = Vec::new();
-        let mut next = Some((format!("{base}/customers?size=100"), None::<String>));
-        while let Some((url, token)) = next.take() {
-            let headers: Vec<(&str, String)> = token
-                .map(|t| ("MS-ContinuationToken", t))
-                .into_iter()
-                .collect();
-            let (_, page) = client
-                .send(
-                    "list Partner Center customers",
-                    Method::GET,
-                    &url,
-                    None,
-                    &headers,
-                )
-                .await
-                .map_err(step_error)?;
-            customers.extend(page["items"].as_array().cloned().unwrap_or_default());
-            if let Some(link) = page["links"]["next"].as_object() {
-                let uri = link["uri"].as_str().unwrap_or_default().to_string();
-                let token = link["headers"]
-                    .as_array()
-                    .and_then(|h| h.iter().find(|h| h["key"] == "MS-ContinuationToken"))
-                    .and_then(|h| h["value"].as_str())
-                    .map(str::to_string);
-                next = Some((uri, token));
-            }
-        }
-        let customer = customers
-            .iter()
-            .find(|c| {
-                c["companyProfile"]["domain"]
-                    .as_str()
-                    .is_some_and(|d| d.eq_ignore_ascii_case(domain))
-            })
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "pc_customer_not_found",
-                    format!("no Partner Center customer has the domain {domain}"),
-                )
-            })?;
-        let cid = customer["id"].as_str().unwrap_or_default();
-        let (_, subs) = client
-            .send(
-                "list Partner Center subscriptions",
-                Method::GET,
-                &format!("{base}/customers/{cid}/subscriptions"),
-                None,
-                &[],
-            )
-            .await
-            .map_err(step_error)?;
-        let offer = PRODUCT_NAMES
-            .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(&sku.part))
-            .map(|(_, n)| *n)
-            .unwrap_or(sku.part.as_str());
-        let sub = subs["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| {
-                s["status"] == "active"
-                    && s["offerName"]
-                        .as_str()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(offer))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "pc_subscription_not_found",
-                    format!("no active Partner Center subscription for {offer}"),
-                )
-            })?;
         let quantity = sub["quantity"].as_u64().unwrap_or(0);
         if quantity > sku.enabled {
             return Ok(true);
@@ -435,30 +316,6 @@ impl Assign {
             .await
             .map_err(step_error)?;
         Ok(true)
-    }
-}
-
-/// Every item of a paged Pax8 collection (`page`/`size`, `page.totalPages`).
-async fn pax8_all(client: &Client, url: &str, what: &str) -> Result<Vec<Value>, StepError> {
-    let mut items = Vec::new();
-    let mut page = 0;
-    loop {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let (_, body) = client
-            .send(
-                what,
-                Method::GET,
-                &format!("{url}{sep}page={page}&size=200"),
-                None,
-                &[],
-            )
-            .await
-            .map_err(step_error)?;
-        items.extend(body["content"].as_array().cloned().unwrap_or_default());
-        page += 1;
-        if page >= body["page"]["totalPages"].as_u64().unwrap_or(0) {
-            return Ok(items);
-        }
     }
 }
 

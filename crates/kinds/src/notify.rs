@@ -6,11 +6,13 @@
 //!   200 with an "HTTP error" text is a failure (429 transient). The webhook URL is a secret
 //!   (its `sig=` is the credential) and only its path is journaled.
 //! - `notify.email` sends through Microsoft Graph `POST /users/{from}/sendMail` from a
-//!   configured mailbox, the body rendered to HTML.
+//!   configured mailbox, or through an SMTP relay ([`crate::smtp`]) when one is configured; the
+//!   Markdown body is rendered to HTML (`tenure_steps::markdown::to_html`).
 //!
 //! Neither vendor has an idempotency key or a way to find what was sent, so both are
 //! at-least-once: an attempt that fails after the vendor accepted the message (a lost answer)
-//! sends it again when retried.
+//! sends it again when retried. Over SMTP every attempt carries the same `Message-ID`, so
+//! receivers that keep one copy per id show it once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub struct NotifyConfig {
     pub email_from: Option<String>,
     /// The tenant that mailbox is in (default: the run's tenant).
     pub email_tenant: Option<String>,
+    /// Send email through this SMTP relay instead of Graph (`email_from` is then the From
+    /// address).
+    pub smtp: Option<crate::smtp::SmtpConfig>,
 }
 
 /// Registers `notify.teams` and `notify.email`.
@@ -138,12 +143,8 @@ impl Teams {
     }
 }
 
-/// A Markdown body as HTML (CommonMark; raw HTML in it is escaped).
-fn html(text: &str) -> String {
-    tenure_steps::markdown::to_html(text)
-}
-
-fn recipients(v: &Value) -> Vec<Value> {
+/// The addresses of a `to`/`cc` parameter (a list, or a comma-separated string).
+fn addresses(v: &Value) -> Vec<String> {
     let list: Vec<&str> = match v {
         Value::String(s) => s.split(',').map(str::trim).collect(),
         Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
@@ -151,6 +152,13 @@ fn recipients(v: &Value) -> Vec<Value> {
     };
     list.into_iter()
         .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Graph's recipient list.
+fn recipients(list: &[String]) -> Vec<Value> {
+    list.iter()
         .map(|a| json!({"emailAddress": {"address": a}}))
         .collect()
 }
@@ -166,18 +174,34 @@ impl Email {
             .ok_or_else(|| {
                 StepError::permanent(
                     "not_configured",
-                    "no mailbox to send from: set [email] from in tenure.toml, or give `from:`",
+                    "no address to send from: set [email] from in tenure.toml, or give `from:`",
                 )
             })?
             .to_string();
         let subject = param(p, "subject")?;
         let body = param(p, "body")?;
-        let to = recipients(&p["to"]);
+        let to = addresses(&p["to"]);
+        let cc = addresses(&p["cc"]);
         if to.is_empty() {
             return Err(StepError::permanent(
                 "invalid_params",
                 "`to` needs at least one address",
             ));
+        }
+        let html = tenure_steps::markdown::to_html(body);
+        let key = call.idempotency_key();
+        if let Some(smtp) = &config.smtp {
+            let email = crate::smtp::Email {
+                from: &from,
+                to: &to,
+                cc: &cc,
+                subject,
+                markdown: body,
+                html,
+                key: &key,
+            };
+            let id = crate::smtp::send(smtp, &email, call.requests).await?;
+            return Ok(Outcome::Done(json!({"message_id": id})));
         }
         // The mailbox may live in another tenant (the MSP's own): act there.
         let context;
@@ -191,13 +215,12 @@ impl Email {
             }
             None => self.0.client(&call)?,
         };
-        let key = call.idempotency_key();
         let message = json!({
             "message": {
                 "subject": subject,
-                "body": {"contentType": "HTML", "content": html(body)},
-                "toRecipients": to,
-                "ccRecipients": recipients(&p["cc"]),
+                "body": {"contentType": "HTML", "content": html},
+                "toRecipients": recipients(&to),
+                "ccRecipients": recipients(&cc),
                 "internetMessageHeaders": [{"name": "X-Tenure-Instance", "value": key}],
             },
             "saveToSentItems": true,
@@ -251,18 +274,5 @@ mod tests {
         assert!(facts.contains(&json!({"title": "Tenant", "value": "Contoso"})));
         assert!(facts.contains(&json!({"title": "Devices", "value": "2"})));
         assert_eq!(content["actions"][0]["type"], "Action.OpenUrl");
-    }
-
-    #[test]
-    fn email_bodies_are_markdown_as_escaped_html() {
-        let html = html("Hi **Ada** <x>\nline\n\nnext <https://x.example>");
-        assert!(
-            html.contains("<p>Hi <strong>Ada</strong> &lt;x&gt;"),
-            "{html}"
-        );
-        assert!(
-            html.contains("<a href=\"https://x.example\">https://x.example</a>"),
-            "{html}"
-        );
     }
 }

@@ -77,6 +77,13 @@ impl Vendors {
         self
     }
 
+    /// `notify.email` submits to this SMTP relay, from `from`, instead of using Graph.
+    pub fn with_smtp(mut self, smtp: crate::smtp::SmtpConfig, from: impl Into<String>) -> Self {
+        self.notify.smtp = Some(smtp);
+        self.notify.email_from = Some(from.into());
+        self
+    }
+
     /// Where `notify.teams` and `notify.email` send messages.
     pub fn notify(&self) -> &NotifyConfig {
         &self.notify
@@ -135,6 +142,7 @@ impl Vendors {
             .into(),
             email_from: None,
             email_tenant: None,
+            smtp: None,
         })
     }
 

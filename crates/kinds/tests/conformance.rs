@@ -51,9 +51,19 @@ impl Harness {
     /// A harness over `sandbox` with replication lag on ([`LAG`]), its kinds waiting for a
     /// vendor that is not ready with `patience`.
     async fn with(sandbox: Sandbox, patience: Patience) -> Harness {
+        Harness::with_vendors(sandbox, patience, |v, _| v).await
+    }
+
+    /// [`Harness::with`], the vendors adjusted by `adjust` (given the sandbox's SMTP address).
+    async fn with_vendors(
+        sandbox: Sandbox,
+        patience: Patience,
+        adjust: impl FnOnce(Vendors, std::net::SocketAddr) -> Vendors,
+    ) -> Harness {
         let (addr, _task) = sandbox.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         std::mem::forget(_task);
         let url = format!("http://{addr}");
+        let smtp = sandbox.smtp_addr().expect("the SMTP listener runs");
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display()))
             .await
@@ -61,7 +71,7 @@ impl Harness {
         let mut registry = tenure_engine::builtin::registry();
         tenure_kinds::register(
             &mut registry,
-            Vendors::sandbox(&url).with_patience(patience),
+            adjust(Vendors::sandbox(&url).with_patience(patience), smtp),
         );
         let worker = Worker::new(store.clone(), registry.clone(), "conformance");
         let engine = Engine::new(
@@ -1658,7 +1668,7 @@ async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
     // Permanent errors fail once, saying what is wrong.
     for (steps, expected) in [
         ("  s:\n    uses: notify.teams\n    with: { channel: ops, message: hi }\n", "no Teams channel `ops`"),
-        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no mailbox to send from"),
+        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no address to send from"),
         ("  s:\n    uses: notify.email\n    with: { from: nobody@contoso.example, to: [alex.wilber@contoso.example], subject: s, body: b }\n", "send mail as nobody@contoso.example: 404"),
     ] {
         let (id, run) = h.run(&Harness::plan(&with_retries(steps))).await;
@@ -1797,4 +1807,413 @@ async fn a_field_that_renders_empty_is_left_out_and_a_required_one_is_a_clear_er
         failures,
         ["`user` of step `blank` rendered empty, and `entra.disable_sign_in` needs it: check the template `{{inputs.who}}`"]
     );
+}
+
+const SMTP_MAIL: &str = "  pw:\n    uses: password.generate\n    with: { length: 20 }\n  share:\n    uses: password.share\n    with: { method: direct, secret: \"{{steps.pw.outputs.password}}\" }\n  mail:\n    uses: notify.email\n    with: { to: [ada.lovelace@contoso.example], cc: [alex.wilber@contoso.example], subject: Welcome Ada, body: \"Hello **Ada**\\n\\nYour password: `{{steps.share.outputs.secret}}`\\n\\n<b>not markup</b>\" }\n";
+
+/// A harness whose `notify.email` submits to the sandbox's SMTP listener over TCP.
+async fn smtp_harness() -> Harness {
+    Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, |v, smtp| {
+        v.with_smtp(tenure_kinds::SmtpConfig::sandbox(smtp), "it@msp.example")
+    })
+    .await
+}
+
+fn smtp_messages(state: &Value) -> Vec<Value> {
+    state["inbox"]["email"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["transport"] == "smtp")
+        .cloned()
+        .collect()
+}
+
+async fn failures(h: &Harness, id: &str) -> Vec<String> {
+    h.journal(id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_smtp_arrives_once_as_text_and_html_and_fails_clearly() {
+    let h = smtp_harness().await;
+    let (id, run) = h.run(&Harness::plan(SMTP_MAIL)).await;
+    let journal = h.journal(&id).await;
+    assert_eq!(run, RunStatus::Succeeded, "{journal:#?}");
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let message_id = h.outputs(&id, "mail").await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message_id.starts_with("tenure.") && message_id.ends_with("@msp.example"),
+        "{message_id}"
+    );
+    let mails = smtp_messages(&h.state().await);
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let m = &mails[0];
+    assert_eq!(m["message_id"], message_id.as_str());
+    assert_eq!(m["from"], "it@msp.example");
+    assert_eq!(m["to"], json!(["ada.lovelace@contoso.example"]));
+    assert_eq!(m["cc"], json!(["alex.wilber@contoso.example"]));
+    assert_eq!(
+        m["envelope"]["to"],
+        json!([
+            "ada.lovelace@contoso.example",
+            "alex.wilber@contoso.example"
+        ])
+    );
+    assert_eq!(m["subject"], "Welcome Ada");
+    assert_eq!(m["content_type"], "multipart/alternative");
+    assert_eq!(m["authenticated_as"], "tenure-sandbox");
+    assert_eq!(m["headers"]["X-Tenure-Instance"], format!("{id}:mail:0"));
+    let text = m["text"].as_str().unwrap();
+    let html = m["html"].as_str().unwrap();
+    assert!(
+        text.contains("Hello **Ada**") && text.contains(&password),
+        "{text}"
+    );
+    assert!(
+        html.contains("<strong>Ada</strong>")
+            && html.contains(&format!(
+                "<code>{}</code>",
+                tenure_steps::markdown::escape_html(&password)
+            ))
+            && html.contains("&lt;b&gt;not markup&lt;/b&gt;"),
+        "{html}"
+    );
+    // The submission is journaled as a summary; the password only travels in the message.
+    assert!(journal.iter().any(|e| matches!(e, EventKind::RequestSummary { method, status: Some(250), .. } if method == "SMTP")), "{journal:#?}");
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains(&password), "the password is not journaled");
+    assert!(!text.contains("sandbox-secret"));
+
+    // A repeat (a crash before the success was recorded) submits the same Message-ID again:
+    // the mailbox keeps one copy, and shows that it was received twice.
+    let before = h.counters().await;
+    assert_eq!(
+        h.repeat(&id, "mail").await["message_id"],
+        message_id.as_str()
+    );
+    assert_eq!(
+        h.counters().await,
+        before,
+        "the repeat delivered nothing new"
+    );
+    let mails = smtp_messages(&h.state().await);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["received"], 2);
+
+    // 30% of MAIL/RCPT/DATA answered 421 or 451: retried to one delivery.
+    h.faults(json!([
+        {"path": "/smtp", "method": "RCPT", "status": 421, "rate": 0.3},
+        {"path": "/smtp", "status": 451, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SMTP_MAIL))).await;
+    let hits: Value = h
+        .http
+        .get(format!("{}/_sandbox/faults", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert!(hits["hits"].as_u64().unwrap() > 0, "faults were injected");
+    let failed = failures(&h, &id).await;
+    assert!(
+        !failed.is_empty() && failed.iter().all(|f| f.contains(" 4")),
+        "{failed:?}"
+    );
+    assert_eq!(smtp_messages(&h.state().await).len(), 2, "one more message");
+
+    // A permanent refusal fails once, with the relay's answer.
+    h.faults(json!([{"path": "/smtp", "method": "DATA", "status": 550, "rate": 1.0}]))
+        .await;
+    let (id, run) = h.run(&Harness::plan(&with_retries(SMTP_MAIL))).await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("smtp://127.0.0.1:") && failed[0].contains("550"),
+        "{}",
+        failed[0]
+    );
+    let text = serde_json::to_string(&h.journal(&id).await).unwrap();
+    let password = h.outputs(&id, "pw").await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.contains(&password));
+    assert_eq!(
+        smtp_messages(&h.state().await).len(),
+        2,
+        "nothing delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_relay_refusing_the_connection_is_transient_and_wrong_credentials_permanent() {
+    // Nothing listens on this port: a connection error, retried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let h = Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, move |v, _| {
+        v.with_smtp(
+            tenure_kinds::SmtpConfig::sandbox(format!("127.0.0.1:{port}").parse().unwrap()),
+            "it@msp.example",
+        )
+    })
+    .await;
+    let step = "  s:\n    uses: notify.email\n    retry: { attempts: 3, backoff: fixed, delay: 5ms }\n    with: { to: [ada.lovelace@contoso.example], subject: s, body: b }\n";
+    let (id, run) = h.run(&Harness::plan(step)).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 3, "retried: {failed:?}");
+
+    // A wrong password: 535, permanent, and the password is nowhere.
+    let h = Harness::with_vendors(Sandbox::new(), TEST_PATIENCE, |v, smtp| {
+        let mut c = tenure_kinds::SmtpConfig::sandbox(smtp);
+        c.password = Some(tenure_vendors::Secret::new("wrong-password-123"));
+        v.with_smtp(c, "it@msp.example")
+    })
+    .await;
+    let (id, run) = h.run(&Harness::plan(step)).await;
+    assert_eq!(run, RunStatus::Failed);
+    let failed = failures(&h, &id).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("535"), "{}", failed[0]);
+    let text = serde_json::to_string(&h.journal(&id).await).unwrap();
+    assert!(!text.contains("wrong-password-123"));
+}
+
+/// The default seed with the Pax8 subscription started at `pax8_start` and the Partner Center
+/// subscription changed by `pc` (merged into it).
+fn seats_sandbox(pax8_start: Option<String>, pc: Value) -> Sandbox {
+    let mut seed: Value = serde_json::from_str(tenure_sandbox::DEFAULT_SEED).unwrap();
+    if let Some(start) = pax8_start {
+        seed["pax8"]["subscriptions"][0]["start_date"] = json!(start);
+    }
+    for (k, v) in pc.as_object().unwrap() {
+        seed["partner_center"]["subscriptions"][0][k] = v.clone();
+    }
+    Sandbox::from_seed(&seed.to_string()).unwrap()
+}
+
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
+}
+
+fn release(user: &str, sku: &str, source: &str) -> String {
+    format!("  r:\n    uses: licence.remove\n    with: {{ user: {user}, sku: {sku}, release_seat: true, source: {source} }}\n")
+}
+
+async fn only_run(h: &Harness, steps: &str) -> (String, Value) {
+    let (id, run) = h.run(&Harness::plan(steps)).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let out = h.outputs(&id, "r").await;
+    (id, out)
+}
+
+fn pax8_sub(state: &Value) -> Value {
+    state["pax8"]["subscriptions"][0].clone()
+}
+
+fn pc_sub(state: &Value) -> Value {
+    state["partner_center"]["subscriptions"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pax8_seats_are_released_in_the_window_and_scheduled_for_the_renewal_outside_it() {
+    // Inside the 7-day window: the quantity goes down now, once.
+    let h = Harness::with(seats_sandbox(Some(days_ago(2)), json!({})), TEST_PATIENCE).await;
+    let (id, out) = only_run(
+        &h,
+        &release("emily.braun@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["removed"], true);
+    assert_eq!(out["seat_release"], "released", "{out}");
+    assert_eq!(
+        out["seat_release_date"],
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    );
+    assert!(
+        out["seat_release_reason"]
+            .as_str()
+            .unwrap()
+            .contains("from 5 to 4"),
+        "{out}"
+    );
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 4);
+    let before = h.counters().await;
+    let again = h.repeat(&id, "r").await;
+    assert_eq!(
+        (again["removed"].clone(), again["seat_release"].clone()),
+        (json!(false), json!("released"))
+    );
+    assert_eq!(h.counters().await, before, "the repeat lowered nothing");
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 4);
+
+    // 30% of Pax8's and Graph's answers fail: one seat released.
+    h.faults(json!([
+        {"path": "/api.pax8.com/", "status": 500, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries(&release(
+            "christie.cline@contoso.example",
+            "EXCHANGESTANDARD",
+            "pax8",
+        ))))
+        .await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(h.outputs(&id, "r").await["seat_release"], "released");
+    assert_eq!(pax8_sub(&h.state().await)["quantity"], 3);
+
+    // Outside the window: the decrease is scheduled for the renewal, once; the quantity stays.
+    let h = Harness::new().await;
+    let (id, out) = only_run(
+        &h,
+        &release("ben.walters@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled", "{out}");
+    let date = out["seat_release_date"].as_str().unwrap();
+    assert!(
+        date.ends_with("-01") && date > chrono::Utc::now().format("%Y-%m-%d").to_string().as_str(),
+        "{date}"
+    );
+    let sub = pax8_sub(&h.state().await);
+    assert_eq!(
+        (sub["quantity"].clone(), sub["scheduled_quantity"].clone()),
+        (json!(5), json!(4))
+    );
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "scheduled");
+    assert_eq!(h.counters().await, before);
+    // A second leaver lowers the scheduled quantity once more.
+    let (_, out) = only_run(
+        &h,
+        &release("cameron.white@contoso.example", "EXCHANGESTANDARD", "pax8"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled");
+    assert_eq!(pax8_sub(&h.state().await)["scheduled_quantity"], 3);
+
+    // Permanent errors fail once, saying what is wrong.
+    for (steps, expected) in [
+        (
+            release("enrico.ortiz@contoso.example", "EXCHANGESTANDARD", "direct"),
+            "release_seat: true needs source: pax8 or partner_center",
+        ),
+        (
+            release("megan.bowen@contoso.example", "SPB", "pax8"),
+            "has no active Pax8 subscription for SPB",
+        ),
+    ] {
+        let (id, run) = h.run(&Harness::plan(&with_retries(&steps))).await;
+        assert_eq!(run, RunStatus::Failed);
+        let failed = failures(&h, &id).await;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].contains(expected), "{}", failed[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_center_seats_are_released_scheduled_or_not_releasable() {
+    // Inside the 168 hours: lowered now, once (the MS-RequestId is stable per step instance).
+    let h = Harness::with(
+        seats_sandbox(None, json!({"effective_start": days_ago(1)})),
+        TEST_PATIENCE,
+    )
+    .await;
+    let sku = "O365_BUSINESS_ESSENTIALS";
+    let (id, out) = only_run(
+        &h,
+        &release("gerhart.moser@contoso.example", sku, "partner_center"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "released", "{out}");
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 9);
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "released");
+    assert_eq!(h.counters().await, before, "the repeat lowered nothing");
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 9);
+
+    // 30% throttling at Partner Center and Graph: one seat released.
+    h.faults(json!([
+        {"path": "/api.partnercenter.microsoft.com/", "status": 429, "retry_after": 0, "rate": 0.3},
+        {"path": "/graph.microsoft.com/", "status": 503, "rate": 0.3}
+    ]))
+    .await;
+    let (id, run) = h
+        .run(&Harness::plan(&with_retries(&release(
+            "isabella.fischer@contoso.example",
+            sku,
+            "partner_center",
+        ))))
+        .await;
+    h.faults(json!([])).await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(pc_sub(&h.state().await)["quantity"], 8);
+
+    // Outside the window: scheduled for the renewal with scheduledNextTermInstructions.
+    let h = Harness::new().await;
+    let (id, out) = only_run(
+        &h,
+        &release("gerhart.moser@contoso.example", sku, "partner_center"),
+    )
+    .await;
+    assert_eq!(out["seat_release"], "scheduled", "{out}");
+    let sub = pc_sub(&h.state().await);
+    assert_eq!(sub["quantity"], 10);
+    assert_eq!(sub["scheduled"]["quantity"], 9);
+    assert_eq!(sub["scheduled"]["product"]["productId"], "CFQ7TTC0LHRJ");
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "r").await["seat_release"], "scheduled");
+    assert_eq!(h.counters().await, before);
+
+    // A legacy offer, or one without auto-renew, cannot be lowered outside the window.
+    for (pc, reason) in [
+        (json!({"legacy": true}), "legacy offer"),
+        (json!({"auto_renew": false}), "auto-renew is off"),
+    ] {
+        let h = Harness::with(seats_sandbox(None, pc), TEST_PATIENCE).await;
+        let (_, out) = only_run(
+            &h,
+            &release("gerhart.moser@contoso.example", sku, "partner_center"),
+        )
+        .await;
+        assert_eq!(out["seat_release"], "not_releasable", "{out}");
+        assert_eq!(out["seat_release_date"], Value::Null);
+        assert!(
+            out["seat_release_reason"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{out}"
+        );
+        assert_eq!(pc_sub(&h.state().await)["quantity"], 10);
+    }
+
+    // Without release_seat the outputs say nothing was asked.
+    let (_, out) = only_run(&h, "  r:\n    uses: licence.remove\n    with: { user: isabella.fischer@contoso.example, sku: O365_BUSINESS_ESSENTIALS }\n").await;
+    assert_eq!(out["removed"], true);
+    assert_eq!(out["seat_release"], Value::Null);
 }

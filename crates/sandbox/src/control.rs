@@ -1,6 +1,7 @@
 //! The sandbox's own endpoints: `GET /_sandbox/state` (everything, with counters; pushed
 //! secrets masked), `POST /_sandbox/faults`, `GET|POST /_sandbox/config` (settings such as
-//! replication lag), `POST /_sandbox/reset`, `GET /_sandbox/health`.
+//! replication lag), `POST /_sandbox/reset`, `GET /_sandbox/health` (with the SMTP
+//! listener's address).
 
 use std::sync::Arc;
 
@@ -24,7 +25,9 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/config", get(get_config).post(set_config))
         .route(
             "/_sandbox/health",
-            get(|| async { Json(json!({"status": "ok"})) }),
+            get(|State(s): State<Arc<Shared>>| async move {
+                Json(json!({"status": "ok", "smtp": s.smtp_addr().map(|a| a.to_string())}))
+            }),
         )
 }
 

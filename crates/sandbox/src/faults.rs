@@ -1,6 +1,8 @@
 //! Fault injection: per-endpoint rules that answer 429 (with `Retry-After`), 500 or 503, add
 //! latency, or drop the connection, each at a rate, from a seeded random source so a test run
-//! is repeatable.
+//! is repeatable. Rules whose path starts with `/smtp` apply to the SMTP listener instead
+//! (`method` is the SMTP command: `MAIL`, `RCPT` or `DATA`) and answer 421, 450, 451, 452,
+//! 550, 552, 553 or 554.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +25,9 @@ use crate::shared::Shared;
 pub struct FaultRule {
     /// Path prefix the rule applies to, e.g. `/graph.microsoft.com/v1.0/users`.
     pub path: String,
-    /// Only this method, if set.
+    /// Only this method (for `/smtp`: `MAIL`, `RCPT` or `DATA`), if set.
     pub method: Option<String>,
-    /// 429, 500 or 503; none means latency or drop only.
+    /// 429, 500 or 503 (for `/smtp`: an SMTP reply code); none means latency or drop only.
     pub status: Option<u16>,
     /// Seconds for `Retry-After` on a 429 (or 503).
     pub retry_after: Option<u64>,
@@ -36,6 +38,9 @@ pub struct FaultRule {
     /// Close the connection instead of answering.
     pub drop: bool,
 }
+
+/// The SMTP replies a `/smtp` rule may give.
+const SMTP_STATUSES: &[u16] = &[421, 450, 451, 452, 550, 552, 553, 554];
 
 /// The active rules and their random source.
 pub struct Faults {
@@ -69,7 +74,13 @@ impl Faults {
     pub fn set(&mut self, config: FaultConfig) -> Result<(), String> {
         for r in &config.rules {
             if let Some(s) = r.status {
-                if ![429, 500, 503].contains(&s) {
+                if r.path.starts_with("/smtp") {
+                    if !SMTP_STATUSES.contains(&s) {
+                        return Err(format!(
+                            "SMTP status {s} is not one of 421, 450, 451, 452, 550, 552, 553, 554"
+                        ));
+                    }
+                } else if ![429, 500, 503].contains(&s) {
                     return Err(format!("status {s} is not one of 429, 500, 503"));
                 }
             }
@@ -96,17 +107,37 @@ impl Faults {
         &self.rules
     }
 
+    /// The rule that hits SMTP command `verb` (`MAIL`, `RCPT`, `DATA`), if any.
+    pub fn hit_smtp(&mut self, verb: &str) -> Option<FaultRule> {
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| {
+                r.path.starts_with("/smtp")
+                    && r.method
+                        .as_deref()
+                        .is_none_or(|m| m.eq_ignore_ascii_case(verb))
+            })?
+            .clone();
+        self.roll(rule)
+    }
+
+    fn roll(&mut self, rule: FaultRule) -> Option<FaultRule> {
+        let hit = self.rng.random::<f64>() < rule.rate;
+        self.hits += u64::from(hit);
+        hit.then_some(rule)
+    }
+
     fn hit(&mut self, path: &str, method: &str) -> Option<FaultRule> {
         let rule = self.rules.iter().find(|r| {
-            path.starts_with(&r.path)
+            !r.path.starts_with("/smtp")
+                && path.starts_with(&r.path)
                 && r.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         let rule = rule.clone();
-        let hit = self.rng.random::<f64>() < rule.rate;
-        self.hits += u64::from(hit);
-        hit.then_some(rule)
+        self.roll(rule)
     }
 }
 

@@ -5,6 +5,9 @@
 //! (`/graph.microsoft.com/v1.0/users`, `/api.pax8.com/v1/subscriptions`, ...), so a client's base
 //! URL is the sandbox URL plus that host. `GET /_sandbox/state` shows everything with
 //! `counters`; `POST /_sandbox/faults` injects 429/5xx, latency and dropped connections.
+//! [`Sandbox::serve`] also starts an SMTP listener ([`Sandbox::smtp_addr`], and
+//! `GET /_sandbox/health` says where) whose messages land in the same inbox as Graph's
+//! `sendMail`.
 
 // Handlers return `Result<Response, Response>`, axum's idiom for "answer either way"; the
 // error variant is a whole response by design.
@@ -23,6 +26,8 @@ mod pax8;
 mod psa;
 mod pwpush;
 mod shared;
+mod smtp;
+mod term;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,19 +115,41 @@ impl Sandbox {
         router
     }
 
-    /// Binds `addr` (port 0 picks a free port) and serves until the task is dropped. Returns
-    /// the bound address.
+    /// Binds `addr` (port 0 picks a free port) and serves until the task is dropped or
+    /// aborted, with the SMTP listener on a free port of the same address
+    /// ([`Sandbox::smtp_addr`]). Returns the bound HTTP address.
     pub async fn serve(
         &self,
         addr: SocketAddr,
     ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Error> {
+        self.serve_with_smtp(addr, SocketAddr::new(addr.ip(), 0))
+            .await
+    }
+
+    /// [`Sandbox::serve`] with the SMTP listener on `smtp` (port 0 picks a free port).
+    pub async fn serve_with_smtp(
+        &self,
+        addr: SocketAddr,
+        smtp: SocketAddr,
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Error> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
+        let mail = tokio::net::TcpListener::bind(smtp).await?;
+        self.shared.set_smtp_addr(mail.local_addr()?);
         let router = self.router();
+        let shared = self.shared.clone();
         let handle = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            tokio::select! {
+                _ = axum::serve(listener, router) => {}
+                _ = smtp::serve(shared, mail) => {}
+            }
         });
         Ok((bound, handle))
+    }
+
+    /// Where the SMTP listener accepts mail, once [`Sandbox::serve`] has started it.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.shared.smtp_addr()
     }
 }
 

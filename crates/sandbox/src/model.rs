@@ -433,6 +433,14 @@ pub struct Pax8Subscription {
     pub status: String,
     /// `Monthly`, `Annual`.
     pub billing_term: String,
+    /// When the subscription started (RFC 3339; default 2024-01-01): terms follow each other
+    /// from here, and a decrease is allowed in the first 7 days of each.
+    pub start_date: Option<String>,
+    /// The commitment term (`Monthly`, `Annual`); none for a product without commitment
+    /// (default: the billing term when the product requires a commitment).
+    pub commitment_term: Option<String>,
+    /// A quantity decrease scheduled for the renewal (`PUT` with `startDate` = the term's end).
+    pub scheduled_quantity: Option<u32>,
 }
 
 /// Partner Center state.
@@ -479,6 +487,17 @@ pub struct PcSubscription {
     pub status: String,
     /// `monthly`.
     pub billing_cycle: String,
+    /// Start of the first term (RFC 3339; default 2024-01-01): terms follow each other from
+    /// here, and a decrease is allowed in the first 168 hours of each.
+    pub effective_start: Option<String>,
+    /// `P1M` (default) or `P1Y`.
+    pub term_duration: Option<String>,
+    /// Whether the subscription renews (default true); scheduled changes need it.
+    pub auto_renew: Option<bool>,
+    /// A legacy (not new-commerce) offer: no scheduled changes.
+    pub legacy: bool,
+    /// `scheduledNextTermInstructions`, applied at the renewal.
+    pub scheduled: Option<Value>,
 }
 
 /// One PSA's state (Halo, ConnectWise and Autotask share the shape).

@@ -1,5 +1,9 @@
 //! Partner Center: customers (paged with `MS-ContinuationToken`), subscriptions, and quantity
-//! changes by PATCH, made idempotent by `MS-RequestId` as the real service does.
+//! changes by PATCH, made idempotent by `MS-RequestId` as the real service does. New-commerce
+//! rules (api-facts §5): a decrease only within 168 hours of the purchase or the last renewal
+//! (`effectiveStartDate`, renewing at `commitmentEndDate` every `termDuration`); outside it,
+//! `scheduledNextTermInstructions` schedules the quantity for the renewal (new-commerce offers
+//! with auto-renew only), and a later mid-term quantity change deletes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +19,8 @@ use crate::auth::PcAuth;
 use crate::http::{base_url, reply, Reply};
 use crate::model::{PcSubscription, PendingSeat};
 use crate::shared::{now_ms, Shared};
+use crate::term::{months, Term, DEFAULT_START};
+use chrono::Utc;
 
 /// Partner Center routes.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -40,10 +46,28 @@ fn pc_error(status: StatusCode, code: u32, description: &str) -> Response {
     )
 }
 
+fn term_of(s: &PcSubscription) -> Term {
+    Term::at(
+        s.effective_start.as_deref(),
+        months(s.term_duration.as_deref().unwrap_or("P1M")),
+        Utc::now(),
+    )
+}
+
 fn sub_json(s: &PcSubscription) -> Value {
+    let t = term_of(s);
+    let stamp = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let product_type = if s.legacy {
+        "OnlineServices"
+    } else {
+        "OnlineServicesNCE"
+    };
     json!({"id": s.id, "offerId": s.offer_id, "offerName": s.offer_name, "friendlyName": s.offer_name, "quantity": s.quantity,
-           "unitType": "Licenses", "status": s.status, "billingCycle": s.billing_cycle, "termDuration": "P1M", "autoRenewEnabled": true,
-           "creationDate": "2024-01-01T00:00:00Z", "effectiveStartDate": "2024-01-01T00:00:00Z", "commitmentEndDate": "2026-12-31T00:00:00Z",
+           "unitType": "Licenses", "status": s.status, "billingCycle": s.billing_cycle,
+           "termDuration": s.term_duration.as_deref().unwrap_or("P1M"), "autoRenewEnabled": s.auto_renew.unwrap_or(true),
+           "creationDate": s.effective_start.as_deref().unwrap_or(DEFAULT_START), "effectiveStartDate": stamp(t.start),
+           "commitmentEndDate": stamp(t.renewal), "productType": {"id": product_type, "displayName": product_type},
+           "scheduledNextTermInstructions": s.scheduled.clone().unwrap_or(Value::Null),
            "attributes": {"objectType": "Subscription"}})
 }
 
@@ -142,10 +166,36 @@ async fn update(
             ));
         }
         let old = w.partner_center.subscriptions[i].quantity;
+        let sub = &w.partner_center.subscriptions[i];
+        let next = &body["scheduledNextTermInstructions"];
+        if next.is_object() && sub.scheduled.as_ref() != Some(next) {
+            if sub.legacy {
+                return Err(pc_error(StatusCode::BAD_REQUEST, 800061, "Scheduled changes are only available for new commerce subscriptions."));
+            }
+            if !sub.auto_renew.unwrap_or(true) {
+                return Err(pc_error(StatusCode::BAD_REQUEST, 800062, "Auto-renew must be enabled to schedule changes for the next term."));
+            }
+            if next["quantity"].as_u64().is_none_or(|q| q == 0) {
+                return Err(pc_error(StatusCode::BAD_REQUEST, 800063, "scheduledNextTermInstructions must include a quantity of at least 1."));
+            }
+            w.partner_center.subscriptions[i].scheduled = Some(next.clone());
+            w.changed(format!("partner_center/subscription/{sid}/scheduled"));
+        }
+        if (quantity as u32) < old && !term_of(&w.partner_center.subscriptions[i]).in_window(Utc::now()) {
+            return Err(pc_error(
+                StatusCode::BAD_REQUEST,
+                800060,
+                "Subscription quantity can only be decreased within 168 hours (7 days) of purchase or renewal. Schedule the change for the next term instead.",
+            ));
+        }
         if let Some(status) = body["status"].as_str() {
             w.partner_center.subscriptions[i].status = status.into();
         }
         if quantity as u32 != old {
+            // A mid-term change deletes the scheduled changes (they must be applied again).
+            if w.partner_center.subscriptions[i].scheduled.take().is_some() {
+                w.changed(format!("partner_center/subscription/{sid}/scheduled"));
+            }
             w.partner_center.subscriptions[i].quantity = quantity as u32;
             let tenant = w
                 .partner_center

@@ -1,5 +1,10 @@
 //! Pax8's partner API: companies, products, subscriptions (quantity changes buy or release
 //! seats, visible in `subscribedSkus` after the purchase delay), orders and cancellations.
+//! A committed subscription (its product requires a commitment) shows its term as
+//! `commitment: {term, endDate}`; lowering its quantity is refused (422) outside the first
+//! 7 days of the term unless the `PUT` also gives `startDate` = the renewal date, which
+//! schedules the decrease (shown as `scheduledChange`). The scheduling form is the sandbox's
+//! reading of an undocumented Pax8 behaviour (see docs/sandbox.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +20,8 @@ use crate::auth::Pax8Auth;
 use crate::http::{empty, reply, Reply};
 use crate::model::{Pax8Subscription, PendingSeat, World};
 use crate::shared::{now_ms, Shared};
+use crate::term::{months, Term, DEFAULT_START};
+use chrono::Utc;
 
 /// Pax8 routes.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -49,9 +56,39 @@ fn page(items: Vec<Value>, q: &HashMap<String, String>) -> Value {
     json!({"content": content, "page": {"size": size, "totalElements": total, "totalPages": total.div_ceil(size), "number": number}})
 }
 
-fn sub_json(s: &Pax8Subscription) -> Value {
+/// The commitment term of a subscription: its own, else the billing term when the product
+/// requires a commitment, else none.
+fn commitment(w: &World, s: &Pax8Subscription) -> Option<String> {
+    s.commitment_term.clone().or_else(|| {
+        w.pax8
+            .products
+            .iter()
+            .find(|p| p.id == s.product_id)
+            .filter(|p| p.requires_commitment)
+            .map(|_| s.billing_term.clone())
+    })
+}
+
+/// The current term of a committed subscription.
+fn term(w: &World, s: &Pax8Subscription) -> Option<Term> {
+    commitment(w, s).map(|c| Term::at(s.start_date.as_deref(), months(&c), Utc::now()))
+}
+
+fn sub_json(w: &World, s: &Pax8Subscription) -> Value {
+    let start = s.start_date.as_deref().unwrap_or(DEFAULT_START);
+    let date = |d: chrono::DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+    let (commitment, scheduled) = match (commitment(w, s), term(w, s)) {
+        (Some(c), Some(t)) => (
+            json!({"term": c, "endDate": date(t.renewal)}),
+            s.scheduled_quantity
+                .map(|q| json!({"quantity": q, "effectiveDate": date(t.renewal)}))
+                .unwrap_or(Value::Null),
+        ),
+        _ => (Value::Null, Value::Null),
+    };
     json!({"id": s.id, "companyId": s.company_id, "productId": s.product_id, "quantity": s.quantity, "status": s.status,
-           "billingTerm": s.billing_term, "startDate": "2024-01-01", "createdDate": "2024-01-01T00:00:00Z", "price": 0})
+           "billingTerm": s.billing_term, "startDate": start.get(..10).unwrap_or(start), "createdDate": start, "price": 0,
+           "commitment": commitment, "scheduledChange": scheduled})
 }
 
 async fn companies(
@@ -109,7 +146,7 @@ async fn subscriptions(
             .filter(|x| q.get("companyId").is_none_or(|c| &x.company_id == c))
             .filter(|x| q.get("productId").is_none_or(|p| &x.product_id == p))
             .filter(|x| q.get("status").is_none_or(|st| &x.status == st))
-            .map(sub_json)
+            .map(|x| sub_json(w, x))
             .collect()
     });
     Ok(reply(StatusCode::OK, page(items, &q)))
@@ -123,7 +160,7 @@ async fn subscription(State(s): State<Arc<Shared>>, _: Pax8Auth, Path(id): Path<
             .iter()
             .find(|x| x.id == id)
             .ok_or_else(|| problem(StatusCode::NOT_FOUND, "Subscription not found", &id))?;
-        Ok(reply(StatusCode::OK, sub_json(x)))
+        Ok(reply(StatusCode::OK, sub_json(w, x)))
     })
 }
 
@@ -200,6 +237,29 @@ async fn update(
                 ));
             }
             let old = w.pax8.subscriptions[i].quantity;
+            if q < old {
+                if let Some(t) = term(w, &w.pax8.subscriptions[i]) {
+                    if !t.in_window(Utc::now()) {
+                        let renewal = t.renewal.format("%Y-%m-%d").to_string();
+                        if body["startDate"].as_str().and_then(|d| d.get(..10)) == Some(renewal.as_str()) {
+                            // A decrease scheduled for the renewal.
+                            if w.pax8.subscriptions[i].scheduled_quantity != Some(q) {
+                                w.pax8.subscriptions[i].scheduled_quantity = Some(q);
+                                w.changed(format!("pax8/subscription/{id}/scheduled"));
+                            }
+                            return Ok(reply(StatusCode::OK, sub_json(w, &w.pax8.subscriptions[i])));
+                        }
+                        return Err(problem(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            &format!(
+                                "Quantity can only be decreased within 7 days of the start of the commitment term ({}); schedule the decrease for the renewal on {renewal} (startDate)",
+                                t.start.format("%Y-%m-%d")
+                            ),
+                            &id,
+                        ));
+                    }
+                }
+            }
             if q != old {
                 w.pax8.subscriptions[i].quantity = q;
                 let (company, product) = (
@@ -210,7 +270,7 @@ async fn update(
                 w.changed(format!("pax8/subscription/{id}"));
             }
         }
-        Ok(reply(StatusCode::OK, sub_json(&w.pax8.subscriptions[i])))
+        Ok(reply(StatusCode::OK, sub_json(w, &w.pax8.subscriptions[i])))
     })
 }
 
@@ -274,7 +334,7 @@ async fn order(
         let mut line_items = Vec::new();
         for (pid, quantity, li) in out_items {
             let sub_id = if mock { Value::Null } else {
-                let sub = Pax8Subscription { id: uuid::Uuid::new_v4().to_string(), company_id: company_id.clone(), product_id: pid.clone(), quantity, status: "Active".into(), billing_term: li["billingTerm"].as_str().unwrap_or("Monthly").into() };
+                let sub = Pax8Subscription { id: uuid::Uuid::new_v4().to_string(), company_id: company_id.clone(), product_id: pid.clone(), quantity, status: "Active".into(), billing_term: li["billingTerm"].as_str().unwrap_or("Monthly").into(), start_date: Some(crate::shared::now_rfc3339()), ..Default::default() };
                 let id = sub.id.clone();
                 w.pax8.subscriptions.push(sub);
                 schedule_seats(w, &company_id, &pid, i64::from(quantity));

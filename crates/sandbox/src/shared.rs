@@ -47,6 +47,7 @@ pub struct Shared {
     router: OnceLock<Router>,
     /// Partner Center `MS-RequestId`s already applied, with the response they produced.
     pub request_ids: Mutex<HashMap<String, serde_json::Value>>,
+    smtp: OnceLock<std::net::SocketAddr>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -76,7 +77,17 @@ impl Shared {
             persist,
             router: OnceLock::new(),
             request_ids: Mutex::new(HashMap::new()),
+            smtp: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn set_smtp_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.smtp.set(addr);
+    }
+
+    /// Where the SMTP listener accepts mail, once started.
+    pub fn smtp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.smtp.get().copied()
     }
 
     pub(crate) fn set_router(&self, router: Router) {

@@ -47,27 +47,53 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::Bool,
             "False when the user already had the licence directly.",
         ),
-        KindSchema::action("licence.remove", "Remove one licence.")
-            .param(user())
-            .param(Field::required(
-                "sku",
-                FieldType::String,
-                "SKU part number or SKU id.",
-            ))
-            .param(
-                Field::optional(
-                    "release_seat",
-                    FieldType::Bool,
-                    "Also lower the subscription quantity at Pax8 or Partner Center.",
-                )
-                .default(json!(false)),
-            )
-            .output("sku", FieldType::String, "The SKU part number.")
-            .output(
-                "removed",
+        KindSchema::action(
+            "licence.remove",
+            "Remove one licence; with release_seat, also release the seat at Pax8 or Partner Center (now inside the new-commerce window, else at the renewal).",
+        )
+        .param(user())
+        .param(Field::required(
+            "sku",
+            FieldType::String,
+            "SKU part number or SKU id.",
+        ))
+        .param(
+            Field::optional(
+                "release_seat",
                 FieldType::Bool,
-                "False when the user did not have it.",
-            ),
+                "Also lower the subscription at the distributor named by `source`: now within 7 days of the purchase or renewal, else scheduled for the renewal.",
+            )
+            .default(json!(false)),
+        )
+        .param(
+            Field::optional(
+                "source",
+                FieldType::one_of(SOURCES),
+                "Where the seat was bought (`pax8` or `partner_center` for release_seat).",
+            )
+            .default(json!("direct")),
+        )
+        .output("sku", FieldType::String, "The SKU part number.")
+        .output(
+            "removed",
+            FieldType::Bool,
+            "False when the user did not have it.",
+        )
+        .output(
+            "seat_release",
+            FieldType::String,
+            "With release_seat: `released` (lowered now), `scheduled` (lowered at the renewal) or `not_releasable`; else null.",
+        )
+        .output(
+            "seat_release_date",
+            FieldType::String,
+            "When the seat stops being billed (YYYY-MM-DD: today or the renewal date); null when not releasable.",
+        )
+        .output(
+            "seat_release_reason",
+            FieldType::String,
+            "Why, in words (the quantities, the window, or the distributor's refusal).",
+        ),
         KindSchema::action(
             "licence.remove_all",
             "Remove every directly assigned licence; refuses while the mailbox is not shared.",

@@ -1,4 +1,5 @@
-//! Notification kinds: Teams (Workflows webhook, Adaptive Card) and email.
+//! Notification kinds: Teams (Workflows webhook, Adaptive Card) and email (Graph `sendMail` or
+//! SMTP).
 
 use tenure_runbook::{Field, FieldType, KindSchema};
 
@@ -37,12 +38,12 @@ pub fn schemas() -> Vec<KindSchema> {
         .output("posted", FieldType::Bool, "Whether the post was accepted."),
         KindSchema::action(
             "notify.email",
-            "Send an email through Microsoft Graph from a configured mailbox.",
+            "Send an email (Markdown body as text and HTML) through Microsoft Graph from a configured mailbox, or through an SMTP relay (`[email] transport = \"smtp\"`).",
         )
         .param(Field::optional(
             "from",
             FieldType::Email,
-            "The mailbox to send as (default: `[email] from`).",
+            "The mailbox to send as, or the From address over SMTP (default: `[email] from`).",
         ))
         .param(Field::required(
             "to",
@@ -58,12 +59,12 @@ pub fn schemas() -> Vec<KindSchema> {
         .param(Field::required(
             "body",
             FieldType::String,
-            "Body, in Markdown.",
+            "Body, in Markdown: rendered to HTML (raw HTML is escaped); over SMTP the Markdown is also the text part.",
         ))
         .output(
             "message_id",
             FieldType::String,
-            "The step instance's id, sent as the `X-Tenure-Instance` header.",
+            "Graph: the step instance's id (`run:step:item`, sent as the `X-Tenure-Instance` header). SMTP: the `Message-ID`, the same for every attempt of the step instance.",
         ),
     ]
 }

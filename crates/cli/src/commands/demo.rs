@@ -88,7 +88,14 @@ async fn demo(
         .context("cannot start the sandbox")?;
     let url = format!("http://{addr}");
     let mut registry = tenure_engine::builtin::registry();
-    tenure_kinds::register(&mut registry, tenure_kinds::Vendors::sandbox(&url));
+    let mut vendors = tenure_kinds::Vendors::sandbox(&url);
+    if let Some(smtp) = sandbox.smtp_addr() {
+        vendors = vendors.with_smtp(
+            tenure_kinds::SmtpConfig::sandbox(smtp),
+            crate::config::SANDBOX_FROM,
+        );
+    }
+    tenure_kinds::register(&mut registry, vendors);
     let engine = super::runs::open_with(db, registry).await?;
     let shown = super::runs::redact_url(db);
     if temporary {

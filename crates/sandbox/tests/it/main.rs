@@ -14,5 +14,6 @@ mod mailbox;
 mod psa;
 mod purchases;
 mod pwpush;
+mod smtp;
 mod support;
 mod teams_and_state;
