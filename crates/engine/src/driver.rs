@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::api::{prepare, TenantLookup, Trigger};
 use crate::journal::EventKind;
 use crate::machine::{Event, Failure, FailureClass, OnExpiry, Park, Request, RunStatus};
-use crate::store::{now_ms, Error, PreparedRun, RunRecord, Store, Task, TaskKind};
+use crate::store::{now_ms, ClaimedRun, Error, PreparedRun, RunRecord, Store, Task, TaskKind};
 
 /// How deep `runbook.call`s may nest at run time (the compiler already refuses cycles).
 pub const MAX_CALL_DEPTH: u64 = 8;
@@ -128,12 +128,25 @@ impl Worker {
         let Some((task, _taken_over)) = self.store.claim(&self.owner, self.lease).await? else {
             return Ok(false);
         };
-        self.run_task(task).await
+        self.run_task(task, None).await
     }
 
-    /// Does one claimed task. Returns whether it did any work (always, unless it failed).
-    async fn run_task(&self, task: Task) -> Result<bool, Error> {
-        let run = self.store.run(&task.run_id).await?;
+    /// Does one claimed task, with its run as the claim read it (else it is read now).
+    /// Returns whether it did any work (always, unless it failed).
+    async fn run_task(&self, task: Task, claimed: Option<Arc<ClaimedRun>>) -> Result<bool, Error> {
+        let claimed = match claimed {
+            Some(c) => c,
+            None => {
+                let record = self.store.run(&task.run_id).await?;
+                let (outputs, opened) = self.store.outputs_opened(&record.id).await?;
+                Arc::new(ClaimedRun {
+                    record,
+                    outputs,
+                    opened,
+                })
+            }
+        };
+        let run = &claimed.record;
         if run.status.is_final() {
             self.drop_task(&task).await?;
             return Ok(true);
@@ -145,9 +158,9 @@ impl Worker {
         let span = tracing::info_span!("step", run = %run.id, runbook = %run.plan.runbook, step = %step.id, item = task.item, kind = %step.uses);
         let result = async {
             match task.kind {
-                TaskKind::Prepare => self.prepare(&task, &run, &step).await,
-                TaskKind::Attempt => self.attempt(&task, &run, &step).await,
-                TaskKind::Timer => self.timer(&task, &run, &step).await,
+                TaskKind::Prepare => self.prepare(&task, &claimed, &step).await,
+                TaskKind::Attempt => self.attempt(&task, &claimed, &step).await,
+                TaskKind::Timer => self.timer(&task, run, &step).await,
             }
         }
         .instrument(span)
@@ -199,7 +212,11 @@ impl Worker {
             };
             let free = 1 + slots.available_permits();
             wake.borrow_and_update();
-            let tasks = match self.store.claim_many(&self.owner, self.lease, free).await {
+            let tasks = match self
+                .store
+                .claim_with_runs(&self.owner, self.lease, free)
+                .await
+            {
                 Ok(tasks) => {
                     failures = 0;
                     tasks
@@ -222,11 +239,11 @@ impl Worker {
             let mut permits = std::iter::once(first).chain(std::iter::from_fn(|| {
                 slots.clone().try_acquire_owned().ok()
             }));
-            for (task, _taken_over) in tasks {
+            for claim in tasks {
                 let permit = permits.next().expect("a slot per claimed task");
                 let worker = self.clone();
                 running.spawn(async move {
-                    let result = worker.run_task(task).await;
+                    let result = worker.run_task(claim.task, claim.run).await;
                     drop(permit);
                     result
                 });
@@ -279,7 +296,12 @@ impl Worker {
     /// outputs so far (declared outputs of unfinished or skipped steps read as null).
     /// Sealed inputs and vars are opened; `secrets` receives every secret in clear (secret
     /// inputs and secret outputs), so what the step reports can be scrubbed of them.
-    async fn context(&self, run: &RunRecord, secrets: &mut Vec<String>) -> Result<Value, Error> {
+    async fn context(
+        &self,
+        claimed: &ClaimedRun,
+        secrets: &mut Vec<String>,
+    ) -> Result<Value, Error> {
+        let run = &claimed.record;
         let mut ctx = run.context.clone();
         secrets.extend(
             self.store
@@ -287,8 +309,8 @@ impl Worker {
                 .open_all(&mut ctx)
                 .map_err(|e| Error::Secrets(e.to_string()))?,
         );
-        let (outputs, opened) = self.store.outputs_opened(&run.id).await?;
-        secrets.extend(opened);
+        let outputs = &claimed.outputs;
+        secrets.extend(claimed.opened.iter().cloned());
         let mut steps = Map::new();
         for s in run.plan.steps.iter().chain(&run.plan.on_failure) {
             let empty: Value = self
@@ -350,9 +372,10 @@ impl Worker {
         Ok(ctx)
     }
 
-    async fn prepare(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
+    async fn prepare(&self, task: &Task, claimed: &ClaimedRun, step: &Step) -> Result<(), Error> {
+        let run = &claimed.record;
         let mut secrets = Vec::new();
-        let ctx = self.context(run, &mut secrets).await?;
+        let ctx = self.context(claimed, &mut secrets).await?;
         let rendered = (|| {
             let skip = match &step.condition {
                 Some(c) => !self
@@ -391,7 +414,8 @@ impl Worker {
         self.report(task, run, event).await
     }
 
-    async fn attempt(&self, task: &Task, run: &RunRecord, step: &Step) -> Result<(), Error> {
+    async fn attempt(&self, task: &Task, claimed: &ClaimedRun, step: &Step) -> Result<(), Error> {
+        let run = &claimed.record;
         // The claim started the attempt (see `Store::claim`); without one the instance was not
         // claimable and the task is stale.
         let Some(attempt) = task.attempt else {
@@ -403,7 +427,7 @@ impl Worker {
         let span = tracing::info_span!("attempt", attempt);
         let mut secrets = Vec::new();
         let result = self
-            .execute(task, run, step, attempt, &requests, &mut secrets)
+            .execute(task, claimed, step, attempt, &requests, &mut secrets)
             .instrument(span)
             .await;
         // Nothing the step reports may carry a secret it was given (an error or an answer
@@ -507,14 +531,15 @@ impl Worker {
     async fn execute(
         &self,
         task: &Task,
-        run: &RunRecord,
+        claimed: &ClaimedRun,
         step: &Step,
         attempt: u32,
         requests: &Requests,
         secrets: &mut Vec<String>,
     ) -> Result<Outcome, StepError> {
+        let run = &claimed.record;
         let mut ctx = self
-            .context(run, secrets)
+            .context(claimed, secrets)
             .await
             .map_err(|e| StepError::transient("store", e.to_string()))?;
         if let Some(items) = self.items(step, &ctx) {

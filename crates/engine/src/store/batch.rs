@@ -21,7 +21,7 @@ use crate::journal::Event as JournalEvent;
 use crate::machine::RunMachine;
 
 /// The most rows one multi-row insert or `IN` list takes (SQLite allows 32,766 parameters).
-const CHUNK: usize = 400;
+pub(crate) const CHUNK: usize = 400;
 
 /// A run's state as this transaction sees it.
 pub(crate) struct Snapshot {
@@ -91,7 +91,7 @@ impl Batch {
                 params(chunk.len()),
                 backend.lock_row()
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for r in chunk {
                 query = query.bind(*r);
             }
@@ -114,7 +114,7 @@ impl Batch {
                 params(chunk.len()),
                 backend.lock_row()
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for id in chunk {
                 query = query.bind(*id);
             }
@@ -174,6 +174,11 @@ impl Batch {
         ids: Vec<&str>,
     ) -> Result<(), Error> {
         self.prefetch(conn, backend, ids, Vec::new()).await
+    }
+
+    /// The machine of a run this transaction holds in memory, if it does.
+    pub(crate) fn machine(&self, run_id: &str) -> Option<&RunMachine> {
+        self.runs.get(run_id).map(|s| &s.machine)
     }
 
     /// A run this transaction creates, as inserted.
@@ -306,7 +311,7 @@ impl Batch {
 }
 
 /// `$1, $2, ... $n`.
-fn params(n: usize) -> String {
+pub(crate) fn params(n: usize) -> String {
     (1..=n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

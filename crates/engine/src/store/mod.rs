@@ -200,6 +200,37 @@ pub struct RunRecord {
     pub parent: Option<(String, String, u32)>,
 }
 
+/// A claimed task, with its run as the claim saw it.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// The task.
+    pub task: Task,
+    /// Whether it was taken over from an expired lease.
+    pub taken_over: bool,
+    /// Its run and outputs (`None` if the run is gone).
+    pub run: Option<Arc<ClaimedRun>>,
+}
+
+/// A run as a claim read it in its transaction: the record, every output (step, item, value;
+/// sealed secrets opened) and every secret opened.
+#[derive(Debug)]
+pub struct ClaimedRun {
+    /// The run.
+    pub record: RunRecord,
+    /// Its outputs, ordered by step and item.
+    pub outputs: Vec<(String, u32, Value)>,
+    /// Every secret opened in them.
+    pub opened: Vec<String>,
+}
+
+/// The `runbook.call` that started a run, from its three columns.
+fn parent_of(cols: (Option<String>, Option<String>, Option<i64>)) -> Option<(String, String, u32)> {
+    match cols {
+        (Some(run), Some(step), Some(item)) => Some((run, step, u32::try_from(item).unwrap_or(0))),
+        _ => None,
+    }
+}
+
 /// Which runs to list: all filters optional, newest first, in pages.
 #[derive(Clone, Debug)]
 pub struct RunFilter {
@@ -454,11 +485,76 @@ impl Store {
             owner: owner.to_string(),
             lease_ms: lease.as_millis() as i64,
             limit: limit.clamp(1, MAX_CLAIM),
+            with_runs: false,
         };
         match self.writer.submit(op).await? {
-            Reply::Claimed(tasks) => Ok(tasks),
+            Reply::Claimed(tasks, _) => Ok(tasks),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
+    }
+
+    /// [`Store::claim_many`], with each task's run and outputs as the claim's transaction saw
+    /// them (read there in one query each), so the tasks need not read them again. Tasks of
+    /// one run share one [`ClaimedRun`].
+    pub async fn claim_with_runs(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        let op = Op::Claim {
+            owner: owner.to_string(),
+            lease_ms: lease.as_millis() as i64,
+            limit: limit.clamp(1, MAX_CLAIM),
+            with_runs: true,
+        };
+        let (tasks, raws) = match self.writer.submit(op).await? {
+            Reply::Claimed(tasks, runs) => (tasks, runs),
+            _ => return Err(Error::Corrupt("unexpected writer reply".into())),
+        };
+        let mut runs: HashMap<String, Arc<ClaimedRun>> = HashMap::with_capacity(raws.len());
+        for raw in raws {
+            let id = raw.id.clone();
+            runs.insert(id, Arc::new(self.claimed_run(raw).await?));
+        }
+        Ok(tasks
+            .into_iter()
+            .map(|(task, taken_over)| Claimed {
+                run: runs.get(&task.run_id).cloned(),
+                task,
+                taken_over,
+            })
+            .collect())
+    }
+
+    async fn claimed_run(&self, raw: tx::RawRun) -> Result<ClaimedRun, Error> {
+        let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
+        let machine = match raw.machine {
+            Ok(m) => m,
+            Err(text) => serde_json::from_str(&text).map_err(corrupt)?,
+        };
+        let mut opened = Vec::new();
+        let mut outputs = Vec::with_capacity(raw.outputs.len());
+        for (step, item, text) in raw.outputs {
+            let mut value: Value = serde_json::from_str(&text).map_err(corrupt)?;
+            self.open_nested(&mut value, &mut opened)?;
+            outputs.push((step, item as u32, value));
+        }
+        let record = RunRecord {
+            plan: self.plan(&raw.plan_hash, &raw.id).await?,
+            context: serde_json::from_str(&raw.context).map_err(corrupt)?,
+            status: parse_status(&raw.status)?,
+            machine,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+            parent: parent_of(raw.parent),
+            id: raw.id,
+        };
+        Ok(ClaimedRun {
+            record,
+            outputs,
+            opened,
+        })
     }
 
     /// A receiver that changes whenever new work may be claimable. A worker marks it seen
@@ -616,16 +712,11 @@ impl Store {
             status: parse_status(&row.try_get::<String, _>("status")?)?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
-            parent: match (
+            parent: parent_of((
                 row.try_get::<Option<String>, _>("parent_run")?,
                 row.try_get::<Option<String>, _>("parent_step")?,
                 row.try_get::<Option<i64>, _>("parent_item")?,
-            ) {
-                (Some(run), Some(step), Some(item)) => {
-                    Some((run, step, u32::try_from(item).unwrap_or(0)))
-                }
-                _ => None,
-            },
+            )),
         })
     }
 

@@ -116,8 +116,13 @@ pub(crate) async fn claim(
     // The claim sees the tasks this batch created.
     batch.flush(conn, backend).await?;
     let now = now_ms();
-    let sql = format!("SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at, id LIMIT {}{}", limit.max(1), backend.skip_locked());
-    let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *conn).await?;
+    let sql = format!("SELECT id, run_id, step, item, kind, lease_owner FROM tasks WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at, id LIMIT $2{}", backend.skip_locked());
+    // The limit is a parameter: one prepared statement, whatever the number of free slots.
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(limit.max(1) as i64)
+        .fetch_all(&mut *conn)
+        .await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -168,6 +173,91 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
+/// A claimed task's run as the claim's transaction left it, unparsed (the claimant parses it,
+/// off the writer), so a task does not read its run and outputs again.
+pub(crate) struct RawRun {
+    pub id: String,
+    pub plan_hash: String,
+    pub context: String,
+    /// The machine where the batch holds it (SQLite), else its stored JSON. Everything else is
+    /// read after the batch's writes so far were sent, so it is what the claim commits.
+    pub machine: Result<RunMachine, String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub parent: (Option<String>, Option<String>, Option<i64>),
+    /// (step, item, stored output).
+    pub outputs: Vec<(String, i64, String)>,
+}
+
+/// Reads, in the claim's transaction and in one query each, the runs of `claimed` and their
+/// outputs.
+pub(crate) async fn claimed_runs(
+    conn: &mut AnyConnection,
+    backend: &dyn Backend,
+    batch: &mut Batch,
+    claimed: &[(Task, bool)],
+) -> Result<Vec<RawRun>, Error> {
+    let mut ids: Vec<&str> = claimed.iter().map(|(t, _)| t.run_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Every write so far is sent first, so what is read is what the claim commits.
+    batch.flush(conn, backend).await?;
+    let mut runs: Vec<RawRun> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::batch::CHUNK) {
+        let params = super::batch::params(chunk.len());
+        let sql = format!("SELECT id, plan_hash, context, machine, status, created_at, updated_at, parent_run, parent_step, parent_item FROM runs WHERE id IN ({params}) ORDER BY id");
+        let mut query = sqlx::query(&sql).persistent(false);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let first = runs.len();
+        for row in query.fetch_all(&mut *conn).await? {
+            let id: String = row.try_get("id")?;
+            let machine = match batch.machine(&id) {
+                Some(m) => Ok(m.clone()),
+                None => Err(row.try_get::<String, _>("machine")?),
+            };
+            runs.push(RawRun {
+                plan_hash: row.try_get("plan_hash")?,
+                context: row.try_get("context")?,
+                machine,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                status: row.try_get("status")?,
+                parent: (
+                    row.try_get("parent_run")?,
+                    row.try_get("parent_step")?,
+                    row.try_get("parent_item")?,
+                ),
+                outputs: Vec::new(),
+                id,
+            });
+        }
+        runs[first..].sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let sql = format!("SELECT run_id, step, item, output FROM outputs WHERE run_id IN ({params}) ORDER BY run_id, step, item");
+        let mut query = sqlx::query(&sql).persistent(false);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let got = &mut runs[first..];
+        for row in query.fetch_all(&mut *conn).await? {
+            let run_id: String = row.try_get("run_id")?;
+            if let Ok(i) = got.binary_search_by(|r| r.id.as_str().cmp(run_id.as_str())) {
+                got[i].outputs.push((
+                    row.try_get("step")?,
+                    row.try_get("item")?,
+                    row.try_get("output")?,
+                ));
+            }
+        }
+    }
+    Ok(runs)
+}
+
 /// Where rows are locked (PostgreSQL): locks the runs of the candidate tasks in id order,
 /// skipping those another transaction holds, and returns the ones this one now holds.
 /// `None` where write transactions are exclusive (SQLite): every run is available.
@@ -193,7 +283,7 @@ async fn lock_runs(
         "SELECT id FROM runs WHERE id IN ({list}) ORDER BY id{}",
         backend.skip_locked()
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(&sql).persistent(false);
     for r in &runs {
         query = query.bind(r);
     }

@@ -36,6 +36,8 @@ pub(crate) enum Op {
         owner: String,
         lease_ms: i64,
         limit: usize,
+        /// Whether the reply carries the claimed tasks' runs and outputs.
+        with_runs: bool,
     },
     Renew {
         fence: Fence,
@@ -50,7 +52,7 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Created(String, bool),
     Actions(Vec<Action>),
-    Claimed(Vec<(Task, bool)>),
+    Claimed(Vec<(Task, bool)>, Vec<tx::RawRun>),
     Done(bool),
 }
 
@@ -67,7 +69,7 @@ impl Op {
     /// The runs whose attempts a committed claim started (for subscribers).
     fn claimed_runs<'a>(&self, reply: &'a Reply) -> impl Iterator<Item = &'a str> {
         let tasks = match (self, reply) {
-            (Op::Claim { .. }, Reply::Claimed(tasks)) => tasks.as_slice(),
+            (Op::Claim { .. }, Reply::Claimed(tasks, _)) => tasks.as_slice(),
             _ => &[],
         };
         tasks
@@ -351,9 +353,16 @@ async fn apply(
             owner,
             lease_ms,
             limit,
-        } => tx::claim(conn, backend, key, batch, owner, *lease_ms, *limit)
-            .await
-            .map(Reply::Claimed),
+            with_runs,
+        } => {
+            let tasks = tx::claim(conn, backend, key, batch, owner, *lease_ms, *limit).await?;
+            let runs = if *with_runs {
+                tx::claimed_runs(conn, backend, batch, &tasks).await?
+            } else {
+                Vec::new()
+            };
+            Ok(Reply::Claimed(tasks, runs))
+        }
         Op::Renew { fence, lease_ms } => tx::renew(conn, backend, batch, fence, *lease_ms)
             .await
             .map(Reply::Done),
