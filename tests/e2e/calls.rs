@@ -2,7 +2,6 @@
 //! a `tenure worker` executing both runs, the called run's approval decided from the terminal,
 //! and both journals linking the runs; `tenure validate` reports unknown runbooks and cycles.
 
-
 use serde_json::Value;
 
 use crate::{stderr, stdout};

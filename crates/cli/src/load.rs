@@ -119,9 +119,7 @@ impl Dir {
         let files = expand(std::slice::from_ref(&self.root)).unwrap_or_default();
         let index: Vec<(String, PathBuf)> = files
             .into_iter()
-            .filter_map(|f| {
-                Some((declared_id(&f)?, f))
-            })
+            .filter_map(|f| Some((declared_id(&f)?, f)))
             .collect();
         *self.index.borrow_mut() = Some(index.clone());
         index
