@@ -2,6 +2,8 @@
 //! what a journal is: what changed, what was skipped and why, warnings, failures with the
 //! vendor's message, approvals (who, when, their comment) and waits. It is derived from the
 //! journal and the pinned plan alone (never from sealed values), so secrets show as `***`.
+//! Every value in it (a display name, a vendor's message, a comment) is escaped as Markdown
+//! text on one line ([`md_text`]), so it cannot add links, images or lines to the report.
 //! Each kind's wording is a row of a table (`report/wording.rs`); this module only gathers the
 //! facts.
 
@@ -77,7 +79,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             } => {
                 run.started = Some(at);
                 run.title = format!("{runbook} v{version}");
-                run.trigger.clone_from(trigger);
+                run.trigger = md_text(trigger);
             }
             EventKind::StepReady { step, .. } => step_mut(&mut facts, step).seen = true,
             EventKind::AttemptStarted {
@@ -108,13 +110,13 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 ..
             } => {
                 instance(&mut facts, step, *item).failure =
-                    Some((code.clone(), message.clone(), class == "permanent"))
+                    Some((md_text(code), md_text(message), class == "permanent"))
             }
             EventKind::AttemptDeferred {
                 step, item, reason, ..
-            } => instance(&mut facts, step, *item).deferred = Some(reason.clone()),
+            } => instance(&mut facts, step, *item).deferred = Some(md_text(reason)),
             EventKind::GaveUp { step, item, reason } => {
-                instance(&mut facts, step, *item).gave_up = Some(reason.clone())
+                instance(&mut facts, step, *item).gave_up = Some(md_text(reason))
             }
             EventKind::StepSkipped { step, item, reason } => match item {
                 Some(i) => instance(&mut facts, step, Some(*i)).skipped = Some(reason.clone()),
@@ -125,8 +127,10 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 approvers,
                 expires_at,
             } => {
-                step_mut(&mut facts, step).approval.requested =
-                    Some((approvers.clone(), short_time(expires_at)))
+                step_mut(&mut facts, step).approval.requested = Some((
+                    approvers.iter().map(|a| md_text(a)).collect(),
+                    short_time(expires_at),
+                ))
             }
             EventKind::ApprovalDecided {
                 step,
@@ -135,11 +139,11 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 source,
                 comment,
             } => step_mut(&mut facts, step).approval.decisions.push((
-                approver.clone(),
+                md_text(approver),
                 decision.clone(),
                 source.clone(),
                 at,
-                comment.clone(),
+                comment.as_deref().map(md_text),
             )),
             EventKind::ApprovalResolved { step, decision, .. } => {
                 step_mut(&mut facts, step).approval.resolved = Some(decision.clone())
@@ -155,17 +159,19 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             EventKind::OnFailureStarted { failed_step } => {
                 run.failed_step = Some(failed_step.clone())
             }
-            EventKind::RunCancelled { by } => run.notes.push(format!("Cancelled by {by}.")),
-            EventKind::RunRetried { steps, by } => run.notes.push(if steps.is_empty() {
-                format!("Retried by {by} at {at}.")
-            } else {
-                format!("Retried by {by} at {at} ({}).", steps.join(", "))
-            }),
-            EventKind::RollbackStarted { by } => {
-                run.notes.push(format!("Rolled back by {by} at {at}."))
+            EventKind::RunCancelled { by } => {
+                run.notes.push(format!("Cancelled by {}.", md_text(by)))
             }
+            EventKind::RunRetried { steps, by } => run.notes.push(if steps.is_empty() {
+                format!("Retried by {} at {at}.", md_text(by))
+            } else {
+                format!("Retried by {} at {at} ({}).", md_text(by), steps.join(", "))
+            }),
+            EventKind::RollbackStarted { by } => run
+                .notes
+                .push(format!("Rolled back by {} at {at}.", md_text(by))),
             EventKind::RunFinished { status, error } => {
-                run.finished = Some((status.clone(), at, error.clone()))
+                run.finished = Some((status.clone(), at, error.as_deref().map(md_text)))
             }
             _ => {}
         }
@@ -281,8 +287,8 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         },
     };
     let tenant = match (ctx["tenant"]["name"].as_str(), ctx["tenant"]["id"].as_str()) {
-        (Some(n), Some(id)) if n != id => format!(" for {n} ({id})"),
-        (_, Some(id)) => format!(" for {id}"),
+        (Some(n), Some(id)) if n != id => format!(" for {} ({})", md_text(n), md_text(id)),
+        (_, Some(id)) => format!(" for {}", md_text(id)),
         _ => String::new(),
     };
     md.push_str(&format!("{status}. Run `{}`{tenant}", run.id));
@@ -383,7 +389,7 @@ impl Cx<'_> {
             let item = items
                 .as_ref()
                 .map(|list| list.get(*idx as usize).cloned().unwrap_or(Value::Null));
-            let label = item.as_ref().map(|v| display(v, self.names));
+            let label = item.as_ref().map(|v| md_text(&display(v, self.names)));
             let (text, warn, fail) = self.instance_words(s, f, inst, item);
             let place = match &label {
                 Some(l) => format!("**{}** ({l})", s.id),
@@ -583,14 +589,14 @@ impl Cx<'_> {
             .and_then(Value::as_str)
             .or_else(|| with["sku"].as_str())
             .map(wording::sku_name);
-        json!({
+        md_values(json!({
             "with": with,
             "out": out,
             "user": display(&with["user"], self.names),
             "sku": sku,
             "source": with["source"].as_str().map(wording::source_name),
             "list": lists,
-        })
+        }))
     }
 
     fn render(&self, template: &str, ctx: &Value) -> Option<String> {
@@ -607,6 +613,49 @@ fn display(v: &Value, names: &HashMap<String, String>) -> String {
         Value::String(s) => names.get(s).cloned().unwrap_or_else(|| s.clone()),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// Text as Markdown that shows it as written, on one line: line breaks become spaces, and
+/// the characters that start a link, an image, an autolink or emphasis are escaped
+/// (`_` only at a word's edge, where it could emphasise, so `first_last@x` stays readable;
+/// backticks stay: a code span shows its text as written, and messages quote names in them).
+/// A secret's mask, `***`, stays as it is.
+fn md_text(text: &str) -> String {
+    if text == "***" {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '\\' | '*' | '[' | ']' | '<' | '>' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '_' => {
+                let inside = i > 0
+                    && chars[i - 1].is_alphanumeric()
+                    && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+                if !inside {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every string in a JSON value through [`md_text`].
+fn md_values(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(md_text(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(md_values).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, md_values(v))).collect()),
+        other => other,
     }
 }
 
@@ -634,7 +683,7 @@ fn skip_words(reason: &str) -> String {
     match reason {
         "condition is false" => "its condition (`if`) was false".into(),
         "no items" => "its `for_each` list was empty".into(),
-        other => other.to_string(),
+        other => md_text(other),
     }
 }
 

@@ -134,3 +134,49 @@ fn warnings_name_inherited_licences_and_failures_the_run_carried_on_after() {
     let md = build(&p, &context(), &events, Some("note")).markdown;
     assert!(!md.contains("**note**"), "{md}");
 }
+
+#[test]
+fn values_cannot_add_links_images_or_lines_to_the_report() {
+    let p = plan("  make:\n    uses: entra.create_user\n    with: { user_principal_name: \"{{inputs.user}}\", display_name: \"[Verify](javascript:alert(1)) ![p](https://evil.example/p.png) <javascript:x> first_last\\n\\n# Fake heading\", usage_location: AU }\n  note:\n    uses: psa.add_ticket_note\n    needs: [make]\n    with: { ticket: \"1001\", body: hi }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::AttemptSucceeded {
+            step: "make".into(),
+            item: Some(0),
+            attempt: 1,
+            output: json!({"id": "u-1", "user_principal_name": "alex.wilber@contoso.example", "created": true, "password": "***"}),
+        },
+        EventKind::AttemptStarted {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::AttemptFailed {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 1,
+            class: "permanent".into(),
+            code: "http_400".into(),
+            message: "bad [click](https://phish.example) `x`\n### Failures".into(),
+            retry_after_ms: None,
+        },
+        EventKind::RunFinished {
+            status: "failed".into(),
+            error: Some("step `note` failed: <img src=x>".into()),
+        },
+    ]);
+    let report = build(&p, &context(), &events, None);
+    let html = report.html();
+    for bad in ["<a ", "<img", "<h1>", "Fake heading</h"] {
+        assert!(!html.contains(bad), "{bad} in {html}");
+    }
+    assert_eq!(html.matches("<h3>").count(), 2, "{html}");
+    assert!(html.contains("[Verify](javascript:alert(1))"), "{html}");
+    assert!(html.contains("first_last"), "{html}");
+    assert!(
+        report.markdown.contains("with a new initial password ***."),
+        "{}",
+        report.markdown
+    );
+}
