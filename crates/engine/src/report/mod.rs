@@ -40,6 +40,8 @@ struct Instance {
     deferred: Option<String>,
     skipped: Option<String>,
     started: bool,
+    /// When a `wait` instance resumes, while it waits.
+    waiting_until: Option<String>,
 }
 
 /// What happened to one step.
@@ -48,7 +50,6 @@ struct StepFacts {
     instances: BTreeMap<u32, Instance>,
     skipped: Option<String>,
     approval: Approval,
-    timer: Option<String>,
     seen: bool,
 }
 
@@ -152,9 +153,29 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 step,
                 at: when,
                 reason,
-                ..
+                item,
             } if reason.as_deref() == Some("wait") => {
-                step_mut(&mut facts, step).timer = Some(short_time(when))
+                instance(&mut facts, step, *item).waiting_until = Some(short_time(when))
+            }
+            // A wait ends with its timer (the journal names the step, not the instance: the
+            // first one still waiting resumes).
+            EventKind::TimerFired { step } => {
+                if let Some(i) = facts.get_mut(step.as_str()).and_then(|f| {
+                    f.instances
+                        .values_mut()
+                        .find(|i| i.waiting_until.is_some() && i.output.is_none())
+                }) {
+                    i.waiting_until = None;
+                    i.output = Some(json!({ "resumed_at": e.at }));
+                }
+            }
+            // A called run ended: its outputs are the calling step's.
+            EventKind::ChildRunEnded {
+                step, item, output, ..
+            } => {
+                if let Some(output) = output {
+                    instance(&mut facts, step, *item).output = Some(output.clone());
+                }
             }
             EventKind::OnFailureStarted { failed_step } => {
                 run.failed_step = Some(failed_step.clone())
@@ -390,7 +411,7 @@ impl Cx<'_> {
                 .as_ref()
                 .map(|list| list.get(*idx as usize).cloned().unwrap_or(Value::Null));
             let label = item.as_ref().map(|v| md_text(&display(v, self.names)));
-            let (text, warn, fail) = self.instance_words(s, f, inst, item);
+            let (text, warn, fail) = self.instance_words(s, inst, item);
             let place = match &label {
                 Some(l) => format!("**{}** ({l})", s.id),
                 None => format!("**{}**", s.id),
@@ -418,7 +439,6 @@ impl Cx<'_> {
     fn instance_words(
         &self,
         s: &Step,
-        f: &StepFacts,
         inst: &Instance,
         item: Option<Value>,
     ) -> (String, Option<String>, Option<String>) {
@@ -455,10 +475,14 @@ impl Cx<'_> {
                 None if permanent => " Not retried: retrying cannot fix this.".to_string(),
                 None => String::new(),
             };
-            let message = format!(
-                "Failed after {} attempt(s): {vendor}.{why}",
-                inst.attempts.max(1),
-            );
+            let message = if vendor.is_empty() {
+                format!("Failed after {} attempt(s).{why}", inst.attempts.max(1))
+            } else {
+                format!(
+                    "Failed after {} attempt(s): {vendor}.{why}",
+                    inst.attempts.max(1),
+                )
+            };
             let text = if s.continue_on_error {
                 format!("{message} The run carried on (`continue_on_error`).")
             } else {
@@ -469,9 +493,11 @@ impl Cx<'_> {
             } else {
                 Some(message)
             };
-            let warn = s
-                .continue_on_error
-                .then(|| format!("failed and the run carried on: {vendor}"));
+            let warn = s.continue_on_error.then(|| match &inst.gave_up {
+                _ if !vendor.is_empty() => format!("failed and the run carried on: {vendor}"),
+                Some(reason) => format!("failed and the run carried on: {reason}"),
+                None => "failed and the run carried on".to_string(),
+            });
             return (text, warn, fail);
         }
         if let Some(reason) = &inst.deferred {
@@ -481,7 +507,7 @@ impl Cx<'_> {
                 None,
             );
         }
-        if let Some(until) = &f.timer {
+        if let Some(until) = &inst.waiting_until {
             return (format!("Waiting until {until}."), None, None);
         }
         if let Some((code, msg, _)) = &inst.failure {

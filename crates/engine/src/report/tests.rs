@@ -180,3 +180,64 @@ fn values_cannot_add_links_images_or_lines_to_the_report() {
         report.markdown
     );
 }
+
+#[test]
+fn finished_waits_and_calls_are_reported_as_done() {
+    let p = plan("  nap:\n    uses: wait\n    with: { for: 1m }\n  sub:\n    uses: runbook.call\n    needs: [nap]\n    with: { runbook: child }\n  other:\n    uses: runbook.call\n    needs: [nap]\n    with: { runbook: child }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::AttemptStarted {
+            step: "nap".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::TimerSet {
+            step: "nap".into(),
+            at: "2026-11-30T10:01:00.000Z".into(),
+            item: Some(0),
+            reason: Some("wait".into()),
+        },
+        EventKind::TimerFired { step: "nap".into() },
+        EventKind::ChildRunEnded {
+            step: "sub".into(),
+            item: Some(0),
+            run: "run-2".into(),
+            status: "succeeded".into(),
+            output: Some(json!({"run_id": "run-2", "status": "succeeded", "outputs": {}})),
+            error: None,
+        },
+        EventKind::ChildRunEnded {
+            step: "other".into(),
+            item: Some(0),
+            run: "run-3".into(),
+            status: "cancelled".into(),
+            output: None,
+            error: Some("the called run run-3 (child) ended cancelled".into()),
+        },
+        EventKind::GaveUp {
+            step: "other".into(),
+            item: Some(0),
+            reason: "the called run run-3 (child) ended cancelled".into(),
+        },
+        EventKind::RunFinished {
+            status: "failed".into(),
+            error: Some("step `other` failed".into()),
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(
+        md.contains("- **nap**: Waited until 2026-11-30T10:"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **sub**: Ran runbook child (run run-2): succeeded."),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- **other**: Failed after 1 attempt(s). The called run run-3 (child) ended cancelled."
+        ),
+        "{md}"
+    );
+}
