@@ -267,6 +267,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         ctx: &ctx,
         names: &names,
         finished: run.finished.is_some() || run.failed_step.is_some(),
+        ended: run.finished.is_some(),
     };
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
@@ -386,6 +387,8 @@ struct Cx<'a> {
     ctx: &'a Value,
     names: &'a HashMap<String, String>,
     finished: bool,
+    /// The run has ended: nothing still waiting will go on.
+    ended: bool,
 }
 
 impl Cx<'_> {
@@ -402,7 +405,7 @@ impl Cx<'_> {
             return vec![format!("{head}Skipped: {}.", skip_words(reason))];
         }
         if s.uses == "approval" {
-            return vec![format!("{head}{}", approval_words(&f.approval))];
+            return vec![format!("{head}{}", approval_words(&f.approval, self.ended))];
         }
         let items = s.for_each.as_ref().map(|fe| self.items(fe));
         let mut texts = Vec::new();
@@ -425,6 +428,7 @@ impl Cx<'_> {
             texts.push((label, text));
         }
         match (items.is_some(), texts.len()) {
+            (_, 0) if self.ended => vec![format!("{head}The run ended before it started.")],
             (_, 0) => vec![format!("{head}Waiting to start.")],
             (false, _) | (true, 1) => vec![format!("{head}{}", texts[0].1)],
             (true, _) => {
@@ -500,6 +504,14 @@ impl Cx<'_> {
             });
             return (text, warn, fail);
         }
+        if self.ended && inst.waiting_until.is_none() {
+            let text = if inst.started {
+                "Started; the run ended before it finished."
+            } else {
+                "The run ended before it started."
+            };
+            return (text.into(), None, None);
+        }
         if let Some(reason) = &inst.deferred {
             return (
                 format!("Not ready yet, looking again later: {reason}."),
@@ -508,6 +520,13 @@ impl Cx<'_> {
             );
         }
         if let Some(until) = &inst.waiting_until {
+            if self.ended {
+                return (
+                    format!("Was waiting until {until} when the run ended."),
+                    None,
+                    None,
+                );
+            }
             return (format!("Waiting until {until}."), None, None);
         }
         if let Some((code, msg, _)) = &inst.failure {
@@ -733,7 +752,7 @@ fn trigger_words(trigger: &str) -> String {
     }
 }
 
-fn approval_words(a: &Approval) -> String {
+fn approval_words(a: &Approval, ended: bool) -> String {
     let mut parts = Vec::new();
     for (who, decision, source, at, comment) in &a.decisions {
         let verb = if decision == "approve" {
@@ -756,6 +775,11 @@ fn approval_words(a: &Approval) -> String {
     }
     match (&a.resolved, &a.requested) {
         (Some(r), _) if r == "expired" => parts.push("The request expired".into()),
+        (None, Some((approvers, _))) if ended => parts.push(format!(
+            "Asked {}; the run ended before a decision",
+            approvers.join(", ")
+        )),
+        (None, None) if ended => parts.push("The run ended before approval was asked".into()),
         (None, Some((approvers, expires))) => parts.push(format!(
             "Waiting for {} (asked; expires {expires})",
             approvers.join(", ")

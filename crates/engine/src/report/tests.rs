@@ -241,3 +241,58 @@ fn finished_waits_and_calls_are_reported_as_done() {
         "{md}"
     );
 }
+
+#[test]
+fn a_cancelled_run_says_what_it_stopped_not_what_is_in_progress() {
+    let p = plan("  approve:\n    uses: approval\n    with: { approvers: [it-lead@msp.example], message: go? }\n  sub:\n    uses: runbook.call\n    with: { runbook: child }\n  nap:\n    uses: wait\n    with: { for: 1h }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::StepReady {
+            step: "approve".into(),
+            item: Some(0),
+        },
+        EventKind::ApprovalRequested {
+            step: "approve".into(),
+            approvers: vec!["it-lead@msp.example".into()],
+            expires_at: "2026-12-02T10:00:00.000Z".into(),
+        },
+        EventKind::StepReady {
+            step: "sub".into(),
+            item: Some(0),
+        },
+        EventKind::AttemptStarted {
+            step: "sub".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::TimerSet {
+            step: "nap".into(),
+            at: "2026-11-30T11:00:00.000Z".into(),
+            item: Some(0),
+            reason: Some("wait".into()),
+        },
+        EventKind::RunCancelled {
+            by: "operator".into(),
+        },
+        EventKind::RunFinished {
+            status: "cancelled".into(),
+            error: None,
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(!md.contains("In progress"), "{md}");
+    assert!(!md.contains("Waiting"), "{md}");
+    assert!(
+        md.contains("- **approve**: Asked it-lead@msp.example; the run ended before a decision."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **sub**: Started; the run ended before it finished."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **nap**: Was waiting until 2026-11-30 11:00 UTC when the run ended."),
+        "{md}"
+    );
+}
