@@ -16,6 +16,11 @@ use tenure_runbook::{Catalogue, Plan, Renderer, Step, Template};
 
 use crate::journal::{redact, Event, EventKind};
 
+/// At most this many item lines of one `for_each` step, and lines of warnings or failures,
+/// so a run over thousands of items still makes a report a ticket note or a Teams message
+/// can carry; the rest are counted.
+const MAX_LINES: usize = 25;
+
 /// A run report in Markdown (for tickets, Teams and terminals) and HTML (for email).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -338,16 +343,20 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             not_run.join(", ")
         ));
     }
-    if !warnings.is_empty() {
-        md.push_str("\n### Warnings\n\n");
-        for w in &warnings {
-            md.push_str(&format!("- {w}\n"));
+    for (title, list) in [("Warnings", &warnings), ("Failures", &failures)] {
+        if list.is_empty() {
+            continue;
         }
-    }
-    if !failures.is_empty() {
-        md.push_str("\n### Failures\n\n");
-        for f in &failures {
-            md.push_str(&format!("- {f}\n"));
+        md.push_str(&format!("\n### {title}\n\n"));
+        for l in list.iter().take(MAX_LINES) {
+            md.push_str(&format!("- {l}\n"));
+        }
+        if list.len() > MAX_LINES {
+            md.push_str(&format!(
+                "- \u{2026} and {} more (`tenure log {}` has them all).\n",
+                list.len() - MAX_LINES,
+                run.id
+            ));
         }
     }
     Report { markdown: md }
@@ -433,7 +442,16 @@ impl Cx<'_> {
             (false, _) | (true, 1) => vec![format!("{head}{}", texts[0].1)],
             (true, _) => {
                 let mut out = vec![format!("{head}{} item(s):", texts.len())];
-                out.extend(texts.into_iter().map(|(_, t)| format!("  - {t}")));
+                let more = texts.len().saturating_sub(MAX_LINES);
+                out.extend(
+                    texts
+                        .into_iter()
+                        .take(MAX_LINES)
+                        .map(|(_, t)| format!("  - {t}")),
+                );
+                if more > 0 {
+                    out.push(format!("  - \u{2026} and {more} more item(s)."));
+                }
                 out
             }
         }

@@ -296,3 +296,38 @@ fn a_cancelled_run_says_what_it_stopped_not_what_is_in_progress() {
         "{md}"
     );
 }
+
+#[test]
+fn a_step_over_thousands_of_items_makes_a_bounded_report() {
+    let p = plan("  groups:\n    uses: entra.add_to_group\n    for_each: [a, b]\n    with: { user: \"{{inputs.user}}\", group: \"{{item}}\" }\n");
+    let mut kinds = vec![created()];
+    for i in 0..5000u32 {
+        kinds.push(EventKind::AttemptStarted {
+            step: "groups".into(),
+            item: Some(i),
+            attempt: 1,
+            owner: "w".into(),
+        });
+        kinds.push(EventKind::AttemptFailed {
+            step: "groups".into(),
+            item: Some(i),
+            attempt: 1,
+            class: "permanent".into(),
+            code: "group_not_found".into(),
+            message: format!("no group number {i}"),
+            retry_after_ms: None,
+        });
+    }
+    kinds.push(EventKind::RunFinished {
+        status: "failed".into(),
+        error: Some("step `groups` failed".into()),
+    });
+    let md = build(&p, &context(), &journal(kinds), None).markdown;
+    assert!(md.len() < 20_000, "{} bytes", md.len());
+    assert!(md.contains("- **groups**: 5000 item(s):"), "{md}");
+    assert!(md.contains("  - \u{2026} and 4975 more item(s)."), "{md}");
+    assert!(
+        md.contains("- \u{2026} and 4975 more (`tenure log run-1` has them all)."),
+        "{md}"
+    );
+}
