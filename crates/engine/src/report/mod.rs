@@ -176,12 +176,11 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             }
             // A called run ended: its outputs are the calling step's.
             EventKind::ChildRunEnded {
-                step, item, output, ..
-            } => {
-                if let Some(output) = output {
-                    instance(&mut facts, step, *item).output = Some(output.clone());
-                }
-            }
+                step,
+                item,
+                output: Some(output),
+                ..
+            } => instance(&mut facts, step, *item).output = Some(output.clone()),
             EventKind::OnFailureStarted { failed_step } => {
                 run.failed_step = Some(failed_step.clone())
             }
