@@ -3,7 +3,7 @@
 //! vendor's message, approvals (who, when, their comment) and waits. It is derived from the
 //! journal and the pinned plan alone (never from sealed values), so secrets show as `***`.
 //! Every value in it (a display name, a vendor's message, a comment) is escaped as Markdown
-//! text on one line ([`md_text`]), so it cannot add links, images or lines to the report.
+//! text on one line, so it cannot add links, images or lines to the report.
 //! Each kind's wording is a row of a table (`report/wording.rs`); this module only gathers the
 //! facts.
 
