@@ -129,3 +129,32 @@ fn validate_reports_unknown_runbooks_and_call_cycles() {
     );
     assert!(err.contains("did you mean `mailbox`?"), "{err}");
 }
+
+#[test]
+fn a_call_to_an_id_two_files_declare_is_an_error_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = "runbook: leaf\nversion: 1\ntenant: contoso\nsteps:\n  nap:\n    uses: wait\n    with: { for: 1ms }\n";
+    std::fs::write(dir.path().join("leaf.yaml"), leaf).unwrap();
+    std::fs::write(
+        dir.path().join("leaf-copy.yaml"),
+        leaf.replace("1ms", "2ms"),
+    )
+    .unwrap();
+    let top = dir.path().join("top.yaml");
+    std::fs::write(
+        &top,
+        "runbook: top\nversion: 1\ntenant: contoso\nsteps:\n  next:\n    uses: runbook.call\n    with: { runbook: leaf }\n",
+    )
+    .unwrap();
+    let o = crate::Tenure::new().arg("validate").arg(&top).output();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("runbook id `leaf` is declared by more than one file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("leaf-copy.yaml") && err.contains("leaf.yaml"),
+        "{err}"
+    );
+}

@@ -144,6 +144,14 @@ impl Runbooks for Dir {
             return done.clone();
         }
         let index = self.index();
+        let found: Vec<String> = index
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, p)| p.display().to_string())
+            .collect();
+        if found.len() > 1 {
+            return Err(Unresolved::Ambiguous(found));
+        }
         let Some((_, path)) = index.iter().find(|(i, _)| i == id) else {
             let mut known: Vec<String> = index.into_iter().map(|(i, _)| i).collect();
             known.sort();

@@ -54,14 +54,30 @@ impl Executor for Approval {
         Box::pin(async move {
             let expires =
                 duration_param(call.params, "expires")?.unwrap_or(Duration::from_secs(48 * 3600));
-            let approvers: Vec<Value> = call.params["approvers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            // Blank approvers (an optional input not given) are left out, and one person named
+            // twice counts once: a gate no one could decide fails now, not at its expiry.
+            let mut approvers: Vec<String> = Vec::new();
+            for a in call.params["approvers"].as_array().into_iter().flatten() {
+                let a = a.as_str().unwrap_or_default().trim();
+                if !a.is_empty() && !approvers.iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                    approvers.push(a.to_string());
+                }
+            }
             if approvers.is_empty() {
                 return Err(StepError::permanent(
                     "no_approvers",
-                    "the approval has no approvers",
+                    "the approval has no approvers (each rendered empty)",
+                ));
+            }
+            let quorum = call.params["quorum"].as_u64().unwrap_or(1);
+            if quorum > approvers.len() as u64 {
+                return Err(StepError::permanent(
+                    "no_approvers",
+                    format!(
+                        "the approval needs {quorum} approvals but names {} approver(s): {}",
+                        approvers.len(),
+                        approvers.join(", ")
+                    ),
                 ));
             }
             Ok(Outcome::Park {
@@ -190,6 +206,29 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, "no_approvers");
+        let e = run(
+            "approval",
+            json!({"approvers": ["", "  "], "message": "ok?"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, "no_approvers");
+        let e = run(
+            "approval",
+            json!({"approvers": ["a@x.example", "A@x.example", ""], "quorum": 2, "message": "ok?"}),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.message.contains("needs 2 approvals but names 1"), "{e:?}");
+        let Ok(Outcome::Park { detail, .. }) = run(
+            "approval",
+            json!({"approvers": [" a@x.example ", ""], "message": "ok?"}),
+        )
+        .await
+        else {
+            panic!("approval parks");
+        };
+        assert_eq!(detail["approvers"], json!(["a@x.example"]));
     }
 
     #[tokio::test]

@@ -321,6 +321,22 @@ pub fn resolve(
     for (name, spec) in specs {
         let value = match given.get(name) {
             Some(Value::Null) | None => spec.default.clone(),
+            // Empty means absent: a required input given as blank text or an empty list
+            // would leave out every field it feeds, so it counts as not given.
+            Some(Value::String(t)) if spec.required && t.trim().is_empty() => {
+                errors.push(InputError {
+                    name: name.clone(),
+                    message: "is required, and was given empty".into(),
+                });
+                continue;
+            }
+            Some(Value::Array(a)) if spec.required && a.is_empty() => {
+                errors.push(InputError {
+                    name: name.clone(),
+                    message: "is required, and was given an empty list".into(),
+                });
+                continue;
+            }
             Some(v) => Some(v.clone()),
         };
         match value {
@@ -353,6 +369,23 @@ pub fn resolve(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_required_input_given_empty_is_refused() {
+        let mut specs = IndexMap::new();
+        let mut required = spec(InputType::String);
+        required.required = true;
+        specs.insert("pw".to_string(), required);
+        specs.insert("opt".to_string(), spec(InputType::String));
+        let given = json!({"pw": "  ", "opt": ""});
+        let errors = resolve(&specs, given.as_object().unwrap()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].name, "pw");
+        assert!(errors[0].message.contains("given empty"), "{errors:?}");
+        let given = json!({"pw": "x", "opt": ""});
+        let ok = resolve(&specs, given.as_object().unwrap()).unwrap();
+        assert_eq!(ok["opt"], json!(""));
+    }
 
     fn spec(ty: InputType) -> InputSpec {
         InputSpec {

@@ -2,8 +2,10 @@
 //! it natively), email and the web UI need HTML. CommonMark plus tables and strikethrough via
 //! `pulldown-cmark`; raw HTML in the source is escaped, never passed through, so a value
 //! rendered into a template (a display name, a vendor's error message) cannot inject markup.
+//! A link or image whose address has a scheme other than `http`, `https`, `mailto` or `tel`
+//! (`javascript:`, `data:`, `vbscript:`, ...) loses its address.
 
-use pulldown_cmark::{Event, Options, Parser};
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 
 /// Renders Markdown to an HTML fragment. Raw HTML (block or inline) is shown as text.
 pub fn to_html(markdown: &str) -> String {
@@ -12,11 +14,53 @@ pub fn to_html(markdown: &str) -> String {
     options.insert(Options::ENABLE_STRIKETHROUGH);
     let events = Parser::new_ext(markdown, options).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
         other => other,
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
     html
+}
+
+/// The address itself when it is relative or has a harmless scheme, else nothing.
+fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
+    // A scheme is what comes before the first `:`, if no `/`, `?` or `#` comes first.
+    let scheme = url
+        .split_once(':')
+        .map(|(s, _)| s)
+        .filter(|s| !s.contains(['/', '?', '#']));
+    match scheme {
+        None => url,
+        Some(s)
+            if ["http", "https", "mailto", "tel"]
+                .iter()
+                .any(|ok| s.trim().eq_ignore_ascii_case(ok)) =>
+        {
+            url
+        }
+        Some(_) => CowStr::Borrowed(""),
+    }
 }
 
 /// Escapes text for use inside HTML (element content or a quoted attribute).
@@ -60,6 +104,23 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+
+    #[test]
+    fn links_and_images_with_a_dangerous_scheme_lose_their_address() {
+        let html = to_html(
+            "[a](javascript:alert(1)) [b](JavaScript:alert(1)) <javascript:alert(2)> \
+             ![c](data:image/svg+xml;base64,PHN2Zz4=) [d](vbscript:x) [e](https://ok.example/a:b) \
+             [f](mailto:a@b.example) [g](/relative:x) <https://ok.example>",
+        );
+        for bad in ["javascript:", "JavaScript:", "data:", "vbscript:"] {
+            assert!(!html.contains(&format!("href=\"{bad}")), "{html}");
+            assert!(!html.contains(&format!("src=\"{bad}")), "{html}");
+        }
+        assert!(html.contains("href=\"https://ok.example/a:b\""), "{html}");
+        assert!(html.contains("href=\"mailto:a@b.example\""), "{html}");
+        assert!(html.contains("href=\"/relative:x\""), "{html}");
+        assert!(html.contains("href=\"https://ok.example\""), "{html}");
     }
 
     #[test]

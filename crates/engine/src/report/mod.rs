@@ -2,6 +2,8 @@
 //! what a journal is: what changed, what was skipped and why, warnings, failures with the
 //! vendor's message, approvals (who, when, their comment) and waits. It is derived from the
 //! journal and the pinned plan alone (never from sealed values), so secrets show as `***`.
+//! Every value in it (a display name, a vendor's message, a comment) is escaped as Markdown
+//! text on one line, so it cannot add links, images or lines to the report.
 //! Each kind's wording is a row of a table (`report/wording.rs`); this module only gathers the
 //! facts.
 
@@ -13,6 +15,11 @@ use serde_json::{json, Map, Value};
 use tenure_runbook::{Catalogue, Plan, Renderer, Step, Template};
 
 use crate::journal::{redact, Event, EventKind};
+
+/// At most this many item lines of one `for_each` step, and lines of warnings or failures,
+/// so a run over thousands of items still makes a report a ticket note or a Teams message
+/// can carry; the rest are counted.
+const MAX_LINES: usize = 25;
 
 /// A run report in Markdown (for tickets, Teams and terminals) and HTML (for email).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +45,8 @@ struct Instance {
     deferred: Option<String>,
     skipped: Option<String>,
     started: bool,
+    /// When a `wait` instance resumes, while it waits.
+    waiting_until: Option<String>,
 }
 
 /// What happened to one step.
@@ -46,7 +55,6 @@ struct StepFacts {
     instances: BTreeMap<u32, Instance>,
     skipped: Option<String>,
     approval: Approval,
-    timer: Option<String>,
     seen: bool,
 }
 
@@ -77,7 +85,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             } => {
                 run.started = Some(at);
                 run.title = format!("{runbook} v{version}");
-                run.trigger.clone_from(trigger);
+                run.trigger = md_text(trigger);
             }
             EventKind::StepReady { step, .. } => step_mut(&mut facts, step).seen = true,
             EventKind::AttemptStarted {
@@ -108,13 +116,13 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 ..
             } => {
                 instance(&mut facts, step, *item).failure =
-                    Some((code.clone(), message.clone(), class == "permanent"))
+                    Some((md_text(code), md_text(message), class == "permanent"))
             }
             EventKind::AttemptDeferred {
                 step, item, reason, ..
-            } => instance(&mut facts, step, *item).deferred = Some(reason.clone()),
+            } => instance(&mut facts, step, *item).deferred = Some(md_text(reason)),
             EventKind::GaveUp { step, item, reason } => {
-                instance(&mut facts, step, *item).gave_up = Some(reason.clone())
+                instance(&mut facts, step, *item).gave_up = Some(md_text(reason))
             }
             EventKind::StepSkipped { step, item, reason } => match item {
                 Some(i) => instance(&mut facts, step, Some(*i)).skipped = Some(reason.clone()),
@@ -125,8 +133,10 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 approvers,
                 expires_at,
             } => {
-                step_mut(&mut facts, step).approval.requested =
-                    Some((approvers.clone(), short_time(expires_at)))
+                step_mut(&mut facts, step).approval.requested = Some((
+                    approvers.iter().map(|a| md_text(a)).collect(),
+                    short_time(expires_at),
+                ))
             }
             EventKind::ApprovalDecided {
                 step,
@@ -135,11 +145,11 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 source,
                 comment,
             } => step_mut(&mut facts, step).approval.decisions.push((
-                approver.clone(),
+                md_text(approver),
                 decision.clone(),
                 source.clone(),
                 at,
-                comment.clone(),
+                comment.as_deref().map(md_text),
             )),
             EventKind::ApprovalResolved { step, decision, .. } => {
                 step_mut(&mut facts, step).approval.resolved = Some(decision.clone())
@@ -148,24 +158,45 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 step,
                 at: when,
                 reason,
-                ..
+                item,
             } if reason.as_deref() == Some("wait") => {
-                step_mut(&mut facts, step).timer = Some(short_time(when))
+                instance(&mut facts, step, *item).waiting_until = Some(short_time(when))
             }
+            // A wait ends with its timer (the journal names the step, not the instance: the
+            // first one still waiting resumes).
+            EventKind::TimerFired { step } => {
+                if let Some(i) = facts.get_mut(step.as_str()).and_then(|f| {
+                    f.instances
+                        .values_mut()
+                        .find(|i| i.waiting_until.is_some() && i.output.is_none())
+                }) {
+                    i.waiting_until = None;
+                    i.output = Some(json!({ "resumed_at": e.at }));
+                }
+            }
+            // A called run ended: its outputs are the calling step's.
+            EventKind::ChildRunEnded {
+                step,
+                item,
+                output: Some(output),
+                ..
+            } => instance(&mut facts, step, *item).output = Some(output.clone()),
             EventKind::OnFailureStarted { failed_step } => {
                 run.failed_step = Some(failed_step.clone())
             }
-            EventKind::RunCancelled { by } => run.notes.push(format!("Cancelled by {by}.")),
-            EventKind::RunRetried { steps, by } => run.notes.push(if steps.is_empty() {
-                format!("Retried by {by} at {at}.")
-            } else {
-                format!("Retried by {by} at {at} ({}).", steps.join(", "))
-            }),
-            EventKind::RollbackStarted { by } => {
-                run.notes.push(format!("Rolled back by {by} at {at}."))
+            EventKind::RunCancelled { by } => {
+                run.notes.push(format!("Cancelled by {}.", md_text(by)))
             }
+            EventKind::RunRetried { steps, by } => run.notes.push(if steps.is_empty() {
+                format!("Retried by {} at {at}.", md_text(by))
+            } else {
+                format!("Retried by {} at {at} ({}).", md_text(by), steps.join(", "))
+            }),
+            EventKind::RollbackStarted { by } => run
+                .notes
+                .push(format!("Rolled back by {} at {at}.", md_text(by))),
             EventKind::RunFinished { status, error } => {
-                run.finished = Some((status.clone(), at, error.clone()))
+                run.finished = Some((status.clone(), at, error.as_deref().map(md_text)))
             }
             _ => {}
         }
@@ -240,6 +271,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         ctx: &ctx,
         names: &names,
         finished: run.finished.is_some() || run.failed_step.is_some(),
+        ended: run.finished.is_some(),
     };
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
@@ -281,8 +313,8 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
         },
     };
     let tenant = match (ctx["tenant"]["name"].as_str(), ctx["tenant"]["id"].as_str()) {
-        (Some(n), Some(id)) if n != id => format!(" for {n} ({id})"),
-        (_, Some(id)) => format!(" for {id}"),
+        (Some(n), Some(id)) if n != id => format!(" for {} ({})", md_text(n), md_text(id)),
+        (_, Some(id)) => format!(" for {}", md_text(id)),
         _ => String::new(),
     };
     md.push_str(&format!("{status}. Run `{}`{tenant}", run.id));
@@ -310,16 +342,20 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
             not_run.join(", ")
         ));
     }
-    if !warnings.is_empty() {
-        md.push_str("\n### Warnings\n\n");
-        for w in &warnings {
-            md.push_str(&format!("- {w}\n"));
+    for (title, list) in [("Warnings", &warnings), ("Failures", &failures)] {
+        if list.is_empty() {
+            continue;
         }
-    }
-    if !failures.is_empty() {
-        md.push_str("\n### Failures\n\n");
-        for f in &failures {
-            md.push_str(&format!("- {f}\n"));
+        md.push_str(&format!("\n### {title}\n\n"));
+        for l in list.iter().take(MAX_LINES) {
+            md.push_str(&format!("- {l}\n"));
+        }
+        if list.len() > MAX_LINES {
+            md.push_str(&format!(
+                "- \u{2026} and {} more (`tenure log {}` has them all).\n",
+                list.len() - MAX_LINES,
+                run.id
+            ));
         }
     }
     Report { markdown: md }
@@ -359,6 +395,8 @@ struct Cx<'a> {
     ctx: &'a Value,
     names: &'a HashMap<String, String>,
     finished: bool,
+    /// The run has ended: nothing still waiting will go on.
+    ended: bool,
 }
 
 impl Cx<'_> {
@@ -375,7 +413,7 @@ impl Cx<'_> {
             return vec![format!("{head}Skipped: {}.", skip_words(reason))];
         }
         if s.uses == "approval" {
-            return vec![format!("{head}{}", approval_words(&f.approval))];
+            return vec![format!("{head}{}", approval_words(&f.approval, self.ended))];
         }
         let items = s.for_each.as_ref().map(|fe| self.items(fe));
         let mut texts = Vec::new();
@@ -383,8 +421,8 @@ impl Cx<'_> {
             let item = items
                 .as_ref()
                 .map(|list| list.get(*idx as usize).cloned().unwrap_or(Value::Null));
-            let label = item.as_ref().map(|v| display(v, self.names));
-            let (text, warn, fail) = self.instance_words(s, f, inst, item);
+            let label = item.as_ref().map(|v| md_text(&display(v, self.names)));
+            let (text, warn, fail) = self.instance_words(s, inst, item);
             let place = match &label {
                 Some(l) => format!("**{}** ({l})", s.id),
                 None => format!("**{}**", s.id),
@@ -398,11 +436,21 @@ impl Cx<'_> {
             texts.push((label, text));
         }
         match (items.is_some(), texts.len()) {
+            (_, 0) if self.ended => vec![format!("{head}The run ended before it started.")],
             (_, 0) => vec![format!("{head}Waiting to start.")],
             (false, _) | (true, 1) => vec![format!("{head}{}", texts[0].1)],
             (true, _) => {
                 let mut out = vec![format!("{head}{} item(s):", texts.len())];
-                out.extend(texts.into_iter().map(|(_, t)| format!("  - {t}")));
+                let more = texts.len().saturating_sub(MAX_LINES);
+                out.extend(
+                    texts
+                        .into_iter()
+                        .take(MAX_LINES)
+                        .map(|(_, t)| format!("  - {t}")),
+                );
+                if more > 0 {
+                    out.push(format!("  - \u{2026} and {more} more item(s)."));
+                }
                 out
             }
         }
@@ -412,7 +460,6 @@ impl Cx<'_> {
     fn instance_words(
         &self,
         s: &Step,
-        f: &StepFacts,
         inst: &Instance,
         item: Option<Value>,
     ) -> (String, Option<String>, Option<String>) {
@@ -449,10 +496,14 @@ impl Cx<'_> {
                 None if permanent => " Not retried: retrying cannot fix this.".to_string(),
                 None => String::new(),
             };
-            let message = format!(
-                "Failed after {} attempt(s): {vendor}.{why}",
-                inst.attempts.max(1),
-            );
+            let message = if vendor.is_empty() {
+                format!("Failed after {} attempt(s).{why}", inst.attempts.max(1))
+            } else {
+                format!(
+                    "Failed after {} attempt(s): {vendor}.{why}",
+                    inst.attempts.max(1),
+                )
+            };
             let text = if s.continue_on_error {
                 format!("{message} The run carried on (`continue_on_error`).")
             } else {
@@ -463,10 +514,20 @@ impl Cx<'_> {
             } else {
                 Some(message)
             };
-            let warn = s
-                .continue_on_error
-                .then(|| format!("failed and the run carried on: {vendor}"));
+            let warn = s.continue_on_error.then(|| match &inst.gave_up {
+                _ if !vendor.is_empty() => format!("failed and the run carried on: {vendor}"),
+                Some(reason) => format!("failed and the run carried on: {reason}"),
+                None => "failed and the run carried on".to_string(),
+            });
             return (text, warn, fail);
+        }
+        if self.ended && inst.waiting_until.is_none() {
+            let text = if inst.started {
+                "Started; the run ended before it finished."
+            } else {
+                "The run ended before it started."
+            };
+            return (text.into(), None, None);
         }
         if let Some(reason) = &inst.deferred {
             return (
@@ -475,7 +536,14 @@ impl Cx<'_> {
                 None,
             );
         }
-        if let Some(until) = &f.timer {
+        if let Some(until) = &inst.waiting_until {
+            if self.ended {
+                return (
+                    format!("Was waiting until {until} when the run ended."),
+                    None,
+                    None,
+                );
+            }
             return (format!("Waiting until {until}."), None, None);
         }
         if let Some((code, msg, _)) = &inst.failure {
@@ -583,14 +651,14 @@ impl Cx<'_> {
             .and_then(Value::as_str)
             .or_else(|| with["sku"].as_str())
             .map(wording::sku_name);
-        json!({
+        md_values(json!({
             "with": with,
             "out": out,
             "user": display(&with["user"], self.names),
             "sku": sku,
             "source": with["source"].as_str().map(wording::source_name),
             "list": lists,
-        })
+        }))
     }
 
     fn render(&self, template: &str, ctx: &Value) -> Option<String> {
@@ -607,6 +675,49 @@ fn display(v: &Value, names: &HashMap<String, String>) -> String {
         Value::String(s) => names.get(s).cloned().unwrap_or_else(|| s.clone()),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// Text as Markdown that shows it as written, on one line: line breaks become spaces, and
+/// the characters that start a link, an image, an autolink or emphasis are escaped
+/// (`_` only at a word's edge, where it could emphasise, so `first_last@x` stays readable;
+/// backticks stay: a code span shows its text as written, and messages quote names in them).
+/// A secret's mask, `***`, stays as it is.
+fn md_text(text: &str) -> String {
+    if text == "***" {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '\\' | '*' | '[' | ']' | '<' | '>' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '_' => {
+                let inside = i > 0
+                    && chars[i - 1].is_alphanumeric()
+                    && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+                if !inside {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every string in a JSON value through [`md_text`].
+fn md_values(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(md_text(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(md_values).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, md_values(v))).collect()),
+        other => other,
     }
 }
 
@@ -634,7 +745,7 @@ fn skip_words(reason: &str) -> String {
     match reason {
         "condition is false" => "its condition (`if`) was false".into(),
         "no items" => "its `for_each` list was empty".into(),
-        other => other.to_string(),
+        other => md_text(other),
     }
 }
 
@@ -658,7 +769,7 @@ fn trigger_words(trigger: &str) -> String {
     }
 }
 
-fn approval_words(a: &Approval) -> String {
+fn approval_words(a: &Approval, ended: bool) -> String {
     let mut parts = Vec::new();
     for (who, decision, source, at, comment) in &a.decisions {
         let verb = if decision == "approve" {
@@ -681,6 +792,11 @@ fn approval_words(a: &Approval) -> String {
     }
     match (&a.resolved, &a.requested) {
         (Some(r), _) if r == "expired" => parts.push("The request expired".into()),
+        (None, Some((approvers, _))) if ended => parts.push(format!(
+            "Asked {}; the run ended before a decision",
+            approvers.join(", ")
+        )),
+        (None, None) if ended => parts.push("The run ended before approval was asked".into()),
         (None, Some((approvers, expires))) => parts.push(format!(
             "Waiting for {} (asked; expires {expires})",
             approvers.join(", ")

@@ -134,3 +134,200 @@ fn warnings_name_inherited_licences_and_failures_the_run_carried_on_after() {
     let md = build(&p, &context(), &events, Some("note")).markdown;
     assert!(!md.contains("**note**"), "{md}");
 }
+
+#[test]
+fn values_cannot_add_links_images_or_lines_to_the_report() {
+    let p = plan("  make:\n    uses: entra.create_user\n    with: { user_principal_name: \"{{inputs.user}}\", display_name: \"[Verify](javascript:alert(1)) ![p](https://evil.example/p.png) <javascript:x> first_last\\n\\n# Fake heading\", usage_location: AU }\n  note:\n    uses: psa.add_ticket_note\n    needs: [make]\n    with: { ticket: \"1001\", body: hi }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::AttemptSucceeded {
+            step: "make".into(),
+            item: Some(0),
+            attempt: 1,
+            output: json!({"id": "u-1", "user_principal_name": "alex.wilber@contoso.example", "created": true, "password": "***"}),
+        },
+        EventKind::AttemptStarted {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::AttemptFailed {
+            step: "note".into(),
+            item: Some(0),
+            attempt: 1,
+            class: "permanent".into(),
+            code: "http_400".into(),
+            message: "bad [click](https://phish.example) `x`\n### Failures".into(),
+            retry_after_ms: None,
+        },
+        EventKind::RunFinished {
+            status: "failed".into(),
+            error: Some("step `note` failed: <img src=x>".into()),
+        },
+    ]);
+    let report = build(&p, &context(), &events, None);
+    let html = report.html();
+    for bad in ["<a ", "<img", "<h1>", "Fake heading</h"] {
+        assert!(!html.contains(bad), "{bad} in {html}");
+    }
+    assert_eq!(html.matches("<h3>").count(), 2, "{html}");
+    assert!(html.contains("[Verify](javascript:alert(1))"), "{html}");
+    assert!(html.contains("first_last"), "{html}");
+    assert!(
+        report.markdown.contains("with a new initial password ***."),
+        "{}",
+        report.markdown
+    );
+}
+
+#[test]
+fn finished_waits_and_calls_are_reported_as_done() {
+    let p = plan("  nap:\n    uses: wait\n    with: { for: 1m }\n  sub:\n    uses: runbook.call\n    needs: [nap]\n    with: { runbook: child }\n  other:\n    uses: runbook.call\n    needs: [nap]\n    with: { runbook: child }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::AttemptStarted {
+            step: "nap".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::TimerSet {
+            step: "nap".into(),
+            at: "2026-11-30T10:01:00.000Z".into(),
+            item: Some(0),
+            reason: Some("wait".into()),
+        },
+        EventKind::TimerFired { step: "nap".into() },
+        EventKind::ChildRunEnded {
+            step: "sub".into(),
+            item: Some(0),
+            run: "run-2".into(),
+            status: "succeeded".into(),
+            output: Some(json!({"run_id": "run-2", "status": "succeeded", "outputs": {}})),
+            error: None,
+        },
+        EventKind::ChildRunEnded {
+            step: "other".into(),
+            item: Some(0),
+            run: "run-3".into(),
+            status: "cancelled".into(),
+            output: None,
+            error: Some("the called run run-3 (child) ended cancelled".into()),
+        },
+        EventKind::GaveUp {
+            step: "other".into(),
+            item: Some(0),
+            reason: "the called run run-3 (child) ended cancelled".into(),
+        },
+        EventKind::RunFinished {
+            status: "failed".into(),
+            error: Some("step `other` failed".into()),
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(
+        md.contains("- **nap**: Waited until 2026-11-30T10:"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **sub**: Ran runbook child (run run-2): succeeded."),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- **other**: Failed after 1 attempt(s). The called run run-3 (child) ended cancelled."
+        ),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_cancelled_run_says_what_it_stopped_not_what_is_in_progress() {
+    let p = plan("  approve:\n    uses: approval\n    with: { approvers: [it-lead@msp.example], message: go? }\n  sub:\n    uses: runbook.call\n    with: { runbook: child }\n  nap:\n    uses: wait\n    with: { for: 1h }\n");
+    let events = journal(vec![
+        created(),
+        EventKind::StepReady {
+            step: "approve".into(),
+            item: Some(0),
+        },
+        EventKind::ApprovalRequested {
+            step: "approve".into(),
+            approvers: vec!["it-lead@msp.example".into()],
+            expires_at: "2026-12-02T10:00:00.000Z".into(),
+        },
+        EventKind::StepReady {
+            step: "sub".into(),
+            item: Some(0),
+        },
+        EventKind::AttemptStarted {
+            step: "sub".into(),
+            item: Some(0),
+            attempt: 1,
+            owner: "w".into(),
+        },
+        EventKind::TimerSet {
+            step: "nap".into(),
+            at: "2026-11-30T11:00:00.000Z".into(),
+            item: Some(0),
+            reason: Some("wait".into()),
+        },
+        EventKind::RunCancelled {
+            by: "operator".into(),
+        },
+        EventKind::RunFinished {
+            status: "cancelled".into(),
+            error: None,
+        },
+    ]);
+    let md = build(&p, &context(), &events, None).markdown;
+    assert!(!md.contains("In progress"), "{md}");
+    assert!(!md.contains("Waiting"), "{md}");
+    assert!(
+        md.contains("- **approve**: Asked it-lead@msp.example; the run ended before a decision."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **sub**: Started; the run ended before it finished."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **nap**: Was waiting until 2026-11-30 11:00 UTC when the run ended."),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_step_over_thousands_of_items_makes_a_bounded_report() {
+    let p = plan("  groups:\n    uses: entra.add_to_group\n    for_each: [a, b]\n    with: { user: \"{{inputs.user}}\", group: \"{{item}}\" }\n");
+    let mut kinds = vec![created()];
+    for i in 0..5000u32 {
+        kinds.push(EventKind::AttemptStarted {
+            step: "groups".into(),
+            item: Some(i),
+            attempt: 1,
+            owner: "w".into(),
+        });
+        kinds.push(EventKind::AttemptFailed {
+            step: "groups".into(),
+            item: Some(i),
+            attempt: 1,
+            class: "permanent".into(),
+            code: "group_not_found".into(),
+            message: format!("no group number {i}"),
+            retry_after_ms: None,
+        });
+    }
+    kinds.push(EventKind::RunFinished {
+        status: "failed".into(),
+        error: Some("step `groups` failed".into()),
+    });
+    let md = build(&p, &context(), &journal(kinds), None).markdown;
+    assert!(md.len() < 20_000, "{} bytes", md.len());
+    assert!(md.contains("- **groups**: 5000 item(s):"), "{md}");
+    assert!(md.contains("  - \u{2026} and 4975 more item(s)."), "{md}");
+    assert!(
+        md.contains("- \u{2026} and 4975 more (`tenure log run-1` has them all)."),
+        "{md}"
+    );
+}

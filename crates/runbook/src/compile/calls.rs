@@ -22,6 +22,8 @@ pub enum Unresolved {
     Cycle(Vec<String>),
     /// The runbook exists but does not compile (its first error, rendered).
     Invalid(String),
+    /// More than one runbook declares the id: where each is.
+    Ambiguous(Vec<String>),
 }
 
 /// Where the compiler finds the runbooks a `runbook.call` names. The compiler does no I/O;
@@ -111,6 +113,21 @@ impl Cx<'_> {
                         format!("runbooks call each other in a cycle: {}", chain.join(" → ")),
                     )
                     .with_label("this call closes the cycle"),
+                );
+                return None;
+            }
+            Err(Unresolved::Ambiguous(files)) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::UnknownRunbook,
+                        node.span,
+                        format!("runbook id `{id}` is declared by more than one file"),
+                    )
+                    .with_label("ambiguous")
+                    .with_help(format!(
+                        "declared by {}; each id must be unique",
+                        files.join(" and ")
+                    )),
                 );
                 return None;
             }
