@@ -108,6 +108,9 @@ impl Backend for Sqlite {
             // so at once instead of the pool retrying until it times out.
             let probe = async {
                 let mut conn = AnyConnection::connect_with(&options).await?;
+                // Another process's write (a worker's batch) holds the lock for a moment:
+                // wait for it like every pooled connection does, instead of failing.
+                conn.execute("PRAGMA busy_timeout = 30000").await?;
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("SELECT count(*) FROM sqlite_master").await?;
                 conn.close().await
