@@ -130,6 +130,45 @@ fn validate_reports_unknown_runbooks_and_call_cycles() {
     assert!(err.contains("did you mean `mailbox`?"), "{err}");
 }
 
+/// A chain of calls deeper than a run allows is refused when compiled, on the runbook at its
+/// top only (each one below it can still run on its own).
+#[test]
+fn validate_refuses_a_chain_of_calls_deeper_than_a_run_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..9 {
+        std::fs::write(
+            dir.path().join(format!("r{i}.yaml")),
+            format!("runbook: r{i}\nversion: 1\ntenant: contoso\nsteps:\n  next:\n    uses: runbook.call\n    with: {{ runbook: r{} }}\n", i + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("r9.yaml"),
+        "runbook: r9\nversion: 1\ntenant: contoso\nsteps:\n  nap:\n    uses: wait\n    with: { for: 1ms }\n",
+    )
+    .unwrap();
+    let o = crate::Tenure::new()
+        .arg("validate")
+        .arg(dir.path())
+        .output();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("r0.yaml:7:22: error[RB0047]: calls through runbook `r1` nest 9 runs deep, more than the 8 a run allows"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("error[").count(),
+        1,
+        "only r0 is too deep: {err}"
+    );
+    let one_less = crate::Tenure::new()
+        .arg("validate")
+        .arg(dir.path().join("r1.yaml"))
+        .output();
+    assert_eq!(one_less.status.code(), Some(0), "{}", stderr(&one_less));
+}
+
 #[test]
 fn a_call_to_an_id_two_files_declare_is_an_error_naming_both() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,8 +17,9 @@ use crate::journal::EventKind;
 use crate::machine::{Event, Failure, FailureClass, OnExpiry, Park, Request, RunStatus};
 use crate::store::{now_ms, ClaimedRun, Error, PreparedRun, RunRecord, Store, Task, TaskKind};
 
-/// How deep `runbook.call`s may nest at run time (the compiler already refuses cycles).
-pub const MAX_CALL_DEPTH: u64 = 8;
+/// How deep `runbook.call`s may nest at run time (the compiler refuses cycles and deeper
+/// chains; this holds for plans made elsewhere too).
+pub const MAX_CALL_DEPTH: u64 = tenure_runbook::compile::MAX_CALL_DEPTH;
 
 /// The id of the run a `runbook.call` starts, derived from its dedup key
 /// (`call:PARENT:STEP:ITEM:GENERATION`), so a repeated report names the same run.

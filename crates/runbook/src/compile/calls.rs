@@ -26,6 +26,19 @@ pub enum Unresolved {
     Ambiguous(Vec<String>),
 }
 
+/// How deep `runbook.call`s may nest: a run's calls, their calls and so on, at most this many
+/// runs below it (checked when runbooks are compiled and again when a call starts).
+pub const MAX_CALL_DEPTH: u64 = 8;
+
+/// How many runs deep the calls of `plan` nest below it (0: it calls nothing).
+fn call_depth(plan: &Plan) -> u64 {
+    plan.calls
+        .values()
+        .map(|p| 1 + call_depth(p))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Where the compiler finds the runbooks a `runbook.call` names. The compiler does no I/O;
 /// the caller reads and compiles the files (with the same `Runbooks`, so calls nest).
 pub trait Runbooks {
@@ -144,6 +157,21 @@ impl Cx<'_> {
                 return None;
             }
         };
+        let runs = 1 + call_depth(&callee);
+        if runs > MAX_CALL_DEPTH {
+            self.push(
+                Diagnostic::error(
+                    Code::CallCycle,
+                    node.span,
+                    format!(
+                        "calls through runbook `{id}` nest {runs} runs deep, more than the {MAX_CALL_DEPTH} a run allows"
+                    ),
+                )
+                .with_label("too deep")
+                .with_help("call fewer runbooks in a chain: let one runbook do more of the work"),
+            );
+            return None;
+        }
         let errors = self.error_count();
         if let Some(v) = with.get("version") {
             if let Some(want) = v.scalar_text().and_then(|t| t.parse::<u32>().ok()) {

@@ -18,7 +18,7 @@ use crate::source::{SourceFile, Span};
 use crate::template::Template;
 use crate::yaml::{self, Key, Node, Value};
 
-pub use calls::{Runbooks, Unresolved, CALL_KIND};
+pub use calls::{Runbooks, Unresolved, CALL_KIND, MAX_CALL_DEPTH};
 pub use scope::{Root, Scope};
 
 /// What compiling one file produced: the plan if there were no errors, and every diagnostic
