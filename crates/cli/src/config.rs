@@ -37,6 +37,26 @@ pub struct Config {
     /// `[[tenants]]`.
     #[serde(default)]
     pub tenants: Vec<TenantEntry>,
+    /// `[server]`: `tenure serve`.
+    #[serde(default)]
+    pub server: tenure_server::config::ServerSection,
+    /// `[[webhooks]]`: ticket systems that may start runs.
+    #[serde(default)]
+    pub webhooks: Vec<tenure_server::config::WebhookSource>,
+    /// `[[tokens]]`: API bearer tokens.
+    #[serde(default)]
+    pub tokens: Vec<tenure_server::config::TokenEntry>,
+}
+
+impl Config {
+    /// The server's part of the configuration.
+    pub fn server_config(&self) -> tenure_server::ServerConfig {
+        tenure_server::ServerConfig {
+            server: self.server.clone(),
+            webhooks: self.webhooks.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
 }
 
 /// `[teams]`: the channels `notify.teams` posts to.

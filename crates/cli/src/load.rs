@@ -67,6 +67,19 @@ fn compile_in(path: &Path, runbooks: &Dir) -> Result<Compiled> {
 
 /// Reads a YAML file of at most [`tenure_runbook::yaml::MAX_DOCUMENT_BYTES`] (the loader's
 /// limit): no more is read, so a huge file or a device costs no memory.
+/// Compiles `text` as if it were a file named `name` in `dir` (its `runbook.call`s resolved
+/// among the runbooks there): what the server's validate endpoint does.
+pub fn compile_text_in(name: &str, text: String, dir: &Path) -> Compiled {
+    let source = SourceFile::new(name.to_string(), text);
+    let output = compile_with(&source, &tenure_steps::catalogue(), &Dir::new(dir));
+    Compiled { source, output }
+}
+
+/// The runbook id `path` declares (its top-level `runbook:`), read without compiling it.
+pub fn id_of(path: &Path) -> Option<String> {
+    declared_id(path)
+}
+
 pub fn read_yaml_file(path: &Path) -> Result<String> {
     use std::io::Read;
     let limit = tenure_runbook::yaml::MAX_DOCUMENT_BYTES;

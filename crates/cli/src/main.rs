@@ -56,6 +56,8 @@ enum Command {
     Rollback(commands::operate::RollbackArgs),
     /// The vendor simulator (Graph, Exchange, Intune, Pax8, Partner Center, PSAs, ...).
     Sandbox(commands::sandbox::Args),
+    /// The HTTP server: ticket webhooks, approval links, the REST API and metrics, plus workers.
+    Serve(commands::serve::Args),
 }
 
 /// Logs (tracing) on stderr, filtered by `RUST_LOG`: `info` for the worker, warnings only for
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Worker(a) => init_logging("info", a.log_format == "json"),
+        Command::Serve(a) => init_logging("info", a.log_format == "json"),
         _ => init_logging("warn", false),
     }
     let config = match config::load(cli.config.as_deref()) {
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::Retry(a) => commands::operate::retry(db, a),
         Command::Rollback(a) => commands::operate::rollback(db, a),
         Command::Sandbox(a) => commands::sandbox::run(a),
+        Command::Serve(a) => commands::serve::run(db, a),
     };
     match result {
         Ok(code) => code,

@@ -10,4 +10,5 @@ pub mod plan;
 pub mod runs;
 pub mod sandbox;
 pub mod schema;
+pub mod serve;
 pub mod validate;

@@ -1,0 +1,81 @@
+//! What every handler shares: the engine, the configuration and the runbook library.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tenure_engine::Engine;
+
+use crate::config::ServerConfig;
+use crate::library::{Library, LibrarySource};
+
+/// How often the library asks its source whether a runbook file changed.
+const LIBRARY_CHECK: Duration = Duration::from_secs(1);
+
+/// The shared state of the server (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    engine: Engine,
+    config: ServerConfig,
+    source: Arc<dyn LibrarySource>,
+    library: RwLock<(u64, Arc<Library>)>,
+    checked: Mutex<Instant>,
+}
+
+impl AppState {
+    /// The state over `engine`, configured by `config`, with runbooks from `source`.
+    pub fn new(engine: Engine, config: ServerConfig, source: Arc<dyn LibrarySource>) -> Self {
+        let fingerprint = source.fingerprint();
+        let library = Arc::new(source.load());
+        AppState(Arc::new(Inner {
+            engine,
+            config,
+            source,
+            library: RwLock::new((fingerprint, library)),
+            checked: Mutex::new(Instant::now()),
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    /// Where the runbooks come from.
+    pub fn library_source(&self) -> &Arc<dyn LibrarySource> {
+        &self.0.source
+    }
+
+    /// The runbooks as of now: reloaded when a file changed (checked at most once a second).
+    pub fn library(&self) -> Arc<Library> {
+        let due = {
+            let mut checked = self.0.checked.lock().unwrap_or_else(|p| p.into_inner());
+            if checked.elapsed() >= LIBRARY_CHECK {
+                *checked = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            let fingerprint = self.0.source.fingerprint();
+            let stale = self.0.library.read().unwrap_or_else(|p| p.into_inner()).0 != fingerprint;
+            if stale {
+                let fresh = Arc::new(self.0.source.load());
+                *self.0.library.write().unwrap_or_else(|p| p.into_inner()) = (fingerprint, fresh);
+            }
+        }
+        self.0
+            .library
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+}
