@@ -87,6 +87,7 @@ codes! {
     InvalidParallelism = "RB0055": "`max_parallel` is not valid here",
     UnmappedInput = "RB0056": "a trigger leaves a required input without a value",
     MisplacedTimeout = "RB0057": "`timeout` on a step kind that uses `expires` or `until`",
+    InvalidMissed = "RB0058": "a schedule's `missed` is neither `run_once` nor `skip`",
     InvalidApproval = "RB0060": "an approval gate can never be satisfied",
     NoSteps = "RB0061": "the runbook has no steps",
     InvalidWait = "RB0062": "a wait step needs exactly one of `until` and `for`",

@@ -73,7 +73,9 @@ pub fn runbook_schema(catalogue: &dyn Catalogue) -> Value {
                             "map": {"type": "object"}}},
             {"type": "object", "additionalProperties": false, "required": ["schedule"],
              "properties": {"schedule": {"type": "string", "description": "Cron with seconds: `0 0 6 * * Mon-Fri`."},
-                            "timezone": {"type": "string"}, "map": {"type": "object"}}}
+                            "timezone": {"type": "string"},
+                            "missed": {"enum": ["run_once", "skip"], "description": "Ticks missed while no scheduler ran: one run for them (`run_once`, the default) or none (`skip`)."},
+                            "map": {"type": "object"}}}
         ]
     });
     let mut properties = Map::new();

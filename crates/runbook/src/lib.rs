@@ -20,6 +20,6 @@ pub mod yaml;
 pub use catalogue::{Catalogue, Field, FieldType, KindClass, KindSchema, SchemaCatalogue};
 pub use compile::{compile, compile_with, Output, Runbooks, Unresolved};
 pub use diagnostic::{Code, Diagnostic, Severity};
-pub use plan::{Plan, Step, Trigger};
+pub use plan::{Missed, Plan, Step, Trigger};
 pub use source::{Location, SourceFile, Span};
 pub use template::{Renderer, Template};

@@ -72,7 +72,49 @@ pub enum Trigger {
         timezone: String,
         /// Input values for scheduled runs.
         map: IndexMap<String, Value>,
+        /// What to do with ticks that passed while no scheduler was running.
+        #[serde(default, skip_serializing_if = "Missed::is_default")]
+        missed: Missed,
     },
+}
+
+/// What a schedule does with ticks that passed while no scheduler ran (`missed:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missed {
+    /// One run for all the ticks missed (the latest of them), then on as usual: the work a
+    /// schedule exists for is done once, not lost and not repeated per missed tick.
+    #[default]
+    RunOnce,
+    /// No run for missed ticks: the next tick on time starts the next run.
+    Skip,
+}
+
+impl Missed {
+    /// The value names, as written in a runbook.
+    pub const NAMES: &'static [&'static str] = &["run_once", "skip"];
+
+    /// The value written `name` in a runbook.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "run_once" => Some(Missed::RunOnce),
+            "skip" => Some(Missed::Skip),
+            _ => None,
+        }
+    }
+
+    /// Its name in a runbook.
+    pub fn name(self) -> &'static str {
+        match self {
+            Missed::RunOnce => "run_once",
+            Missed::Skip => "skip",
+        }
+    }
+
+    /// Whether this is the default (`run_once`), which plans leave out.
+    pub fn is_default(&self) -> bool {
+        *self == Missed::RunOnce
+    }
 }
 
 /// One step of the DAG.

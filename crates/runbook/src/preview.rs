@@ -116,7 +116,7 @@ pub fn preview(
         "tenant": tenant,
         "run": {"id": "<run id>", "started_at": "<start time>", "report": "<run report>",
                 "failed_step": "<failed step>", "error": "<error>", "runbook": plan.runbook, "version": plan.version},
-        "trigger": {"source": "cli", "received_at": "<start time>", "payload": {}},
+        "trigger": {"source": "cli", "received_at": "<start time>", "scheduled_at": null, "payload": {}},
         "secrets": secret_placeholders(plan),
         "vars": {},
     });

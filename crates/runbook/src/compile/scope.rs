@@ -21,7 +21,7 @@ pub enum Root {
     Tenant,
     /// `run.id|started_at|report|failed_step|error|runbook|version`
     Run,
-    /// `trigger.payload|source|received_at`
+    /// `trigger.payload|source|received_at|scheduled_at`
     Trigger,
     /// `payload.*` (inside a trigger's `when` and `map`)
     Payload,
@@ -73,7 +73,7 @@ const RUN_FIELDS: &[&str] = &[
     "runbook",
     "version",
 ];
-const TRIGGER_FIELDS: &[&str] = &["payload", "source", "received_at"];
+const TRIGGER_FIELDS: &[&str] = &["payload", "source", "received_at", "scheduled_at"];
 
 /// What the compiler knows about a step when another step's template references it.
 #[derive(Clone, Debug)]

@@ -9,11 +9,11 @@ use super::scope::{Root, Scope};
 use super::Cx;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::inputs::InputSpec;
-use crate::plan::Trigger;
+use crate::plan::{Missed, Trigger};
 use crate::yaml::{Node, Value};
 
 const WEBHOOK_KEYS: &[&str] = &["webhook", "when", "map"];
-const SCHEDULE_KEYS: &[&str] = &["schedule", "timezone", "map"];
+const SCHEDULE_KEYS: &[&str] = &["schedule", "timezone", "missed", "map"];
 
 impl Cx<'_> {
     pub(super) fn triggers(
@@ -107,12 +107,39 @@ impl Cx<'_> {
                     }
                     None => "UTC".to_string(),
                 };
+                let missed = match node.get("missed") {
+                    Some(m) => {
+                        let name = self.string(m, "`missed`")?;
+                        match Missed::parse(&name) {
+                            Some(missed) => missed,
+                            None => {
+                                self.push(
+                                    Diagnostic::error(
+                                        Code::InvalidMissed,
+                                        m.span,
+                                        format!("unknown `missed` value `{name}`"),
+                                    )
+                                    .with_label("not `run_once` or `skip`")
+                                    .with_help(
+                                        did_you_mean(&name, Missed::NAMES.iter().copied())
+                                            .unwrap_or_else(|| {
+                                                "`run_once` (the default) starts one run for the ticks missed while no scheduler ran; `skip` starts none".into()
+                                            }),
+                                    ),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    None => Missed::default(),
+                };
                 let scope = base.with_roots(&[Root::Trigger]);
                 let map = self.trigger_map(node, inputs, &scope, "schedule");
                 cron_ok.then_some(Trigger::Schedule {
                     cron,
                     timezone,
                     map,
+                    missed,
                 })
             }
             (Some(w), Some(_)) => {
