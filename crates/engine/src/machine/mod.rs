@@ -20,6 +20,7 @@ mod apply;
 mod event;
 mod gate;
 mod policy;
+pub mod schedule;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 //! machine with a simulated driver and checks its invariants.
 
 mod props;
+mod schedules;
 mod traces;
 
 use serde_json::json;

@@ -15,7 +15,7 @@ use tenure_engine::machine::{Event, RunMachine};
 use super::plan_of;
 
 /// Checks `actual` against the file at `path`; returns a failure message on mismatch.
-fn check(path: &Path, actual: &str) -> Result<(), String> {
+pub(super) fn check(path: &Path, actual: &str) -> Result<(), String> {
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
     match std::fs::read_to_string(path) {
         Ok(expected) if expected == actual => Ok(()),
