@@ -77,6 +77,9 @@ impl Trigger {
     }
 }
 
+/// The trigger source of runs a `schedule` trigger starts.
+pub const SCHEDULE_SOURCE: &str = "schedule";
+
 /// A run to start.
 #[derive(Clone, Debug)]
 pub struct StartRun {
@@ -145,10 +148,16 @@ pub(crate) fn prepare(
     let tenant_id = tenure_runbook::preview::tenant_id(plan, &inputs, renderer)
         .map_err(|e| Error::Template(e.to_string()))?;
     let tenant = tenants(&tenant_id).map_err(Error::Tenant)?;
+    // A scheduled run's tick is also `trigger.scheduled_at` (null for other runs).
+    let scheduled_at = match trigger.source.as_str() {
+        SCHEDULE_SOURCE => trigger.payload.get("scheduled_at").cloned(),
+        _ => None,
+    };
     let trigger_value = json!({
         "source": trigger.source,
         "by": trigger.by,
         "received_at": chrono::Utc::now().to_rfc3339(),
+        "scheduled_at": scheduled_at,
         "payload": trigger.payload,
     });
     let mut ctx =
@@ -247,6 +256,65 @@ impl Engine {
             )
             .await?;
         Ok(Started { id, duplicate })
+    }
+
+    /// Starts the run of tick `tick` of the plan's `triggers[index]` (a `schedule`): its `map`
+    /// rendered over the schedule context (`trigger.scheduled_at`, `trigger.payload` with
+    /// `scheduled_at`, `scheduled_local`, `cron`, `timezone`), the inputs checked like every
+    /// start, and a dedup key of (runbook, trigger index, tick), so however many schedulers
+    /// start the tick, one run exists for it (the others get it back as a duplicate).
+    pub async fn start_scheduled(
+        &self,
+        plan: Arc<Plan>,
+        index: usize,
+        tick: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Started, Error> {
+        let Some(tenure_runbook::Trigger::Schedule {
+            cron,
+            timezone,
+            map,
+            ..
+        }) = plan.triggers.get(index)
+        else {
+            return Err(Error::Template(format!(
+                "runbook `{}` has no schedule trigger #{index}",
+                plan.runbook
+            )));
+        };
+        let tz: chrono_tz::Tz = timezone
+            .parse()
+            .map_err(|_| Error::Template(format!("unknown timezone `{timezone}`")))?;
+        let scheduled_at = tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let payload = json!({
+            "scheduled_at": scheduled_at,
+            "scheduled_local": tick.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            "cron": cron,
+            "timezone": timezone,
+        });
+        let ctx = json!({"trigger": {
+            "source": SCHEDULE_SOURCE,
+            "by": null,
+            "received_at": chrono::Utc::now().to_rfc3339(),
+            "scheduled_at": scheduled_at,
+            "payload": payload,
+        }});
+        let tree = Value::Object(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        let inputs = match self.renderer.render_tree(&tree, &ctx) {
+            Ok(Value::Object(inputs)) => inputs,
+            Ok(_) => Map::new(),
+            Err(e) => return Err(Error::Template(format!("schedule `map`: {}", e.message))),
+        };
+        self.start_run(StartRun {
+            dedup_key: Some(format!("schedule:{}#{index}@{scheduled_at}", plan.runbook)),
+            plan,
+            inputs,
+            trigger: Trigger {
+                source: SCHEDULE_SOURCE.into(),
+                by: None,
+                payload,
+            },
+        })
+        .await
     }
 
     /// Records an approval decision. The machine counts the quorum, applies any-deny, and

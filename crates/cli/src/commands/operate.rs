@@ -22,6 +22,10 @@ pub struct WorkerArgs {
     /// How long a claim lasts without a heartbeat; a crashed worker's work is taken over after it.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     lease: Duration,
+    /// Also start the runs of the `schedule` triggers of the runbooks in this directory (once
+    /// per tick however many `tenure serve` and `tenure worker --runbooks` run).
+    #[arg(long, value_name = "DIR")]
+    runbooks: Option<std::path::PathBuf>,
     /// Log format on stderr: `text`, or `json` (one object per line); filter with `RUST_LOG`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -46,6 +50,13 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
             let stop = stop.clone();
             tokio::spawn(async move { worker.work_until(|| stop.load(Ordering::Relaxed)).await })
         };
+        let scheduler = args.runbooks.as_ref().map(|dir| {
+            let source = Arc::new(super::serve::RunbookDir::new(dir));
+            let config = crate::config::get().server_config();
+            let state = tenure_server::AppState::new(engine.clone(), config, source);
+            tracing::info!(runbooks = %dir.display(), "scheduler started");
+            super::serve::spawn_scheduler(state)
+        });
         tracing::info!(worker = %name, concurrency, db = %redact_url(db), "worker started");
         eprintln!(
             "worker {} running up to {concurrency} task(s) at once against {}",
@@ -54,6 +65,9 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
         );
         let _ = tokio::signal::ctrl_c().await;
         stop.store(true, Ordering::Relaxed);
+        if let Some(scheduler) = scheduler {
+            scheduler.stop().await;
+        }
         task.await.context("worker task")??;
         Ok(ExitCode::SUCCESS)
     })

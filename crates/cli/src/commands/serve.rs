@@ -54,6 +54,7 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
         let source = Arc::new(RunbookDir::new(&args.runbooks));
         let state = AppState::new(engine.clone(), config, source);
         let stop = Arc::new(AtomicBool::new(false));
+        let scheduler = spawn_scheduler(state.clone());
         let workers = if args.no_workers {
             None
         } else {
@@ -70,11 +71,36 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
             .await
             .context("server")?;
         stop.store(true, Ordering::Relaxed);
+        scheduler.stop().await;
         if let Some(task) = workers {
             task.await.context("worker task")??;
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A scheduler running in this process (`schedule` triggers of the served runbooks).
+pub struct RunningScheduler {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningScheduler {
+    /// Stops it (a pass under way finishes first).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the scheduler of the runbooks of `state`.
+pub fn spawn_scheduler(state: AppState) -> RunningScheduler {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tenure_server::schedule::Scheduler::new(state);
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    RunningScheduler { stop, task }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -13,6 +13,7 @@
 mod backend;
 mod batch;
 mod calls;
+mod schedules;
 mod tx;
 mod writer;
 mod writes;
@@ -28,6 +29,7 @@ use tenure_runbook::Plan;
 use tokio::sync::{broadcast, watch};
 
 pub use backend::{Backend, Postgres, Sqlite, WAKE_CHANNEL};
+pub use schedules::ScheduleMark;
 
 use crate::journal::{ChainKey, Event as JournalEvent, EventKind};
 use crate::machine::{self, Action, RunMachine, RunStatus};
