@@ -332,6 +332,65 @@ async fn changed_schedule_starts_afresh(db: Db) {
     );
 }
 
+/// A database hiccup on PostgreSQL: every connection of the scheduler dropped (a failover),
+/// then its table unusable for 2.5 s. The scheduler logs, retries with backoff, and starts the
+/// ticks of the outage when the database is back (they are under a minute late, so on time):
+/// no tick lost, none started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_hiccup_loses_no_tick() {
+    use sqlx::Connection;
+    let Some((url, _dir)) = database(Db::Postgres).await else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let rb = vec![runbook(
+        "every-second",
+        "  - schedule: \"* * * * * *\"\n    map: { at: \"{{trigger.scheduled_at}}\" }",
+    )];
+    let (engine, state) = node(&url, rb).await;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(Scheduler::new(state).run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    sqlx::query("ALTER TABLE schedule_marks RENAME TO schedule_marks_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let before = ticks(&engine, "every-second").await.len();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let during = ticks(&engine, "every-second").await.len();
+    sqlx::query("ALTER TABLE schedule_marks_away RENAME TO schedule_marks")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    assert!(
+        during <= before + 1,
+        "nothing starts while the database fails ({before} then {during})"
+    );
+    let ticks = ticks(&engine, "every-second").await;
+    let first = at(&ticks[0]);
+    let expected: Vec<String> = (0..ticks.len() as i64)
+        .map(|i| {
+            (first + chrono::Duration::seconds(i))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect();
+    assert_eq!(ticks, expected, "no tick lost or doubled");
+    assert!(ticks.len() >= 7, "{ticks:?}");
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         $(
