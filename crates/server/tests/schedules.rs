@@ -184,7 +184,7 @@ async fn two_schedulers_start_each_tick_once(db: Db) {
         })
         .collect();
     assert_eq!(ticks, expected, "{db:?}");
-    eprintln!("{db:?}: {} ticks, {} runs", expected.len(), ticks.len());
+    eprintln!("{db:?}: {} ticks in 4.5 s, one run each", ticks.len());
 }
 
 async fn missed_ticks_after_downtime(db: Db) {
