@@ -752,6 +752,7 @@ async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
             approve: true,
             comment: None,
             source: "test".into(),
+            user_agent: None,
         })
         .await
         .unwrap();
@@ -901,6 +902,7 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
                             approve: true,
                             comment: None,
                             source: "test".into(),
+                            user_agent: None,
                         })
                         .await
                         .unwrap();

@@ -222,6 +222,7 @@ pub async fn follow_with(
                         approve: true,
                         comment: Some("approved by tenure demo".into()),
                         source: "demo".into(),
+                        user_agent: None,
                     };
                     engine
                         .decide(decision)
