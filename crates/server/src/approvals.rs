@@ -95,6 +95,29 @@ async fn find(state: &AppState, token: &str, now: u64) -> Result<Found, Response
             ));
         }
     };
+    // The links are sent while the attempt that requests the approval still runs: a click
+    // that arrives before that attempt is recorded is told to come back in a moment.
+    let sending = matches!(
+        run.machine.instance(&claim.step, 0),
+        Some(InstanceState::Running { attempt }) if attempt == claim.attempt
+    );
+    if sending
+        && run
+            .machine
+            .gate(&claim.step)
+            .is_none_or(|g| g.attempt < claim.attempt)
+    {
+        let mut page = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This request is still being sent",
+            "The approval request is being sent to its approvers right now. Try again in a few seconds.",
+        );
+        page.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("2"),
+        );
+        return Err(page);
+    }
     let Some(gate) = run.machine.gate(&claim.step).cloned() else {
         return Err(refusal(
             StatusCode::NOT_FOUND,
@@ -146,15 +169,15 @@ async fn find(state: &AppState, token: &str, now: u64) -> Result<Found, Response
         let how = if gate.decisions.is_empty() {
             "It is no longer waiting for a decision".to_string()
         } else {
-            format!(
-                "It was decided by {}",
-                gate.decided_by().join(", ")
-            )
+            format!("It was decided by {}", gate.decided_by().join(", "))
         };
         return Err(refusal(
             StatusCode::CONFLICT,
             "This request is no longer waiting",
-            &format!("{how} (the run is {}).", tenure_engine::machine::status_name(run.status)),
+            &format!(
+                "{how} (the run is {}).",
+                tenure_engine::machine::status_name(run.status)
+            ),
         ));
     }
     Ok(Found { claim, run, gate })
@@ -278,15 +301,14 @@ async fn decide(
 
 /// The inputs as shown: secrets (and sealed values) as `***`.
 fn shown_inputs(run: &RunRecord) -> Vec<(String, String)> {
-    let inputs = run.context["inputs"].as_object().cloned().unwrap_or_default();
+    let inputs = run.context["inputs"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     inputs
         .iter()
         .map(|(k, v)| {
-            let secret = run
-                .plan
-                .inputs
-                .get(k)
-                .is_some_and(|s| s.ty.is_secret());
+            let secret = run.plan.inputs.get(k).is_some_and(|s| s.ty.is_secret());
             let shown = if secret && !v.is_null() {
                 "***".to_string()
             } else {
@@ -313,7 +335,11 @@ fn request_page(f: &Found, csrf: &str) -> String {
     let source = ctx["trigger"]["source"].as_str().unwrap_or_default();
     h.push_str("<table>\n");
     let mut row = |k: &str, v: &str| {
-        h.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", text(k), text(v)));
+        h.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>\n",
+            text(k),
+            text(v)
+        ));
     };
     row("Runbook", &format!("{} v{}", plan.runbook, plan.version));
     if let Some(p) = notify::person(&ctx["inputs"]) {
@@ -414,7 +440,10 @@ fn after_approval(f: &Found) -> String {
         h.push_str("<p>No further steps: the run ends when the request is approved.</p>\n");
         return h;
     }
-    let given: Map<String, Value> = run.context["inputs"].as_object().cloned().unwrap_or_default();
+    let given: Map<String, Value> = run.context["inputs"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let preview = tenure_runbook::preview::preview(
         plan,
         &given,
@@ -425,7 +454,11 @@ fn after_approval(f: &Found) -> String {
     h.push_str("<ol>\n");
     match &preview {
         Ok(p) => {
-            for s in p.steps.iter().filter(|s| remaining.contains(&s.id.as_str())) {
+            for s in p
+                .steps
+                .iter()
+                .filter(|s| remaining.contains(&s.id.as_str()))
+            {
                 h.push_str(&format!(
                     "<li><strong>{}</strong> <code>{}</code> &rarr; {}",
                     text(&s.id),

@@ -42,7 +42,12 @@ struct Failing;
 
 impl Executor for Failing {
     fn execute<'a>(&'a self, _call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
-        Box::pin(async { Err(StepError::permanent("not_configured", "no mailbox to send from")) })
+        Box::pin(async {
+            Err(StepError::permanent(
+                "not_configured",
+                "no mailbox to send from",
+            ))
+        })
     }
 }
 
@@ -95,9 +100,17 @@ async fn server_with(email_fails: bool) -> Server {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let links = Links::new(&engine.derive_key("approval-links"), &base);
     slot.set(links.clone()).unwrap();
-    let state = AppState::new(engine.clone(), ServerConfig::default(), Arc::new(NoRunbooks))
-        .with_links(links.clone());
-    tokio::spawn(tenure_server::serve(state, listener, std::future::pending()));
+    let state = AppState::new(
+        engine.clone(),
+        ServerConfig::default(),
+        Arc::new(NoRunbooks),
+    )
+    .with_links(links.clone());
+    tokio::spawn(tenure_server::serve(
+        state,
+        listener,
+        std::future::pending(),
+    ));
     Server {
         engine,
         links,
@@ -158,7 +171,10 @@ impl Server {
             .find(|(k, p)| {
                 k == "notify.teams"
                     && p["facts"]["For"] == approver
-                    && p["links"]["Approve"].as_str().unwrap_or_default().contains(&self.base)
+                    && p["links"]["Approve"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(&self.base)
                     && self.claim_of(p["links"]["Approve"].as_str().unwrap()).run == run
             })
             .unwrap_or_else(|| panic!("a card for {approver}"));
@@ -205,7 +221,11 @@ impl Server {
         let csrf = self.csrf(url).await;
         self.post(
             url,
-            &[("csrf", &csrf), ("decision", decision), ("comment", "ok <b>by</b> me")],
+            &[
+                ("csrf", &csrf),
+                ("decision", decision),
+                ("comment", "ok <b>by</b> me"),
+            ],
         )
         .await
     }
@@ -235,13 +255,22 @@ async fn each_approver_gets_a_card_and_an_email_with_their_own_link() {
         assert_eq!(card.1["facts"]["Runbook"], "offboard");
         assert_eq!(card.1["facts"]["Person"], "megan.bowen@contoso.example");
         assert_eq!(card.1["facts"]["Tenant"], "Contoso");
-        assert!(card.1["facts"]["Expires"].as_str().unwrap().ends_with("UTC"));
+        assert!(card.1["facts"]["Expires"]
+            .as_str()
+            .unwrap()
+            .ends_with("UTC"));
         let approve = card.1["links"]["Approve"].as_str().unwrap();
         let deny = card.1["links"]["Deny"].as_str().unwrap();
-        assert!(approve.starts_with(&format!("{}/approvals/", s.base)), "{approve}");
+        assert!(
+            approve.starts_with(&format!("{}/approvals/", s.base)),
+            "{approve}"
+        );
         assert!(approve.ends_with("?decision=approve") && deny.ends_with("?decision=deny"));
         let claim = s.claim_of(approve);
-        assert_eq!((claim.run.as_str(), claim.step.as_str()), (run.as_str(), "ask"));
+        assert_eq!(
+            (claim.run.as_str(), claim.step.as_str()),
+            (run.as_str(), "ask")
+        );
         assert_eq!(claim.approver, approver);
         let mail = sent
             .iter()
@@ -254,8 +283,14 @@ async fn each_approver_gets_a_card_and_an_email_with_their_own_link() {
     // The journal says who was notified and how, and holds no link.
     let events = s.engine.events(&run, 0).await.unwrap();
     let text = serde_json::to_string(&events).unwrap();
-    assert!(text.contains("a@msp.example via teams") && text.contains("b@msp.example via email"), "{text}");
-    assert!(!text.contains("/approvals/"), "a link was journaled: {text}");
+    assert!(
+        text.contains("a@msp.example via teams") && text.contains("b@msp.example via email"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/approvals/"),
+        "a link was journaled: {text}"
+    );
     let token = s.link(&run, "a@msp.example");
     let token = token.rsplit('/').next().unwrap();
     assert!(!text.contains(token.split('.').nth(1).unwrap()));
@@ -266,7 +301,10 @@ async fn a_failed_notification_is_journaled_and_does_not_stop_the_others() {
     let s = server_with(true).await;
     let run = s.start(ONE, "ops@msp.example").await;
     let events = serde_json::to_string(&s.engine.events(&run, 0).await.unwrap()).unwrap();
-    assert!(events.contains("a@msp.example via email failed: not_configured"), "{events}");
+    assert!(
+        events.contains("a@msp.example via email failed: not_configured"),
+        "{events}"
+    );
     assert!(events.contains("b@msp.example via teams"), "{events}");
     assert_eq!(s.status(&run).await, RunStatus::Waiting);
     // The approver reached through Teams still decides.
@@ -284,7 +322,10 @@ async fn the_page_shows_the_request_and_get_decides_nothing() {
         let (status, headers, page) = s.get(&format!("{url}?decision=approve")).await;
         assert_eq!(status, 200, "{page}");
         let csp = headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
         assert_eq!(headers["referrer-policy"], "no-referrer");
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["x-frame-options"], "DENY");
@@ -309,7 +350,10 @@ async fn the_page_shows_the_request_and_get_decides_nothing() {
             assert!(page.contains(shown), "{shown} missing:\n{page}");
         }
         assert!(!page.contains("<script>"), "{page}");
-        assert!(!page.contains("hunter2"), "a secret input is shown:\n{page}");
+        assert!(
+            !page.contains("hunter2"),
+            "a secret input is shown:\n{page}"
+        );
         assert!(page.contains("***"));
     }
     assert_eq!(s.journal_len(&run).await, before);
@@ -326,8 +370,14 @@ async fn the_pages_post_approves_and_the_run_finishes() {
     let status = s.engine.worker(0).drive(&run, false).await.unwrap();
     assert_eq!(status, RunStatus::Succeeded);
     let events = serde_json::to_string(&s.engine.events(&run, 0).await.unwrap()).unwrap();
-    assert!(events.contains("\"source\":\"link from 127.0.0.1\""), "{events}");
-    assert!(events.contains("\"user_agent\":\"Tests/1.0(x)\""), "{events}");
+    assert!(
+        events.contains("\"source\":\"link from 127.0.0.1\""),
+        "{events}"
+    );
+    assert!(
+        events.contains("\"user_agent\":\"Tests/1.0(x)\""),
+        "{events}"
+    );
     assert!(events.contains("ok <b>by</b> me"), "{events}");
 }
 
@@ -353,9 +403,20 @@ async fn a_quorum_of_two_decided_at_the_same_moment_counts_both() {
     );
     let (ra, rb) = tokio::join!(s.post(&a, &fa), s.post(&b, &fb));
     assert_eq!((ra.0, rb.0), (200, 200), "{ra:?} {rb:?}");
-    let gate = s.engine.run(&run).await.unwrap().machine.gate("ask").cloned().unwrap();
+    let gate = s
+        .engine
+        .run(&run)
+        .await
+        .unwrap()
+        .machine
+        .gate("ask")
+        .cloned()
+        .unwrap();
     assert_eq!(gate.approvals(), 2);
-    assert_eq!(s.engine.worker(0).drive(&run, false).await.unwrap(), RunStatus::Succeeded);
+    assert_eq!(
+        s.engine.worker(0).drive(&run, false).await.unwrap(),
+        RunStatus::Succeeded
+    );
     // The third approver's link now finds nothing waiting.
     let before = s.journal_len(&run).await;
     let (status, _, page) = s.get(&s.link(&run, "c@msp.example")).await;
@@ -377,7 +438,11 @@ async fn refused(s: &Server, run: &str, url: &str, form: &[(&str, &str)], status
     if status != 403 || !says.contains("page has expired") {
         assert_eq!(got, status, "GET {url}: {page}");
     }
-    assert_eq!(s.journal_len(run).await, before, "{url} changed the journal");
+    assert_eq!(
+        s.journal_len(run).await,
+        before,
+        "{url} changed the journal"
+    );
     assert_eq!(s.status(run).await, was);
 }
 
@@ -395,12 +460,24 @@ async fn forged_tampered_expired_crossed_reused_and_csrf_less_links_change_nothi
     let forger = Links::new(&[1; 32], &s.base);
     let claim = s.claim_of(&a);
     refused(&s, &run, &forger.url(&claim), &form, 403, "not valid").await;
-    refused(&s, &run, &format!("{}/approvals/nonsense", s.base), &form, 403, "not valid").await;
+    refused(
+        &s,
+        &run,
+        &format!("{}/approvals/nonsense", s.base),
+        &form,
+        403,
+        "not valid",
+    )
+    .await;
     // Tampered: one character of the payload changed.
     let token = a.rsplit('/').next().unwrap();
     let mut chars: Vec<char> = token.chars().collect();
     chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
-    let tampered = format!("{}/approvals/{}", s.base, chars.into_iter().collect::<String>());
+    let tampered = format!(
+        "{}/approvals/{}",
+        s.base,
+        chars.into_iter().collect::<String>()
+    );
     refused(&s, &run, &tampered, &form, 403, "not valid").await;
     // Expired.
     let mut old = claim.clone();
@@ -409,22 +486,78 @@ async fn forged_tampered_expired_crossed_reused_and_csrf_less_links_change_nothi
     // Cross-approver: a correctly signed link for someone the request does not name.
     let mut stranger = claim.clone();
     stranger.approver = "mallory@evil.example".into();
-    refused(&s, &run, &s.links.url(&stranger), &form, 403, "not an approver").await;
+    refused(
+        &s,
+        &run,
+        &s.links.url(&stranger),
+        &form,
+        403,
+        "not an approver",
+    )
+    .await;
     // Cross-gate: a link of another request (another step, another attempt, another run).
     let mut other = claim.clone();
     other.attempt = 2;
-    refused(&s, &run, &s.links.url(&other), &form, 409, "earlier request").await;
+    refused(
+        &s,
+        &run,
+        &s.links.url(&other),
+        &form,
+        409,
+        "earlier request",
+    )
+    .await;
     let mut other = claim.clone();
     other.step = "disable".into();
-    refused(&s, &run, &s.links.url(&other), &form, 404, "No such approval").await;
+    refused(
+        &s,
+        &run,
+        &s.links.url(&other),
+        &form,
+        404,
+        "No such approval",
+    )
+    .await;
     // Missing, foreign and malformed CSRF tokens.
-    refused(&s, &run, &a, &[("decision", "approve")], 403, "page has expired").await;
+    refused(
+        &s,
+        &run,
+        &a,
+        &[("decision", "approve")],
+        403,
+        "page has expired",
+    )
+    .await;
     let b = s.link(&run, "b@msp.example");
     let foreign = s.links.csrf(b.rsplit('/').next().unwrap(), now());
-    refused(&s, &run, &a, &[("csrf", &foreign), ("decision", "approve")], 403, "page has expired").await;
-    refused(&s, &run, &a, &[("csrf", "1.x"), ("decision", "approve")], 403, "page has expired").await;
+    refused(
+        &s,
+        &run,
+        &a,
+        &[("csrf", &foreign), ("decision", "approve")],
+        403,
+        "page has expired",
+    )
+    .await;
+    refused(
+        &s,
+        &run,
+        &a,
+        &[("csrf", "1.x"), ("decision", "approve")],
+        403,
+        "page has expired",
+    )
+    .await;
     let stale = s.links.csrf(token, now() - 2 * 3_600_000);
-    refused(&s, &run, &a, &[("csrf", &stale), ("decision", "approve")], 403, "page has expired").await;
+    refused(
+        &s,
+        &run,
+        &a,
+        &[("csrf", &stale), ("decision", "approve")],
+        403,
+        "page has expired",
+    )
+    .await;
     // No decision.
     let before = s.journal_len(&run).await;
     let (got, _) = s.post(&a, &[("csrf", &csrf), ("decision", "maybe")]).await;
@@ -439,7 +572,15 @@ async fn forged_tampered_expired_crossed_reused_and_csrf_less_links_change_nothi
     assert_eq!(s.decide(&b, "approve").await.0, 200);
     let c = s.link(&run, "c@msp.example");
     let cc = s.links.csrf(c.rsplit('/').next().unwrap(), now());
-    refused(&s, &run, &c, &[("csrf", &cc), ("decision", "deny")], 409, "no longer waiting").await;
+    refused(
+        &s,
+        &run,
+        &c,
+        &[("csrf", &cc), ("decision", "deny")],
+        409,
+        "no longer waiting",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -454,13 +595,24 @@ async fn the_requester_cannot_approve_their_own_run() {
         .iter()
         .any(|(k, p)| k == "notify.teams" && p["facts"]["For"] == "a@msp.example"));
     let events = serde_json::to_string(&s.engine.events(&run, 0).await.unwrap()).unwrap();
-    assert!(events.contains("not sent (they requested the run)"), "{events}");
+    assert!(
+        events.contains("not sent (they requested the run)"),
+        "{events}"
+    );
     // ...and a correctly signed one is refused, by the page and by the machine.
     let mut claim = s.claim_of(&s.link(&run, "b@msp.example"));
     claim.approver = "a@msp.example".into();
     let url = s.links.url(&claim);
     let csrf = s.links.csrf(url.rsplit('/').next().unwrap(), now());
-    refused(&s, &run, &url, &[("csrf", &csrf), ("decision", "approve")], 403, "requested this run").await;
+    refused(
+        &s,
+        &run,
+        &url,
+        &[("csrf", &csrf), ("decision", "approve")],
+        403,
+        "requested this run",
+    )
+    .await;
     let e = s
         .engine
         .decide(tenure_engine::Decide {
@@ -497,7 +649,10 @@ async fn an_approval_the_requester_would_have_to_complete_fails_at_once() {
     let status = s.engine.worker(0).drive(&id, true).await.unwrap();
     assert_eq!(status, RunStatus::Failed);
     let events = serde_json::to_string(&s.engine.events(&id, 0).await.unwrap()).unwrap();
-    assert!(events.contains("besides the requester b@msp.example"), "{events}");
+    assert!(
+        events.contains("besides the requester b@msp.example"),
+        "{events}"
+    );
 }
 
 #[tokio::test]
@@ -512,5 +667,13 @@ async fn an_expired_request_refuses_its_links() {
     let a = s.link(&run, "a@msp.example");
     let csrf = s.csrf(&a).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    refused(&s, &run, &a, &[("csrf", &csrf), ("decision", "approve")], 410, "expired").await;
+    refused(
+        &s,
+        &run,
+        &a,
+        &[("csrf", &csrf), ("decision", "approve")],
+        410,
+        "expired",
+    )
+    .await;
 }

@@ -64,11 +64,9 @@ pub async fn open_linked(
     let mut r = registry();
     tenure_server::approvals::notify::wrap(&mut r, slot.clone());
     let engine = open_with(db, r).await?;
-    let links = tenure_server::approvals::Links::from_config(
-        server,
-        engine.derive_key("approval-links"),
-    )
-    .map_err(anyhow::Error::new);
+    let links =
+        tenure_server::approvals::Links::from_config(server, engine.derive_key("approval-links"))
+            .map_err(anyhow::Error::new);
     match &links {
         Ok(links) => {
             let _ = slot.set(links.clone());

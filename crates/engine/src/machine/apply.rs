@@ -247,7 +247,13 @@ impl RunMachine {
                                 gate.requested_by.as_deref().unwrap_or_default()
                             );
                             self.steps[&step].gate = Some(gate);
-                            self.again_or_fail(step, item, attempt, Err(Some(reason)), &mut actions);
+                            self.again_or_fail(
+                                step,
+                                item,
+                                attempt,
+                                Err(Some(reason)),
+                                &mut actions,
+                            );
                             self.advance(&mut actions);
                             return Ok(self.finish(actions));
                         }

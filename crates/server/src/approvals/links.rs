@@ -228,7 +228,9 @@ mod tests {
     fn a_token_verifies_until_it_expires_and_not_after_any_change() {
         let links = Links::new(&[7; 32], "https://t.example/");
         let token = links.token(&claim());
-        assert!(links.url(&claim()).starts_with("https://t.example/approvals/"));
+        assert!(links
+            .url(&claim())
+            .starts_with("https://t.example/approvals/"));
         assert_eq!(links.verify(&token, 9_999), Ok(claim()));
         assert_eq!(links.verify(&token, 10_000), Err(LinkError::Expired));
         let other = Links::new(&[8; 32], "https://t.example");
@@ -242,7 +244,13 @@ mod tests {
             links.verify(&format!("{forged_payload}.{tag}"), 0),
             Err(LinkError::Forged)
         );
-        for bad in ["", ".", "x", &format!("{payload}."), &format!("{payload}.{tag}A")] {
+        for bad in [
+            "",
+            ".",
+            "x",
+            &format!("{payload}."),
+            &format!("{payload}.{tag}A"),
+        ] {
             assert_eq!(links.verify(bad, 0), Err(LinkError::Forged), "{bad}");
         }
     }

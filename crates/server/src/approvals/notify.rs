@@ -4,7 +4,7 @@
 //! parks), sends each approver their own signed link through the registered `notify.teams`
 //! and `notify.email` executors, as the step's `notify:` says.
 //!
-//! - Teams: an Adaptive Card per approver (the message; facts: runbook, person, tenant, for,
+//! - Teams: an Adaptive Card per approver (the message; facts: runbook, person, tenant, run, for,
 //!   expires; `Approve` / `Deny` buttons as `Action.OpenUrl` to the approver's page).
 //! - Email: one message per approver with the two links.
 //!
@@ -136,7 +136,11 @@ impl Notifier {
             return notified;
         }
         let Some(links) = self.links.get() else {
-            tracing::warn!(run = r.run_id, step = r.step, "approval links are not configured: nobody was notified");
+            tracing::warn!(
+                run = r.run_id,
+                step = r.step,
+                "approval links are not configured: nobody was notified"
+            );
             notified.push("nobody: approval links are not configured".to_string());
             return notified;
         };
@@ -153,7 +157,10 @@ impl Notifier {
                 continue;
             }
             if approver.chars().any(char::is_control) {
-                notified.push(format!("{}: not sent (not an address)", approver.escape_debug()));
+                notified.push(format!(
+                    "{}: not sent (not an address)",
+                    approver.escape_debug()
+                ));
                 continue;
             }
             let claim = Claim {
@@ -226,6 +233,7 @@ impl Notifier {
         if let Some(by) = r.detail["requested_by"].as_str() {
             facts.insert("Requested by".into(), json!(by));
         }
+        facts.insert("Run".into(), json!(r.run_id));
         facts.insert("For".into(), json!(approver));
         facts.insert("Expires".into(), json!(when(r.expires_at_ms)));
         facts
@@ -287,7 +295,10 @@ mod tests {
     #[test]
     fn channels_default_to_email_and_people_come_from_usual_inputs() {
         assert_eq!(channels(&json!({})), ["email"]);
-        assert_eq!(channels(&json!({"notify": ["teams", "email"]})), ["teams", "email"]);
+        assert_eq!(
+            channels(&json!({"notify": ["teams", "email"]})),
+            ["teams", "email"]
+        );
         assert_eq!(channels(&json!({"notify": []})), Vec::<String>::new());
         assert_eq!(
             person(&json!({"x": "a", "upn": "m@c.example"})).as_deref(),
@@ -295,6 +306,12 @@ mod tests {
         );
         assert_eq!(person(&json!({"x": "a"})), None);
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
-        assert_eq!(scrub("x http://h/approvals/abc.def y abc.def", "http://h/approvals/abc.def"), "x <link> y ***");
+        assert_eq!(
+            scrub(
+                "x http://h/approvals/abc.def y abc.def",
+                "http://h/approvals/abc.def"
+            ),
+            "x <link> y ***"
+        );
     }
 }
