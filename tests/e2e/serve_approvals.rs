@@ -25,7 +25,6 @@ struct Setup {
     dir: tempfile::TempDir,
     db: String,
     sandbox: String,
-    smtp: String,
     _sandbox: crate::sandbox::Server,
     _serve: Serve,
     base: String,
@@ -34,13 +33,6 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let (sandbox_proc, sandbox) = crate::sandbox::serve(&dir.path().join("state.json"));
-    let health: Value = reqwest::get(format!("{sandbox}/_sandbox/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let smtp = health["smtp"].as_str().unwrap().to_string();
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
     let runbooks = dir.path().join("runbooks");
     std::fs::create_dir(&runbooks).unwrap();
@@ -58,7 +50,8 @@ async fn setup() -> Setup {
         .current_dir(dir.path())
         .env_remove("TENURE_CONFIG")
         .env("TENURE_SANDBOX", &sandbox)
-        .env("TENURE_SANDBOX_SMTP", &smtp)
+        // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
+        .env_remove("TENURE_SANDBOX_SMTP")
         .stderr(Stdio::piped())
         .spawn();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
@@ -82,7 +75,6 @@ async fn setup() -> Setup {
     Setup {
         db,
         sandbox,
-        smtp,
         _sandbox: sandbox_proc,
         _serve: Serve(child),
         base,
@@ -99,7 +91,6 @@ impl Setup {
             .current_dir(self.dir.path().join("runbooks"))
             .env_remove("TENURE_CONFIG")
             .env("TENURE_SANDBOX", &self.sandbox)
-            .env("TENURE_SANDBOX_SMTP", &self.smtp)
             .env("TENURE_OPERATOR", "ops@msp.example")
             .output();
         assert_eq!(
