@@ -120,7 +120,7 @@ pub struct Decide {
 }
 
 /// The longest user agent the journal keeps (characters).
-const USER_AGENT_MAX: usize = 256;
+pub const USER_AGENT_MAX: usize = 256;
 
 /// A user agent as journaled: control characters removed, at most [`USER_AGENT_MAX`]
 /// characters, `None` when nothing is left.
