@@ -276,10 +276,18 @@ async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
     assert_eq!(decided["approver"], "it.lead@msp.example");
     assert_eq!(decided["source"], "link from 127.0.0.1");
     assert_eq!(decided["user_agent"], "e2e-browser/1");
-    let log = crate::Tenure::new().args(["--db", &s.db, "log", &run]).output();
+    let log = crate::Tenure::new()
+        .args(["--db", &s.db, "log", &run])
+        .output();
     let log = String::from_utf8_lossy(&log.stdout);
-    assert!(log.contains("it.lead@msp.example chose approve (link from 127.0.0.1, e2e-browser/1)"), "{log}");
-    assert!(log.contains("requested by ops@msp.example; notified: it.lead@msp.example via teams"), "{log}");
+    assert!(
+        log.contains("it.lead@msp.example chose approve (link from 127.0.0.1, e2e-browser/1)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("requested by ops@msp.example; notified: it.lead@msp.example via teams"),
+        "{log}"
+    );
     // The link decided once.
     assert_eq!(http.get(&approve).send().await.unwrap().status(), 409);
 

@@ -74,11 +74,40 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// Hands the first card's link out and holds that post until released (a click that comes
+/// while the request is still being sent).
+#[derive(Clone)]
+struct Holding {
+    link: Arc<Mutex<Option<tokio::sync::oneshot::Sender<String>>>>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Executor for Holding {
+    fn execute<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+        Box::pin(async move {
+            let first = self.link.lock().unwrap().take();
+            if let Some(tx) = first {
+                let url = call.params["links"]["Approve"].as_str().unwrap_or_default();
+                let _ = tx.send(url.split('?').next().unwrap_or_default().to_string());
+                self.release.notified().await;
+            }
+            Ok(Outcome::Done(json!({"posted": true})))
+        })
+    }
+}
+
 async fn server_with(email_fails: bool) -> Server {
+    server_with_teams(email_fails, None).await
+}
+
+async fn server_with_teams(email_fails: bool, holding: Option<Holding>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let sent: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let mut registry = tenure_engine::builtin::registry();
-    registry.insert("notify.teams", Recorder(sent.clone(), "notify.teams"));
+    match holding {
+        Some(h) => registry.insert("notify.teams", h),
+        None => registry.insert("notify.teams", Recorder(sent.clone(), "notify.teams")),
+    }
     if email_fails {
         registry.insert("notify.email", Failing);
     } else {
@@ -676,4 +705,42 @@ async fn an_expired_request_refuses_its_links() {
         "expired",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_link_opened_while_its_request_is_being_sent_says_so_and_works_after() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let holding = Holding {
+        link: Arc::new(Mutex::new(Some(tx))),
+        release: Arc::default(),
+    };
+    let s = server_with_teams(false, Some(holding.clone())).await;
+    let mut inputs = Map::new();
+    inputs.insert("user".into(), json!("megan.bowen@contoso.example"));
+    let run = s
+        .engine
+        .start_run(StartRun {
+            plan: Arc::new(plan(ONE)),
+            inputs,
+            trigger: Trigger::new("api", Some("ops@msp.example".into())),
+            dedup_key: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    let worker = s.engine.worker(0);
+    let id = run.clone();
+    let driving = tokio::spawn(async move { worker.drive(&id, true).await });
+    let url = rx.await.unwrap();
+    let before = s.journal_len(&run).await;
+    let (status, headers, page) = s.get(&url).await;
+    assert_eq!(status, 503, "{page}");
+    assert_eq!(headers["retry-after"], "2");
+    assert!(page.contains("still being sent"), "{page}");
+    let (status, _) = s.post(&url, &[("decision", "approve")]).await;
+    assert_eq!(status, 503);
+    assert_eq!(s.journal_len(&run).await, before);
+    holding.release.notify_one();
+    assert_eq!(driving.await.unwrap().unwrap(), RunStatus::Waiting);
+    assert_eq!(s.decide(&url, "approve").await.0, 200);
 }
