@@ -38,6 +38,15 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/approvals/{token}", get(show).post(decide))
 }
 
+/// `path` as request logs may show it: an approval link's token (a bearer credential) is
+/// replaced by `***` (`/approvals/***`); other paths are returned as they are.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/approvals/") {
+        Some(rest) if !rest.is_empty() => std::borrow::Cow::Borrowed("/approvals/***"),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -517,4 +526,14 @@ fn after_approval(f: &Found) -> String {
         h.push_str("\n</ul>\n");
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_logs_never_show_a_link_token() {
+        assert_eq!(super::loggable_path("/approvals/abc.def"), "/approvals/***");
+        assert_eq!(super::loggable_path("/api/runs"), "/api/runs");
+        assert_eq!(super::loggable_path("/approvals/"), "/approvals/");
+    }
 }
