@@ -484,7 +484,9 @@ impl Config {
     /// the `TENURE_CLIENT_ID` / `TENURE_CLIENT_SECRET` environment, or nothing (the kinds then
     /// fail with a message saying how to configure them). With the sandbox, email goes to its
     /// SMTP listener when `TENURE_SANDBOX_SMTP` names it (`tenure sandbox serve` prints it),
-    /// or to an `[email]` SMTP relay when one is configured, else through its Graph `sendMail`.
+    /// or to an `[email]` SMTP relay when one is configured, else through its Graph `sendMail`
+    /// from the `[email]` mailbox; with no `[email]` at all, to the SMTP listener the sandbox's
+    /// `/_sandbox/health` names.
     pub fn vendors(&self) -> Result<tenure_kinds::Vendors> {
         if let Some(url) = self.sandbox_url() {
             let mut v = tenure_kinds::Vendors::sandbox(&url);

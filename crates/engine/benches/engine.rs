@@ -389,6 +389,7 @@ async fn suite(url: &str, label: &str, http: &str, pg: bool) {
                 approve: true,
                 comment: None,
                 source: "bench".into(),
+                user_agent: None,
             })
             .await
             .unwrap();

@@ -118,6 +118,23 @@ pub struct Decide {
     pub comment: Option<String>,
     /// Where from: `cli`, `api`, `link from 203.0.113.9`.
     pub source: String,
+    /// The browser or client that sent it (bounded and stripped of control characters here).
+    pub user_agent: Option<String>,
+}
+
+/// The longest user agent the journal keeps (characters).
+pub const USER_AGENT_MAX: usize = 256;
+
+/// A user agent as journaled: control characters removed, at most [`USER_AGENT_MAX`]
+/// characters, `None` when nothing is left.
+pub fn clean_user_agent(ua: &str) -> Option<String> {
+    let clean: String = ua
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(USER_AGENT_MAX)
+        .collect();
+    let clean = clean.trim();
+    (!clean.is_empty()).then(|| clean.to_string())
 }
 
 /// A run ready to be stored: its context (secret inputs and vars made from them sealed), its
@@ -232,6 +249,12 @@ impl Engine {
         &self.store
     }
 
+    /// A 32-byte key for `purpose`, derived from the database's secret key: every process
+    /// on this database (server nodes, workers, a foreground `tenure run`) derives the same.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.store.derive_key(purpose)
+    }
+
     /// Starts a run: checks the inputs, finds the tenant, renders vars and the concurrency
     /// key, and creates the run (queued behind a running one with the same key). With a used
     /// dedup key nothing is created and the existing run is returned.
@@ -327,6 +350,7 @@ impl Engine {
             approve: d.approve,
             comment: d.comment,
             source: d.source,
+            user_agent: d.user_agent.as_deref().and_then(clean_user_agent),
         };
         self.event(&d.run_id, event).await
     }

@@ -80,9 +80,12 @@ impl Executor for Approval {
                     ),
                 ));
             }
+            // Who requested the run (the ticket's requester, the API token's name, the
+            // operator): the machine refuses their decision.
+            let requested_by = call.context["trigger"]["by"].as_str();
             Ok(Outcome::Park {
                 wake_at_ms: after(expires),
-                detail: json!({"approvers": approvers, "quorum": call.params["quorum"], "on_expiry": call.params["on_expiry"], "message": call.params["message"]}),
+                detail: json!({"approvers": approvers, "quorum": call.params["quorum"], "on_expiry": call.params["on_expiry"], "message": call.params["message"], "requested_by": requested_by}),
             })
         })
     }

@@ -895,6 +895,16 @@ fn park_of(step: &Step, wake_at_ms: u64, detail: &Value) -> Park {
         on_expiry,
         expires_at_ms: wake_at_ms,
         message: detail["message"].as_str().map(str::to_string),
+        requested_by: detail["requested_by"]
+            .as_str()
+            .filter(|r| !r.trim().is_empty())
+            .map(str::to_string),
+        notified: detail["notified"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect(),
     }
 }
 

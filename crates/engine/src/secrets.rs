@@ -33,12 +33,22 @@ pub struct SecretBox {
     cipher: ChaCha20Poly1305,
     /// Keys the journal's hash chain (derived from the same key, never used to encrypt).
     chain: crate::journal::ChainKey,
+    /// The root of [`SecretBox::derive_key`] (derived from the same key, never used itself).
+    derived: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretBox(***)")
     }
+}
+
+/// HMAC-SHA256 of `data` under `key`.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// Whether `path` is an SQLite database file (its header), not a new or foreign file.
@@ -55,7 +65,15 @@ impl SecretBox {
         SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
             chain: crate::journal::ChainKey::derive(&key),
+            derived: hmac_sha256(&key, b"tenure derived keys v1"),
         }
+    }
+
+    /// A 32-byte key for `purpose` (e.g. `approval-links`), derived from the secret key: every
+    /// process on one database derives the same key, and no purpose's key reveals another's or
+    /// the secret key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.derived, purpose.as_bytes())
     }
 
     /// The key of the journal's hash chain (HMAC-SHA256), derived from the secret key, so an

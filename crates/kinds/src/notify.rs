@@ -167,9 +167,26 @@ impl Email {
     async fn run(&self, call: Call<'_>) -> Result<Outcome, StepError> {
         let p = call.params;
         let config = self.0.notify();
-        let from = p["from"]
+        let given = p["from"]
             .as_str()
             .filter(|f| !f.is_empty())
+            .or(config.email_from.as_deref());
+        // The sandbox with no `[email]` settings: its own SMTP listener takes the mail, so
+        // `GET /_sandbox/state` shows every message a person would have received.
+        let sandbox_smtp = match (given, &config.smtp, self.0.sandbox_url()) {
+            (None, None, Some(url)) => self.sandbox_smtp(url).await,
+            _ => None,
+        };
+        let config = match sandbox_smtp {
+            Some(smtp) => NotifyConfig {
+                email_from: Some(SANDBOX_FROM.to_string()),
+                smtp: Some(smtp),
+                ..config.clone()
+            },
+            None => config.clone(),
+        };
+        let config = &config;
+        let from = given
             .or(config.email_from.as_deref())
             .ok_or_else(|| {
                 StepError::permanent(
@@ -241,6 +258,28 @@ impl Email {
             .await
             .map_err(step_error)?;
         Ok(Outcome::Done(json!({"message_id": key})))
+    }
+}
+
+/// The From address of approval and notification email sent to the sandbox's SMTP listener
+/// when nothing else is configured.
+pub const SANDBOX_FROM: &str = "tenure@msp.example";
+
+impl Email {
+    /// The sandbox's SMTP listener, as its `/_sandbox/health` names it (none if it has none).
+    async fn sandbox_smtp(&self, url: &str) -> Option<crate::smtp::SmtpConfig> {
+        let health: Value = self
+            .0
+            .http()
+            .get(format!("{url}/_sandbox/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let addr = health["smtp"].as_str()?.parse().ok()?;
+        Some(crate::smtp::SmtpConfig::sandbox(addr))
     }
 }
 

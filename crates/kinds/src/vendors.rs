@@ -24,6 +24,8 @@ pub struct Vendors {
     psa: PsaConfig,
     pwpush: PwPushConfig,
     notify: NotifyConfig,
+    /// The sandbox's URL, when these are the sandbox's vendors.
+    sandbox: Option<String>,
 }
 
 /// The app registration of the sandbox (see `docs/sandbox.md`).
@@ -46,7 +48,13 @@ impl Vendors {
             psa: PsaConfig::default(),
             pwpush: PwPushConfig::default(),
             notify: NotifyConfig::default(),
+            sandbox: None,
         }
+    }
+
+    /// The sandbox's URL, when these are the sandbox's vendors ([`Vendors::sandbox`]).
+    pub fn sandbox_url(&self) -> Option<&str> {
+        self.sandbox.as_deref()
     }
 
     /// Buys seats through Pax8 with these API credentials.
@@ -119,7 +127,7 @@ impl Vendors {
     /// The sandbox at `url`, with its built-in app registration and its PSAs (seed credentials
     /// and clients).
     pub fn sandbox(url: &str) -> Self {
-        Self::new(
+        let mut v = Self::new(
             Endpoints::sandbox(url),
             SANDBOX_CLIENT_ID,
             Secret::new(SANDBOX_SECRET),
@@ -143,7 +151,9 @@ impl Vendors {
             email_from: None,
             email_tenant: None,
             smtp: None,
-        })
+        });
+        v.sandbox = Some(url.trim_end_matches('/').to_string());
+        v
     }
 
     /// From the environment: `TENURE_SANDBOX` (the sandbox's URL and app registration), else

@@ -752,6 +752,7 @@ async fn offboard(h: &Harness, retries: bool) -> (String, RunStatus) {
             approve: true,
             comment: None,
             source: "test".into(),
+            user_agent: None,
         })
         .await
         .unwrap();
@@ -901,6 +902,7 @@ async fn offboard_many(h: &Harness, leavers: &[&str]) -> Vec<(String, RunStatus)
                             approve: true,
                             comment: None,
                             source: "test".into(),
+                            user_agent: None,
                         })
                         .await
                         .unwrap();
@@ -1665,10 +1667,23 @@ async fn notifications_reach_teams_and_the_mailbox_and_fail_clearly() {
     assert!(state["inbox"]["teams"].as_array().unwrap().len() >= 2);
     assert!(state["inbox"]["email"].as_array().unwrap().len() >= 2);
 
+    // With nothing configured to send from, the sandbox's own SMTP listener takes the mail.
+    let before = h.state().await["inbox"]["email"].as_array().unwrap().len();
+    let (id, run) = h
+        .run(&Harness::plan("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: default, body: b }\n"))
+        .await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let state = h.state().await;
+    let mail = &state["inbox"]["email"].as_array().unwrap()[before..];
+    assert!(
+        mail.iter()
+            .any(|m| m["transport"] == "smtp" && m["from"] == "tenure@msp.example"),
+        "{mail:?}"
+    );
+
     // Permanent errors fail once, saying what is wrong.
     for (steps, expected) in [
         ("  s:\n    uses: notify.teams\n    with: { channel: ops, message: hi }\n", "no Teams channel `ops`"),
-        ("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: s, body: b }\n", "no address to send from"),
         ("  s:\n    uses: notify.email\n    with: { from: nobody@contoso.example, to: [alex.wilber@contoso.example], subject: s, body: b }\n", "send mail as nobody@contoso.example: 404"),
     ] {
         let (id, run) = h.run(&Harness::plan(&with_retries(steps))).await;
@@ -2115,6 +2130,20 @@ async fn pax8_seats_are_released_in_the_window_and_scheduled_for_the_renewal_out
     .await;
     assert_eq!(out["seat_release"], "scheduled");
     assert_eq!(pax8_sub(&h.state().await)["scheduled_quantity"], 3);
+
+    // With nothing configured to send from, the sandbox's own SMTP listener takes the mail.
+    let before = h.state().await["inbox"]["email"].as_array().unwrap().len();
+    let (id, run) = h
+        .run(&Harness::plan("  s:\n    uses: notify.email\n    with: { to: [alex.wilber@contoso.example], subject: default, body: b }\n"))
+        .await;
+    assert_eq!(run, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let state = h.state().await;
+    let mail = &state["inbox"]["email"].as_array().unwrap()[before..];
+    assert!(
+        mail.iter()
+            .any(|m| m["transport"] == "smtp" && m["from"] == "tenure@msp.example"),
+        "{mail:?}"
+    );
 
     // Permanent errors fail once, saying what is wrong.
     for (steps, expected) in [

@@ -1,6 +1,6 @@
 //! What every handler shares: the engine, the configuration and the runbook library.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use tenure_engine::Engine;
@@ -21,6 +21,7 @@ struct Inner {
     source: Arc<dyn LibrarySource>,
     library: RwLock<(u64, Arc<Library>)>,
     checked: Mutex<Instant>,
+    links: OnceLock<crate::approvals::Links>,
 }
 
 impl AppState {
@@ -34,7 +35,20 @@ impl AppState {
             source,
             library: RwLock::new((fingerprint, library)),
             checked: Mutex::new(Instant::now()),
+            links: OnceLock::new(),
         }))
+    }
+
+    /// The state with the approval links' signer (see [`crate::approvals::Links::from_config`]);
+    /// without it, approval pages answer 503.
+    pub fn with_links(self, links: crate::approvals::Links) -> Self {
+        let _ = self.0.links.set(links);
+        self
+    }
+
+    /// The approval links' signer, if set.
+    pub fn links(&self) -> Option<&crate::approvals::Links> {
+        self.0.links.get()
     }
 
     /// The engine.

@@ -16,7 +16,7 @@ pub fn schemas() -> Vec<KindSchema> {
         .param(Field::required(
             "approvers",
             FieldType::list(FieldType::Email),
-            "Who may decide; each gets a signed link.",
+            "Who may decide; each gets a signed link (the person who requested the run may not decide).",
         ))
         .param(
             Field::optional(
@@ -46,7 +46,7 @@ pub fn schemas() -> Vec<KindSchema> {
             Field::optional(
                 "notify",
                 FieldType::list(FieldType::one_of(&["teams", "email"])),
-                "Where the request is sent.",
+                "Where each approver is sent their link: a Teams card, an email, both, or `[]` for neither.",
             )
             .default(json!(["email"])),
         )

@@ -38,9 +38,19 @@ pub fn markdown(kind: &KindSchema) -> String {
         );
     }
     match kind.class {
-        KindClass::Approval => {
-            out.push_str("Parks the run until decided; bound it with `expires`, not `timeout`.\n\n")
-        }
+        KindClass::Approval => out.push_str(
+            "Parks the run until decided; bound it with `expires`, not `timeout`.\n\n\
+                 Each approver is sent (`notify`) a Teams card and/or an email with Approve and \
+                 Deny buttons opening their own signed link, `{public_url}/approvals/{token}`, \
+                 valid until the request expires. The page shows the runbook, the person, the \
+                 inputs (secrets `***`), the message, the steps that follow and any licence \
+                 they may buy; only its form's POST decides, once per approver. The person who \
+                 requested the run (the ticket's requester, the API token, the operator) cannot \
+                 decide: they are not sent a link, and if without them fewer approvers than \
+                 `quorum` remain, the step fails at once. A notification that fails is \
+                 journaled with the request and does not stop the others. See \
+                 [server.md](../server.md#approval-links).\n\n",
+        ),
         KindClass::Wait => out.push_str(
             "Parks the run until the time comes; takes `until` or `for`, not `timeout`.\n\n",
         ),

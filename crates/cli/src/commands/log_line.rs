@@ -92,17 +92,32 @@ pub fn line(e: &Event) -> String {
             step,
             approvers,
             expires_at,
-        } => format!(
-            "{step} asks {} (expires {expires_at})",
-            approvers.join(", ")
-        ),
+            requested_by,
+            notified,
+        } => {
+            let mut line = format!(
+                "{step} asks {} (expires {expires_at})",
+                approvers.join(", ")
+            );
+            if let Some(by) = requested_by {
+                line.push_str(&format!("; requested by {by}"));
+            }
+            if !notified.is_empty() {
+                line.push_str(&format!("; notified: {}", notified.join(", ")));
+            }
+            line
+        }
         EventKind::ApprovalDecided {
             step,
             approver,
             decision,
             source,
+            user_agent,
             ..
-        } => format!("{step}: {approver} chose {decision} ({source})"),
+        } => match user_agent {
+            Some(ua) => format!("{step}: {approver} chose {decision} ({source}, {ua})"),
+            None => format!("{step}: {approver} chose {decision} ({source})"),
+        },
         EventKind::TimerSet {
             step,
             at,

@@ -105,6 +105,7 @@ pub fn approve(db: &str, args: ApproveArgs) -> Result<ExitCode> {
         approve: !args.deny,
         comment: args.comment,
         source: "cli".into(),
+        user_agent: None,
     };
     runtime()?.block_on(async move {
         let engine = open(db).await?;

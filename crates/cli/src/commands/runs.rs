@@ -47,9 +47,33 @@ pub async fn open_with(db: &str, registry: Registry) -> Result<Engine> {
         })
 }
 
-/// The engine over `db` with every kind, vendors configured from the configuration.
+/// The engine over `db` with every kind, vendors configured from the configuration. Its
+/// `approval` kind sends each approver their signed link (Teams card, email) wherever the
+/// approval's attempt runs; a bad `[server] key_env` is only a warning here (`tenure serve`
+/// refuses to start with one) and leaves the approvers un-notified, as the journal says.
 pub async fn open(db: &str) -> Result<Engine> {
-    open_with(db, registry()).await
+    Ok(open_linked(db, &crate::config::get().server).await?.0)
+}
+
+/// [`open`] with links configured by `server`; also returns the links, or why there are none.
+pub async fn open_linked(
+    db: &str,
+    server: &tenure_server::config::ServerSection,
+) -> Result<(Engine, Result<tenure_server::approvals::Links>)> {
+    let slot = tenure_server::approvals::notify::LinkSlot::default();
+    let mut r = registry();
+    tenure_server::approvals::notify::wrap(&mut r, slot.clone());
+    let engine = open_with(db, r).await?;
+    let links =
+        tenure_server::approvals::Links::from_config(server, engine.derive_key("approval-links"))
+            .map_err(anyhow::Error::new);
+    match &links {
+        Ok(links) => {
+            let _ = slot.set(links.clone());
+        }
+        Err(e) => tracing::warn!("{e:#}; approvers will not be sent links"),
+    }
+    Ok((engine, links))
 }
 
 /// The engine's kinds plus the vendor kinds, configured from the environment.
@@ -222,6 +246,7 @@ pub async fn follow_with(
                         approve: true,
                         comment: Some("approved by tenure demo".into()),
                         source: "demo".into(),
+                        user_agent: None,
                     };
                     engine
                         .decide(decision)

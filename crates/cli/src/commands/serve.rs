@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tenure_server::{AppState, Library, LibrarySource, RunbookEntry};
 
-use super::runs::{open, redact_url, runtime};
+use super::runs::{open_linked, redact_url, runtime};
 use crate::load;
 
 /// Arguments of `tenure serve`.
@@ -40,7 +40,6 @@ pub struct Args {
 /// `tenure serve`.
 pub fn run(db: &str, args: Args) -> Result<ExitCode> {
     runtime()?.block_on(async move {
-        let engine = open(db).await?;
         let config = crate::config::get().server_config();
         let listen = args
             .listen
@@ -51,8 +50,13 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        // Links point at `public_url`, else at the address actually bound.
+        let mut linked = config.server.clone();
+        linked.listen = Some(addr.to_string());
+        let (engine, links) = open_linked(db, &linked).await?;
+        let links = links?;
         let source = Arc::new(RunbookDir::new(&args.runbooks));
-        let state = AppState::new(engine.clone(), config, source);
+        let state = AppState::new(engine.clone(), config, source).with_links(links);
         let stop = Arc::new(AtomicBool::new(false));
         let scheduler = spawn_scheduler(state.clone());
         let workers = if args.no_workers {

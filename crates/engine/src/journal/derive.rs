@@ -140,6 +140,8 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
             if let Park::Approval {
                 approvers,
                 expires_at_ms,
+                requested_by,
+                notified,
                 ..
             } = park
             {
@@ -147,6 +149,8 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
                     step: step.clone(),
                     approvers: approvers.clone(),
                     expires_at: rfc3339(*expires_at_ms),
+                    requested_by: requested_by.clone(),
+                    notified: notified.clone(),
                 });
             }
         }
@@ -156,12 +160,14 @@ pub fn entries(event: &Event, actions: &[Action]) -> Vec<EventKind> {
             approve,
             comment,
             source,
+            user_agent,
         } => out.push(EventKind::ApprovalDecided {
             step: step.clone(),
             approver: approver.clone(),
             decision: if *approve { "approve" } else { "deny" }.into(),
             source: source.clone(),
             comment: comment.clone(),
+            user_agent: user_agent.clone(),
         }),
         Event::TimerDue { step, .. } => out.push(EventKind::TimerFired { step: step.clone() }),
         Event::LeaseExpired {

@@ -156,6 +156,13 @@ pub enum EventKind {
         approvers: Vec<String>,
         /// When the request expires (RFC 3339).
         expires_at: String,
+        /// Who requested the run (they may not decide).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_by: Option<String>,
+        /// Who was sent the request and how (`APPROVER via teams`, `APPROVER via email
+        /// failed: WHY`); never a link.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notified: Vec<String>,
     },
     /// Someone decided.
     ApprovalDecided {
@@ -169,6 +176,9 @@ pub enum EventKind {
         source: String,
         /// Their comment.
         comment: Option<String>,
+        /// The browser or client they decided with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
     },
     /// An approval gate resolved.
     ApprovalResolved {

@@ -224,15 +224,40 @@ impl RunMachine {
                         on_expiry,
                         expires_at_ms,
                         message,
+                        requested_by,
+                        ..
                     } => {
-                        self.steps[&step].gate = Some(Gate {
+                        let gate = Gate {
                             approvers,
                             quorum: quorum.max(1),
                             on_expiry,
                             expires_at_ms,
                             message,
                             decisions: Vec::new(),
-                        });
+                            requested_by,
+                            attempt,
+                        };
+                        // Nobody approves their own request: without the requester, fewer
+                        // approvers than the quorum could never open the gate, so it fails now.
+                        let eligible = gate.eligible().len();
+                        if eligible < gate.quorum as usize {
+                            let reason = format!(
+                                "the approval needs {} approval(s) but only {eligible} approver(s) besides the requester {} can decide",
+                                gate.quorum,
+                                gate.requested_by.as_deref().unwrap_or_default()
+                            );
+                            self.steps[&step].gate = Some(gate);
+                            self.again_or_fail(
+                                step,
+                                item,
+                                attempt,
+                                Err(Some(reason)),
+                                &mut actions,
+                            );
+                            self.advance(&mut actions);
+                            return Ok(self.finish(actions));
+                        }
+                        self.steps[&step].gate = Some(gate);
                         Some(expires_at_ms)
                     }
                     Park::Wait { until_ms } => Some(until_ms),
@@ -267,16 +292,17 @@ impl RunMachine {
                 approve,
                 comment,
                 source,
+                user_agent,
             } => {
-                self.decided(
-                    step,
+                let decision = Decision {
                     approver,
                     approve,
                     comment,
                     source,
-                    now_ms,
-                    &mut actions,
-                )?;
+                    at_ms: now_ms,
+                    user_agent,
+                };
+                self.decided(step, decision, &mut actions)?;
                 if self.status.is_final() {
                     return Ok(self.finish(actions));
                 }
@@ -451,17 +477,13 @@ impl RunMachine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn decided(
         &mut self,
         step: String,
-        approver: String,
-        approve: bool,
-        comment: Option<String>,
-        source: String,
-        now_ms: u64,
+        decision: Decision,
         actions: &mut Vec<Action>,
     ) -> Result<(), Error> {
+        let (approver, approve) = (decision.approver.clone(), decision.approve);
         let parked = matches!(self.instance(&step, 0), Some(InstanceState::Parked { .. }));
         if let Some(gate) = self.steps.get(&step).and_then(|n| n.gate.as_ref()) {
             if !parked && !gate.decisions.is_empty() {
@@ -484,15 +506,15 @@ impl RunMachine {
         let Some(name) = gate.approver(&approver).map(str::to_string) else {
             return Err(Error::NotApprover(approver));
         };
+        if gate.is_requester(&name) {
+            return Err(Error::SelfApproval(name));
+        }
         if gate.has_decided(&name) {
             return Err(Error::AlreadyDecided(name));
         }
         let verdict = gate.record(Decision {
             approver: name,
-            approve,
-            comment,
-            source,
-            at_ms: now_ms,
+            ..decision
         });
         let comment = gate.last_comment();
         let (decision, decided_by) = match verdict {

@@ -100,6 +100,13 @@ pub enum Park {
         expires_at_ms: u64,
         /// What is asked.
         message: Option<String>,
+        /// Who requested the run (`Trigger.by`): they may not decide their own request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_by: Option<String>,
+        /// Who was sent the request, and how: `APPROVER via teams`, or `APPROVER via email
+        /// failed: WHY` (never a link).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notified: Vec<String>,
     },
     /// A wait until a time.
     Wait {
@@ -239,6 +246,9 @@ pub enum Event {
         comment: Option<String>,
         /// Where from (`cli`, `link from 10.0.0.5`, `api`...).
         source: String,
+        /// The browser or client that sent it (bounded, control characters removed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
     },
     /// An instance's timer is due: a retry or "not yet" wait ended, a wait ended, or an
     /// approval expired. The machine knows which from the instance's state.
@@ -464,6 +474,9 @@ pub enum Error {
     /// The approver already decided this gate.
     #[error("{0} has already decided this request")]
     AlreadyDecided(String),
+    /// The approver requested the run: nobody approves their own request.
+    #[error("{0} requested this run and cannot decide its approval")]
+    SelfApproval(String),
     /// The event does not apply in the step's or run's current state.
     #[error("{0}")]
     Invalid(String),

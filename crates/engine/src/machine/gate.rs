@@ -20,6 +20,9 @@ pub struct Decision {
     pub source: String,
     /// When (unix ms).
     pub at_ms: u64,
+    /// The browser or client that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// A requested approval.
@@ -37,6 +40,12 @@ pub struct Gate {
     pub message: Option<String>,
     /// Decisions so far, in order.
     pub decisions: Vec<Decision>,
+    /// Who requested the run: they may not decide.
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    /// The attempt that requested it (a retried approval is a new request).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// What a decision did to the gate.
@@ -56,6 +65,22 @@ impl Gate {
             .iter()
             .find(|a| a.trim().eq_ignore_ascii_case(who.trim()))
             .map(String::as_str)
+    }
+
+    /// Whether `who` requested the run (case-insensitive).
+    pub fn is_requester(&self, who: &str) -> bool {
+        self.requested_by
+            .as_deref()
+            .is_some_and(|r| r.trim().eq_ignore_ascii_case(who.trim()))
+    }
+
+    /// The approvers who may decide: everyone named except the requester.
+    pub fn eligible(&self) -> Vec<&str> {
+        self.approvers
+            .iter()
+            .filter(|a| !self.is_requester(a))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Whether `who` has decided already.

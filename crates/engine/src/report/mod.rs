@@ -132,6 +132,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 step,
                 approvers,
                 expires_at,
+                ..
             } => {
                 step_mut(&mut facts, step).approval.requested = Some((
                     approvers.iter().map(|a| md_text(a)).collect(),
@@ -144,6 +145,7 @@ pub fn build(plan: &Plan, context: &Value, events: &[Event], leave_out: Option<&
                 decision,
                 source,
                 comment,
+                ..
             } => step_mut(&mut facts, step).approval.decisions.push((
                 md_text(approver),
                 decision.clone(),

@@ -61,6 +61,8 @@ fn a_pending_approval_says_who_is_asked() {
             step: "approve".into(),
             approvers: vec!["it-lead@msp.example".into()],
             expires_at: "2026-12-02T10:00:00.000Z".into(),
+            requested_by: None,
+            notified: vec![],
         },
     ]);
     let md = build(&p, &context(), &events, None).markdown;
@@ -255,6 +257,8 @@ fn a_cancelled_run_says_what_it_stopped_not_what_is_in_progress() {
             step: "approve".into(),
             approvers: vec!["it-lead@msp.example".into()],
             expires_at: "2026-12-02T10:00:00.000Z".into(),
+            requested_by: None,
+            notified: vec![],
         },
         EventKind::StepReady {
             step: "sub".into(),

@@ -827,6 +827,12 @@ impl Store {
     pub fn chain_key(&self) -> &ChainKey {
         self.secrets.chain_key()
     }
+
+    /// A key for `purpose` derived from the database's secret key (the same in every process
+    /// on this database); see [`crate::secrets::SecretBox::derive_key`].
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.secrets.derive_key(purpose)
+    }
 }
 
 /// Creates an empty PostgreSQL database `name` (letters, digits, `_`) on the server of

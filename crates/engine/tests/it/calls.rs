@@ -311,6 +311,7 @@ fn decide(run: &str, approve: bool) -> Decide {
         approve,
         comment: None,
         source: "test".into(),
+        user_agent: None,
     }
 }
 

@@ -102,6 +102,7 @@ fn decide(step: &str, approver: &str, approve: bool, comment: Option<&str>) -> E
         approve,
         comment: comment.map(String::from),
         source: "cli".into(),
+        user_agent: None,
     }
 }
 
@@ -209,6 +210,8 @@ impl Sim {
                 on_expiry,
                 expires_at_ms,
                 message: Some("ok?".into()),
+                requested_by: None,
+                notified: vec![],
             },
             requests: vec![],
         });

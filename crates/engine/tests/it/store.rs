@@ -107,6 +107,7 @@ fn decision(run: &str, step: &str, who: &str, approve: bool) -> Decide {
         approve,
         comment: Some(format!("{who} says so")),
         source: "test".into(),
+        user_agent: None,
     }
 }
 

@@ -207,6 +207,7 @@ impl Driver {
                     approve: r % 5 != 0,
                     comment: None,
                     source: "cli".into(),
+                    user_agent: None,
                 });
             }
         }
@@ -319,6 +320,8 @@ impl Driver {
                     [(r / 3 % 3) as usize],
                 expires_at_ms: self.now + 3_600_000,
                 message: None,
+                requested_by: None,
+                notified: vec![],
             }),
             "pause" => Some(Park::Wait {
                 until_ms: self.now + 60_000,
@@ -453,6 +456,7 @@ impl Driver {
                 approve: true,
                 comment: None,
                 source: "cli".into(),
+                user_agent: None,
             });
         }
         for step in all_steps(&self.m) {

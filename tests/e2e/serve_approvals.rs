@@ -1,0 +1,308 @@
+//! Approval links through the binary: `tenure sandbox serve`, `tenure serve` (its workers run
+//! the approval and send the links) and runs started with `tenure run --detach`. The card
+//! lands in the sandbox's Teams messages and the email in its mail, both with the link; a GET
+//! decides nothing; the page's form approves and the run finishes; another run is denied
+//! through its link.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Serve(crate::Proc);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    db: String,
+    sandbox: String,
+    _sandbox: crate::sandbox::Server,
+    _serve: Serve,
+    base: String,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (sandbox_proc, sandbox) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let runbooks = dir.path().join("runbooks");
+    std::fs::create_dir(&runbooks).unwrap();
+    std::fs::write(runbooks.join("offboard.yaml"), RUNBOOK).unwrap();
+    let mut child = crate::Tenure::new()
+        .args([
+            "--db",
+            &db,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--runbooks",
+        ])
+        .arg(&runbooks)
+        .current_dir(dir.path())
+        .env_remove("TENURE_CONFIG")
+        .env("TENURE_SANDBOX", &sandbox)
+        // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
+        .env_remove("TENURE_SANDBOX_SMTP")
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut base = String::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            base = rest.split_whitespace().next().unwrap().to_string();
+            break;
+        }
+    }
+    assert!(
+        base.starts_with("http://127.0.0.1:"),
+        "tenure serve did not say where it listens"
+    );
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    Setup {
+        db,
+        sandbox,
+        _sandbox: sandbox_proc,
+        _serve: Serve(child),
+        base,
+        dir,
+    }
+}
+
+impl Setup {
+    /// Starts a run of the runbook for `user`, requested by an operator who is no approver.
+    fn start(&self, user: &str) -> String {
+        let o = crate::Tenure::new()
+            .args(["--db", &self.db, "run", "--detach", "offboard.yaml", "-i"])
+            .arg(format!("user={user}"))
+            .current_dir(self.dir.path().join("runbooks"))
+            .env_remove("TENURE_CONFIG")
+            .env("TENURE_SANDBOX", &self.sandbox)
+            .env("TENURE_OPERATOR", "ops@msp.example")
+            .output();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    async fn state(&self) -> Value {
+        reqwest::get(format!("{}/_sandbox/state", self.sandbox))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The `Approve` link of the card the sandbox received for `approver` in `run`, waiting
+    /// for the workers to send it.
+    async fn card_link(&self, run: &str, approver: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let state = self.state().await;
+            for post in state["inbox"]["teams"].as_array().into_iter().flatten() {
+                let content = &post["body"]["attachments"][0]["content"];
+                let facts = content["body"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| b["facts"].as_array())
+                    .flatten()
+                    .map(|f| {
+                        (
+                            f["title"].as_str().unwrap_or_default(),
+                            f["value"].as_str().unwrap_or_default(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                if facts.contains(&("Run", run)) && facts.contains(&("For", approver)) {
+                    let actions = content["actions"].as_array().unwrap();
+                    assert_eq!(actions[0]["type"], "Action.OpenUrl");
+                    assert_eq!(actions[0]["title"], "Approve");
+                    assert_eq!(actions[1]["title"], "Deny");
+                    return actions[0]["url"].as_str().unwrap().to_string();
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no card for {approver} in run {run}: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn journal(&self, run: &str) -> Vec<Value> {
+        let o = crate::Tenure::new()
+            .args(["--db", &self.db, "log", run, "--json"])
+            .output();
+        serde_json::from_slice(&o.stdout).unwrap_or_default()
+    }
+
+    /// Waits until the run's approval is requested (every notification has been sent then).
+    async fn requested(&self, run: &str) {
+        let started = Instant::now();
+        while !self
+            .journal(run)
+            .iter()
+            .any(|e| e["kind"]["type"] == "approval_requested")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "run {run} asked nobody: {:?}",
+                self.journal(run)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the run to end and returns its final status.
+    async fn ended(&self, run: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self
+                .journal(run)
+                .iter()
+                .find(|e| e["kind"]["type"] == "run_finished")
+            {
+                return e["kind"]["status"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "run {run} did not end: {:?}",
+                self.journal(run)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field: {page}"))
+        + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
+    let s = setup().await;
+    let http = reqwest::Client::new();
+    let run = s.start("megan.bowen@contoso.example");
+    let approve = s.card_link(&run, "it.lead@msp.example").await;
+    assert!(
+        approve.starts_with(&format!("{}/approvals/", s.base)),
+        "{approve}"
+    );
+    // The email to the same approver carries the same link.
+    s.requested(&run).await;
+    let page_url = approve.split('?').next().unwrap().to_string();
+    let state = s.state().await;
+    let mail = state["inbox"]["email"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m.to_string().contains(&page_url) && m.to_string().contains("it.lead@msp.example")
+        })
+        .unwrap_or_else(|| panic!("no email with the link: {}", state["inbox"]["email"]));
+    assert!(mail.to_string().contains("offboard-approved"), "{mail}");
+    // The journal says who was notified, without the link.
+    let journal = serde_json::to_string(&s.journal(&run)).unwrap();
+    assert!(
+        journal.contains("it.lead@msp.example via teams"),
+        "{journal}"
+    );
+    assert!(journal.contains("cfo@msp.example via email"), "{journal}");
+    assert!(!journal.contains("/approvals/"), "{journal}");
+
+    // GET decides nothing.
+    let before = s.journal(&run).len();
+    let page = http.get(&approve).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("megan.bowen@contoso.example") && page.contains("notify.teams"),
+        "{page}"
+    );
+    assert_eq!(s.journal(&run).len(), before);
+
+    // Without the page's CSRF token nothing is decided; with it the run is approved.
+    let r = http
+        .post(&page_url)
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(s.journal(&run).len(), before);
+    let r = http
+        .post(&page_url)
+        .header("user-agent", "e2e-browser/1")
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("decision", "approve"),
+            ("comment", "fine"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(s.ended(&run).await, "succeeded");
+    let decided = s
+        .journal(&run)
+        .into_iter()
+        .find(|e| e["kind"]["type"] == "approval_decided")
+        .unwrap()["kind"]
+        .clone();
+    assert_eq!(decided["approver"], "it.lead@msp.example");
+    assert_eq!(decided["source"], "link from 127.0.0.1");
+    assert_eq!(decided["user_agent"], "e2e-browser/1");
+    let log = crate::Tenure::new()
+        .args(["--db", &s.db, "log", &run])
+        .output();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.contains("it.lead@msp.example chose approve (link from 127.0.0.1, e2e-browser/1)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("requested by ops@msp.example; notified: it.lead@msp.example via teams"),
+        "{log}"
+    );
+    // The link decided once.
+    assert_eq!(http.get(&approve).send().await.unwrap().status(), 409);
+
+    // A second run is denied through its link.
+    let second = s.start("alex.wilber@contoso.example");
+    let link = s.card_link(&second, "cfo@msp.example").await;
+    s.requested(&second).await;
+    let page_url = link.split('?').next().unwrap().to_string();
+    let page = http.get(&link).send().await.unwrap().text().await.unwrap();
+    let r = http
+        .post(&page_url)
+        .form(&[("csrf", csrf_of(&page).as_str()), ("decision", "deny")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.ended(&second).await, "denied");
+}
