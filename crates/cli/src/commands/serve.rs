@@ -42,6 +42,7 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(db).await?;
         let config = crate::config::get().server_config();
+        tenure_server::check_config(&config)?;
         let listen = args
             .listen
             .clone()
