@@ -12,12 +12,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tracing::Instrument;
 
-use crate::api::error::json_error;
+use crate::api::error::{json_error, ApiError};
 
 /// The header carrying a request's id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -74,10 +74,12 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => json_error(
+        Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the request took longer than {}s", limit.as_secs()),
-        ),
+            "timeout",
+            format!("the request took longer than {:.1}s", limit.as_secs_f64()),
+        )
+        .into_response(),
     }
 }
 

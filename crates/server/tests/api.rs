@@ -960,3 +960,32 @@ async fn the_openapi_document_covers_every_route() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_a_json_503() {
+    use axum::middleware::from_fn_with_state;
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route("/quick", axum::routing::get(|| async { "ok" }))
+        .layer(from_fn_with_state(
+            Duration::from_millis(100),
+            tenure_server::middleware::timeout,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let started = Instant::now();
+    let r = reqwest::get(format!("{base}/slow")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "timeout");
+    let r = reqwest::get(format!("{base}/quick")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
