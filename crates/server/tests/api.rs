@@ -940,6 +940,15 @@ async fn the_openapi_document_covers_every_route() {
         expected.keys().collect::<Vec<_>>()
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let list = &doc["paths"]["/api/runs"]["get"]["parameters"];
+    let query: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(query, ["status", "runbook", "q", "limit", "cursor"], "{list}");
     // Every documented route is served (not the router's "no such route").
     for (method, path) in ROUTES {
         let concrete = path

@@ -68,6 +68,7 @@ pub struct Validation {
 
 /// Query of `POST /api/runbooks/validate`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ValidateQuery {
     /// The file name diagnostics use (default `runbook.yaml`).
     pub name: Option<String>,
@@ -75,6 +76,7 @@ pub struct ValidateQuery {
 
 /// Query of `GET /api/runbooks/{id}/graph`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GraphQuery {
     /// `svg` (default), `dot` or `mermaid`.
     pub format: Option<String>,

@@ -149,6 +149,7 @@ pub struct RunDetail {
 
 /// Query of `GET /api/runs`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this status.
     pub status: Option<String>,
@@ -164,6 +165,7 @@ pub struct ListQuery {
 
 /// Query of `GET /api/runs/{id}/events`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events after this sequence number (default 0: all).
     pub after: Option<u64>,
