@@ -948,7 +948,11 @@ async fn the_openapi_document_covers_every_route() {
         .filter(|p| p["in"] == "query")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(query, ["status", "runbook", "q", "limit", "cursor"], "{list}");
+    assert_eq!(
+        query,
+        ["status", "runbook", "q", "limit", "cursor"],
+        "{list}"
+    );
     // Every documented route is served (not the router's "no such route").
     for (method, path) in ROUTES {
         let concrete = path
@@ -1032,4 +1036,74 @@ async fn a_streamed_body_over_the_limit_gets_a_json_413() {
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Everything logged by this test binary (every test's requests), captured once.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+    .clone()
+}
+
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_logs_carry_the_id_and_path_but_no_token_query_body_or_link() {
+    let logs = captured_logs();
+    let s = server().await;
+    let id = s
+        .start(
+            "flaky",
+            json!({"upn": "log@contoso.example", "password": SECRET}),
+        )
+        .await;
+    s.wait_for(&id, "succeeded").await;
+    let (status, _) = s.get("/api/runs?q=findme-query-42", Role::Viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = s
+        .http
+        .get(format!("{}/approvals/link-token-secret-77", s.base))
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-1");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("request_id=trace-me-1"), "{text}");
+    assert!(text.contains("path=/approvals/***"), "{text}");
+    assert!(
+        text.contains("path=/api/runs") && text.contains("status=201"),
+        "{text}"
+    );
+    for hidden in [
+        SECRET,
+        "findme-query-42",
+        "link-token-secret-77",
+        token(Role::Viewer),
+        token(Role::Operator),
+        token(Role::Approver),
+        token(Role::Admin),
+    ] {
+        assert!(!text.contains(hidden), "`{hidden}` was logged");
+    }
 }
