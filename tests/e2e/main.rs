@@ -219,6 +219,7 @@ mod runs;
 mod same_identity;
 mod sandbox;
 mod secrets;
+mod serve_api;
 mod serve_approvals;
 mod serve_schedule;
 mod stock;

@@ -137,6 +137,21 @@ pub fn clean_user_agent(ua: &str) -> Option<String> {
     (!clean.is_empty()).then(|| clean.to_string())
 }
 
+/// An approval gate waiting on someone (see [`Engine::pending_approvals`]).
+#[derive(Clone, Debug)]
+pub struct PendingApproval {
+    /// The run.
+    pub run_id: String,
+    /// Its runbook id.
+    pub runbook: String,
+    /// The approval step.
+    pub step: String,
+    /// The gate: approvers, quorum, expiry, message, decisions so far.
+    pub gate: machine::Gate,
+    /// When the run was created (unix ms).
+    pub created_at: i64,
+}
+
 /// A run ready to be stored: its context (secret inputs and vars made from them sealed), its
 /// rendered concurrency key, and the trigger as journaled.
 pub(crate) struct Prepared {
@@ -435,6 +450,47 @@ impl Engine {
             finished.as_deref(),
         )
         .map(|()| events.len()))
+    }
+
+    /// Every approval gate waiting for `approver`'s decision: open gates of waiting runs
+    /// that name them (case-insensitive, as the machine matches approvers) and that they have
+    /// not decided yet, newest run first. Reading only; the machine still decides whether a
+    /// decision counts.
+    pub async fn pending_approvals(&self, approver: &str) -> Result<Vec<PendingApproval>, Error> {
+        let mut out = Vec::new();
+        let mut filter = RunFilter {
+            status: Some("waiting".into()),
+            limit: 500,
+            ..Default::default()
+        };
+        loop {
+            let page = self.store.runs(&filter).await?;
+            for run in &page {
+                for (step, gate) in run.machine.open_gates() {
+                    if gate.approver(approver).is_some() && !gate.has_decided(approver) {
+                        out.push(PendingApproval {
+                            run_id: run.id.clone(),
+                            runbook: run.plan.runbook.clone(),
+                            step: step.to_string(),
+                            gate: gate.clone(),
+                            created_at: run.created_at,
+                        });
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == filter.limit => {
+                    filter.before = Some((last.created_at, last.id.clone()));
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many tasks are due now and wait for a worker.
+    pub async fn queue_depth(&self) -> Result<i64, Error> {
+        Ok(self.store.queue_depth().await?)
     }
 
     /// The id of every run this process changes, as the change commits.

@@ -427,10 +427,12 @@ impl Worker {
         let requests = Requests::new();
         let span = tracing::info_span!("attempt", attempt);
         let mut secrets = Vec::new();
+        let started = std::time::Instant::now();
         let result = self
             .execute(task, claimed, step, attempt, &requests, &mut secrets)
             .instrument(span)
             .await;
+        count_attempt(step, &result, started.elapsed());
         // Nothing the step reports may carry a secret it was given (an error or an answer
         // that echoes it): every occurrence becomes `***` before it is logged or stored.
         let scrub = |text: &str| crate::secrets::scrub(text, &secrets);
@@ -850,6 +852,34 @@ fn absent_if_empty(
         }
     }
     Ok(Value::Object(out))
+}
+
+/// Counts an attempt through the `metrics` facade (a no-op unless the process installed a
+/// recorder, as `tenure serve` does): `tenure_step_attempts_total{kind,outcome}`,
+/// `tenure_step_duration_seconds{kind}`, and for a failed attempt of a vendor kind
+/// `tenure_vendor_errors_total{vendor,code}` (the vendor is the kind's family, `entra` in
+/// `entra.create_user`; the code is the kind's error code).
+fn count_attempt(step: &Step, result: &Result<Outcome, StepError>, took: Duration) {
+    let kind = step.uses.clone();
+    let outcome = match result {
+        Ok(Outcome::Done(_)) => "succeeded",
+        Ok(Outcome::Later { .. }) => "deferred",
+        Ok(Outcome::Park { .. }) => "parked",
+        Err(e) if e.retryable => "retryable_error",
+        Err(_) => "failed",
+    };
+    metrics::counter!("tenure_step_attempts_total", "kind" => kind.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("tenure_step_duration_seconds", "kind" => kind).record(took.as_secs_f64());
+    if let Err(e) = result {
+        let own = matches!(step.uses.as_str(), "approval" | "wait")
+            || step.uses == tenure_runbook::compile::CALL_KIND;
+        if !own {
+            let vendor = step.uses.split('.').next().unwrap_or_default().to_string();
+            metrics::counter!("tenure_vendor_errors_total", "vendor" => vendor, "code" => e.code.clone())
+                .increment(1);
+        }
+    }
 }
 
 /// A kind's error as the machine sees it.

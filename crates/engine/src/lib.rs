@@ -16,4 +16,6 @@ pub mod report;
 pub mod secrets;
 pub mod store;
 
-pub use api::{Decide, Engine, StartRun, Started, TenantLookup, Trigger, SCHEDULE_SOURCE};
+pub use api::{
+    Decide, Engine, PendingApproval, StartRun, Started, TenantLookup, Trigger, SCHEDULE_SOURCE,
+};

@@ -28,6 +28,36 @@ pub struct ServerSection {
     /// (at least 32 bytes). Default: a key derived from the database's secret key, so every
     /// node on one database signs alike.
     pub key_env: Option<String>,
+    /// The largest request body accepted, in bytes (default 1 MiB); larger ones get 413.
+    pub max_body_bytes: Option<usize>,
+    /// How long one request may take, in seconds (default 30); slower ones get 503.
+    pub request_timeout_secs: Option<u64>,
+    /// Requests per minute one client address may make to `/hooks/*` (default 600).
+    pub hooks_per_minute: Option<u32>,
+    /// Requests per minute one client address may make to `/approvals/*` (default 60).
+    pub approvals_per_minute: Option<u32>,
+}
+
+impl ServerSection {
+    /// [`ServerSection::max_body_bytes`] or its default.
+    pub fn body_limit(&self) -> usize {
+        self.max_body_bytes.unwrap_or(1024 * 1024)
+    }
+
+    /// [`ServerSection::request_timeout_secs`] or its default.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_timeout_secs.unwrap_or(30).max(1))
+    }
+
+    /// [`ServerSection::hooks_per_minute`] or its default.
+    pub fn hooks_rate(&self) -> u32 {
+        self.hooks_per_minute.unwrap_or(600).max(1)
+    }
+
+    /// [`ServerSection::approvals_per_minute`] or its default.
+    pub fn approvals_rate(&self) -> u32 {
+        self.approvals_per_minute.unwrap_or(60).max(1)
+    }
 }
 
 /// The kinds of webhook sources.

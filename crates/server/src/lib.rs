@@ -6,7 +6,8 @@
 //! - [`approvals`]: `GET`/`POST /approvals/{token}`, signed single-use approval links and the
 //!   page an approver decides on.
 //! - [`api`]: the REST API under `/api` (bearer tokens with roles) and its OpenAPI document.
-//! - [`ops`]: `/healthz` and `/metrics`.
+//! - [`ops`]: `/healthz` and `/metrics` ([`exporter`]: the Prometheus recorder).
+//! - [`middleware`]: request ids and logs, body limit, timeout, JSON errors, rate limits.
 //! - [`schedule`]: `schedule` triggers, started once per tick however many nodes run.
 //!
 //! The binary (`tenure-cli`) builds a [`state::AppState`] from its configuration and calls
@@ -15,16 +16,21 @@
 pub mod api;
 pub mod approvals;
 pub mod config;
+pub mod exporter;
 pub mod hooks;
 pub mod library;
+pub mod middleware;
 pub mod ops;
 pub mod schedule;
 pub mod state;
 
 use std::future::Future;
 
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 
 pub use config::ServerConfig;
 pub use library::{Library, LibrarySource, RunbookEntry};
@@ -41,14 +47,37 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// Every route of the server, with its layers (request ids, logs, limits), over `state`.
+/// Every route of the server, with its layers, over `state`. From the outside in: a request
+/// id and a log line per request, JSON error bodies, the request timeout, the body size limit,
+/// and the per-address rate limits of `/hooks/*` and `/approvals/*` (`[server]` settings).
 pub fn router(state: AppState) -> Router {
+    exporter::handle();
+    let s = &state.config().server;
+    let limit = s.body_limit();
+    let timeout = s.request_timeout();
+    let rates = middleware::RateLimits::new(s.hooks_rate(), s.approvals_rate());
     Router::new()
         .merge(hooks::routes())
         .merge(approvals::routes())
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .merge(ops::routes())
+        .layer(from_fn_with_state(rates, middleware::rate_limit))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(from_fn_with_state(limit, middleware::body_limit))
+        .layer(from_fn_with_state(timeout, middleware::timeout))
+        .layer(from_fn(middleware::json_errors))
+        .layer(from_fn(middleware::request_context))
         .with_state(state)
+}
+
+/// Checks what the server reads from the environment when it starts (every `[[tokens]]`
+/// variable is set) and installs the metrics recorder: call it before listening. [`serve`]
+/// calls it too.
+pub fn check_config(config: &ServerConfig) -> Result<(), Error> {
+    api::auth::Tokens::from_config(config)?;
+    exporter::handle();
+    Ok(())
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes (in-flight requests finish).
@@ -57,6 +86,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    check_config(state.config())?;
     let app = router(state);
     axum::serve(
         listener,

@@ -1,7 +1,9 @@
-//! Operations: `GET /healthz` (the database answers) and, later, `/metrics`.
+//! Operations: `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text).
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -10,7 +12,9 @@ use crate::state::AppState;
 
 /// The operations routes.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
@@ -29,4 +33,19 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             )
         }
     }
+}
+
+/// `GET /metrics`: every metric in Prometheus text, the queue depth read from the store now.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let depth = match state.engine().queue_depth().await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the queue depth");
+            None
+        }
+    };
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::exporter::render(depth),
+    )
 }

@@ -41,6 +41,7 @@ pub struct Args {
 pub fn run(db: &str, args: Args) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let config = crate::config::get().server_config();
+        tenure_server::check_config(&config)?;
         let listen = args
             .listen
             .clone()

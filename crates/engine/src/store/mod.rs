@@ -272,6 +272,15 @@ pub(crate) fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Counts a run that a committed transition finished (`tenure_runs_total{status}`).
+fn count_finished(actions: &[Action]) {
+    for a in actions {
+        if let Action::Finish { status, .. } = a {
+            metrics::counter!("tenure_runs_total", "status" => status_str(*status)).increment(1);
+        }
+    }
+}
+
 pub(crate) fn status_str(s: RunStatus) -> String {
     serde_json::to_value(s)
         .ok()
@@ -443,7 +452,10 @@ impl Store {
             child: None,
         };
         match self.writer.submit(op).await? {
-            Reply::Actions(actions) => Ok(actions),
+            Reply::Actions(actions) => {
+                count_finished(&actions);
+                Ok(actions)
+            }
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }
@@ -464,7 +476,10 @@ impl Store {
             child: Some(child.0),
         };
         match self.writer.submit(op).await? {
-            Reply::Actions(actions) => Ok(actions),
+            Reply::Actions(actions) => {
+                count_finished(&actions);
+                Ok(actions)
+            }
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }
@@ -596,6 +611,17 @@ impl Store {
             Reply::Done(done) => Ok(done),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
+    }
+
+    /// How many tasks are due now and held by no live lease: the work waiting for a worker
+    /// (`tenure_queue_depth`).
+    pub async fn queue_depth(&self) -> Result<i64, Error> {
+        let now = now_ms();
+        Ok(sqlx::query("SELECT COUNT(*) FROM tasks WHERE due_at <= CAST($1 AS BIGINT) AND (lease_until IS NULL OR lease_until <= CAST($1 AS BIGINT))")
+            .bind(now.to_string())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>(0)?)
     }
 
     /// The earliest time any task is due, if there is one.

@@ -807,7 +807,68 @@ async fn many_runs_are_worked_at_once_in_batches(db: Db) {
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 }
 
+async fn pending_approvals_name_the_open_gates_of_a_person_and_the_queue_depth_counts_due_work(
+    db: Db,
+) {
+    let (store, _dir) = db.open().await;
+    let counting = Counting::default();
+    let engine = engine(&store, registry(&counting));
+    let worker = engine.worker(0);
+    let p = plan(&format!("  ok:\n    uses: approval\n    with: {{ approvers: [lead@msp.example, boss@msp.example], quorum: 2, message: go? }}\n{}", call("after", "    needs: [ok]\n")));
+    let first = start(&engine, &p).await;
+    let second = start(&engine, &p).await;
+    // Two runs queued, nothing claimed: two tasks due.
+    assert_eq!(engine.queue_depth().await.unwrap(), 2);
+    assert!(
+        engine
+            .pending_approvals("lead@msp.example")
+            .await
+            .unwrap()
+            .is_empty(),
+        "not parked yet"
+    );
+    for id in [&first, &second] {
+        assert_eq!(worker.drive(id, true).await.unwrap(), RunStatus::Waiting);
+    }
+    assert_eq!(
+        engine.queue_depth().await.unwrap(),
+        0,
+        "parked runs wait on no worker"
+    );
+    let pending = engine.pending_approvals("LEAD@msp.example").await.unwrap();
+    let runs: Vec<&str> = pending.iter().map(|p| p.run_id.as_str()).collect();
+    assert_eq!(runs, [second.as_str(), first.as_str()], "newest first");
+    assert!(pending
+        .iter()
+        .all(|p| p.step == "ok" && p.runbook == "t" && p.gate.quorum == 2));
+    assert!(engine
+        .pending_approvals("stranger@msp.example")
+        .await
+        .unwrap()
+        .is_empty());
+    engine
+        .decide(decision(&first, "ok", "lead@msp.example", true))
+        .await
+        .unwrap();
+    let pending = engine.pending_approvals("lead@msp.example").await.unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "decided by them: no longer pending for them"
+    );
+    assert_eq!(pending[0].run_id, second);
+    assert_eq!(
+        engine
+            .pending_approvals("boss@msp.example")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 crate::on_both_databases!(
+    pending_approvals_name_the_open_gates_of_a_person_and_the_queue_depth_counts_due_work,
     many_runs_are_worked_at_once_in_batches,
     failure_handling_retry_and_rollback,
     a_run_goes_from_start_to_finish_with_a_verified_journal,

@@ -1,0 +1,138 @@
+//! `tenure serve` and its REST API through the binary: a configuration with `[[tokens]]`, a
+//! run started with `POST /api/runs` and followed with `GET /api/runs/{id}` until it
+//! finishes; a token whose variable is missing stops the server before it listens.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const RUNBOOK: &str = "runbook: pause\nversion: 1\ntenant: acme\ninputs:\n  who: { type: string, required: true }\n  pin: { type: secret, required: false }\nsteps:\n  pause: { uses: wait, with: { for: 1s } }\n";
+
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("tenure.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[database]\nurl = \"sqlite:{}\"\n\n[[tenants]]\nid = \"acme\"\ntenant_id = \"contoso\"\ndomain = \"contoso.example\"\nname = \"Acme\"\n\n[[tokens]]\nname = \"psa-bot\"\nrole = \"operator\"\ntoken_env = \"TENURE_E2E_API_TOKEN\"\n",
+            dir.join("t.db").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/pause.yaml"), RUNBOOK).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_run_started_through_the_api_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut server = crate::Tenure::new()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--runbooks",
+        ])
+        .arg(dir.path().join("runbooks"))
+        .env("TENURE_E2E_API_TOKEN", "e2e-token-123")
+        .env_remove("TENURE_DB")
+        .env_remove("TENURE_SANDBOX")
+        .stderr(Stdio::piped())
+        .spawn();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tenure serve never said where it listens");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{base}/api/runs"))
+        .bearer_auth("e2e-token-123")
+        .json(&json!({"runbook": "pause", "inputs": {"who": "ada", "pin": "4711-secret"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let run: Value = http
+            .get(format!("{base}/api/runs/{id}"))
+            .bearer_auth("e2e-token-123")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if run["status"] == "succeeded" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run never finished: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["trigger"]["by"], "psa-bot");
+    assert_eq!(run["inputs"]["pin"], "***");
+    assert_eq!(run["steps"][0]["state"], "succeeded");
+    // Without the token: 401.
+    let resp = http
+        .get(format!("{base}/api/runs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tenure_runs_total{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_token_without_its_variable_stops_the_server_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let o = crate::Tenure::new()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("TENURE_E2E_API_TOKEN")
+        .env_remove("TENURE_DB")
+        .output();
+    assert_ne!(o.status.code(), Some(0));
+    let err = crate::stderr(&o);
+    assert!(err.contains("TENURE_E2E_API_TOKEN"), "{err}");
+    assert!(!err.contains("listening on"), "{err}");
+}
