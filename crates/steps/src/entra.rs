@@ -1,7 +1,7 @@
 //! Entra ID user lifecycle and group membership kinds (Microsoft Graph).
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema};
 
 use crate::common::{password, user};
 
@@ -65,6 +65,7 @@ pub fn schemas() -> Vec<KindSchema> {
                 "entra.create_user",
                 "Create a cloud user; adopts the user if this run created it already.",
             )
+.effect(Effect::CreatesAccount)
             .param(Field::required(
                 "user_principal_name",
                 FieldType::String,
@@ -141,6 +142,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.disable_sign_in",
             "Block sign-in (accountEnabled = false).",
         )
+.effect(Effect::SecuresAccount)
         .output(
             "changed",
             FieldType::Bool,
@@ -159,12 +161,15 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.revoke_sessions",
             "Revoke every refresh token and session of the user.",
         )
+.effect(Effect::SecuresAccount)
         .output(
             "revoked",
             FieldType::Bool,
             "False when this step had revoked them already (a repeated attempt).",
         ),
         user_action("entra.reset_password", "Set a new password.")
+.effect(Effect::Destructive)
+.effect(Effect::SecuresAccount)
             .param(password())
             .param(
                 Field::optional(
@@ -183,6 +188,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.delete_user",
             "Delete the user (soft delete: restorable for 30 days).",
         )
+.effect(Effect::Destructive)
         .output(
             "deleted",
             FieldType::Bool,
@@ -204,6 +210,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.remove_auth_methods",
             "Remove the user's MFA methods (phone, authenticator, FIDO2, ...).",
         )
+.effect(Effect::SecuresAccount)
         .param(Field::optional(
             "keep",
             FieldType::list(FieldType::String),

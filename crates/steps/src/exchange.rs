@@ -1,7 +1,7 @@
 //! Exchange Online mailbox kinds (the admin API's `InvokeCommand`).
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
@@ -20,6 +20,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "exchange.convert_to_shared",
             "Convert the user mailbox to a shared mailbox (keeps the data without a licence).",
         )
+.effect(Effect::PreservesMailbox)
         .param(
             Field::optional(
                 "wait_for_mailbox",
@@ -103,12 +104,12 @@ pub fn schemas() -> Vec<KindSchema> {
                 "message",
                 FieldType::String,
                 "The reply to internal senders.",
-            ))
+            ).role(Role::Publishes))
             .param(Field::optional(
                 "external_message",
                 FieldType::String,
                 "The reply to external senders (default: the same).",
-            ))
+            ).role(Role::Publishes))
             .param(
                 Field::optional(
                     "external",

@@ -1,7 +1,7 @@
 //! Intune device kinds: wipe or retire every managed device of a user.
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema};
 
 use crate::common::user;
 
@@ -12,6 +12,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "intune.wipe_devices",
             "Factory-reset every managed device of the user and report each.",
         )
+        .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
         .param(
@@ -40,6 +41,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "intune.retire_devices",
             "Remove company data and management from every device of the user.",
         )
+        .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
         .output(
