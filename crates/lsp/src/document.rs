@@ -24,21 +24,39 @@ pub struct Names {
 pub struct Document {
     /// The text as the editor has it.
     pub text: String,
-    /// What it declares (from the last version that parsed).
-    pub names: Names,
+    /// What it declares, read when first asked for (not on every keystroke).
+    names: std::cell::OnceCell<Names>,
+    /// What the previous text declared, for when this one does not parse.
+    previous: Option<Names>,
 }
 
 impl Document {
-    /// A document holding `text`, with names read from it (or kept from `previous` when it
-    /// does not parse).
+    /// A document holding `text`; `previous` is what the text before it declared.
     pub fn new(text: String, previous: Option<Names>) -> Self {
-        let source = SourceFile::new("", text.as_str());
-        let (root, _) = yaml::parse(&source);
-        let names = match root {
-            Some(root) => names(&source, &root),
-            None => previous.unwrap_or_default(),
-        };
-        Document { text, names }
+        Document {
+            text,
+            names: std::cell::OnceCell::new(),
+            previous,
+        }
+    }
+
+    /// What the text declares (kept from the previous text while this one does not parse).
+    pub fn names(&self) -> &Names {
+        self.names.get_or_init(|| {
+            let source = SourceFile::new("", self.text.as_str());
+            match yaml::parse(&source).0 {
+                Some(root) => names(&source, &root),
+                None => self.previous.clone().unwrap_or_default(),
+            }
+        })
+    }
+
+    /// What to keep for the next version of the text.
+    pub fn into_names(self) -> Option<Names> {
+        match self.names.into_inner() {
+            Some(n) => Some(n),
+            None => self.previous,
+        }
     }
 
     /// The compiler's diagnostics (errors, warnings and lints) as LSP diagnostics.

@@ -70,7 +70,7 @@ fn markdown(value: String, range: Range) -> Hover {
 /// The kind of the step named `id` in the document.
 fn kind_of<'c>(doc: &Document, catalogue: &'c dyn Catalogue, id: &str) -> Option<&'c KindSchema> {
     let kind = doc
-        .names
+        .names()
         .steps
         .iter()
         .find(|(s, _, _)| s == id)?
@@ -112,7 +112,7 @@ pub fn hover(doc: &Document, catalogue: &dyn Catalogue, pos: Position) -> Option
             ))
         }
         ["inputs", name, ..] => {
-            let (_, _, decl) = doc.names.inputs.iter().find(|(n, _, _)| n == name)?;
+            let (_, _, decl) = doc.names().inputs.iter().find(|(n, _, _)| n == name)?;
             Some(markdown(format!("input **{name}**: `{decl}`"), range))
         }
         [name] => {
@@ -164,19 +164,19 @@ pub fn complete(doc: &Document, catalogue: &dyn Catalogue, pos: Position) -> Vec
         let segs: Vec<&str> = path.split('.').collect();
         return match segs.as_slice() {
             ["inputs", _] => doc
-                .names
+                .names()
                 .inputs
                 .iter()
                 .map(|(n, _, d)| item(n, CompletionItemKind::VARIABLE, d.clone(), None))
                 .collect(),
             ["vars", _] => doc
-                .names
+                .names()
                 .vars
                 .iter()
                 .map(|(n, _)| item(n, CompletionItemKind::VARIABLE, "var".into(), None))
                 .collect(),
             ["steps", _] => doc
-                .names
+                .names()
                 .steps
                 .iter()
                 .map(|(n, _, k)| {
@@ -240,7 +240,7 @@ pub fn complete(doc: &Document, catalogue: &dyn Catalogue, pos: Position) -> Vec
     if context::in_needs(text, offset) {
         let here = context::step_block(text, pos.line as usize).map(|(id, _)| id);
         return doc
-            .names
+            .names()
             .steps
             .iter()
             .filter(|(n, _, _)| Some(n) != here.as_ref())
@@ -284,11 +284,11 @@ pub fn definition(doc: &Document, pos: Position) -> Option<Range> {
     let (_, _, word) = context::word_at(&doc.text, offset)?;
     let segs: Vec<&str> = word.split('.').collect();
     let span = match segs.as_slice() {
-        ["steps", id, ..] => doc.names.steps.iter().find(|(n, _, _)| n == id)?.1,
-        ["inputs", name, ..] => doc.names.inputs.iter().find(|(n, _, _)| n == name)?.1,
-        ["vars", name, ..] => doc.names.vars.iter().find(|(n, _)| n == name)?.1,
+        ["steps", id, ..] => doc.names().steps.iter().find(|(n, _, _)| n == id)?.1,
+        ["inputs", name, ..] => doc.names().inputs.iter().find(|(n, _, _)| n == name)?.1,
+        ["vars", name, ..] => doc.names().vars.iter().find(|(n, _)| n == name)?.1,
         [id] if context::in_needs(&doc.text, offset) => {
-            doc.names.steps.iter().find(|(n, _, _)| n == id)?.1
+            doc.names().steps.iter().find(|(n, _, _)| n == id)?.1
         }
         _ => return None,
     };

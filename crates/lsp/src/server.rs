@@ -133,10 +133,10 @@ impl Server {
                     return Vec::new();
                 };
                 let uri = p.text_document.uri;
-                let Some((_, old)) = self.docs.remove(uri.as_str()) else {
+                let Some((_, mut old)) = self.docs.remove(uri.as_str()) else {
                     return Vec::new();
                 };
-                let mut text = old.text;
+                let mut text = std::mem::take(&mut old.text);
                 for change in p.content_changes {
                     match change.range {
                         None => text = change.text,
@@ -148,7 +148,7 @@ impl Server {
                         }
                     }
                 }
-                let doc = Document::new(text, Some(old.names));
+                let doc = Document::new(text, old.into_names());
                 self.docs
                     .insert(uri.as_str().to_string(), (uri.clone(), doc));
                 self.publish(&uri)
@@ -199,4 +199,102 @@ fn publish(uri: Uri, diagnostics: Vec<lsp_types::Diagnostic>) -> Message {
 
 fn params<P: DeserializeOwned>(req: &Request) -> Result<P, String> {
     serde_json::from_value(req.params.clone()).map_err(|e| format!("invalid params: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lsp_server::RequestId;
+    use serde_json::json;
+
+    const URI: &str = "file:///r/runbooks/%C3%A9.yaml";
+
+    fn open(server: &mut Server, text: &str) -> Vec<Message> {
+        server.handle(Message::Notification(Notification::new(
+            DidOpenTextDocument::METHOD.into(),
+            json!({"textDocument": {"uri": URI, "languageId": "yaml", "version": 1, "text": text}}),
+        )))
+    }
+
+    fn ask(server: &mut Server, method: &str, line: u32, character: u32) -> Response {
+        let out = server.handle(Message::Request(Request::new(
+            RequestId::from(1),
+            method.into(),
+            json!({"textDocument": {"uri": URI}, "position": {"line": line, "character": character}}),
+        )));
+        match out.into_iter().next() {
+            Some(Message::Response(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_position_of_every_prefix_answers_without_a_panic() {
+        let text = "runbook: é😀\nsteps:\n  a:\n    uses: entra.create_user\n    with: { user_principal_name: \"{{inputs.x}}😀\", di }\n    needs: [b]\n  b: { uses: wait, with: { for: 1h } }\non_failure:\n  c:\n    uses: notify.teams\n    with:\n      message: \"{{steps.a.outputs.\n";
+        let mut server = Server::new();
+        let cut: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .step_by(7)
+            .collect();
+        for end in cut {
+            let published = open(&mut server, &text[..end]);
+            assert_eq!(published.len(), 1);
+            for line in 0..14 {
+                for character in [0, 1, 3, 7, 12, 19, 30, 45, 60, 200, u32::MAX] {
+                    for method in [
+                        HoverRequest::METHOD,
+                        Completion::METHOD,
+                        GotoDefinition::METHOD,
+                    ] {
+                        let r = ask(&mut server, method, line, character);
+                        assert!(r.error.is_none(), "{method} {line}:{character}: {r:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_params_and_unknown_methods_get_errors() {
+        let mut server = Server::new();
+        let out = server.handle(Message::Request(Request::new(
+            RequestId::from(2),
+            HoverRequest::METHOD.into(),
+            json!({"nonsense": true}),
+        )));
+        let Some(Message::Response(r)) = out.first() else {
+            panic!()
+        };
+        assert_eq!(
+            r.error.as_ref().unwrap().code,
+            ErrorCode::InvalidParams as i32
+        );
+        let out = server.handle(Message::Request(Request::new(
+            RequestId::from(3),
+            "textDocument/formatting".into(),
+            json!({}),
+        )));
+        let Some(Message::Response(r)) = out.first() else {
+            panic!()
+        };
+        assert_eq!(
+            r.error.as_ref().unwrap().code,
+            ErrorCode::MethodNotFound as i32
+        );
+        // A change to a document never opened, and a range edit out of bounds.
+        assert!(server
+            .handle(Message::Notification(Notification::new(
+                DidChangeTextDocument::METHOD.into(),
+                json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": [{"text": "x"}]}),
+            )))
+            .is_empty());
+        open(&mut server, "runbook: t\n");
+        let out = server.handle(Message::Notification(Notification::new(
+            DidChangeTextDocument::METHOD.into(),
+            json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": [
+                {"range": {"start": {"line": 9, "character": 9}, "end": {"line": 0, "character": 3}}, "text": "é"}
+            ]}),
+        )));
+        assert_eq!(out.len(), 1);
+    }
 }
