@@ -1,11 +1,12 @@
 //! The domain lints' corpus: every file under `tests/data/lint` compiles, warns with exactly
 //! the codes its `# expect:` line names (`none` for the cases that must stay quiet), and its
-//! rendered warnings match the `.expected` snapshot beside it.
+//! rendered warnings match the `.expected` snapshot beside it. `runbook.call` finds the
+//! runbooks it calls in `tests/data/called`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use tenure_runbook::{compile, Code, SourceFile};
+use tenure_runbook::{compile_with, Code, SourceFile};
 
 #[test]
 fn lint_corpus_matches_expectations() {
@@ -24,7 +25,7 @@ fn lint_corpus_matches_expectations() {
         let text = std::fs::read_to_string(path).unwrap();
         let name = path.strip_prefix(&dir).unwrap().display().to_string();
         let src = SourceFile::new(name.clone(), text);
-        let out = compile(&src, &catalogue);
+        let out = compile_with(&src, &catalogue, &crate::snapshots::Called);
         let expected: BTreeSet<&str> = src
             .text()
             .lines()
