@@ -5,7 +5,7 @@ use lsp_types::{
     Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString, Uri,
 };
 use tenure_runbook::yaml::{self, Node};
-use tenure_runbook::{compile, Catalogue, Severity, SourceFile, Span};
+use tenure_runbook::{compile, compile_with, Catalogue, Severity, SourceFile, Span};
 
 use crate::text::LineIndex;
 
@@ -60,9 +60,13 @@ impl Document {
     }
 
     /// The compiler's diagnostics (errors, warnings and lints) as LSP diagnostics.
+    /// `runbook.call` steps are linked against the runbooks under the document's directory.
     pub fn diagnostics(&self, uri: &Uri, name: &str, catalogue: &dyn Catalogue) -> Vec<Diagnostic> {
         let source = SourceFile::new(name, self.text.as_str());
-        let out = compile(&source, catalogue);
+        let out = match crate::calls::dir_of(uri.as_str()) {
+            Some(dir) => compile_with(&source, catalogue, &crate::calls::Dir::new(&dir, catalogue)),
+            None => compile(&source, catalogue),
+        };
         let index = LineIndex::new(&self.text);
         out.diagnostics
             .iter()

@@ -298,3 +298,42 @@ mod tests {
         assert_eq!(out.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod call_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runbook_calls_are_resolved_beside_the_document() {
+        let dir = std::env::temp_dir().join(format!("tenure-lsp-calls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("child.yaml"),
+            "runbook: child\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email, required: true }\nsteps:\n  hide:\n    uses: exchange.hide_from_gal\n    with: { user: \"{{inputs.user}}\" }\n",
+        )
+        .unwrap();
+        let uri = format!("file://{}/parent.yaml", dir.display());
+        let text = "runbook: parent\nversion: 1\ntenant: contoso\nsteps:\n  ok:\n    uses: runbook.call\n    with: { runbook: child, inputs: { user: a@contoso.example } }\n  typo:\n    uses: runbook.call\n    with: { runbook: chlid, inputs: { usr: a@contoso.example } }\n";
+        let mut server = Server::new();
+        let out = server.handle(Message::Notification(Notification::new(
+            DidOpenTextDocument::METHOD.into(),
+            json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}}),
+        )));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let Some(Message::Notification(n)) = out.first() else {
+            panic!("{out:?}")
+        };
+        let diags = n.params["diagnostics"].as_array().unwrap();
+        let codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["RB0046"], "{diags:?}");
+        assert!(diags[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `child`?"));
+        assert_eq!(
+            diags[0]["range"]["start"],
+            json!({"line": 9, "character": 21})
+        );
+    }
+}
