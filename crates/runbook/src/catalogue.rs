@@ -105,7 +105,8 @@ pub struct Field {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// The parameter names the person the step acts on (`user`): the run's subject.
+    /// The parameter names the person the step acts on (`user`), or the output names the
+    /// person it acted on (`id`): the run's subject.
     Subject,
     /// The parameter's text is stored or broadcast where others can read it (a ticket note,
     /// a PSA field, a Teams or email message, a request body): no secret belongs in it.

@@ -1,7 +1,7 @@
 //! Entra ID user lifecycle and group membership kinds (Microsoft Graph).
 
 use serde_json::json;
-use tenure_runbook::{Effect, Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::{password, user};
 
@@ -50,11 +50,10 @@ fn profile(k: KindSchema) -> KindSchema {
 }
 
 fn user_action(kind: &str, description: &str) -> KindSchema {
-    KindSchema::action(kind, description).param(user()).output(
-        "id",
-        FieldType::String,
-        "The user's object id.",
-    )
+    KindSchema::action(kind, description)
+        .param(user())
+        .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
 }
 
 /// The schemas of this module's kinds.
@@ -113,11 +112,13 @@ pub fn schemas() -> Vec<KindSchema> {
             .default(json!(true)),
         )
         .output("id", FieldType::String, "The new user's object id.")
+        .output_role("id", Role::Subject)
         .output(
             "user_principal_name",
             FieldType::String,
             "The user principal name.",
         )
+        .output_role("user_principal_name", Role::Subject)
         .output(
             "password",
             FieldType::Secret,
@@ -282,6 +283,7 @@ pub fn schemas() -> Vec<KindSchema> {
         )
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "keep",
@@ -306,6 +308,7 @@ pub fn schemas() -> Vec<KindSchema> {
         )
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(Field::required(
             "from",
             FieldType::String,

@@ -6,11 +6,14 @@ use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 use crate::common::user;
 
 fn mailbox(kind: &str, description: &str) -> KindSchema {
-    KindSchema::action(kind, description).param(user()).output(
-        "mailbox",
-        FieldType::String,
-        "The mailbox's primary address.",
-    )
+    KindSchema::action(kind, description)
+        .param(user())
+        .output(
+            "mailbox",
+            FieldType::String,
+            "The mailbox's primary address.",
+        )
+        .output_role("mailbox", Role::Subject)
 }
 
 /// The schemas of this module's kinds.

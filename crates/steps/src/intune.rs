@@ -1,7 +1,7 @@
 //! Intune device kinds: wipe or retire every managed device of a user.
 
 use serde_json::json;
-use tenure_runbook::{Effect, Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
@@ -15,6 +15,7 @@ pub fn schemas() -> Vec<KindSchema> {
         .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "keep_enrollment_data",
@@ -44,6 +45,7 @@ pub fn schemas() -> Vec<KindSchema> {
         .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .output(
             "devices",
             FieldType::list(FieldType::Object),

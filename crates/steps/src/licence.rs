@@ -2,7 +2,7 @@
 //! remove.
 
 use serde_json::json;
-use tenure_runbook::{Effect, Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
@@ -103,6 +103,7 @@ pub fn schemas() -> Vec<KindSchema> {
 .effect(Effect::ReleasesMailbox)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "allow_mailbox_loss",

@@ -201,13 +201,18 @@ impl<'a> Model<'a> {
         };
         let segs: Vec<&str> = inner.split('.').collect();
         if let ["steps", id, "outputs", output] = segs.as_slice() {
-            // The outputs that name the person a step acted on.
-            let names_person = matches!(*output, "id" | "user_principal_name" | "mailbox");
-            if names_person && depth < 8 {
-                if let Some(s) = self.step(id) {
-                    if let Some(subject) = self.subject_at(s, depth + 1) {
-                        return subject;
-                    }
+            if let Some(s) = self.step(id).filter(|_| depth < 8) {
+                // An output the catalogue says names the person the step acted on.
+                let names_person = s.kind.is_some_and(|k| {
+                    k.outputs
+                        .iter()
+                        .any(|o| o.name == *output && o.role == Some(Role::Subject))
+                });
+                if let Some(subject) = names_person
+                    .then(|| self.subject_at(s, depth + 1))
+                    .flatten()
+                {
+                    return subject;
                 }
             }
         }
