@@ -7,6 +7,7 @@
 
 mod graph;
 mod hostile;
+mod lsp;
 mod plan;
 mod validate;
 

@@ -14,6 +14,39 @@ fn the_shipped_runbooks_validate() {
 }
 
 #[test]
+fn the_shipped_runbooks_pass_strict_and_a_warning_fails_it() {
+    let o = tenure(&["validate", "--strict", "runbooks/"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 warnings"), "{}", stdout(&o));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wipe.yaml");
+    let text = "runbook: wipe\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email, required: true }\nsteps:\n  wipe:\n    uses: intune.wipe_devices\n    with: { user: \"{{inputs.user}}\" }\n";
+    std::fs::write(&file, text).unwrap();
+    let path = file.to_str().unwrap();
+    let o = tenure(&["validate", path]);
+    assert_eq!(o.status.code(), Some(0), "a warning alone passes");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{path}:8:11: warning[RB0071]")),
+        "{err}"
+    );
+    assert!(err.contains("8 |     uses: intune.wipe_devices"), "{err}");
+    let o = tenure(&["validate", "--strict", path]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // Accepted with a reason, it passes `--strict`; without one, it is an error.
+    let allowed = format!("{text}    allow: [{{code: RB0071, reason: \"stolen device\"}}]\n");
+    std::fs::write(&file, allowed).unwrap();
+    let o = tenure(&["validate", "--strict", path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::write(&file, format!("{text}    allow: [RB0071]\n")).unwrap();
+    let o = tenure(&["validate", path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("error[RB0079]"), "{}", stderr(&o));
+}
+
+#[test]
 fn errors_print_file_line_col_code_and_snippet_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");

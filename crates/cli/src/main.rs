@@ -58,6 +58,9 @@ enum Command {
     Sandbox(commands::sandbox::Args),
     /// The HTTP server: ticket webhooks, approval links, the REST API and metrics, plus workers.
     Serve(commands::serve::Args),
+    /// The language server for editors (LSP over stdin/stdout): diagnostics, hover,
+    /// completion and go-to-definition for runbooks.
+    Lsp,
 }
 
 /// Logs (tracing) on stderr, filtered by `RUST_LOG`: `info` for the worker, warnings only for
@@ -104,6 +107,16 @@ fn main() -> ExitCode {
         Command::Serve(a) => init_logging("info", a.log_format == "json"),
         _ => init_logging("warn", false),
     }
+    if let Command::Lsp = cli.command {
+        // Needs no configuration or database: stdout belongs to the protocol.
+        return match tenure_lsp::run_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let config = match config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(err) => {
@@ -129,6 +142,7 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::operate::rollback(db, a),
         Command::Sandbox(a) => commands::sandbox::run(a),
         Command::Serve(a) => commands::serve::run(db, a),
+        Command::Lsp => Ok(ExitCode::SUCCESS), // served above
     };
     match result {
         Ok(code) => code,

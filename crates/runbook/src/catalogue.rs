@@ -96,6 +96,24 @@ pub struct Field {
     pub default: Option<serde_json::Value>,
     /// What it means, for docs and editor hovers.
     pub description: String,
+    /// What the field means to the lints, if anything ([`Role`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// What a parameter or output means beyond its type, for the compiler's lints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The parameter names the person the step acts on (`user`), or the output names the
+    /// person it acted on (`id`): the run's subject.
+    Subject,
+    /// The parameter's text is stored or broadcast where others can read it (a ticket note,
+    /// a PSA field, a Teams or email message, a request body): no secret belongs in it.
+    Publishes,
+    /// The secret output is made to be sent (a one-time link, a secret for the message that
+    /// delivers it): it does not count as a leaked secret when published.
+    Delivers,
 }
 
 impl Field {
@@ -107,6 +125,7 @@ impl Field {
             required: true,
             default: None,
             description: description.into(),
+            role: None,
         }
     }
 
@@ -116,6 +135,12 @@ impl Field {
             required: false,
             ..Field::required(name, ty, description)
         }
+    }
+
+    /// Sets what the field means to the lints.
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = Some(role);
+        self
     }
 
     /// Sets the default value (and makes the field optional).
@@ -138,6 +163,25 @@ pub enum KindClass {
     Wait,
 }
 
+/// What running a kind does to a tenant, beyond its parameters, for the compiler's lints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Destroys or locks out something a person cannot easily undo (deleting a user, wiping a
+    /// device, removing every licence, resetting a password): a person should approve it.
+    Destructive,
+    /// Secures an account against its former owner (blocks sign-in, revokes sessions, removes
+    /// MFA methods, resets the password): failing it must fail the run.
+    SecuresAccount,
+    /// Creates an account: two runs for one person at once would race.
+    CreatesAccount,
+    /// Removes licences; removing the last Exchange licence from a user mailbox starts its
+    /// deletion (30 days later the mail is gone).
+    ReleasesMailbox,
+    /// Keeps a mailbox without a licence (converts it to a shared mailbox).
+    PreservesMailbox,
+}
+
 /// The declared interface of one step kind.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct KindSchema {
@@ -155,6 +199,9 @@ pub struct KindSchema {
     /// rejects a runbook that uses an unavailable kind (RB0045), so it fails before any run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// What running it does, for the lints ([`Effect`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
 }
 
 impl KindSchema {
@@ -167,12 +214,32 @@ impl KindSchema {
             params: Vec::new(),
             outputs: Vec::new(),
             unavailable: None,
+            effects: Vec::new(),
         }
     }
 
     /// Marks the kind unavailable: declared, but nothing can run it yet, for `reason`.
     pub fn unavailable(mut self, reason: &str) -> Self {
         self.unavailable = Some(reason.into());
+        self
+    }
+
+    /// Adds an effect.
+    pub fn effect(mut self, effect: Effect) -> Self {
+        self.effects.push(effect);
+        self
+    }
+
+    /// Whether running the kind has `effect`.
+    pub fn has(&self, effect: Effect) -> bool {
+        self.effects.contains(&effect)
+    }
+
+    /// Sets the role of the output called `name` (the last one added, usually).
+    pub fn output_role(mut self, name: &str, role: Role) -> Self {
+        if let Some(o) = self.outputs.iter_mut().find(|o| o.name == name) {
+            o.role = Some(role);
+        }
         self
     }
 

@@ -91,6 +91,45 @@ codes! {
     InvalidApproval = "RB0060": "an approval gate can never be satisfied",
     NoSteps = "RB0061": "the runbook has no steps",
     InvalidWait = "RB0062": "a wait step needs exactly one of `until` and `for`",
+    MailboxLoss = "RB0070": "licences may be removed before the mailbox is converted to shared",
+    UnapprovedDestructive = "RB0071": "a destructive step does not wait for an approval",
+    SecretPublished = "RB0072": "a secret flows into a field that stores or broadcasts it",
+    ContinueSecuring = "RB0073": "`continue_on_error` on a step that secures an account",
+    Unused = "RB0074": "an input or var is declared but never used",
+    WaitWithoutZone = "RB0075": "a wait until a date or datetime with no timezone",
+    FailureReadsOutput = "RB0076": "`on_failure` reads an output of a step that may not have run",
+    NoConcurrency = "RB0077": "a runbook that creates accounts has no `concurrency` key",
+    SelfApproval = "RB0078": "an approver list can contain the run's own subject",
+    InvalidAllow = "RB0079": "an `allow` entry is not valid",
+}
+
+impl Code {
+    /// The codes of the domain lints: warnings a runbook may accept on purpose with an
+    /// `allow` entry that gives the reason.
+    pub const LINTS: &'static [Code] = &[
+        Code::MailboxLoss,
+        Code::UnapprovedDestructive,
+        Code::SecretPublished,
+        Code::ContinueSecuring,
+        Code::Unused,
+        Code::WaitWithoutZone,
+        Code::FailureReadsOutput,
+        Code::NoConcurrency,
+        Code::SelfApproval,
+    ];
+
+    /// Whether this is a domain lint (see [`Code::LINTS`]).
+    pub fn is_lint(self) -> bool {
+        Code::LINTS.contains(&self)
+    }
+
+    /// The code printed as `RB0071`, parsed back.
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == text.trim())
+    }
 }
 
 /// A secondary note pointing at another place, e.g. "first defined here".

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalogue::{Catalogue, Field, FieldType};
 use crate::compile::TOP_KEYS;
+use crate::diagnostic::Code;
 use crate::inputs::InputType;
 use crate::plan::Backoff;
 
@@ -46,6 +47,7 @@ pub fn runbook_schema(catalogue: &dyn Catalogue) -> Value {
                 }}]},
             "timeout": {"$ref": "#/definitions/duration"},
             "continue_on_error": {"type": "boolean"},
+            "allow": {"$ref": "#/definitions/allow"},
             "compensate": {"type": "object", "required": ["uses"], "additionalProperties": false,
                            "properties": {"uses": {"enum": kind_names}, "with": {"type": "object"}}}
         },
@@ -99,6 +101,7 @@ pub fn runbook_schema(catalogue: &dyn Catalogue) -> Value {
         json!({"type": "array", "items": trigger}),
     );
     properties.insert("concurrency".into(), json!({"type": "string"}));
+    properties.insert("allow".into(), json!({"$ref": "#/definitions/allow"}));
     properties.insert(
         "steps".into(),
         json!({"type": "object", "minProperties": 1, "additionalProperties": {"$ref": "#/definitions/step"}}),
@@ -119,7 +122,16 @@ pub fn runbook_schema(catalogue: &dyn Catalogue) -> Value {
         "definitions": {
             "template": {"type": "string", "pattern": "\\{\\{"},
             "duration": {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d))+$"},
-            "step": step
+            "step": step,
+            "allow": {
+                "type": "array",
+                "description": "Warnings accepted on purpose, each with the reason.",
+                "items": {"type": "object", "additionalProperties": false, "required": ["code", "reason"],
+                          "properties": {
+                              "code": {"enum": Code::LINTS.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
+                              "reason": {"type": "string", "minLength": 1}
+                          }}
+            }
         }
     })
 }

@@ -17,7 +17,9 @@ pub mod source;
 pub mod template;
 pub mod yaml;
 
-pub use catalogue::{Catalogue, Field, FieldType, KindClass, KindSchema, SchemaCatalogue};
+pub use catalogue::{
+    Catalogue, Effect, Field, FieldType, KindClass, KindSchema, Role, SchemaCatalogue,
+};
 pub use compile::{compile, compile_with, Output, Runbooks, Unresolved};
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use plan::{Missed, Plan, Step, Trigger};

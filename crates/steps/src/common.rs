@@ -1,6 +1,6 @@
 //! Parameter shapes many kinds share, so each is described the same way everywhere.
 
-use tenure_runbook::{Field, FieldType};
+use tenure_runbook::{Field, FieldType, Role};
 
 /// `user`: the user an Entra, licence, Exchange or Intune step acts on.
 pub fn user() -> Field {
@@ -9,6 +9,7 @@ pub fn user() -> Field {
         FieldType::String,
         "The user: an object id (e.g. `{{steps.create_user.outputs.id}}`) or a user principal name.",
     )
+    .role(Role::Subject)
 }
 
 /// `provider`: which PSA a `psa.*` step talks to.

@@ -3,7 +3,7 @@
 //! no vendor kind does.
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindClass, KindSchema};
+use tenure_runbook::{Field, FieldType, KindClass, KindSchema, Role};
 
 /// The schemas of this module's kinds.
 pub fn schemas() -> Vec<KindSchema> {
@@ -54,7 +54,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "message",
             FieldType::String,
             "What is asked, in Markdown.",
-        ))
+        ).role(Role::Publishes))
         .output(
             "decision",
             FieldType::one_of(&["approved", "denied", "expired"]),
@@ -101,7 +101,7 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::Object,
             "Request headers; use `{{secrets.x}}` for credentials.",
         ))
-        .param(Field::optional("json", FieldType::Any, "A JSON body."))
+        .param(Field::optional("json", FieldType::Any, "A JSON body.").role(Role::Publishes))
         .param(Field::optional(
             "expect_status",
             FieldType::list(FieldType::Int),
@@ -126,7 +126,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "inputs",
             FieldType::Object,
             "Its inputs, checked against its declared inputs (templates allowed in values).",
-        ))
+        ).role(Role::Publishes))
         .param(Field::optional(
             "version",
             FieldType::Int,

@@ -1,7 +1,7 @@
 //! Entra ID user lifecycle and group membership kinds (Microsoft Graph).
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::{password, user};
 
@@ -50,11 +50,10 @@ fn profile(k: KindSchema) -> KindSchema {
 }
 
 fn user_action(kind: &str, description: &str) -> KindSchema {
-    KindSchema::action(kind, description).param(user()).output(
-        "id",
-        FieldType::String,
-        "The user's object id.",
-    )
+    KindSchema::action(kind, description)
+        .param(user())
+        .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
 }
 
 /// The schemas of this module's kinds.
@@ -65,6 +64,7 @@ pub fn schemas() -> Vec<KindSchema> {
                 "entra.create_user",
                 "Create a cloud user; adopts the user if this run created it already.",
             )
+.effect(Effect::CreatesAccount)
             .param(Field::required(
                 "user_principal_name",
                 FieldType::String,
@@ -112,11 +112,13 @@ pub fn schemas() -> Vec<KindSchema> {
             .default(json!(true)),
         )
         .output("id", FieldType::String, "The new user's object id.")
+        .output_role("id", Role::Subject)
         .output(
             "user_principal_name",
             FieldType::String,
             "The user principal name.",
         )
+        .output_role("user_principal_name", Role::Subject)
         .output(
             "password",
             FieldType::Secret,
@@ -141,6 +143,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.disable_sign_in",
             "Block sign-in (accountEnabled = false).",
         )
+.effect(Effect::SecuresAccount)
         .output(
             "changed",
             FieldType::Bool,
@@ -159,12 +162,15 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.revoke_sessions",
             "Revoke every refresh token and session of the user.",
         )
+.effect(Effect::SecuresAccount)
         .output(
             "revoked",
             FieldType::Bool,
             "False when this step had revoked them already (a repeated attempt).",
         ),
         user_action("entra.reset_password", "Set a new password.")
+.effect(Effect::Destructive)
+.effect(Effect::SecuresAccount)
             .param(password())
             .param(
                 Field::optional(
@@ -183,6 +189,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.delete_user",
             "Delete the user (soft delete: restorable for 30 days).",
         )
+.effect(Effect::Destructive)
         .output(
             "deleted",
             FieldType::Bool,
@@ -204,6 +211,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "entra.remove_auth_methods",
             "Remove the user's MFA methods (phone, authenticator, FIDO2, ...).",
         )
+.effect(Effect::SecuresAccount)
         .param(Field::optional(
             "keep",
             FieldType::list(FieldType::String),
@@ -275,6 +283,7 @@ pub fn schemas() -> Vec<KindSchema> {
         )
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "keep",
@@ -299,6 +308,7 @@ pub fn schemas() -> Vec<KindSchema> {
         )
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(Field::required(
             "from",
             FieldType::String,

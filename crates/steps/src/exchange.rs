@@ -1,16 +1,19 @@
 //! Exchange Online mailbox kinds (the admin API's `InvokeCommand`).
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
 fn mailbox(kind: &str, description: &str) -> KindSchema {
-    KindSchema::action(kind, description).param(user()).output(
-        "mailbox",
-        FieldType::String,
-        "The mailbox's primary address.",
-    )
+    KindSchema::action(kind, description)
+        .param(user())
+        .output(
+            "mailbox",
+            FieldType::String,
+            "The mailbox's primary address.",
+        )
+        .output_role("mailbox", Role::Subject)
 }
 
 /// The schemas of this module's kinds.
@@ -20,6 +23,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "exchange.convert_to_shared",
             "Convert the user mailbox to a shared mailbox (keeps the data without a licence).",
         )
+.effect(Effect::PreservesMailbox)
         .param(
             Field::optional(
                 "wait_for_mailbox",
@@ -103,12 +107,12 @@ pub fn schemas() -> Vec<KindSchema> {
                 "message",
                 FieldType::String,
                 "The reply to internal senders.",
-            ))
+            ).role(Role::Publishes))
             .param(Field::optional(
                 "external_message",
                 FieldType::String,
                 "The reply to external senders (default: the same).",
-            ))
+            ).role(Role::Publishes))
             .param(
                 Field::optional(
                     "external",

@@ -1,7 +1,7 @@
 //! Intune device kinds: wipe or retire every managed device of a user.
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
@@ -12,8 +12,10 @@ pub fn schemas() -> Vec<KindSchema> {
             "intune.wipe_devices",
             "Factory-reset every managed device of the user and report each.",
         )
+        .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "keep_enrollment_data",
@@ -40,8 +42,10 @@ pub fn schemas() -> Vec<KindSchema> {
             "intune.retire_devices",
             "Remove company data and management from every device of the user.",
         )
+        .effect(Effect::Destructive)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .output(
             "devices",
             FieldType::list(FieldType::Object),

@@ -2,7 +2,7 @@
 //! remove.
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Effect, Field, FieldType, KindSchema, Role};
 
 use crate::common::user;
 
@@ -51,6 +51,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "licence.remove",
             "Remove one licence; with release_seat, also release the seat at Pax8 or Partner Center (now inside the new-commerce window, else at the renewal).",
         )
+.effect(Effect::ReleasesMailbox)
         .param(user())
         .param(Field::required(
             "sku",
@@ -98,8 +99,11 @@ pub fn schemas() -> Vec<KindSchema> {
             "licence.remove_all",
             "Remove every directly assigned licence; refuses while the mailbox is not shared.",
         )
+.effect(Effect::Destructive)
+.effect(Effect::ReleasesMailbox)
         .param(user())
         .output("id", FieldType::String, "The user's object id.")
+        .output_role("id", Role::Subject)
         .param(
             Field::optional(
                 "allow_mailbox_loss",

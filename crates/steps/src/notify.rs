@@ -1,7 +1,7 @@
 //! Notification kinds: Teams (Workflows webhook, Adaptive Card) and email (Graph `sendMail` or
 //! SMTP).
 
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Field, FieldType, KindSchema, Role};
 
 /// The schemas of this module's kinds.
 pub fn schemas() -> Vec<KindSchema> {
@@ -14,12 +14,12 @@ pub fn schemas() -> Vec<KindSchema> {
             "message",
             FieldType::String,
             "The message, in Markdown.",
-        ))
+        ).role(Role::Publishes))
         .param(Field::optional(
             "title",
             FieldType::String,
             "A bold first line.",
-        ))
+        ).role(Role::Publishes))
         .param(Field::optional(
             "channel",
             FieldType::String,
@@ -29,12 +29,12 @@ pub fn schemas() -> Vec<KindSchema> {
             "facts",
             FieldType::Object,
             "Name/value pairs shown as a fact set.",
-        ))
+        ).role(Role::Publishes))
         .param(Field::optional(
             "links",
             FieldType::Object,
             "Button title/URL pairs, shown as link buttons.",
-        ))
+        ).role(Role::Publishes))
         .output("posted", FieldType::Bool, "Whether the post was accepted."),
         KindSchema::action(
             "notify.email",
@@ -55,12 +55,12 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::list(FieldType::Email),
             "Copy recipients.",
         ))
-        .param(Field::required("subject", FieldType::String, "Subject."))
+        .param(Field::required("subject", FieldType::String, "Subject.").role(Role::Publishes))
         .param(Field::required(
             "body",
             FieldType::String,
             "Body, in Markdown: rendered to HTML (raw HTML is escaped); over SMTP the Markdown is also the text part.",
-        ))
+        ).role(Role::Publishes))
         .output(
             "message_id",
             FieldType::String,

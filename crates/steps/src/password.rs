@@ -1,7 +1,7 @@
 //! Password kinds: generate one, and deliver it (one-time Password Pusher link, direct, none).
 
 use serde_json::json;
-use tenure_runbook::{Field, FieldType, KindSchema};
+use tenure_runbook::{Field, FieldType, KindSchema, Role};
 
 /// The schemas of this module's kinds.
 pub fn schemas() -> Vec<KindSchema> {
@@ -70,7 +70,7 @@ pub fn schemas() -> Vec<KindSchema> {
             "note",
             FieldType::String,
             "A note shown with the link (not the secret).",
-        ))
+        ).role(Role::Publishes))
         .output(
             "url",
             FieldType::Secret,
@@ -81,6 +81,8 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::Secret,
             "The secret itself, for the message that delivers it (direct only).",
         )
-        .output("method", FieldType::String, "How it was delivered."),
+        .output("method", FieldType::String, "How it was delivered.")
+        .output_role("url", Role::Delivers)
+        .output_role("secret", Role::Delivers),
     ]
 }

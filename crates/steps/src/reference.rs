@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use tenure_runbook::{FieldType, KindClass, KindSchema};
+use tenure_runbook::{Effect, FieldType, KindClass, KindSchema, Role};
 
 fn type_name(ty: &FieldType) -> String {
     match ty {
@@ -22,6 +22,27 @@ fn type_name(ty: &FieldType) -> String {
         FieldType::List { items } => format!("list of {}", type_name(items)),
         FieldType::Object => "mapping".into(),
         FieldType::Any => "any".into(),
+    }
+}
+
+/// An effect in words, with the lint that reads it.
+fn effect_text(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Destructive => "destructive: a person should approve it first ([RB0071](../diagnostics/RB0071.md))",
+        Effect::SecuresAccount => "secures an account: must not fail quietly ([RB0073](../diagnostics/RB0073.md))",
+        Effect::CreatesAccount => "creates an account: the runbook needs `concurrency` ([RB0077](../diagnostics/RB0077.md))",
+        Effect::ReleasesMailbox => "removes licences: convert the mailbox to shared first ([RB0070](../diagnostics/RB0070.md))",
+        Effect::PreservesMailbox => "keeps the mailbox without a licence ([RB0070](../diagnostics/RB0070.md))",
+    }
+}
+
+/// A field's role in words (appended to its description).
+fn role_text(role: Option<Role>) -> &'static str {
+    match role {
+        None => "",
+        Some(Role::Subject) => " *(the person the step acts on)*",
+        Some(Role::Publishes) => " *(stored or sent where others read it: no secrets, [RB0072](../diagnostics/RB0072.md))*",
+        Some(Role::Delivers) => " *(made to be sent: not a leak)*",
     }
 }
 
@@ -56,6 +77,14 @@ pub fn markdown(kind: &KindSchema) -> String {
         ),
         KindClass::Action => {}
     }
+    if !kind.effects.is_empty() {
+        let effects: Vec<&str> = kind.effects.iter().map(|e| effect_text(*e)).collect();
+        let _ = writeln!(
+            out,
+            "**What the lints know of it:** {}.\n",
+            effects.join("; ")
+        );
+    }
     out.push_str("## `with`\n\n");
     if kind.params.is_empty() {
         out.push_str("None.\n\n");
@@ -74,7 +103,7 @@ pub fn markdown(kind: &KindSchema) -> String {
                 type_name(&p.ty),
                 if p.required { "yes" } else { "" },
                 default,
-                p.description.replace('|', "\\|")
+                format!("{}{}", p.description, role_text(p.role)).replace('|', "\\|")
             );
         }
         out.push('\n');
@@ -90,7 +119,7 @@ pub fn markdown(kind: &KindSchema) -> String {
                 "| `{}` | {} | {} |",
                 o.name,
                 type_name(&o.ty),
-                o.description.replace('|', "\\|")
+                format!("{}{}", o.description, role_text(o.role)).replace('|', "\\|")
             );
         }
     }

@@ -1,4 +1,5 @@
-//! `tenure validate PATH...`: compile and report every diagnostic.
+//! `tenure validate PATH...`: compile and report every diagnostic; `--strict` fails on
+//! warnings (the domain lints) too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,9 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// Fail (exit 1) on any warning too, not only on errors.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Runs the command.
@@ -74,7 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if warnings == 1 { "" } else { "s" }
         );
     }
-    Ok(if errors > 0 {
+    Ok(if errors > 0 || (args.strict && warnings > 0) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

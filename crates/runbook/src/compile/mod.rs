@@ -4,6 +4,7 @@
 mod calls;
 mod graph;
 mod inputs;
+mod lints;
 mod params;
 mod scope;
 mod steps;
@@ -50,6 +51,7 @@ pub const TOP_KEYS: &[&str] = &[
     "concurrency",
     "steps",
     "on_failure",
+    "allow",
 ];
 
 /// Compiles one runbook file against a catalogue of step kinds. A `runbook.call` is not
@@ -84,6 +86,7 @@ fn compile_inner(
         };
         plan = cx.runbook(&root);
         diagnostics = cx.diags;
+        lints::run(source, catalogue, &root, plan.as_ref(), &mut diagnostics);
     } else if diagnostics.is_empty() {
         diagnostics.push(
             Diagnostic::error(Code::MissingKey, Span::at(0, 0), "the file is empty")

@@ -26,6 +26,7 @@ pub const STEP_KEYS: &[&str] = &[
     "timeout",
     "continue_on_error",
     "compensate",
+    "allow",
 ];
 
 const RETRY_KEYS: &[&str] = &["attempts", "backoff", "delay", "max_delay"];

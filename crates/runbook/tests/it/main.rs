@@ -2,6 +2,7 @@
 //! the JSON Schema and the YAML loader against hostile input. One binary keeps link times down.
 
 mod expect;
+mod lints;
 mod no_panic;
 mod schema;
 mod snapshots;

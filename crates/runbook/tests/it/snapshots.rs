@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tenure_runbook::{compile, compile_with, KindSchema, Plan, Runbooks, SourceFile, Unresolved};
 
 /// The runbooks under `tests/data/called`, by file name (`ID.yaml`).
-struct Called;
+pub(crate) struct Called;
 
 impl Runbooks for Called {
     fn resolve(&self, id: &str, _caller: &str) -> Result<Plan, Unresolved> {
