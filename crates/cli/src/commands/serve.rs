@@ -52,7 +52,7 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let source = Arc::new(RunbookDir::new(&args.runbooks));
-        let state = AppState::new(engine.clone(), config, source);
+        let state = AppState::try_new(engine.clone(), config, source)?;
         let stop = Arc::new(AtomicBool::new(false));
         let workers = if args.no_workers {
             None
