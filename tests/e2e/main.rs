@@ -219,5 +219,6 @@ mod runs;
 mod same_identity;
 mod sandbox;
 mod secrets;
+mod serve_hooks;
 mod stock;
 mod workers;
