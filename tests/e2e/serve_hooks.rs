@@ -48,12 +48,24 @@ async fn a_halo_ticket_starts_a_run_that_finishes() {
 
     // A missing secret stops the start, naming the variable.
     let o = crate::Tenure::new()
-        .args(["--config", config.to_str().unwrap(), "--db", &db, "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            &db,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("E2E_HALO_HOOK_PASSWORD")
         .env("TENURE_SANDBOX", &sandbox_url)
         .output();
     assert_ne!(o.status.code(), Some(0));
-    assert!(crate::stderr(&o).contains("E2E_HALO_HOOK_PASSWORD"), "{}", crate::stderr(&o));
+    assert!(
+        crate::stderr(&o).contains("E2E_HALO_HOOK_PASSWORD"),
+        "{}",
+        crate::stderr(&o)
+    );
 
     let mut server = crate::Tenure::new()
         .args([
@@ -86,7 +98,8 @@ async fn a_halo_ticket_starts_a_run_that_finishes() {
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let base = base.expect("tenure serve prints where it listens");
 
-    let body = std::fs::read(crate::root().join("examples/webhooks/halo/new-starter.json")).unwrap();
+    let body =
+        std::fs::read(crate::root().join("examples/webhooks/halo/new-starter.json")).unwrap();
     let client = reqwest::Client::new();
     let post = |password: &'static str| {
         client

@@ -12,6 +12,10 @@
 //! nothing is created in each case. Every delivery counts in
 //! `tenure_webhooks_total{source, result}`.
 //!
+//! `?dry_run=true` verifies and maps a delivery as usual but starts nothing: it answers
+//! `200 {"dry_run": true, "runs": [{"runbook", "inputs"}]}`, for checking a ticket system's
+//! setup (and as the benchmark's non-durable baseline).
+//!
 //! Several runbooks may select one delivery: their inputs are all checked first (any problem
 //! refuses the delivery and creates nothing), then each run is started; `run_id` is the first
 //! (in runbook file order) and `run_ids` lists all.
@@ -21,7 +25,7 @@ mod mapping;
 pub mod verify;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -81,10 +85,15 @@ fn count(source: &str, result: &'static str) {
 async fn receive(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match deliver(&state, &name, &headers, body).await {
+    let dry_run = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "dry_run=true" || p == "dry_run=1")
+    });
+    match deliver(&state, &name, &headers, body, dry_run).await {
         Ok((status, answer, result)) => {
             count(&name, result);
             (status, Json(answer)).into_response()
@@ -119,6 +128,7 @@ async fn deliver(
     name: &str,
     headers: &HeaderMap,
     body: Body,
+    dry_run: bool,
 ) -> Result<(StatusCode, Value, &'static str), Refused> {
     let sources = state.hooks();
     let source = sources.get(name).ok_or_else(|| {
@@ -143,15 +153,17 @@ async fn deliver(
     if declared_too_large {
         return Err(refuse_size());
     }
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|e| {
-            if too_large(&e) {
-                refuse_size()
-            } else {
-                Refused::new(StatusCode::BAD_REQUEST, "unreadable", "the body could not be read")
-            }
-        })?;
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        if too_large(&e) {
+            refuse_size()
+        } else {
+            Refused::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable",
+                "the body could not be read",
+            )
+        }
+    })?;
     let unverified = || {
         Refused::new(
             StatusCode::UNAUTHORIZED,
@@ -207,8 +219,8 @@ async fn deliver(
     let received_at = chrono::Utc::now().to_rfc3339();
     let ctx = mapping::context(name, &payload, &received_at);
     let library = state.library();
-    let selected =
-        mapping::select(&sources.renderer, &library, &source, &ctx, &body).map_err(|u| match u {
+    let selected = mapping::select(&sources.renderer, &library, &source, &ctx, &body).map_err(
+        |u| match u {
             Unmapped::NoMatch => Refused::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no_match",
@@ -217,10 +229,35 @@ async fn deliver(
             Unmapped::Invalid(problems) => Refused {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "invalid_inputs",
-                message: format!("the payload does not make valid inputs: {}", problems.join("; ")),
+                message: format!(
+                    "the payload does not make valid inputs: {}",
+                    problems.join("; ")
+                ),
                 problems,
             },
-        })?;
+        },
+    )?;
+    if dry_run {
+        let runs: Vec<Value> = selected
+            .iter()
+            .map(|s| {
+                let inputs: serde_json::Map<String, Value> = s
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| {
+                        let secret = s.plan.inputs.get(k).is_some_and(|i| i.ty.is_secret());
+                        (k.clone(), if secret { json!("***") } else { v.clone() })
+                    })
+                    .collect();
+                json!({"runbook": s.runbook, "inputs": inputs})
+            })
+            .collect();
+        return Ok((
+            StatusCode::OK,
+            json!({"dry_run": true, "runs": runs}),
+            "dry_run",
+        ));
+    }
     let by = mapping::requester(&sources.renderer, source.requester.as_ref(), &ctx);
     let trigger = Trigger {
         source: format!("webhook:{name}"),
@@ -268,7 +305,10 @@ fn start_failed(e: EngineError, runbook: &str, started: &[String]) -> Refused {
         EngineError::Inputs(problems) => Refused {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid_inputs",
-            message: format!("runbook `{runbook}`: invalid inputs: {}{also}", problems.join("; ")),
+            message: format!(
+                "runbook `{runbook}`: invalid inputs: {}{also}",
+                problems.join("; ")
+            ),
             problems,
         },
         EngineError::Tenant(m) | EngineError::Template(m) => Refused {

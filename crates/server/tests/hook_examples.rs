@@ -44,7 +44,10 @@ async fn every_example_starts_the_expected_runbook_with_the_expected_inputs() {
     let (onboard, offboard) = (stock("onboard-user.yaml"), stock("offboard-user.yaml"));
     let s = start(
         vec![halo, cw, at, intake],
-        &[("onboard-user.yaml", &onboard), ("offboard-user.yaml", &offboard)],
+        &[
+            ("onboard-user.yaml", &onboard),
+            ("offboard-user.yaml", &offboard),
+        ],
     )
     .await;
 
@@ -68,19 +71,33 @@ async fn every_example_starts_the_expected_runbook_with_the_expected_inputs() {
                 "halo" => ("halo", vec![("authorization", basic("halo", "halo-pass"))]),
                 "connectwise" => {
                     // The example names the real site; here the key is the sandbox's.
-                    let text = String::from_utf8(body).unwrap().replace(
-                        "https://api-na.myconnectwise.net",
-                        &cw_base,
-                    );
+                    let text = String::from_utf8(body)
+                        .unwrap()
+                        .replace("https://api-na.myconnectwise.net", &cw_base);
                     body = text.into_bytes();
                     let payload: Value = serde_json::from_slice(&body).unwrap();
                     let key_url = payload["Metadata"]["key_url"].as_str().unwrap();
                     let id = key_url.rsplit('/').next().unwrap();
                     let key = tenure_sandbox::connectwise_callback_signing_key(id);
-                    ("connectwise", vec![("x-content-signature", connectwise_signature(&key, &body))])
+                    (
+                        "connectwise",
+                        vec![("x-content-signature", connectwise_signature(&key, &body))],
+                    )
                 }
-                "autotask" => ("autotask", vec![("x-hook-signature", autotask_signature("autotask-secret-key", &body))]),
-                _ => ("intake", vec![("x-tenure-signature", generic_signature("intake-secret", &body))]),
+                "autotask" => (
+                    "autotask",
+                    vec![(
+                        "x-hook-signature",
+                        autotask_signature("autotask-secret-key", &body),
+                    )],
+                ),
+                _ => (
+                    "intake",
+                    vec![(
+                        "x-tenure-signature",
+                        generic_signature("intake-secret", &body),
+                    )],
+                ),
             };
             let (status, answer) = s.post(source, &body, &headers).await;
             let mut runs = Vec::new();
@@ -96,9 +113,15 @@ async fn every_example_starts_the_expected_runbook_with_the_expected_inputs() {
             let got = json!({"status": status, "error": answer.get("error"), "runs": runs});
             let (again, repeat) = s.post(source, &body, &headers).await;
             if status == 202 && (again != 200 || repeat["run_id"] != answer["run_id"]) {
-                failures.push(format!("{}: a repeat answered {again} {repeat}", file.display()));
+                failures.push(format!(
+                    "{}: a repeat answered {again} {repeat}",
+                    file.display()
+                ));
             }
-            let name = format!("{kind}-{}.json", file.file_stem().unwrap().to_string_lossy());
+            let name = format!(
+                "{kind}-{}.json",
+                file.file_stem().unwrap().to_string_lossy()
+            );
             let path = expected_dir.join(&name);
             let text = format!("{}\n", serde_json::to_string_pretty(&got).unwrap());
             if update {
@@ -107,8 +130,12 @@ async fn every_example_starts_the_expected_runbook_with_the_expected_inputs() {
             } else {
                 match std::fs::read_to_string(&path) {
                     Ok(want) if want == text => {}
-                    Ok(want) => failures.push(format!("{name} differs:\n--- expected\n{want}\n+++ got\n{text}")),
-                    Err(_) => failures.push(format!("{name} is missing (UPDATE_EXPECT=1 writes it):\n{text}")),
+                    Ok(want) => failures.push(format!(
+                        "{name} differs:\n--- expected\n{want}\n+++ got\n{text}"
+                    )),
+                    Err(_) => failures.push(format!(
+                        "{name} is missing (UPDATE_EXPECT=1 writes it):\n{text}"
+                    )),
                 }
             }
         }

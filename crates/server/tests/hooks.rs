@@ -64,7 +64,11 @@ fn at_source() -> tenure_server::config::WebhookSource {
 }
 
 async fn server() -> Server {
-    start(vec![halo_source(), intake_source(), at_source()], &[("leaver.yaml", RUNBOOK)]).await
+    start(
+        vec![halo_source(), intake_source(), at_source()],
+        &[("leaver.yaml", RUNBOOK)],
+    )
+    .await
 }
 
 fn leaver(id: u64) -> Vec<u8> {
@@ -86,18 +90,37 @@ async fn halo_basic_and_bearer_are_accepted_and_anything_else_refused() {
         assert_eq!(status, 401, "{bad:?}: {answer}");
         assert_eq!(answer["error"]["code"], "unverified");
         let msg = answer["error"]["message"].as_str().unwrap();
-        assert!(!msg.contains("halo-pass") && !msg.contains("halo-token"), "{msg}");
+        assert!(
+            !msg.contains("halo-pass") && !msg.contains("halo-token"),
+            "{msg}"
+        );
     }
     assert_eq!(s.run_count().await, 0);
-    let (status, answer) = s.post("halo", &body, &[("authorization", basic("halo", "halo-pass"))]).await;
+    let (status, answer) = s
+        .post(
+            "halo",
+            &body,
+            &[("authorization", basic("halo", "halo-pass"))],
+        )
+        .await;
     assert_eq!(status, 202, "{answer}");
-    let run = s.engine.run(answer["run_id"].as_str().unwrap()).await.unwrap();
+    let run = s
+        .engine
+        .run(answer["run_id"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(run.plan.runbook, "leaver");
     assert_eq!(run.context["inputs"]["user"], "jane.doe@contoso.example");
     assert_eq!(run.context["inputs"]["ticket_id"], "1");
     assert_eq!(run.context["trigger"]["by"], "sam@contoso.example");
     assert_eq!(run.context["trigger"]["payload"]["event"], "leaver");
-    let (status, answer) = s.post("halo", &leaver(2), &[("authorization", "Bearer halo-token".into())]).await;
+    let (status, answer) = s
+        .post(
+            "halo",
+            &leaver(2),
+            &[("authorization", "Bearer halo-token".into())],
+        )
+        .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(s.run_count().await, 2);
 }
@@ -110,14 +133,22 @@ async fn generic_hmac_is_checked_over_the_raw_body() {
     for bad in [
         vec![],
         vec![("x-tenure-signature", generic_signature("other", &body))],
-        vec![("x-tenure-signature", generic_signature("intake-secret", &leaver(4)))],
-        vec![("x-tenure-signature", good.trim_start_matches("sha256=").to_string())],
+        vec![(
+            "x-tenure-signature",
+            generic_signature("intake-secret", &leaver(4)),
+        )],
+        vec![(
+            "x-tenure-signature",
+            good.trim_start_matches("sha256=").to_string(),
+        )],
     ] {
         let (status, answer) = s.post("intake", &body, &bad).await;
         assert_eq!(status, 401, "{answer}");
     }
     assert_eq!(s.run_count().await, 0);
-    let (status, answer) = s.post("intake", &body, &[("x-tenure-signature", good)]).await;
+    let (status, answer) = s
+        .post("intake", &body, &[("x-tenure-signature", good)])
+        .await;
     assert_eq!(status, 202, "{answer}");
 }
 
@@ -127,25 +158,38 @@ async fn autotask_signature_is_checked() {
     let body = serde_json::to_vec(&json!({
         "Action": "Create", "Guid": "f3c1", "EntityType": "Ticket", "Id": 7001, "SequenceNumber": 1,
         "Fields": {"queueID": 8, "description": "User: jane.doe@contoso.example"}
-    })).unwrap();
+    }))
+    .unwrap();
     for bad in [
         vec![],
         vec![("x-hook-signature", autotask_signature("nope", &body))],
-        vec![("x-hook-signature", autotask_signature("autotask-secret-key", b"{}"))],
+        vec![(
+            "x-hook-signature",
+            autotask_signature("autotask-secret-key", b"{}"),
+        )],
     ] {
         let (status, _) = s.post("at", &body, &bad).await;
         assert_eq!(status, 401);
     }
     assert_eq!(s.run_count().await, 0);
     let sig = autotask_signature("autotask-secret-key", &body);
-    let (status, answer) = s.post("at", &body, &[("x-hook-signature", sig.clone())]).await;
+    let (status, answer) = s
+        .post("at", &body, &[("x-hook-signature", sig.clone())])
+        .await;
     assert_eq!(status, 202, "{answer}");
-    let run = s.engine.run(answer["run_id"].as_str().unwrap()).await.unwrap();
+    let run = s
+        .engine
+        .run(answer["run_id"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(run.context["inputs"]["user"], "jane.doe@contoso.example");
     assert_eq!(run.context["inputs"]["ticket_id"], "7001");
     // The default dedup key (ticket id + sequence number) finds the same run again.
     let (status, again) = s.post("at", &body, &[("x-hook-signature", sig)]).await;
-    assert_eq!((status, &again["run_id"], &again["duplicate"]), (200, &answer["run_id"], &json!(true)));
+    assert_eq!(
+        (status, &again["run_id"], &again["duplicate"]),
+        (200, &answer["run_id"], &json!(true))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +211,10 @@ async fn connectwise_callbacks_are_verified_with_the_key_behind_key_url() {
         }))
         .unwrap()
     };
-    let key_url = format!("{base}{}", tenure_sandbox::connectwise_callback_key_path("k1"));
+    let key_url = format!(
+        "{base}{}",
+        tenure_sandbox::connectwise_callback_key_path("k1")
+    );
     let key = tenure_sandbox::connectwise_callback_signing_key("k1");
     let body = payload(&key_url);
     let good = connectwise_signature(&key, &body);
@@ -179,20 +226,33 @@ async fn connectwise_callbacks_are_verified_with_the_key_behind_key_url() {
         (&body, Some(connectwise_signature(&key, b"{}"))),
         (&evil, Some(connectwise_signature(&key, &evil))),
     ] {
-        let headers: Vec<(&str, String)> = sig.into_iter().map(|s| ("x-content-signature", s)).collect();
+        let headers: Vec<(&str, String)> = sig
+            .into_iter()
+            .map(|s| ("x-content-signature", s))
+            .collect();
         let (status, answer) = s.post("cw", b, &headers).await;
         assert_eq!(status, 401, "{answer}");
     }
     assert_eq!(s.run_count().await, 0);
-    let (status, answer) = s.post("cw", &body, &[("x-content-signature", good.clone())]).await;
+    let (status, answer) = s
+        .post("cw", &body, &[("x-content-signature", good.clone())])
+        .await;
     assert_eq!(status, 202, "{answer}");
-    let run = s.engine.run(answer["run_id"].as_str().unwrap()).await.unwrap();
+    let run = s
+        .engine
+        .run(answer["run_id"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(run.context["inputs"]["user"], "jane.doe@contoso.example");
     assert_eq!(run.context["inputs"]["ticket_id"], "5001");
     // The key is cached: the sandbox gone, a redelivery still verifies (and is a duplicate).
     task.abort();
     let (status, again) = s.post("cw", &body, &[("x-content-signature", good)]).await;
-    assert_eq!((status, &again["run_id"]), (200, &answer["run_id"]), "{again}");
+    assert_eq!(
+        (status, &again["run_id"]),
+        (200, &answer["run_id"]),
+        "{again}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,25 +260,77 @@ async fn bad_deliveries_get_a_4xx_that_says_why_and_create_nothing() {
     let s = server().await;
     let auth = || vec![("authorization", basic("halo", "halo-pass"))];
     let (status, answer) = s.post("nope", &leaver(1), &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_source")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_source"))
+    );
     let big = vec![b' '; tenure_server::hooks::MAX_BODY + 1];
     let (status, answer) = s.post("halo", &big, &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("too_large")),
+        "{answer}"
+    );
     let (status, answer) = s.post("halo", b"{\"id\": 1,", &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("malformed_json")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "{answer}"
+    );
     let other = serde_json::to_vec(&json!({"id": 9, "event": "new_starter"})).unwrap();
     let (status, answer) = s.post("halo", &other, &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("no_match")), "{answer}");
-    let invalid = serde_json::to_vec(&json!({"id": 9, "event": "leaver", "tenant": "contoso", "user": "not-an-email"})).unwrap();
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("no_match")),
+        "{answer}"
+    );
+    let invalid = serde_json::to_vec(
+        &json!({"id": 9, "event": "leaver", "tenant": "contoso", "user": "not-an-email"}),
+    )
+    .unwrap();
     let (status, answer) = s.post("halo", &invalid, &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("invalid_inputs")), "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("user"), "{answer}");
-    let missing = serde_json::to_vec(&json!({"id": 9, "event": "leaver", "tenant": "contoso"})).unwrap();
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_inputs")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user"),
+        "{answer}"
+    );
+    let missing =
+        serde_json::to_vec(&json!({"id": 9, "event": "leaver", "tenant": "contoso"})).unwrap();
     let (status, answer) = s.post("halo", &missing, &auth()).await;
     assert_eq!(status, 422, "{answer}");
-    let unknown_tenant = serde_json::to_vec(&json!({"id": 9, "event": "leaver", "tenant": "nowhere", "user": "a@b.example"})).unwrap();
+    let unknown_tenant = serde_json::to_vec(
+        &json!({"id": 9, "event": "leaver", "tenant": "nowhere", "user": "a@b.example"}),
+    )
+    .unwrap();
     let (status, answer) = s.post("halo", &unknown_tenant, &auth()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("invalid_inputs")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_inputs")),
+        "{answer}"
+    );
+    assert_eq!(s.run_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_maps_but_starts_nothing() {
+    let s = server().await;
+    let auth = vec![("authorization", basic("halo", "halo-pass"))];
+    let (status, answer) = s.post("halo?dry_run=true", &leaver(7), &auth).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["runs"][0]["runbook"], "leaver");
+    assert_eq!(
+        answer["runs"][0]["inputs"]["user"],
+        "jane.doe@contoso.example"
+    );
+    let (status, _) = s.post("halo?dry_run=true", &leaver(7), &[]).await;
+    assert_eq!(status, 401);
     assert_eq!(s.run_count().await, 0);
 }
 
@@ -243,7 +355,15 @@ async fn twenty_concurrent_duplicates_create_one_run() {
     for _ in 0..20 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.post("intake", &leaver(6), &[("x-tenure-signature", generic_signature("intake-secret", &leaver(6)))]).await
+            s.post(
+                "intake",
+                &leaver(6),
+                &[(
+                    "x-tenure-signature",
+                    generic_signature("intake-secret", &leaver(6)),
+                )],
+            )
+            .await
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -263,10 +383,17 @@ async fn twenty_concurrent_duplicates_create_one_run() {
 async fn a_missing_secret_variable_stops_the_start_naming_it() {
     let mut s = source("x", WebhookKind::Generic);
     s.secret_env = Some("HOOKS_T_NEVER_SET".into());
-    let err = tenure_server::hooks::Sources::load(&[s]).unwrap_err().to_string();
-    assert!(err.contains("HOOKS_T_NEVER_SET") && err.contains("`x`"), "{err}");
+    let err = tenure_server::hooks::Sources::load(&[s])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HOOKS_T_NEVER_SET") && err.contains("`x`"),
+        "{err}"
+    );
     let mut h = source("h", WebhookKind::Halo);
     h.username = Some("u".into());
-    let err = tenure_server::hooks::Sources::load(&[h]).unwrap_err().to_string();
+    let err = tenure_server::hooks::Sources::load(&[h])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("password_env"), "{err}");
 }

@@ -152,7 +152,11 @@ impl Keys {
         let sig = headers
             .get("x-content-signature")
             .and_then(|h| h.to_str().ok())
-            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).ok())
+            .and_then(|s| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .ok()
+            })
             .ok_or(Refusal::Unverified)?;
         let url = payload["Metadata"]["key_url"]
             .as_str()
@@ -199,7 +203,10 @@ mod tests {
     #[test]
     fn only_the_trusted_site_and_prefix() {
         let t = Trusted::parse("api-na.myconnectwise.net").unwrap();
-        let ok = Url::parse("https://api-na.myconnectwise.net/v4_6_release/apis/3.0/system/callbackkey/1").unwrap();
+        let ok = Url::parse(
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/system/callbackkey/1",
+        )
+        .unwrap();
         assert!(t.allows(&ok));
         for bad in [
             "http://api-na.myconnectwise.net/x",
@@ -211,7 +218,9 @@ mod tests {
             assert!(!t.allows(&Url::parse(bad).unwrap()), "{bad}");
         }
         let sandbox = Trusted::parse("http://127.0.0.1:9/api-na.myconnectwise.net").unwrap();
-        assert!(sandbox.allows(&Url::parse("http://127.0.0.1:9/api-na.myconnectwise.net/k").unwrap()));
+        assert!(
+            sandbox.allows(&Url::parse("http://127.0.0.1:9/api-na.myconnectwise.net/k").unwrap())
+        );
         assert!(!sandbox.allows(&Url::parse("http://127.0.0.1:9/other/k").unwrap()));
         assert!(Trusted::parse("ftp://x").is_err());
     }

@@ -74,7 +74,10 @@ fn render_map<'a>(
                 inputs.insert(name.clone(), v);
             }
             Err(e) if is_missing(&e) => {}
-            Err(e) => problems.push(format!("runbook `{runbook}`: input `{name}`: {}", e.message)),
+            Err(e) => problems.push(format!(
+                "runbook `{runbook}`: input `{name}`: {}",
+                e.message
+            )),
         }
     }
     inputs
@@ -147,7 +150,12 @@ pub(crate) fn select(
 /// The delivery's key: the source's dedup template, or the SHA-256 of the raw body when there
 /// is none, or when a kind's default template does not fit this payload. A configured template
 /// that does not render is the sender's error.
-fn dedup_key(renderer: &Renderer, source: &Source, ctx: &Value, body: &[u8]) -> Result<String, String> {
+fn dedup_key(
+    renderer: &Renderer,
+    source: &Source,
+    ctx: &Value,
+    body: &[u8],
+) -> Result<String, String> {
     let body_hash = || format!("body-{}", hex::encode(Sha256::digest(body)));
     let Some(t) = &source.dedup else {
         return Ok(body_hash());
@@ -173,7 +181,11 @@ fn namespaced(source: &str, runbook: &str, key: &str) -> String {
 }
 
 /// Who asked: the source's requester template, when it renders to something.
-pub(crate) fn requester(renderer: &Renderer, template: Option<&Template>, ctx: &Value) -> Option<String> {
+pub(crate) fn requester(
+    renderer: &Renderer,
+    template: Option<&Template>,
+    ctx: &Value,
+) -> Option<String> {
     let t = template?;
     renderer
         .render_text(t, ctx)

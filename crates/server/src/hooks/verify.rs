@@ -104,7 +104,12 @@ fn env_secret(source: &str, var: &str) -> Result<String, String> {
     }
 }
 
-fn needed<'a>(source: &str, field: &str, v: &'a Option<String>, why: &str) -> Result<&'a str, String> {
+fn needed<'a>(
+    source: &str,
+    field: &str,
+    v: &'a Option<String>,
+    why: &str,
+) -> Result<&'a str, String> {
     v.as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("webhook source `{source}`: `{field}` is required ({why})"))
@@ -120,11 +125,9 @@ fn check_of(c: &WebhookSource) -> Result<Check, String> {
                     Some(Sha256::digest(format!("{u}:{password}")).into())
                 }
                 (None, None) => None,
-                _ => {
-                    return Err(format!(
-                        "webhook source `{name}`: HTTP Basic needs both `username` and `password_env`"
-                    ))
-                }
+                _ => return Err(format!(
+                    "webhook source `{name}`: HTTP Basic needs both `username` and `password_env`"
+                )),
             };
             let bearer = match &c.token_env {
                 Some(t) => Some(Sha256::digest(env_secret(name, t)?).into()),
@@ -138,7 +141,12 @@ fn check_of(c: &WebhookSource) -> Result<Check, String> {
             Check::Halo { basic, bearer }
         }
         WebhookKind::Connectwise => {
-            let host = needed(name, "key_host", &c.key_host, "where callbacks' `key_url` may point")?;
+            let host = needed(
+                name,
+                "key_host",
+                &c.key_host,
+                "where callbacks' `key_url` may point",
+            )?;
             let trusted = Trusted::parse(host)
                 .map_err(|e| format!("webhook source `{name}`: `key_host`: {e}"))?;
             Check::Connectwise {
@@ -161,7 +169,8 @@ fn check_of(c: &WebhookSource) -> Result<Check, String> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Sources {
@@ -242,11 +251,18 @@ impl Sources {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|h| h.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .map(str::trim)
 }
 
 /// Checks a Halo delivery's `Authorization` header.
-pub(crate) fn halo(basic: Option<&[u8; 32]>, bearer: Option<&[u8; 32]>, headers: &HeaderMap) -> bool {
+pub(crate) fn halo(
+    basic: Option<&[u8; 32]>,
+    bearer: Option<&[u8; 32]>,
+    headers: &HeaderMap,
+) -> bool {
     let Some(auth) = header(headers, "authorization") else {
         return false;
     };
@@ -328,9 +344,21 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"s").unwrap();
         mac.update(b"x");
         let hexsig = hex::encode(mac.finalize().into_bytes());
-        assert!(generic(b"s", &headers("x-tenure-signature", &format!("sha256={hexsig}")), b"x"));
-        assert!(!generic(b"s", &headers("x-tenure-signature", &hexsig), b"x"));
-        assert!(!generic(b"s", &headers("x-tenure-signature", "sha256=zz"), b"x"));
+        assert!(generic(
+            b"s",
+            &headers("x-tenure-signature", &format!("sha256={hexsig}")),
+            b"x"
+        ));
+        assert!(!generic(
+            b"s",
+            &headers("x-tenure-signature", &hexsig),
+            b"x"
+        ));
+        assert!(!generic(
+            b"s",
+            &headers("x-tenure-signature", "sha256=zz"),
+            b"x"
+        ));
     }
 
     #[test]
@@ -341,8 +369,20 @@ mod tests {
         let good = headers("authorization", &format!("Basic {b64}"));
         assert!(halo(Some(&basic), None, &good));
         assert!(!halo(None, Some(&bearer), &good));
-        assert!(halo(Some(&basic), Some(&bearer), &headers("authorization", "Bearer tok")));
-        assert!(!halo(Some(&basic), Some(&bearer), &headers("authorization", "Bearer tok2")));
-        assert!(!halo(Some(&basic), None, &headers("authorization", "Basic !!")));
+        assert!(halo(
+            Some(&basic),
+            Some(&bearer),
+            &headers("authorization", "Bearer tok")
+        ));
+        assert!(!halo(
+            Some(&basic),
+            Some(&bearer),
+            &headers("authorization", "Bearer tok2")
+        ));
+        assert!(!halo(
+            Some(&basic),
+            None,
+            &headers("authorization", "Basic !!")
+        ));
     }
 }

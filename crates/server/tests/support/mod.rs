@@ -163,7 +163,12 @@ pub async fn start_on(pg: bool, webhooks: Vec<WebhookSource>, runbooks: &[(&str,
 
 impl Server {
     /// POSTs `body` to `/hooks/{source}` with `headers`; returns status and JSON answer.
-    pub async fn post(&self, source: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    pub async fn post(
+        &self,
+        source: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}/hooks/{source}", self.url))
@@ -179,11 +184,16 @@ impl Server {
         (status, json)
     }
 
-    /// How many runs exist.
+    /// How many runs exist (up to 1000).
     pub async fn run_count(&self) -> usize {
+        self.run_count_up_to(1000).await
+    }
+
+    /// How many runs exist, counting up to `limit`.
+    pub async fn run_count_up_to(&self, limit: usize) -> usize {
         self.engine
             .runs(&RunFilter {
-                limit: 1000,
+                limit,
                 ..Default::default()
             })
             .await
