@@ -1,6 +1,6 @@
 //! `POST /hooks/{source}`: ticket webhooks. A delivery is verified as its source's kind says
 //! ([`verify`], [`connectwise`]), parsed, mapped through the runbooks' `triggers`
-//! ([`mapping`]), and each selected runbook's run is created durably through
+//! (`mapping`), and each selected runbook's run is created durably through
 //! [`tenure_engine::Engine::start_run`] (with a dedup key namespaced by source and runbook)
 //! before the answer; workers do the work.
 //!

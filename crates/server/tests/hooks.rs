@@ -216,6 +216,19 @@ async fn connectwise_callbacks_are_verified_with_the_key_behind_key_url() {
         tenure_sandbox::connectwise_callback_key_path("k1")
     );
     let key = tenure_sandbox::connectwise_callback_signing_key("k1");
+    // The sandbox gives the key only to the integration's clientId, as ConnectWise does.
+    let plain = reqwest::get(&key_url).await.unwrap();
+    assert_eq!(plain.status().as_u16(), 401);
+    let served: Value = reqwest::Client::new()
+        .get(&key_url)
+        .header("clientId", "tenure-sandbox")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["signing_key"], key.as_str());
     let body = payload(&key_url);
     let good = connectwise_signature(&key, &body);
     // Unsigned, wrongly signed, and signed with a key served from an untrusted place.
@@ -350,7 +363,25 @@ async fn a_repeated_delivery_answers_the_same_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_duplicates_create_one_run() {
-    let s = std::sync::Arc::new(server().await);
+    twenty_at_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_duplicates_create_one_run_on_postgres() {
+    if postgres().is_some() {
+        twenty_at_once(true).await;
+    }
+}
+
+async fn twenty_at_once(pg: bool) {
+    let s = std::sync::Arc::new(
+        start_on(
+            pg,
+            vec![halo_source(), intake_source(), at_source()],
+            &[("leaver.yaml", RUNBOOK)],
+        )
+        .await,
+    );
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let s = s.clone();

@@ -125,9 +125,11 @@ fn check_of(c: &WebhookSource) -> Result<Check, String> {
                     Some(Sha256::digest(format!("{u}:{password}")).into())
                 }
                 (None, None) => None,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "webhook source `{name}`: HTTP Basic needs both `username` and `password_env`"
-                )),
+                ))
+                }
             };
             let bearer = match &c.token_env {
                 Some(t) => Some(Sha256::digest(env_secret(name, t)?).into()),
