@@ -222,6 +222,7 @@ mod sandbox;
 mod secrets;
 mod serve_api;
 mod serve_approvals;
+mod serve_hooks;
 mod serve_schedule;
 mod stock;
 mod workers;

@@ -85,7 +85,7 @@ impl InputType {
     pub fn coerce(&self, value: &Value) -> Result<Value, String> {
         match (self, value) {
             (InputType::String | InputType::Secret, Value::String(_)) => Ok(value.clone()),
-            (InputType::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
+            (InputType::String, Value::Number(n)) => Ok(Value::String(number_text(n))),
             (InputType::Int, Value::Number(n)) if n.is_i64() => Ok(value.clone()),
             (InputType::Int, Value::String(s)) => s
                 .trim()
@@ -200,6 +200,18 @@ pub fn is_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !s.chars().any(|c| c.is_whitespace() || c == ',')
         && !domain.contains('@')
+}
+
+/// A JSON number as a string input's text: integers as written, and a whole number sent in
+/// floating-point form (`1e3`, `12.0`) without its fraction (`1000`, `12`), since a ticket id
+/// or a number typed into a PSA field is meant; other numbers as serde prints them (`2.5`).
+pub fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            format!("{}", f as i64)
+        }
+        _ => n.to_string(),
+    }
 }
 
 /// A JSON value's type, for messages.
@@ -416,6 +428,16 @@ mod tests {
         assert!(InputType::Date.coerce(&json!("2026-02-30")).is_err());
         assert!(InputType::Email.coerce(&json!("not-an-email")).is_err());
         assert!(InputType::Bool.coerce(&json!("yes")).is_err());
+    }
+
+    #[test]
+    fn numbers_for_string_inputs_read_as_written() {
+        let n = |t: &str| number_text(&serde_json::from_str(t).unwrap());
+        assert_eq!(n("4711"), "4711");
+        assert_eq!(n("1e3"), "1000");
+        assert_eq!(n("12.0"), "12");
+        assert_eq!(n("2.5"), "2.5");
+        assert_eq!(n("-3"), "-3");
     }
 
     #[test]

@@ -38,6 +38,10 @@ use axum::Router;
 
 pub use faults::{FaultRule, Faults};
 pub use model::World;
+pub use psa::connectwise::{
+    callback_key_path as connectwise_callback_key_path,
+    callback_signing_key as connectwise_callback_signing_key,
+};
 pub use shared::Shared;
 
 /// The default seed: tenants `contoso` and `fabrikam` with users, groups, SKUs, devices,

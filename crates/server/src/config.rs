@@ -90,9 +90,13 @@ pub struct WebhookSource {
     pub token_env: Option<String>,
     /// Autotask / generic HMAC secret (environment variable).
     pub secret_env: Option<String>,
-    /// ConnectWise: the site whose `key_url` may be trusted (default: the `[psa.connectwise]`
-    /// url's host).
+    /// ConnectWise: where a callback's `Metadata.key_url` may point, as a host
+    /// (`api-na.myconnectwise.net`, meaning `https://` that host) or a URL prefix
+    /// (`http://127.0.0.1:8025/api-na.myconnectwise.net/` for the sandbox). Required: a key
+    /// is never fetched from anywhere else.
     pub key_host: Option<String>,
+    /// ConnectWise: the integration's `clientId`, sent when fetching the signing key.
+    pub client_id: Option<String>,
     /// Template over the payload giving the delivery's dedup key (same key, same run).
     pub dedup: Option<String>,
     /// Template over the payload naming who asked (the ticket's requester); they may not

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tenure_engine::Engine;
 
 use crate::config::ServerConfig;
+use crate::hooks::Sources;
 use crate::library::{Library, LibrarySource};
 
 /// How often the library asks its source whether a runbook file changed.
@@ -18,6 +19,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     engine: Engine,
     config: ServerConfig,
+    hooks: Sources,
     source: Arc<dyn LibrarySource>,
     library: RwLock<(u64, Arc<Library>)>,
     checked: Mutex<Instant>,
@@ -25,13 +27,37 @@ struct Inner {
 }
 
 impl AppState {
-    /// The state over `engine`, configured by `config`, with runbooks from `source`.
+    /// The state over `engine`, configured by `config`, with runbooks from `source`. A webhook
+    /// source whose secrets cannot be read is logged and refuses its deliveries; use
+    /// [`AppState::try_new`] to refuse to start instead.
     pub fn new(engine: Engine, config: ServerConfig, source: Arc<dyn LibrarySource>) -> Self {
+        let hooks = Sources::lenient(&config.webhooks);
+        Self::with_hooks(engine, config, hooks, source)
+    }
+
+    /// Like [`AppState::new`], but any configuration problem (a webhook secret's environment
+    /// variable not set, a field a source's kind needs) is an error naming it.
+    pub fn try_new(
+        engine: Engine,
+        config: ServerConfig,
+        source: Arc<dyn LibrarySource>,
+    ) -> Result<Self, crate::Error> {
+        let hooks = Sources::load(&config.webhooks)?;
+        Ok(Self::with_hooks(engine, config, hooks, source))
+    }
+
+    fn with_hooks(
+        engine: Engine,
+        config: ServerConfig,
+        hooks: Sources,
+        source: Arc<dyn LibrarySource>,
+    ) -> Self {
         let fingerprint = source.fingerprint();
         let library = Arc::new(source.load());
         AppState(Arc::new(Inner {
             engine,
             config,
+            hooks,
             source,
             library: RwLock::new((fingerprint, library)),
             checked: Mutex::new(Instant::now()),
@@ -59,6 +85,11 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
+    }
+
+    /// The webhook sources, with their secrets.
+    pub fn hooks(&self) -> &Sources {
+        &self.0.hooks
     }
 
     /// Where the runbooks come from.

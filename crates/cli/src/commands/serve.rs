@@ -57,7 +57,7 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
         let (engine, links) = open_linked(db, &linked).await?;
         let links = links?;
         let source = Arc::new(RunbookDir::new(&args.runbooks));
-        let state = AppState::new(engine.clone(), config, source).with_links(links);
+        let state = AppState::try_new(engine.clone(), config, source)?.with_links(links);
         let stop = Arc::new(AtomicBool::new(false));
         let scheduler = spawn_scheduler(state.clone());
         let workers = if args.no_workers {

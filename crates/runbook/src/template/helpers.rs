@@ -11,8 +11,8 @@ use serde_json::Value;
 /// Every helper name a template may call (the compiler rejects any other).
 pub const HELPERS: &[&str] = &[
     "lower", "upper", "ascii", "slug", "initial", "join", "eq", "ne", "and", "or", "not",
-    "default", "date", "len", "trim", "replace", "concat", "first", "lookup", "if", "unless",
-    "each", "with",
+    "default", "date", "len", "trim", "replace", "concat", "first", "field", "lookup", "if",
+    "unless", "each", "with",
 ];
 
 /// Truthiness as the runbook language defines it: false, empty string, empty list, empty
@@ -199,6 +199,167 @@ fn first(a: &[Value]) -> Result<Value, String> {
     })
 }
 
+/// `field BODY KEY`: the value of the first `KEY: value` line of a free-text ticket body
+/// (see [`field_value`]); empty when there is none.
+fn field(a: &[Value]) -> Result<Value, String> {
+    let body = text(&arg(a, 0, "field")?);
+    let key = text(&arg(a, 1, "field")?);
+    Ok(Value::String(field_value(&body, &key).unwrap_or_default()))
+}
+
+/// The value of the first `Key: value` line of `body` whose key is `key` (compared without
+/// case, inner whitespace collapsed, `*` of Markdown bold ignored), trimmed. The body may be
+/// plain text or HTML as ticket systems send it: block tags (`<br>`, `<p>`, `<div>`, `<li>`,
+/// `<tr>`, headings) end lines, other tags are dropped, and entities (`&amp;`, `&nbsp;`,
+/// `&#39;`, `&#x27;`...) are decoded.
+pub fn field_value(body: &str, key: &str) -> Option<String> {
+    let wanted = normalize_key(key);
+    if wanted.is_empty() {
+        return None;
+    }
+    let plain = if body.contains('<') || body.contains('&') {
+        decode_entities(&strip_tags(body))
+    } else {
+        body.to_string()
+    };
+    plain.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (normalize_key(k) == wanted).then(|| v.trim_matches(is_blank_or_bold).to_string())
+    })
+}
+
+fn is_blank_or_bold(c: char) -> bool {
+    c.is_whitespace() || c == '*'
+}
+
+fn normalize_key(k: &str) -> String {
+    k.trim_matches(is_blank_or_bold)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Block-level tags whose start or end begins a new line.
+const LINE_TAGS: &[&str] = &[
+    "br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table",
+];
+
+/// Drops HTML tags, turning block-level ones into line ends. A `<` that opens no tag stays.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let name: String = after
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match after.find('>') {
+            Some(end) if !name.is_empty() => {
+                if LINE_TAGS.contains(&name.as_str()) {
+                    out.push('\n');
+                }
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Named entities of letters and punctuation rich-text editors write into ticket bodies.
+const NAMED: &[(&str, char)] = &[
+    ("aacute", 'á'),
+    ("Aacute", 'Á'),
+    ("eacute", 'é'),
+    ("Eacute", 'É'),
+    ("iacute", 'í'),
+    ("Iacute", 'Í'),
+    ("oacute", 'ó'),
+    ("Oacute", 'Ó'),
+    ("uacute", 'ú'),
+    ("Uacute", 'Ú'),
+    ("agrave", 'à'),
+    ("egrave", 'è'),
+    ("auml", 'ä'),
+    ("Auml", 'Ä'),
+    ("euml", 'ë'),
+    ("iuml", 'ï'),
+    ("ouml", 'ö'),
+    ("Ouml", 'Ö'),
+    ("uuml", 'ü'),
+    ("Uuml", 'Ü'),
+    ("ntilde", 'ñ'),
+    ("Ntilde", 'Ñ'),
+    ("ccedil", 'ç'),
+    ("szlig", 'ß'),
+    ("aring", 'å'),
+    ("Aring", 'Å'),
+    ("oslash", 'ø'),
+    ("Oslash", 'Ø'),
+    ("aelig", 'æ'),
+    ("ndash", '–'),
+    ("mdash", '—'),
+    ("lsquo", '‘'),
+    ("rsquo", '’'),
+    ("ldquo", '“'),
+    ("rdquo", '”'),
+    ("hellip", '…'),
+];
+
+/// Decodes the named entities ticket systems use and every numeric one; anything else stays.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let decoded = after.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &after[..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ if NAMED.iter().any(|(n, _)| *n == name) => {
+                    NAMED.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+                }
+                _ => {
+                    let num = name.strip_prefix('#')?;
+                    let code = match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => num.parse().ok()?,
+                    };
+                    char::from_u32(code).map(|c| if c == '\u{a0}' { ' ' } else { c })
+                }
+            }?;
+            Some((c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace('\u{a0}', " ")
+}
+
 /// Prints its argument as JSON text; the renderer wraps a single-expression template in it
 /// to get a typed value back rather than display text.
 fn json_text(a: &[Value]) -> Result<Value, String> {
@@ -228,6 +389,7 @@ pub(crate) const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("replace", replace),
     ("concat", concat),
     ("first", first),
+    ("field", field),
     ("__json", json_text),
 ];
 
@@ -305,6 +467,39 @@ mod tests {
             json!("SPB + E3")
         );
         assert_eq!(initial(&[json!(" Éva")]).unwrap(), json!("É"));
+    }
+
+    #[test]
+    fn field_reads_key_value_lines_of_text_and_html() {
+        let text = "New starter\r\nFirst name: Jane \nStart date:  2026-03-01\nNotes: a: b";
+        assert_eq!(
+            field_value(text, "start DATE").as_deref(),
+            Some("2026-03-01")
+        );
+        assert_eq!(field_value(text, "first name").as_deref(), Some("Jane"));
+        assert_eq!(field_value(text, "notes").as_deref(), Some("a: b"));
+        assert_eq!(field_value(text, "Manager"), None);
+        let html = "<p>Please set up:</p><p><strong>First&nbsp;name:</strong> Zo&euml;</p>\
+                    <div>Last name: O&#39;Brien &amp; Co<br/>Start date: 2026-03-01</div>\
+                    <p>Department:</p><p>Job title: 1 &lt; 2</p>";
+        assert_eq!(field_value(html, "first name").as_deref(), Some("Zoë"));
+        assert_eq!(
+            field_value(html, "Last Name").as_deref(),
+            Some("O'Brien & Co")
+        );
+        assert_eq!(
+            field_value(html, "start date").as_deref(),
+            Some("2026-03-01")
+        );
+        assert_eq!(field_value(html, "department").as_deref(), Some(""));
+        assert_eq!(field_value(html, "job title").as_deref(), Some("1 < 2"));
+        let bold = "**Manager:** sam@contoso.example";
+        assert_eq!(
+            field_value(bold, "manager").as_deref(),
+            Some("sam@contoso.example")
+        );
+        assert_eq!(field(&[json!(null), json!("x")]).unwrap(), json!(""));
+        assert_eq!(field(&[json!("a < b"), json!("a")]).unwrap(), json!(""));
     }
 
     #[test]

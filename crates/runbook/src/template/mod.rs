@@ -7,7 +7,7 @@ mod helpers;
 mod render;
 
 pub use analyze::{analyze, Analysis, HelperUse, PathRef};
-pub use helpers::{fold_ascii, slugify, text as helpers_text, truthy, HELPERS};
+pub use helpers::{field_value, fold_ascii, slugify, text as helpers_text, truthy, HELPERS};
 pub use render::{RenderError, Renderer};
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! ConnectWise Manage: `/company/contacts` (conditions and `communicationItems/value` search,
 //! create, JSON-Patch updates), `/company/companies`, `/service/tickets/{id}` (GET, JSON-Patch
-//! of `status` by name and `summary`) and `/service/tickets/{id}/notes`.
+//! of `status` by name and `summary`), `/service/tickets/{id}/notes`, and the callback
+//! signing keys a callback's `Metadata.key_url` points at (`/system/callbackkey/{id}`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde_json::{json, Value};
+use sha2::Digest as _;
 
 use super::{add_contact, add_note};
 use crate::auth::CwAuth;
@@ -19,6 +22,18 @@ use crate::model::PsaContact;
 use crate::shared::Shared;
 
 const BASE: &str = "/api-na.myconnectwise.net/v4_6_release/apis/3.0";
+
+/// The path (under the sandbox URL) of callback signing key `id`: what a callback's
+/// `Metadata.key_url` names.
+pub fn callback_key_path(id: &str) -> String {
+    format!("{BASE}/system/callbackkey/{id}")
+}
+
+/// The sandbox's signing key `id` (a fixed function of the id, so a test can sign callbacks).
+pub fn callback_signing_key(id: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("tenure-sandbox-callback-key:{id}"));
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
 
 /// ConnectWise routes.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -40,6 +55,33 @@ pub fn routes() -> Router<Arc<Shared>> {
             &format!("{BASE}/service/tickets/{{id}}/notes"),
             post(add_ticket_note).get(notes),
         )
+        .route(
+            &format!("{BASE}/system/callbackkey/{{id}}"),
+            get(callback_key),
+        )
+}
+
+/// `GET key_url`: the signing key of a callback, for the `clientId` the integration was issued
+/// (api-facts.md §6.2: the receiver sends `clientId` and gets `{"signing_key": ...}`).
+async fn callback_key(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let expected = s.read(|w| w.credentials.client_id.clone());
+    let client_id = headers.get("clientid").and_then(|h| h.to_str().ok());
+    if client_id != Some(expected.as_str()) {
+        return Err(cw_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "clientId header is required",
+            None,
+        ));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        json!({"signing_key": callback_signing_key(&id)}),
+    ))
 }
 
 fn cw_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {

@@ -2,7 +2,7 @@
 //! contact and ticket-note wire format, over one shared [`crate::model::Psa`] shape.
 
 mod autotask;
-mod connectwise;
+pub(crate) mod connectwise;
 mod halo;
 
 use std::sync::Arc;
