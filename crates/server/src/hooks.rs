@@ -146,7 +146,7 @@ async fn deliver(
     let refuse_size = || {
         Refused::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            "payload_too_large",
             format!("the body is larger than {MAX_BODY} bytes"),
         )
     };

@@ -281,7 +281,7 @@ async fn bad_deliveries_get_a_4xx_that_says_why_and_create_nothing() {
     let (status, answer) = s.post("halo", &big, &auth()).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
-        (413, Some("too_large")),
+        (413, Some("payload_too_large")),
         "{answer}"
     );
     let (status, answer) = s.post("halo", b"{\"id\": 1,", &auth()).await;
