@@ -1,8 +1,8 @@
 //! Approval links through the binary: `tenure sandbox serve`, `tenure serve` (its workers run
-//! the approval and send the links) and runs started with `tenure run --detach`. The card
-//! lands in the sandbox's Teams messages and the email in its mail, both with the link; a GET
-//! decides nothing; the page's form approves and the run finishes; another run is denied
-//! through its link.
+//! the approval and send the links) and runs started by a signed ticket webhook (a repeated
+//! delivery answers the same run). The card lands in the sandbox's Teams messages and the
+//! email in its mail, both with the link; a GET decides nothing; the page's form approves and
+//! the run finishes; another run is denied through its link.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -19,7 +19,11 @@ impl Drop for Serve {
     }
 }
 
-const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
+const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\ntriggers:\n  - webhook: intake\n    map: { user: \"{{payload.user}}\" }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
+
+/// A generic intake webhook whose requester is a service-desk agent (no approver).
+const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsecret_env = \"INTAKE_HOOK_SECRET\"\ndedup = \"{{payload.request_id}}\"\nrequester = \"{{payload.requested_by}}\"\n";
+const HOOK_SECRET: &str = "e2e-intake-secret";
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -37,6 +41,7 @@ async fn setup() -> Setup {
     let runbooks = dir.path().join("runbooks");
     std::fs::create_dir(&runbooks).unwrap();
     std::fs::write(runbooks.join("offboard.yaml"), RUNBOOK).unwrap();
+    std::fs::write(dir.path().join("tenure.toml"), CONFIG).unwrap();
     let mut child = crate::Tenure::new()
         .args([
             "--db",
@@ -50,6 +55,7 @@ async fn setup() -> Setup {
         .current_dir(dir.path())
         .env_remove("TENURE_CONFIG")
         .env("TENURE_SANDBOX", &sandbox)
+        .env("INTAKE_HOOK_SECRET", HOOK_SECRET)
         // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
         .env_remove("TENURE_SANDBOX_SMTP")
         .stderr(Stdio::piped())
@@ -83,23 +89,37 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
-    /// Starts a run of the runbook for `user`, requested by an operator who is no approver.
-    fn start(&self, user: &str) -> String {
-        let o = crate::Tenure::new()
-            .args(["--db", &self.db, "run", "--detach", "offboard.yaml", "-i"])
-            .arg(format!("user={user}"))
-            .current_dir(self.dir.path().join("runbooks"))
-            .env_remove("TENURE_CONFIG")
-            .env("TENURE_SANDBOX", &self.sandbox)
-            .env("TENURE_OPERATOR", "ops@msp.example")
-            .output();
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    /// Delivers an intake ticket for `user` (signed like the intake system signs), as often
+    /// as `deliveries` says, and returns the run id and each answer's status.
+    async fn deliver(&self, ticket: &str, user: &str, deliveries: usize) -> (String, Vec<u16>) {
+        use hmac::{Hmac, Mac};
+        let body = serde_json::json!({
+            "request_id": ticket,
+            "requested_by": "ops@msp.example",
+            "user": user,
+        })
+        .to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let (mut run, mut statuses) = (String::new(), Vec::new());
+        for _ in 0..deliveries {
+            let r = reqwest::Client::new()
+                .post(format!("{}/hooks/intake", self.base))
+                .header("content-type", "application/json")
+                .header("x-tenure-signature", &signature)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+            let answer: Value = r.json().await.unwrap();
+            let id = answer["run_id"].as_str().unwrap_or_default().to_string();
+            assert!(!id.is_empty(), "{answer}");
+            assert!(run.is_empty() || run == id, "a repeat started another run: {answer}");
+            run = id;
+        }
+        (run, statuses)
     }
 
     async fn state(&self) -> Value {
@@ -205,7 +225,11 @@ fn csrf_of(page: &str) -> String {
 async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
     let s = setup().await;
     let http = reqwest::Client::new();
-    let run = s.start("megan.bowen@contoso.example");
+    let (run, answers) = s
+        .deliver("REQ-1001", "megan.bowen@contoso.example", 2)
+        .await;
+    // The first delivery created the run; the repeat answers the same run.
+    assert_eq!(answers, [202, 200]);
     let approve = s.card_link(&run, "it.lead@msp.example").await;
     assert!(
         approve.starts_with(&format!("{}/approvals/", s.base)),
@@ -292,7 +316,7 @@ async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
     assert_eq!(http.get(&approve).send().await.unwrap().status(), 409);
 
     // A second run is denied through its link.
-    let second = s.start("alex.wilber@contoso.example");
+    let (second, _) = s.deliver("REQ-1002", "alex.wilber@contoso.example", 1).await;
     let link = s.card_link(&second, "cfo@msp.example").await;
     s.requested(&second).await;
     let page_url = link.split('?').next().unwrap().to_string();
