@@ -224,5 +224,6 @@ mod serve_api;
 mod serve_approvals;
 mod serve_hooks;
 mod serve_schedule;
+mod served;
 mod stock;
 mod workers;

@@ -2,9 +2,6 @@
 //! run started with `POST /api/runs` and followed with `GET /api/runs/{id}` until it
 //! finishes; a token whose variable is missing stops the server before it listens.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -30,36 +27,22 @@ fn config(dir: &std::path::Path) -> std::path::PathBuf {
 async fn a_run_started_through_the_api_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let mut server = crate::Tenure::new()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--runbooks",
-        ])
-        .arg(dir.path().join("runbooks"))
-        .env("TENURE_E2E_API_TOKEN", "e2e-token-123")
-        .env_remove("TENURE_DB")
-        .env_remove("TENURE_SANDBOX")
-        .stderr(Stdio::piped())
-        .spawn();
-    let stderr = server.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let base = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("tenure serve never said where it listens");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let server = crate::served::Served::start(
+        crate::Tenure::new()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--runbooks",
+            ])
+            .arg(dir.path().join("runbooks"))
+            .env("TENURE_E2E_API_TOKEN", "e2e-token-123")
+            .env_remove("TENURE_DB")
+            .env_remove("TENURE_SANDBOX"),
+    );
+    let base = server.base.clone();
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{base}/api/runs"))
@@ -87,7 +70,11 @@ async fn a_run_started_through_the_api_finishes() {
         if run["status"] == "succeeded" {
             break run;
         }
-        assert!(Instant::now() < deadline, "the run never finished: {run}");
+        assert!(
+            Instant::now() < deadline,
+            "the run never finished: {run}\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(run["trigger"]["by"], "psa-bot");
@@ -112,8 +99,7 @@ async fn a_run_started_through_the_api_finishes() {
         metrics.contains("tenure_runs_total{status=\"succeeded\"} 1"),
         "{metrics}"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 #[test]

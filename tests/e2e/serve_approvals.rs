@@ -4,20 +4,9 @@
 //! email in its mail, both with the link; a GET decides nothing; the page's form approves and
 //! the run finishes; another run is denied through its link.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-struct Serve(crate::Proc);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\ntriggers:\n  - webhook: intake\n    map: { user: \"{{payload.user}}\" }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
 
@@ -26,11 +15,11 @@ const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsec
 const HOOK_SECRET: &str = "e2e-intake-secret";
 
 struct Setup {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     db: String,
     sandbox: String,
     _sandbox: crate::sandbox::Server,
-    _serve: Serve,
+    _serve: crate::served::Served,
     base: String,
 }
 
@@ -42,49 +31,32 @@ async fn setup() -> Setup {
     std::fs::create_dir(&runbooks).unwrap();
     std::fs::write(runbooks.join("offboard.yaml"), RUNBOOK).unwrap();
     std::fs::write(dir.path().join("tenure.toml"), CONFIG).unwrap();
-    let mut child = crate::Tenure::new()
-        .args([
-            "--db",
-            &db,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--runbooks",
-        ])
-        .arg(&runbooks)
-        .current_dir(dir.path())
-        .env_remove("TENURE_CONFIG")
-        .env("TENURE_SANDBOX", &sandbox)
-        .env("INTAKE_HOOK_SECRET", HOOK_SECRET)
-        // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
-        .env_remove("TENURE_SANDBOX_SMTP")
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut base = String::new();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            base = rest.split_whitespace().next().unwrap().to_string();
-            break;
-        }
-    }
-    assert!(
-        base.starts_with("http://127.0.0.1:"),
-        "tenure serve did not say where it listens"
+    let serve = crate::served::Served::start(
+        crate::Tenure::new()
+            .args([
+                "--db",
+                &db,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--runbooks",
+            ])
+            .arg(&runbooks)
+            .current_dir(dir.path())
+            .env_remove("TENURE_CONFIG")
+            .env("TENURE_SANDBOX", &sandbox)
+            .env("INTAKE_HOOK_SECRET", HOOK_SECRET)
+            // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
+            .env_remove("TENURE_SANDBOX_SMTP"),
     );
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let base = serve.base.clone();
     Setup {
         db,
         sandbox,
         _sandbox: sandbox_proc,
-        _serve: Serve(child),
+        _serve: serve,
         base,
-        dir,
+        _dir: dir,
     }
 }
 
@@ -116,7 +88,10 @@ impl Setup {
             let answer: Value = r.json().await.unwrap();
             let id = answer["run_id"].as_str().unwrap_or_default().to_string();
             assert!(!id.is_empty(), "{answer}");
-            assert!(run.is_empty() || run == id, "a repeat started another run: {answer}");
+            assert!(
+                run.is_empty() || run == id,
+                "a repeat started another run: {answer}"
+            );
             run = id;
         }
         (run, statuses)
@@ -316,7 +291,9 @@ async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
     assert_eq!(http.get(&approve).send().await.unwrap().status(), 409);
 
     // A second run is denied through its link.
-    let (second, _) = s.deliver("REQ-1002", "alex.wilber@contoso.example", 1).await;
+    let (second, _) = s
+        .deliver("REQ-1002", "alex.wilber@contoso.example", 1)
+        .await;
     let link = s.card_link(&second, "cfo@msp.example").await;
     s.requested(&second).await;
     let page_url = link.split('?').next().unwrap().to_string();

@@ -3,8 +3,6 @@
 //! HTTP Basic credentials starts a run, the in-process workers finish it, and the same delivery
 //! again answers the same run. A wrong password is refused and starts nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -67,36 +65,23 @@ async fn a_halo_ticket_starts_a_run_that_finishes() {
         crate::stderr(&o)
     );
 
-    let mut server = crate::Tenure::new()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--db",
-            &db,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--runbooks",
-            runbooks.to_str().unwrap(),
-        ])
-        .env("E2E_HALO_HOOK_PASSWORD", "correct horse")
-        .env("TENURE_SANDBOX", &sandbox_url)
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut reader = BufReader::new(server.stderr.take().unwrap());
-    let mut base = None;
-    for _ in 0..50 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            base = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let base = base.expect("tenure serve prints where it listens");
+    let server = crate::served::Served::start(
+        crate::Tenure::new()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--db",
+                &db,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--runbooks",
+                runbooks.to_str().unwrap(),
+            ])
+            .env("E2E_HALO_HOOK_PASSWORD", "correct horse")
+            .env("TENURE_SANDBOX", &sandbox_url),
+    );
+    let base = server.base.clone();
 
     let body =
         std::fs::read(crate::root().join("examples/webhooks/halo/new-starter.json")).unwrap();
@@ -137,5 +122,5 @@ async fn a_halo_ticket_starts_a_run_that_finishes() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["run_id"], run_id.as_str());
     assert_eq!(again["duplicate"], true);
-    let _ = server.kill();
+    drop(server);
 }
