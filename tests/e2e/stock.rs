@@ -322,7 +322,10 @@ fn stock_runbooks_run_end_to_end_and_report_what_they_did() {
     // The failure: Teams hears of it, with the vendor's message and the report.
     let (_, report) = &runs["6-onboard-failed"];
     let alert = post_of("Onboarding failed");
-    assert!(alert.contains("No Such Group"), "{alert}");
+    assert!(
+        alert.contains("no user `nobody.here@contoso.example`"),
+        "{alert}"
+    );
     assert!(alert.contains("Run report: onboard-user"), "{alert}");
     assert!(report.contains("### Failures"), "{report}");
 }
