@@ -122,3 +122,64 @@ fn a_token_without_its_variable_stops_the_server_before_it_listens() {
     assert!(err.contains("TENURE_E2E_API_TOKEN"), "{err}");
     assert!(!err.contains("listening on"), "{err}");
 }
+
+/// A worker node without `tenure serve` serves its own `/metrics` (`--metrics-listen`): the
+/// attempts it made are there, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn a_worker_node_serves_its_metrics_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut worker = crate::Tenure::new()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "worker",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("TENURE_DB")
+        .env_remove("TENURE_SANDBOX")
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut lines = BufReader::new(worker.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("metrics on ").nth(1).map(str::to_string))
+        .expect("the worker says where its metrics are");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let o = crate::Tenure::new()
+        .args(["--config", config.to_str().unwrap(), "run", "--detach"])
+        .arg(dir.path().join("runbooks/pause.yaml"))
+        .args(["-i", "who=ada"])
+        .env_remove("TENURE_DB")
+        .output();
+    assert_eq!(o.status.code(), Some(0), "{}", crate::stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.contains("tenure_runs_total{status=\"succeeded\"} 1") {
+            assert!(
+                text.contains("tenure_step_attempts_total{kind=\"wait\""),
+                "{text}"
+            );
+            assert!(text.contains("tenure_queue_depth"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no finished run counted: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -71,6 +71,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Only `/healthz` and `/metrics`, for a process that runs workers without the server
+/// (`tenure worker --metrics-listen`): what its attempts counted, and the queue depth.
+pub fn ops_router(state: AppState) -> Router {
+    exporter::handle();
+    Router::new()
+        .merge(ops::routes())
+        .layer(from_fn(middleware::json_errors))
+        .layer(from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// Serves [`ops_router`] on `listener` until `shutdown` completes.
+pub async fn serve_ops(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    axum::serve(listener, ops_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
 /// Checks what the server reads from the environment when it starts (every `[[tokens]]`
 /// variable is set) and installs the metrics recorder: call it before listening. [`serve`]
 /// calls it too.

@@ -26,6 +26,10 @@ pub struct WorkerArgs {
     /// per tick however many `tenure serve` and `tenure worker --runbooks` run).
     #[arg(long, value_name = "DIR")]
     runbooks: Option<std::path::PathBuf>,
+    /// Serve `/healthz` and `/metrics` (this worker's attempts, the queue depth) on this
+    /// address, for a worker node that runs without `tenure serve`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Log format on stderr: `text`, or `json` (one object per line); filter with `RUST_LOG`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -35,10 +39,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     tenure_runbook::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// `tenure worker`: executes queued runs until interrupted.
+/// `tenure worker`: executes queued runs until interrupted (Ctrl-C or SIGTERM).
 pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(db).await?;
+        let metrics_listener = match &args.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let worker = engine
             .worker(0)
@@ -50,23 +62,47 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
             let stop = stop.clone();
             tokio::spawn(async move { worker.work_until(|| stop.load(Ordering::Relaxed)).await })
         };
+        let dir = args
+            .runbooks
+            .clone()
+            .unwrap_or_else(|| crate::load::RUNBOOKS_DIR.into());
+        let state = tenure_server::AppState::new(
+            engine.clone(),
+            crate::config::get().server_config(),
+            Arc::new(super::serve::RunbookDir::new(&dir)),
+        );
         let scheduler = args.runbooks.as_ref().map(|dir| {
-            let source = Arc::new(super::serve::RunbookDir::new(dir));
-            let config = crate::config::get().server_config();
-            let state = tenure_server::AppState::new(engine.clone(), config, source);
             tracing::info!(runbooks = %dir.display(), "scheduler started");
-            super::serve::spawn_scheduler(state)
+            super::serve::spawn_scheduler(state.clone())
         });
+        let (ops_stop, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ops = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                eprintln!("metrics on http://{addr}/metrics");
+                let shutdown = async {
+                    let _ = ops_stopped.await;
+                };
+                Some(tokio::spawn(tenure_server::serve_ops(
+                    state, listener, shutdown,
+                )))
+            }
+            None => None,
+        };
         tracing::info!(worker = %name, concurrency, db = %redact_url(db), "worker started");
         eprintln!(
             "worker {} running up to {concurrency} task(s) at once against {}",
             name.trim_end_matches("-0"),
             redact_url(db)
         );
-        let _ = tokio::signal::ctrl_c().await;
+        super::serve::shutdown_signal().await;
         stop.store(true, Ordering::Relaxed);
         if let Some(scheduler) = scheduler {
             scheduler.stop().await;
+        }
+        let _ = ops_stop.send(());
+        if let Some(ops) = ops {
+            ops.await.context("metrics server")??;
         }
         task.await.context("worker task")??;
         Ok(ExitCode::SUCCESS)

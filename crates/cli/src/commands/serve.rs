@@ -109,7 +109,7 @@ pub fn spawn_scheduler(state: AppState) -> RunningScheduler {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
