@@ -55,6 +55,26 @@ fn an_unknown_status_is_a_usage_error() {
 }
 
 #[test]
+fn an_input_given_twice_is_refused_not_overwritten() {
+    let o = tenure(&[
+        "plan",
+        "runbooks/offboard-user.yaml",
+        "-i",
+        "tenant=contoso",
+        "-i",
+        "user=a@contoso.example",
+        "-i",
+        "user=b@contoso.example",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--input `user` is given twice"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_quietly() {
     let mut child = crate::Tenure::new()
         .arg("schema")

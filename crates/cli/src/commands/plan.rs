@@ -49,11 +49,16 @@ pub fn gather_inputs(
             ),
         }
     }
+    let mut given = std::collections::BTreeSet::new();
     for pair in pairs {
         let Some((k, v)) = pair.split_once('=') else {
             bail!("--input `{pair}`: expected NAME=VALUE");
         };
-        out.insert(k.trim().to_string(), Value::String(v.to_string()));
+        let name = k.trim().to_string();
+        if !given.insert(name.clone()) {
+            bail!("--input `{name}` is given twice; give it once (a list as `a,b` or JSON)");
+        }
+        out.insert(name, Value::String(v.to_string()));
     }
     Ok(out)
 }
