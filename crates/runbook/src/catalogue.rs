@@ -111,6 +111,10 @@ pub enum Role {
     /// The parameter's text is stored or broadcast where others can read it (a ticket note,
     /// a PSA field, a Teams or email message, a request body): no secret belongs in it.
     Publishes,
+    /// The parameter's text is posted where many people read it at once (a Teams channel):
+    /// no secret belongs in it, and neither does a one-time link, which the first reader
+    /// would use up.
+    Broadcasts,
     /// The secret output is made to be sent (a one-time link, a secret for the message that
     /// delivers it): it does not count as a leaked secret when published.
     Delivers,

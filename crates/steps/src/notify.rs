@@ -14,12 +14,12 @@ pub fn schemas() -> Vec<KindSchema> {
             "message",
             FieldType::String,
             "The message, in Markdown.",
-        ).role(Role::Publishes))
+        ).role(Role::Broadcasts))
         .param(Field::optional(
             "title",
             FieldType::String,
             "A bold first line.",
-        ).role(Role::Publishes))
+        ).role(Role::Broadcasts))
         .param(Field::optional(
             "channel",
             FieldType::String,
@@ -29,12 +29,12 @@ pub fn schemas() -> Vec<KindSchema> {
             "facts",
             FieldType::Object,
             "Name/value pairs shown as a fact set.",
-        ).role(Role::Publishes))
+        ).role(Role::Broadcasts))
         .param(Field::optional(
             "links",
             FieldType::Object,
             "Button title/URL pairs, shown as link buttons.",
-        ).role(Role::Publishes))
+        ).role(Role::Broadcasts))
         .output("posted", FieldType::Bool, "Whether the post was accepted."),
         KindSchema::action(
             "notify.email",

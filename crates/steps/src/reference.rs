@@ -42,7 +42,8 @@ fn role_text(role: Option<Role>) -> &'static str {
         None => "",
         Some(Role::Subject) => " *(the person the step acts on)*",
         Some(Role::Publishes) => " *(stored or sent where others read it: no secrets, [RB0072](../diagnostics/RB0072.md))*",
-        Some(Role::Delivers) => " *(made to be sent: not a leak)*",
+        Some(Role::Broadcasts) => " *(posted where many read it: no secrets and no one-time links, [RB0072](../diagnostics/RB0072.md))*",
+        Some(Role::Delivers) => " *(made to be sent to one person: not a leak)*",
     }
 }
 

@@ -1,8 +1,10 @@
 //! RB0072: a secret (a `secret` input, a configured secret, a var built from one, or an
 //! output the catalogue types as a secret) written into a parameter the catalogue marks as
 //! stored or broadcast ([`Role::Publishes`]). Outputs made to be sent ([`Role::Delivers`]:
-//! `password.share`'s link) are not secrets here, and a `runbook.call` input the called
-//! runbook declares `secret` stays sealed, so it is no leak.
+//! `password.share`'s link) are not secrets here, unless the parameter is posted where many
+//! read it at once ([`Role::Broadcasts`]: a Teams channel), where a one-time link is used up
+//! by its first reader; a `runbook.call` input the called runbook declares `secret` stays
+//! sealed, so it is no leak.
 
 use std::collections::HashSet;
 
@@ -19,15 +21,38 @@ pub(super) fn check(m: &Model<'_>, out: &mut Vec<Finding>) {
         for param in kind
             .params
             .iter()
-            .filter(|p| p.role == Some(Role::Publishes))
+            .filter(|p| matches!(p.role, Some(Role::Publishes | Role::Broadcasts)))
         {
+            let broadcast = param.role == Some(Role::Broadcasts);
             let Some(value) = step.param(&param.name) else {
                 continue;
             };
             for path in published(m, kind.kind.as_str(), step, value) {
-                let Some(what) = secret(m, &secret_vars, &path) else {
+                let Some(what) = secret(m, &secret_vars, &path)
+                    .or_else(|| broadcast.then(|| one_time_link(m, &path)).flatten())
+                else {
                     continue;
                 };
+                if what == ONE_TIME_LINK {
+                    out.push(Finding {
+                        step: Some(step.id.to_string()),
+                        diagnostic: Diagnostic::warning(
+                            Code::SecretPublished,
+                            path.span,
+                            format!(
+                                "the one-time link `{}` is posted into `{}` of `{}`, where the first of many readers uses it up",
+                                path.joined(),
+                                param.name,
+                                kind.kind
+                            ),
+                        )
+                        .with_label("a one-time link, posted to a channel")
+                        .with_help(
+                            "send the link to the one person it is for (`notify.email` to them), and say in the channel where it went",
+                        ),
+                    });
+                    continue;
+                }
                 out.push(Finding {
                     step: Some(step.id.to_string()),
                     diagnostic: Diagnostic::warning(
@@ -87,6 +112,20 @@ fn published(
         _ => out.extend(m.paths(value)),
     }
     out
+}
+
+/// What [`one_time_link`] calls a delivered secret.
+const ONE_TIME_LINK: &str = "the one-time link";
+
+/// Whether `path` reads an output made to be sent to one person (`password.share`'s link).
+fn one_time_link(m: &Model<'_>, path: &Path) -> Option<&'static str> {
+    let segs: Vec<&str> = path.segments.iter().map(String::as_str).collect();
+    let ["steps", id, "outputs", output, ..] = segs.as_slice() else {
+        return None;
+    };
+    let kind = m.step(id)?.kind?;
+    let field = kind.outputs.iter().find(|o| o.name == *output)?;
+    (field.role == Some(Role::Delivers)).then_some(ONE_TIME_LINK)
 }
 
 /// The vars whose templates read a secret, directly or through an earlier var.
