@@ -148,27 +148,10 @@ impl Runbooks for Dir<'_> {
 /// The directory of a `file:` URI's path (percent-decoded), if it is one.
 pub fn dir_of(uri: &str) -> Option<PathBuf> {
     let path = uri.strip_prefix("file://")?;
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let path = PathBuf::from(String::from_utf8(out).ok()?);
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
+    let path = PathBuf::from(decoded.as_ref());
     Some(path.parent()?.to_path_buf())
 }
 
