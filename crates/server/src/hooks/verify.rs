@@ -168,6 +168,41 @@ fn check_of(c: &WebhookSource) -> Result<Check, String> {
     })
 }
 
+/// Checks a configured template of a source (`dedup`, `requester`) when the server starts, so
+/// a typo is an error then, not a 422 on the first real ticket: it must parse, use only known
+/// helpers, and read only what a delivery has (`payload`, `trigger`).
+fn check_template(source: &str, field: &str, text: &str) -> Result<(), String> {
+    let analysis = tenure_runbook::template::analyze(text).map_err(|e| {
+        format!(
+            "webhook source `{source}`: `{field}` is not a valid template (at {}): {}",
+            e.offset, e.message
+        )
+    })?;
+    if let Some(h) = analysis
+        .helpers
+        .iter()
+        .find(|h| !tenure_runbook::template::HELPERS.contains(&h.name.as_str()))
+    {
+        return Err(format!(
+            "webhook source `{source}`: `{field}` uses an unknown helper `{}`",
+            h.name
+        ));
+    }
+    if let Some(p) = analysis.paths.iter().find(|p| {
+        !p.scoped
+            && !matches!(
+                p.segments.first().map(String::as_str),
+                Some("payload" | "trigger")
+            )
+    }) {
+        return Err(format!(
+            "webhook source `{source}`: `{field}` reads `{}`, but a delivery has only `payload` and `trigger`",
+            p.raw
+        ));
+    }
+    Ok(())
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -215,6 +250,11 @@ impl Sources {
             let check = check_of(c);
             if let Err(e) = &check {
                 problems.push(e.clone());
+            }
+            for (field, text) in [("dedup", &c.dedup), ("requester", &c.requester)] {
+                if let Some(Err(e)) = text.as_deref().map(|t| check_template(&c.source, field, t)) {
+                    problems.push(e);
+                }
             }
             let dedup_configured = c.dedup.is_some();
             let dedup = c
@@ -326,6 +366,32 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(name, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn a_bad_dedup_or_requester_template_stops_the_start() {
+        let source = |dedup: &str, requester: &str| WebhookSource {
+            source: "intake".into(),
+            kind: WebhookKind::Connectwise,
+            username: None,
+            password_env: None,
+            token_env: None,
+            secret_env: None,
+            key_host: Some("api-na.myconnectwise.net".into()),
+            client_id: None,
+            dedup: Some(dedup.into()),
+            requester: Some(requester.into()),
+        };
+        let err = |d: &str, r: &str| Sources::load(&[source(d, r)]).unwrap_err().to_string();
+        assert!(Sources::load(&[source(
+            "{{payload.id}}-{{trigger.source}}",
+            "{{lower payload.who}}"
+        )])
+        .is_ok());
+        assert!(err("{{payload.id", "x").contains("`dedup` is not a valid template"));
+        assert!(err("{{shout payload.id}}", "x").contains("unknown helper `shout`"));
+        let e = err("{{payload.id}}", "{{inputs.requester}}");
+        assert!(e.contains("`requester` reads `inputs.requester`"), "{e}");
     }
 
     #[test]
