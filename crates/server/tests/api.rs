@@ -527,6 +527,39 @@ async fn approvals_list_the_gates_waiting_on_the_caller_and_decide_them() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
+/// A comment decided through the API is bounded and cleaned as one sent through a link: no
+/// terminal escapes or carriage returns reach the journal (and `tenure log`), and a megabyte
+/// of text is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_comment_is_bounded_and_stripped_of_control_characters() {
+    let s = server().await;
+    let id = s.start("gate", json!({})).await;
+    s.wait_for(&id, "waiting").await;
+    let comment = format!("ok\u{1b}[2J\r\nfake line{}", "x".repeat(100_000));
+    let (status, body) = s
+        .post(
+            &format!("/api/approvals/{id}/approve"),
+            Role::Approver,
+            json!({"decision": "approve", "comment": comment}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.wait_for(&id, "succeeded").await;
+    let (_, events) = s.get(&format!("/api/runs/{id}/events"), Role::Viewer).await;
+    let kept = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| {
+            (e["kind"]["type"] == "approval_decided").then(|| e["kind"]["comment"].clone())
+        })
+        .unwrap();
+    let kept = kept.as_str().unwrap();
+    assert!(kept.starts_with("ok[2J\nfake line"), "{kept:.40}");
+    assert_eq!(kept.chars().count(), 2_000);
+    assert!(!kept.chars().any(|c| c.is_control() && c != '\n'));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_listed_newest_first_in_keyset_pages() {
     let s = server().await;
