@@ -812,9 +812,11 @@ fn mentions(tree: &Value, needle: &str) -> bool {
     }
 }
 
-/// Empty means absent: a top-level `with` field that rendered to nothing (an input not given),
-/// an empty (or blank) string or an empty list is left out, as if it were not written, so the kind keeps what is there; a
-/// required field that renders empty is a clear, permanent error.
+/// Empty means absent: a top-level `with` field whose template rendered to nothing (an input
+/// not given), an empty (or blank) string or an empty list is left out, as if it were not
+/// written, so the kind keeps what is there; a required field that renders empty is a clear,
+/// permanent error. A value written without a template is kept as written: `notify: []` on an
+/// approval means "send nothing", not "the default".
 fn absent_if_empty(
     catalogue: &tenure_runbook::SchemaCatalogue,
     step: &Step,
@@ -832,7 +834,8 @@ fn absent_if_empty(
             Value::Array(a) => a.is_empty(),
             _ => false,
         };
-        if !empty {
+        let templated = step.with.get(&name).is_some_and(|w| mentions(w, "{{"));
+        if !empty || (!templated && !value.is_null()) {
             out.insert(name, value);
             continue;
         }

@@ -158,8 +158,14 @@ async fn server() -> Server {
 }
 
 fn plan(with: &str) -> Plan {
+    // `notify: [teams, email]` unless the test says otherwise.
+    let with = if with.contains("notify:") {
+        with.to_string()
+    } else {
+        format!("{with}, notify: [teams, email]")
+    };
     let text = format!(
-        "runbook: offboard\nversion: 3\ntenant: contoso\ninputs:\n  user: {{ type: email }}\n  token: {{ type: secret }}\nsteps:\n  ask:\n    uses: approval\n    with: {{ {with}, message: \"Offboard **{{{{inputs.user}}}}**? <script>alert(1)</script>\", notify: [teams, email] }}\n  disable:\n    uses: http.request\n    needs: [ask]\n    with: {{ method: POST, url: \"http://vendor.invalid/disable\", json: {{ user: \"{{{{inputs.user}}}}\" }} }}\n  buy:\n    uses: licence.assign\n    needs: [ask]\n    with: {{ user: \"{{{{inputs.user}}}}\", sku: SPB, source: pax8 }}\n"
+        "runbook: offboard\nversion: 3\ntenant: contoso\ninputs:\n  user: {{ type: email }}\n  token: {{ type: secret }}\nsteps:\n  ask:\n    uses: approval\n    with: {{ {with}, message: \"Offboard **{{{{inputs.user}}}}**? <script>alert(1)</script>\" }}\n  disable:\n    uses: http.request\n    needs: [ask]\n    with: {{ method: POST, url: \"http://vendor.invalid/disable\", json: {{ user: \"{{{{inputs.user}}}}\" }} }}\n  buy:\n    uses: licence.assign\n    needs: [ask]\n    with: {{ user: \"{{{{inputs.user}}}}\", sku: SPB, source: pax8 }}\n"
     );
     let src = SourceFile::new("offboard.yaml", text);
     let out = compile(&src, &tenure_steps::contract_catalogue());
@@ -323,6 +329,24 @@ async fn each_approver_gets_a_card_and_an_email_with_their_own_link() {
     let token = s.link(&run, "a@msp.example");
     let token = token.rsplit('/').next().unwrap();
     assert!(!text.contains(token.split('.').nth(1).unwrap()));
+}
+
+/// `notify: []` written in the runbook sends nothing (it is not an absent field that falls
+/// back to the default `[email]`); the approvers decide through the API or the CLI.
+#[tokio::test]
+async fn notify_nothing_sends_nothing() {
+    let s = server().await;
+    let run = s
+        .start(
+            "approvers: [a@msp.example, b@msp.example], notify: []",
+            "ops@msp.example",
+        )
+        .await;
+    let sent = s.sent.lock().unwrap().clone();
+    assert!(sent.is_empty(), "{sent:?}");
+    let events = s.engine.events(&run, 0).await.unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(" via "), "{text}");
 }
 
 #[tokio::test]
