@@ -462,6 +462,16 @@ impl Worker {
                 at_ms,
                 reason: scrub(&reason),
             }),
+            // A parked step's detail is stored with the run (an approval's message, shown on
+            // its page and by the API). `runbook.call` keeps its detail whole: it seals the
+            // secrets it passes to the child itself.
+            Ok(Outcome::Park {
+                wake_at_ms,
+                mut detail,
+            }) if step.uses != tenure_runbook::compile::CALL_KIND => {
+                crate::secrets::scrub_value(&mut detail, &secrets);
+                Ok(Outcome::Park { wake_at_ms, detail })
+            }
             Err(mut e) => {
                 e.message = scrub(&e.message);
                 Err(e)
