@@ -1007,6 +1007,30 @@ async fn the_openapi_document_covers_every_route() {
     }
 }
 
+/// A client that never finishes its request headers (slowloris) is disconnected after
+/// `tenure_server::HEADER_READ_TIMEOUT` instead of holding a connection (a file descriptor)
+/// for ever; other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /hooks/intake HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (status, _) = s.get("/healthz", Role::Viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the half-sent request was still open after {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_timeout_gets_a_json_503() {
     use axum::middleware::from_fn_with_state;
