@@ -350,6 +350,35 @@ async fn a_field_read_from_a_list_is_absent() {
     assert_eq!(answer["runs"][0]["inputs"], json!({}), "{answer}");
 }
 
+/// A payload value mapped into a secret input is sealed in the stored trigger payload too:
+/// it is not kept in clear with the run, and searching runs for it finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_mapped_from_a_payload_is_sealed_in_the_stored_payload() {
+    const SEALED: &str = "runbook: sealed\nversion: 1\ntenant: contoso\ninputs:\n  password: { type: secret }\ntriggers:\n  - webhook: vault\n    map: { password: \"{{payload.password}}\" }\nsteps:\n  hold:\n    uses: wait\n    with: { for: 1s }\n";
+    std::env::set_var("HOOKS_T_VAULT", "vault-secret");
+    let mut src = source("vault", WebhookKind::Generic);
+    src.secret_env = Some("HOOKS_T_VAULT".into());
+    let s = start(vec![src], &[("sealed.yaml", SEALED)]).await;
+    let body = br#"{"password": "Hunter2-Very-Secret", "ticket": 7}"#.to_vec();
+    let sig = generic_signature("vault-secret", &body);
+    let (status, answer) = s.post("vault", &body, &[("x-tenure-signature", sig)]).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run_id"].as_str().unwrap();
+    let record = s.engine.run(id).await.unwrap();
+    let stored = record.context.to_string();
+    assert!(!stored.contains("Hunter2-Very-Secret"), "{stored}");
+    assert_eq!(record.context["trigger"]["payload"]["ticket"], 7);
+    let found = s
+        .engine
+        .runs(&tenure_engine::store::RunFilter {
+            text: Some("Hunter2-Very-Secret".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(found.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_maps_but_starts_nothing() {
     let s = server().await;
