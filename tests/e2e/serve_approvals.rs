@@ -26,7 +26,7 @@ const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsec
 const HOOK_SECRET: &str = "e2e-intake-secret";
 
 struct Setup {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     db: String,
     sandbox: String,
     _sandbox: crate::sandbox::Server,
@@ -84,7 +84,7 @@ async fn setup() -> Setup {
         _sandbox: sandbox_proc,
         _serve: Serve(child),
         base,
-        dir,
+        _dir: dir,
     }
 }
 
