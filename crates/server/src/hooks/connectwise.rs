@@ -4,7 +4,7 @@
 //! answers `{"signing_key": "..."}`; the `x-content-signature` header must equal
 //! base64(HMAC-SHA256(key = SHA-256(signing key), raw body)). Keys are cached by URL; a
 //! signature that does not match a cached key refetches it at most once a minute (rotation);
-//! at most [`MAX_CACHED`] keys are kept, the oldest dropped first.
+//! at most 64 keys are kept, the oldest dropped first.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
