@@ -114,7 +114,8 @@ pub struct Decide {
     pub approver: String,
     /// Approve or deny.
     pub approve: bool,
-    /// An optional comment.
+    /// An optional comment (bounded and stripped of control characters other than newlines
+    /// here, see [`clean_comment`]).
     pub comment: Option<String>,
     /// Where from: `cli`, `api`, `link from 203.0.113.9`.
     pub source: String,
@@ -132,6 +133,22 @@ pub fn clean_user_agent(ua: &str) -> Option<String> {
         .chars()
         .filter(|c| !c.is_control())
         .take(USER_AGENT_MAX)
+        .collect();
+    let clean = clean.trim();
+    (!clean.is_empty()).then(|| clean.to_string())
+}
+
+/// The longest approval comment the journal keeps (characters).
+pub const COMMENT_MAX: usize = 2000;
+
+/// An approval comment as journaled, whichever front end it came through (link form, API,
+/// CLI): control characters other than newlines removed (no terminal escapes reach
+/// `tenure log`), at most [`COMMENT_MAX`] characters, trimmed, `None` when nothing is left.
+pub fn clean_comment(comment: &str) -> Option<String> {
+    let clean: String = comment
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(COMMENT_MAX)
         .collect();
     let clean = clean.trim();
     (!clean.is_empty()).then(|| clean.to_string())
@@ -363,7 +380,7 @@ impl Engine {
             step: d.step,
             approver: d.approver,
             approve: d.approve,
-            comment: d.comment,
+            comment: d.comment.as_deref().and_then(clean_comment),
             source: d.source,
             user_agent: d.user_agent.as_deref().and_then(clean_user_agent),
         };

@@ -462,6 +462,16 @@ impl Worker {
                 at_ms,
                 reason: scrub(&reason),
             }),
+            // A parked step's detail is stored with the run (an approval's message, shown on
+            // its page and by the API). `runbook.call` keeps its detail whole: it seals the
+            // secrets it passes to the child itself.
+            Ok(Outcome::Park {
+                wake_at_ms,
+                mut detail,
+            }) if step.uses != tenure_runbook::compile::CALL_KIND => {
+                crate::secrets::scrub_value(&mut detail, &secrets);
+                Ok(Outcome::Park { wake_at_ms, detail })
+            }
             Err(mut e) => {
                 e.message = scrub(&e.message);
                 Err(e)
@@ -812,9 +822,11 @@ fn mentions(tree: &Value, needle: &str) -> bool {
     }
 }
 
-/// Empty means absent: a top-level `with` field that rendered to nothing (an input not given),
-/// an empty (or blank) string or an empty list is left out, as if it were not written, so the kind keeps what is there; a
-/// required field that renders empty is a clear, permanent error.
+/// Empty means absent: a top-level `with` field whose template rendered to nothing (an input
+/// not given), an empty (or blank) string or an empty list is left out, as if it were not
+/// written, so the kind keeps what is there; a required field that renders empty is a clear,
+/// permanent error. A value written without a template is kept as written: `notify: []` on an
+/// approval means "send nothing", not "the default".
 fn absent_if_empty(
     catalogue: &tenure_runbook::SchemaCatalogue,
     step: &Step,
@@ -832,7 +844,8 @@ fn absent_if_empty(
             Value::Array(a) => a.is_empty(),
             _ => false,
         };
-        if !empty {
+        let templated = step.with.get(&name).is_some_and(|w| mentions(w, "{{"));
+        if !empty || (!templated && !value.is_null()) {
             out.insert(name, value);
             continue;
         }

@@ -187,8 +187,9 @@ const SCRUB_MIN: usize = 4;
 
 impl SecretBox {
     /// Seals a run's context before it is stored: every secret input (`secret`, or a list of
-    /// secrets), and every string of a `vars` value that contains one (a var rendered from a
-    /// secret is as secret as the input). Returns the secrets in clear, for [`scrub`].
+    /// secrets), and every string of a `vars` value or of the `trigger` (a webhook payload a
+    /// secret input was mapped from) that contains one (a var rendered from a secret is as
+    /// secret as the input). Returns the secrets in clear, for [`scrub`].
     pub fn seal_context(&self, plan: &tenure_runbook::Plan, ctx: &mut Value) -> Vec<String> {
         let mut clear = Vec::new();
         for (name, _) in plan.inputs.iter().filter(|(_, s)| s.ty.is_secret()) {
@@ -197,13 +198,17 @@ impl SecretBox {
             }
         }
         let known = clear.clone();
-        if let Some(vars) = ctx.get_mut("vars") {
-            let mut contains = |s: &str| {
-                known
-                    .iter()
-                    .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
-            };
-            self.seal_strings(vars, &mut contains, &mut Vec::new());
+        let mut contains = |s: &str| {
+            known
+                .iter()
+                .any(|k| k.len() >= SCRUB_MIN && s.contains(k.as_str()))
+        };
+        // Vars made from a secret, and the trigger's payload a secret input was mapped from
+        // (a webhook delivery): sealed too, so the secret is nowhere in clear in the store.
+        for part in ["vars", "trigger"] {
+            if let Some(value) = ctx.get_mut(part) {
+                self.seal_strings(value, &mut contains, &mut Vec::new());
+            }
         }
         clear
     }

@@ -30,8 +30,8 @@ use crate::state::AppState;
 pub use links::{Claim, LinkError, Links};
 use page::{refusal, text};
 
-/// The longest comment kept (characters).
-const COMMENT_MAX: usize = 2_000;
+/// The longest comment kept (characters): the engine's bound, for the form's `maxlength`.
+const COMMENT_MAX: usize = tenure_engine::api::COMMENT_MAX;
 
 /// The `approvals` routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -252,16 +252,9 @@ async fn decide(
             )
         }
     };
-    let comment: String = form
+    let comment = form
         .get("comment")
-        .map(|c| {
-            c.chars()
-                .filter(|ch| !ch.is_control() || *ch == '\n')
-                .take(COMMENT_MAX)
-                .collect()
-        })
-        .unwrap_or_default();
-    let comment = comment.trim();
+        .and_then(|c| tenure_engine::api::clean_comment(c));
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -270,7 +263,7 @@ async fn decide(
         step: found.claim.step.clone(),
         approver: found.claim.approver.clone(),
         approve,
-        comment: (!comment.is_empty()).then(|| comment.to_string()),
+        comment,
         source: format!("link from {}", peer.ip()),
         user_agent,
     };

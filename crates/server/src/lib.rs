@@ -25,11 +25,17 @@ pub mod schedule;
 pub mod state;
 
 use std::future::Future;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use config::ServerConfig;
@@ -103,7 +109,14 @@ pub fn check_config(config: &ServerConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long a client may take to send a request's headers before its connection is closed
+/// (hyper's `header_read_timeout`; `axum::serve` sets no timer, so without this a client
+/// that never finishes its headers holds a connection, and a file descriptor, for ever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves [`router`] on `listener` until `shutdown` completes (in-flight requests finish).
+/// Each connection is served by hyper (HTTP/1.1, as `axum::serve` does in this build) with [`HEADER_READ_TIMEOUT`], and
+/// each request carries the peer's [`ConnectInfo`] as `axum::serve` would give it.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -111,11 +124,39 @@ pub async fn serve(
 ) -> Result<(), Error> {
     check_config(state.config())?;
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before it was accepted:
+                    // keep serving the others.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     Ok(())
 }

@@ -527,6 +527,39 @@ async fn approvals_list_the_gates_waiting_on_the_caller_and_decide_them() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
+/// A comment decided through the API is bounded and cleaned as one sent through a link: no
+/// terminal escapes or carriage returns reach the journal (and `tenure log`), and a megabyte
+/// of text is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_comment_is_bounded_and_stripped_of_control_characters() {
+    let s = server().await;
+    let id = s.start("gate", json!({})).await;
+    s.wait_for(&id, "waiting").await;
+    let comment = format!("ok\u{1b}[2J\r\nfake line{}", "x".repeat(100_000));
+    let (status, body) = s
+        .post(
+            &format!("/api/approvals/{id}/approve"),
+            Role::Approver,
+            json!({"decision": "approve", "comment": comment}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.wait_for(&id, "succeeded").await;
+    let (_, events) = s.get(&format!("/api/runs/{id}/events"), Role::Viewer).await;
+    let kept = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| {
+            (e["kind"]["type"] == "approval_decided").then(|| e["kind"]["comment"].clone())
+        })
+        .unwrap();
+    let kept = kept.as_str().unwrap();
+    assert!(kept.starts_with("ok[2J\nfake line"), "{kept:.40}");
+    assert_eq!(kept.chars().count(), 2_000);
+    assert!(!kept.chars().any(|c| c.is_control() && c != '\n'));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_listed_newest_first_in_keyset_pages() {
     let s = server().await;
@@ -972,6 +1005,30 @@ async fn the_openapi_document_covers_every_route() {
             );
         }
     }
+}
+
+/// A client that never finishes its request headers (slowloris) is disconnected after
+/// `tenure_server::HEADER_READ_TIMEOUT` instead of holding a connection (a file descriptor)
+/// for ever; other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /hooks/intake HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (status, _) = s.get("/healthz", Role::Viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the half-sent request was still open after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,8 +158,16 @@ async fn server() -> Server {
 }
 
 fn plan(with: &str) -> Plan {
+    // `notify: [teams, email]` unless the test says otherwise.
+    let mut with = with.to_string();
+    if !with.contains("notify:") {
+        with.push_str(", notify: [teams, email]");
+    }
+    if !with.contains("message:") {
+        with.push_str(", message: \"Offboard **{{inputs.user}}**? <script>alert(1)</script>\"");
+    }
     let text = format!(
-        "runbook: offboard\nversion: 3\ntenant: contoso\ninputs:\n  user: {{ type: email }}\n  token: {{ type: secret }}\nsteps:\n  ask:\n    uses: approval\n    with: {{ {with}, message: \"Offboard **{{{{inputs.user}}}}**? <script>alert(1)</script>\", notify: [teams, email] }}\n  disable:\n    uses: http.request\n    needs: [ask]\n    with: {{ method: POST, url: \"http://vendor.invalid/disable\", json: {{ user: \"{{{{inputs.user}}}}\" }} }}\n  buy:\n    uses: licence.assign\n    needs: [ask]\n    with: {{ user: \"{{{{inputs.user}}}}\", sku: SPB, source: pax8 }}\n"
+        "runbook: offboard\nversion: 3\ntenant: contoso\ninputs:\n  user: {{ type: email }}\n  token: {{ type: secret }}\nsteps:\n  ask:\n    uses: approval\n    with: {{ {with} }}\n  disable:\n    uses: http.request\n    needs: [ask]\n    with: {{ method: POST, url: \"http://vendor.invalid/disable\", json: {{ user: \"{{{{inputs.user}}}}\" }} }}\n  buy:\n    uses: licence.assign\n    needs: [ask]\n    with: {{ user: \"{{{{inputs.user}}}}\", sku: SPB, source: pax8 }}\n"
     );
     let src = SourceFile::new("offboard.yaml", text);
     let out = compile(&src, &tenure_steps::contract_catalogue());
@@ -323,6 +331,47 @@ async fn each_approver_gets_a_card_and_an_email_with_their_own_link() {
     let token = s.link(&run, "a@msp.example");
     let token = token.rsplit('/').next().unwrap();
     assert!(!text.contains(token.split('.').nth(1).unwrap()));
+}
+
+/// `notify: []` written in the runbook sends nothing (it is not an absent field that falls
+/// back to the default `[email]`); the approvers decide through the API or the CLI.
+#[tokio::test]
+async fn notify_nothing_sends_nothing() {
+    let s = server().await;
+    let run = s
+        .start(
+            "approvers: [a@msp.example, b@msp.example], notify: []",
+            "ops@msp.example",
+        )
+        .await;
+    let sent = s.sent.lock().unwrap().clone();
+    assert!(sent.is_empty(), "{sent:?}");
+    let events = s.engine.events(&run, 0).await.unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(" via "), "{text}");
+}
+
+/// A secret written into the message (RB0072 warns of it) is `***` on the page and in the
+/// stored request, as everywhere else a secret is shown.
+#[tokio::test]
+async fn a_secret_in_the_message_is_masked_on_the_page_and_in_the_store() {
+    let s = server().await;
+    let run = s
+        .start(
+            "approvers: [a@msp.example], message: \"Token {{inputs.token}} for {{inputs.user}}\"",
+            "ops@msp.example",
+        )
+        .await;
+    let (status, _, page) = s.get(&s.link(&run, "a@msp.example")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Token *** for megan.bowen@contoso.example"),
+        "{page}"
+    );
+    assert!(!page.contains("hunter2"), "{page}");
+    let record = s.engine.run(&run).await.unwrap();
+    let stored = serde_json::to_string(&record.machine).unwrap();
+    assert!(!stored.contains("hunter2"), "{stored}");
 }
 
 #[tokio::test]

@@ -331,6 +331,54 @@ async fn bad_deliveries_get_a_4xx_that_says_why_and_create_nothing() {
     assert_eq!(s.run_count().await, 0);
 }
 
+/// A map that reads a field of a payload that is a list (or through a list) finds nothing
+/// there: the input is left out, as for any absent field, not refused with the template
+/// engine's internals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_read_from_a_list_is_absent() {
+    const LIST: &str = "runbook: listed\nversion: 1\ntenant: contoso\ninputs:\n  ticket: { type: string }\ntriggers:\n  - webhook: list\n    map: { ticket: \"{{payload.ticket}}\" }\nsteps:\n  hold:\n    uses: wait\n    with: { for: 1s }\n";
+    std::env::set_var("HOOKS_T_LIST", "list-secret");
+    let mut src = source("list", WebhookKind::Generic);
+    src.secret_env = Some("HOOKS_T_LIST".into());
+    let s = start(vec![src], &[("listed.yaml", LIST)]).await;
+    let body = br#"[{"ticket": "T-1"}]"#.to_vec();
+    let sig = generic_signature("list-secret", &body);
+    let (status, answer) = s
+        .post("list?dry_run=true", &body, &[("x-tenure-signature", sig)])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["runs"][0]["inputs"], json!({}), "{answer}");
+}
+
+/// A payload value mapped into a secret input is sealed in the stored trigger payload too:
+/// it is not kept in clear with the run, and searching runs for it finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_mapped_from_a_payload_is_sealed_in_the_stored_payload() {
+    const SEALED: &str = "runbook: sealed\nversion: 1\ntenant: contoso\ninputs:\n  password: { type: secret }\ntriggers:\n  - webhook: vault\n    map: { password: \"{{payload.password}}\" }\nsteps:\n  hold:\n    uses: wait\n    with: { for: 1s }\n";
+    std::env::set_var("HOOKS_T_VAULT", "vault-secret");
+    let mut src = source("vault", WebhookKind::Generic);
+    src.secret_env = Some("HOOKS_T_VAULT".into());
+    let s = start(vec![src], &[("sealed.yaml", SEALED)]).await;
+    let body = br#"{"password": "Hunter2-Very-Secret", "ticket": 7}"#.to_vec();
+    let sig = generic_signature("vault-secret", &body);
+    let (status, answer) = s.post("vault", &body, &[("x-tenure-signature", sig)]).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run_id"].as_str().unwrap();
+    let record = s.engine.run(id).await.unwrap();
+    let stored = record.context.to_string();
+    assert!(!stored.contains("Hunter2-Very-Secret"), "{stored}");
+    assert_eq!(record.context["trigger"]["payload"]["ticket"], 7);
+    let found = s
+        .engine
+        .runs(&tenure_engine::store::RunFilter {
+            text: Some("Hunter2-Very-Secret".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(found.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_maps_but_starts_nothing() {
     let s = server().await;

@@ -130,6 +130,11 @@ fn render_message(e: &handlebars::RenderError) -> String {
     use handlebars::RenderErrorReason as R;
     match e.reason() {
         R::MissingVariable(Some(path)) => format!("`{path}` has no value"),
+        // A name looked up in a list (`payload.user` where the payload is a list): there is
+        // nothing of that name, as for any absent field.
+        R::InvalidJsonIndex(name) => {
+            format!("`{name}` has no value (it was looked up in a list, whose items are numbered)")
+        }
         other => other.to_string(),
     }
 }
@@ -216,6 +221,19 @@ mod tests {
             .render_text(&Template::new("{{inputs.nope}}"), &ctx())
             .unwrap_err();
         assert!(err.message.contains("inputs.nope"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_name_looked_up_in_a_list_has_no_value() {
+        let r = Renderer::new();
+        let err = r
+            .render_text(&Template::new("{{inputs.licences.name}}"), &ctx())
+            .unwrap_err();
+        assert!(
+            err.message.starts_with("`name` has no value"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

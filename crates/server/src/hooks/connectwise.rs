@@ -3,7 +3,8 @@
 //! configured trusted site, never anywhere a payload says) with the `clientId` header; it
 //! answers `{"signing_key": "..."}`; the `x-content-signature` header must equal
 //! base64(HMAC-SHA256(key = SHA-256(signing key), raw body)). Keys are cached by URL; a
-//! signature that does not match a cached key refetches it at most once a minute (rotation).
+//! signature that does not match a cached key refetches it at most once a minute (rotation);
+//! at most 64 keys are kept, the oldest dropped first.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +16,11 @@ use hmac::{Hmac, Mac};
 use reqwest::Url;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+/// The most signing keys kept: a payload chooses its `key_url` (any path and query on the
+/// trusted site), so without a bound unsigned deliveries could grow the cache without end.
+/// A real integration has a handful of callbacks; the oldest key is dropped first.
+const MAX_CACHED: usize = 64;
 
 /// How long a fetch of a signing key may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,6 +136,16 @@ impl Keys {
             .ok_or(Refusal::Unverified)?;
         let hmac_key: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        while cache.len() >= MAX_CACHED && !cache.contains_key(url.as_str()) {
+            let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, c)| c.fetched)
+                .map(|(u, _)| u.clone())
+            else {
+                break;
+            };
+            cache.remove(&oldest);
+        }
         cache.insert(
             url.to_string(),
             Cached {
@@ -223,6 +239,33 @@ mod tests {
         );
         assert!(!sandbox.allows(&Url::parse("http://127.0.0.1:9/other/k").unwrap()));
         assert!(Trusted::parse("ftp://x").is_err());
+    }
+
+    /// Forged deliveries naming ever new `key_url`s on the trusted site (another query each
+    /// time) do not grow the key cache without bound.
+    #[tokio::test]
+    async fn the_key_cache_is_bounded() {
+        let app = axum::Router::new().route(
+            "/cw/callbackkey/1",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"signing_key": "k"})) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let trusted = Trusted::parse(&format!("http://{addr}/cw/")).unwrap();
+        let keys = Keys::new();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-content-signature", "AAAA".parse().unwrap());
+        for i in 0..(MAX_CACHED * 3) {
+            let url = format!("http://{addr}/cw/callbackkey/1?n={i}");
+            let payload = serde_json::json!({"Metadata": {"key_url": url}});
+            let r = keys.verify(&trusted, None, &headers, &payload, b"{}").await;
+            assert_eq!(r, Err(Refusal::Unverified));
+        }
+        let cache = keys.cache.lock().unwrap();
+        assert_eq!(cache.len(), MAX_CACHED);
+        let last = format!("http://{addr}/cw/callbackkey/1?n={}", MAX_CACHED * 3 - 1);
+        assert!(cache.contains_key(&last));
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub(crate) fn context(source: &str, payload: &Value, received_at: &str) -> Value
 }
 
 fn is_missing(e: &tenure_runbook::template::RenderError) -> bool {
-    e.message.ends_with("has no value")
+    e.message.contains("` has no value")
 }
 
 /// Renders a trigger's `map`: a value whose template names a payload field that is absent, or
