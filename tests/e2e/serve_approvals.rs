@@ -116,7 +116,10 @@ impl Setup {
             let answer: Value = r.json().await.unwrap();
             let id = answer["run_id"].as_str().unwrap_or_default().to_string();
             assert!(!id.is_empty(), "{answer}");
-            assert!(run.is_empty() || run == id, "a repeat started another run: {answer}");
+            assert!(
+                run.is_empty() || run == id,
+                "a repeat started another run: {answer}"
+            );
             run = id;
         }
         (run, statuses)
@@ -316,7 +319,9 @@ async fn approval_links_reach_the_sandbox_and_the_pages_form_decides() {
     assert_eq!(http.get(&approve).send().await.unwrap().status(), 409);
 
     // A second run is denied through its link.
-    let (second, _) = s.deliver("REQ-1002", "alex.wilber@contoso.example", 1).await;
+    let (second, _) = s
+        .deliver("REQ-1002", "alex.wilber@contoso.example", 1)
+        .await;
     let link = s.card_link(&second, "cfo@msp.example").await;
     s.requested(&second).await;
     let page_url = link.split('?').next().unwrap().to_string();
