@@ -7,11 +7,13 @@
 //! same DAG in plain tokio + reqwest, the same number of steps in flight) so every figure
 //! reads as a fraction of the machine's limit. On PostgreSQL the same workload is drained by
 //! one and by three workers (three stores: three writers, three pools, as three nodes).
-//! Then the approval decision → next step started latency (p50/p99), and the memory of a
-//! separate worker process while runs are parked on approvals.
+//! Then one run with a large `for_each` (time, CPU and peak memory), the approval decision →
+//! next step started latency (p50/p99), and the memory of a separate worker process while
+//! runs are parked on approvals.
 //!
 //! Run with `cargo bench -p tenure-engine --bench engine` (`BENCH_RUNS`, `BENCH_PARKED`,
-//! `BENCH_CONCURRENCY` change the sizes). CPU and memory are the whole bench process's
+//! `BENCH_ITEMS`, `BENCH_CONCURRENCY` change the sizes; `BENCH_ONLY_EACH` runs only the
+//! large `for_each`). CPU and memory are the whole bench process's
 //! (`/proc/self/stat`, `VmHWM` reset through `/proc/self/clear_refs`), which includes the
 //! HTTP server, as it does for the baseline.
 
@@ -148,6 +150,64 @@ fn registry() -> Registry {
             registry
         })
         .clone()
+}
+
+/// One run whose step has a `for_each` over `items` input items (each a no-op step that
+/// stores an output), then a step that reads them all.
+fn big_each(wait: bool) -> Plan {
+    let each = if wait {
+        "{ uses: wait, for_each: \"{{ inputs.users }}\", with: { for: 1ms } }"
+    } else {
+        "{ uses: notify.teams, for_each: \"{{ inputs.users }}\", with: { message: \"hello {{ item }}\" } }"
+    };
+    let src = SourceFile::new(
+        "bench.yaml",
+        format!("runbook: each\nversion: 1\ntenant: contoso\ninputs:\n  users: {{ type: list }}\nsteps:\n  each: {each}\n  after: {{ uses: notify.teams, needs: [each], with: {{ message: \"{{{{ len steps.each.outputs }}}} done\" }} }}\n"),
+    );
+    compile(&src, &tenure_steps::contract_catalogue())
+        .plan
+        .expect("bench plan compiles")
+}
+
+/// Starts one run of [`big_each`] over `items` users and works it to its end with a worker
+/// with its defaults; prints its time, CPU and peak memory.
+async fn each_run(store: &Store, registry: &Registry, items: usize, wait: bool) {
+    let users: Vec<serde_json::Value> = (0..items)
+        .map(|i| json!(format!("user{i}@contoso.example")))
+        .collect();
+    let start = StartRun {
+        plan: Arc::new(big_each(wait)),
+        inputs: [("users".to_string(), json!(users))].into_iter().collect(),
+        trigger: Trigger::new("bench", None),
+        dedup_key: None,
+    };
+    let figures = Figures::measure(async {
+        let id = engine(store).start_run(start).await.unwrap().id;
+        let worker = Worker::new(store.clone(), registry.clone(), "each");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let bg =
+            tokio::spawn(async move { worker.work_until(|| stop2.load(Ordering::Relaxed)).await });
+        let status = loop {
+            let status = store.run(&id).await.unwrap().status;
+            if status.is_final() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        stop.store(true, Ordering::Relaxed);
+        bg.await.unwrap().unwrap();
+        assert_eq!(status, tenure_engine::machine::RunStatus::Succeeded);
+    })
+    .await;
+    println!(
+        "  one run, for_each over {items} items ({}), 1 worker: {:.2} s, CPU {:.0} ms ({:.2} ms per item), peak {:.1} MiB",
+        if wait { "1 ms waits" } else { "no-op steps" },
+        figures.secs,
+        figures.cpu_ms,
+        figures.cpu_ms / items as f64,
+        figures.peak_mib
+    );
 }
 
 fn gate() -> Plan {
@@ -324,14 +384,19 @@ async fn suite(url: &str, label: &str, http: &str, pg: bool) {
         "workload", "runs/s", "steps/s", "CPU ms/run", "peak MiB", "of limit"
     );
     let mut done = 0;
-    for (name, plan, http) in [
-        ("no-op 8-step", &noop, None),
-        (
-            "onboard 8-step (HTTP POSTs)",
-            &onboard,
-            Some((client.clone(), http.to_string())),
-        ),
-    ] {
+    let dags = if std::env::var_os("BENCH_ONLY_EACH").is_some() {
+        Vec::new()
+    } else {
+        vec![
+            ("no-op 8-step", &noop, None),
+            (
+                "onboard 8-step (HTTP POSTs)",
+                &onboard,
+                Some((client.clone(), http.to_string())),
+            ),
+        ]
+    };
+    for (name, plan, http) in dags {
         let limit = Figures::measure(baseline(runs, http, 256)).await;
         let limit_rate = runs as f64 / limit.secs;
         println!(
@@ -369,6 +434,12 @@ async fn suite(url: &str, label: &str, http: &str, pg: bool) {
         }
     }
     println!("  (steps/s: step transitions, i.e. ready + started + succeeded journal events, per second)");
+    for wait in [false, true] {
+        each_run(&store, &registry, env("BENCH_ITEMS", 3000), wait).await;
+    }
+    if std::env::var_os("BENCH_ONLY_EACH").is_some() {
+        return;
+    }
 
     // Approval decision → next step started.
     let gated = create(&store, &gate(), 100).await;

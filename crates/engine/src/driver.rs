@@ -144,6 +144,7 @@ impl Worker {
                     record,
                     outputs,
                     opened,
+                    shared: Default::default(),
                 })
             }
         };
@@ -293,6 +294,38 @@ impl Worker {
             .map(drop)
     }
 
+    /// The template context of a claimed run and the secrets it holds in clear, worked out
+    /// once for all the claim's tasks of the run (see [`Worker::context`]).
+    async fn base<'a>(&self, claimed: &'a ClaimedRun) -> Result<&'a (Value, Vec<String>), Error> {
+        claimed
+            .shared
+            .base
+            .get_or_try_init(|| async {
+                let mut secrets = Vec::new();
+                let ctx = self.context(claimed, &mut secrets).await?;
+                Ok((ctx, secrets))
+            })
+            .await
+    }
+
+    /// What a claim's tasks of `step` share: the step's `for_each` items (rendered once) and
+    /// what its `with` names of the context.
+    fn step_memo(&self, claimed: &ClaimedRun, step: &Step, base: &Value) -> Arc<StepMemo> {
+        let mut memo = claimed
+            .shared
+            .steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        memo.entry(step.id.clone())
+            .or_insert_with(|| {
+                Arc::new(StepMemo {
+                    items: self.items(step, base),
+                    names: names_of(&step.with),
+                })
+            })
+            .clone()
+    }
+
     /// The template context of a run: inputs, vars, tenant, run, trigger, and every step's
     /// outputs so far (declared outputs of unfinished or skipped steps read as null).
     /// Sealed inputs and vars are opened; `secrets` receives every secret in clear (secret
@@ -375,13 +408,12 @@ impl Worker {
 
     async fn prepare(&self, task: &Task, claimed: &ClaimedRun, step: &Step) -> Result<(), Error> {
         let run = &claimed.record;
-        let mut secrets = Vec::new();
-        let ctx = self.context(claimed, &mut secrets).await?;
+        let (ctx, _) = self.base(claimed).await?;
         let rendered = (|| {
             let skip = match &step.condition {
                 Some(c) => !self
                     .renderer
-                    .render_condition(c, &ctx)
+                    .render_condition(c, ctx)
                     .map_err(|e| e.to_string())?,
                 None => false,
             };
@@ -390,7 +422,7 @@ impl Worker {
                 Some(Value::Array(a)) => Some(a.len() as u32),
                 Some(Value::String(t)) => match self
                     .renderer
-                    .render_value(&Template::new(t.clone()), &ctx)
+                    .render_value(&Template::new(t.clone()), ctx)
                     .map_err(|e| e.to_string())?
                 {
                     Value::Array(a) => Some(a.len() as u32),
@@ -551,11 +583,19 @@ impl Worker {
         secrets: &mut Vec<String>,
     ) -> Result<Outcome, StepError> {
         let run = &claimed.record;
-        let mut ctx = self
-            .context(claimed, secrets)
+        let (base, known) = self
+            .base(claimed)
             .await
             .map_err(|e| StepError::transient("store", e.to_string()))?;
-        if let Some(items) = self.items(step, &ctx) {
+        secrets.extend(known.iter().cloned());
+        // The context `with` is rendered against: only what its templates name (copying the
+        // whole context per item would make a large `for_each` quadratic), or all of it.
+        let memo = self.step_memo(claimed, step, base);
+        let mut ctx = match &memo.names {
+            Some(names) => names.pick(base),
+            None => base.clone(),
+        };
+        if let Some(items) = &memo.items {
             ctx["item"] = items
                 .get(task.item as usize)
                 .cloned()
@@ -600,7 +640,7 @@ impl Worker {
             item: task.item,
             attempt,
             params: &params,
-            context: &ctx,
+            context: base,
             requests,
         };
         let work = executor.execute(call);
@@ -811,6 +851,102 @@ fn settle(joined: Result<Result<bool, Error>, tokio::task::JoinError>) -> Option
     }
 }
 
+/// What a claim's tasks of one run share, worked out once: the run's template context (sealed
+/// values opened) with the secrets it holds in clear, and per step its [`StepMemo`].
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    base: tokio::sync::OnceCell<(Value, Vec<String>)>,
+    steps: std::sync::Mutex<std::collections::HashMap<String, Arc<StepMemo>>>,
+}
+
+/// What the tasks of one step of a claimed run share.
+#[derive(Debug)]
+struct StepMemo {
+    /// The `for_each` items, rendered once.
+    items: Option<Vec<Value>>,
+    /// What the step's `with` names of the context (`None`: all of it may be needed).
+    names: Option<Names>,
+}
+
+/// The parts of the template context a set of templates names: top-level keys, each whole
+/// (`None`) or only some of its keys (`steps.a.outputs` names `a` of `steps`). `item` and
+/// `index` are set per task and left out.
+#[derive(Debug, Default)]
+struct Names(std::collections::BTreeMap<String, Option<std::collections::BTreeSet<String>>>);
+
+impl Names {
+    /// The part of `base` named: the same values at the same paths, so a template renders
+    /// against it exactly as against `base` (a path `base` lacks is missing here too).
+    fn pick(&self, base: &Value) -> Value {
+        let mut out = Map::new();
+        for (root, keys) in &self.0 {
+            let Some(value) = base.get(root) else {
+                continue;
+            };
+            let value = match (keys, value) {
+                (Some(keys), Value::Object(map)) => Value::Object(
+                    keys.iter()
+                        .filter_map(|k| Some((k.clone(), map.get(k)?.clone())))
+                        .collect(),
+                ),
+                _ => value.clone(),
+            };
+            out.insert(root.clone(), value);
+        }
+        Value::Object(out)
+    }
+}
+
+/// What the templates of a `with` tree name of the context, or `None` when that cannot be
+/// told for sure (a template that does not parse, a path inside a block, a path segment that
+/// is not a plain name): then the whole context is used.
+fn names_of(tree: &Value) -> Option<Names> {
+    fn walk(tree: &Value, names: &mut Names) -> Option<()> {
+        match tree {
+            Value::String(s) if tenure_runbook::template::contains_expression(s) => {
+                let analysis = tenure_runbook::template::analyze(s).ok()?;
+                for path in &analysis.paths {
+                    let plain = |seg: &String| {
+                        !seg.is_empty()
+                            && seg
+                                .chars()
+                                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                    };
+                    if path.scoped || !path.segments.first().is_some_and(plain) {
+                        return None;
+                    }
+                    let root = &path.segments[0];
+                    if root == "item" || root == "index" {
+                        continue;
+                    }
+                    match path.segments.get(1) {
+                        Some(key) if plain(key) => {
+                            if let Some(keys) = names
+                                .0
+                                .entry(root.clone())
+                                .or_insert_with(|| Some(Default::default()))
+                            {
+                                keys.insert(key.clone());
+                            }
+                        }
+                        Some(_) => return None,
+                        None => {
+                            names.0.insert(root.clone(), None);
+                        }
+                    }
+                }
+                Some(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| walk(v, names)),
+            Value::Object(map) => map.values().try_for_each(|v| walk(v, names)),
+            _ => Some(()),
+        }
+    }
+    let mut names = Names::default();
+    walk(tree, &mut names)?;
+    Some(names)
+}
+
 /// Whether any string of a `with` tree mentions `needle` (e.g. `run.report`, which costs a read
 /// of the journal, so it is rendered only for the steps that use it).
 fn mentions(tree: &Value, needle: &str) -> bool {
@@ -993,4 +1129,68 @@ pub fn start_context(
         ctx["vars"][name] = v;
     }
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large run's context: what a `for_each` item's `with` is rendered against must not
+    /// carry the other items' inputs and outputs (copying them per item made a 3,000-item
+    /// run quadratic), and must render exactly as the whole context does.
+    #[test]
+    fn an_item_renders_against_only_what_its_templates_name() {
+        let users: Vec<Value> = (0..3000).map(|i| json!(format!("u{i}"))).collect();
+        let outputs: Vec<Value> = (0..3000).map(|i| json!({"id": i})).collect();
+        let base = json!({
+            "inputs": {"users": users, "greeting": "hello"},
+            "tenant": {"id": "contoso", "name": "Contoso"},
+            "steps": {"each": {"outputs": outputs}, "first": {"outputs": {"id": "x"}}},
+            "run": {"id": "r1", "report": ""},
+            "vars": {}, "secrets": {}, "trigger": {},
+        });
+        let with = json!({"message": "{{ inputs.greeting }} {{ item }} of {{ tenant.name }}", "to": ["{{ steps.first.outputs.id }}"]});
+        let names = names_of(&with).expect("plain paths");
+        let mut small = names.pick(&base);
+        assert_eq!(
+            small,
+            json!({"inputs": {"greeting": "hello"}, "tenant": {"name": "Contoso"}, "steps": {"first": base["steps"]["first"].clone()}})
+        );
+        let renderer = Renderer::new();
+        let mut whole = base.clone();
+        for ctx in [&mut small, &mut whole] {
+            ctx["item"] = json!("u7");
+            ctx["index"] = json!(7);
+        }
+        assert_eq!(
+            renderer.render_tree(&with, &small).unwrap(),
+            renderer.render_tree(&with, &whole).unwrap()
+        );
+        // A path the context lacks is missing from the part too: the same answer either way.
+        for missing in [json!("{{ inputs.nope }}"), json!("a {{ nope.x }}")] {
+            let part = names_of(&missing).unwrap().pick(&base);
+            assert_eq!(
+                renderer.render_tree(&missing, &part),
+                renderer.render_tree(&missing, &base)
+            );
+        }
+        // A whole top-level key stays whole; nothing named, nothing copied.
+        let whole_steps = names_of(&json!("{{ len steps }}")).unwrap().pick(&base);
+        assert_eq!(whole_steps["steps"], base["steps"]);
+        assert_eq!(
+            names_of(&json!({"m": "plain text"})).unwrap().pick(&base),
+            json!({})
+        );
+    }
+
+    #[test]
+    fn paths_that_cannot_be_told_for_sure_use_the_whole_context() {
+        for with in [
+            json!("{{#each steps.each.outputs}}{{this.id}}{{/each}}"),
+            json!("{{#with tenant}}{{name}}{{/with}}"),
+            json!("{{ unclosed"),
+        ] {
+            assert!(names_of(&with).is_none(), "{with}");
+        }
+    }
 }

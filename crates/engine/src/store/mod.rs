@@ -223,6 +223,8 @@ pub struct ClaimedRun {
     pub outputs: Vec<(String, u32, Value)>,
     /// Every secret opened in them.
     pub opened: Vec<String>,
+    /// What the driver works out once for all the claim's tasks of this run.
+    pub(crate) shared: crate::driver::Shared,
 }
 
 /// The `runbook.call` that started a run, from its three columns.
@@ -571,6 +573,7 @@ impl Store {
             record,
             outputs,
             opened,
+            shared: Default::default(),
         })
     }
 
