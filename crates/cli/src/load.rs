@@ -1,12 +1,11 @@
 //! Finding and compiling runbook files: expand directories, read files, and resolve a
 //! `RUNBOOK` argument that is either a path or a runbook id in `runbooks/`.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tenure_runbook::{compile_with, Code, Output, Plan, Runbooks, SourceFile, Unresolved};
+use tenure_lsp::calls::Dir;
+use tenure_runbook::{compile_with, Output, SchemaCatalogue, SourceFile};
 
 /// The directory searched for a runbook given by id.
 pub const RUNBOOKS_DIR: &str = "runbooks";
@@ -55,14 +54,16 @@ pub fn compile_file(path: &Path) -> Result<Compiled> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    compile_in(path, &Dir::new(dir))
+    let text = read_yaml_file(path)?;
+    Ok(compile_text_in(&path.display().to_string(), text, dir))
 }
 
-fn compile_in(path: &Path, runbooks: &Dir) -> Result<Compiled> {
-    let text = read_yaml_file(path)?;
-    let source = SourceFile::new(path.display().to_string(), text);
-    let output = compile_with(&source, &tenure_steps::catalogue(), runbooks);
-    Ok(Compiled { source, output })
+/// The runbooks under `dir` for `runbook.call` (the language server's resolver, reading
+/// files as the CLI does so an unreadable one is named with its cause).
+fn calls_in<'a>(dir: &Path, catalogue: &'a SchemaCatalogue) -> Dir<'a> {
+    Dir::with_reader(dir, catalogue, |p| {
+        read_yaml_file(p).map_err(|e| format!("{e:#}"))
+    })
 }
 
 /// Reads a YAML file of at most [`tenure_runbook::yaml::MAX_DOCUMENT_BYTES`] (the loader's
@@ -71,7 +72,8 @@ fn compile_in(path: &Path, runbooks: &Dir) -> Result<Compiled> {
 /// among the runbooks there): what the server's validate endpoint does.
 pub fn compile_text_in(name: &str, text: String, dir: &Path) -> Compiled {
     let source = SourceFile::new(name.to_string(), text);
-    let output = compile_with(&source, &tenure_steps::catalogue(), &Dir::new(dir));
+    let catalogue = tenure_steps::catalogue();
+    let output = compile_with(&source, &catalogue, &calls_in(dir, &catalogue));
     Compiled { source, output }
 }
 
@@ -100,114 +102,6 @@ pub fn read_yaml_file(path: &Path) -> Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
-}
-
-/// The runbooks of a directory (and its subdirectories), for `runbook.call`: found by their
-/// `runbook:` id, compiled once each, with the chain of calls being compiled kept to report
-/// cycles.
-struct Dir {
-    root: PathBuf,
-    index: RefCell<Option<Vec<(String, PathBuf)>>>,
-    chain: RefCell<Vec<String>>,
-    cycle: RefCell<Option<Vec<String>>>,
-    done: RefCell<HashMap<String, Result<Plan, Unresolved>>>,
-}
-
-impl Dir {
-    fn new(root: &Path) -> Self {
-        Dir {
-            root: root.to_path_buf(),
-            index: RefCell::new(None),
-            chain: RefCell::new(Vec::new()),
-            cycle: RefCell::new(None),
-            done: RefCell::new(HashMap::new()),
-        }
-    }
-
-    /// (id, file) of every runbook under the directory, read once.
-    fn index(&self) -> Vec<(String, PathBuf)> {
-        if let Some(index) = self.index.borrow().as_ref() {
-            return index.clone();
-        }
-        let files = expand(std::slice::from_ref(&self.root)).unwrap_or_default();
-        let index: Vec<(String, PathBuf)> = files
-            .into_iter()
-            .filter_map(|f| Some((declared_id(&f)?, f)))
-            .collect();
-        *self.index.borrow_mut() = Some(index.clone());
-        index
-    }
-}
-
-impl Runbooks for Dir {
-    fn resolve(&self, id: &str, caller: &str) -> Result<Plan, Unresolved> {
-        {
-            let mut chain = self.chain.borrow_mut();
-            if chain.is_empty() {
-                chain.push(caller.to_string());
-            }
-            if let Some(at) = chain.iter().position(|c| c == id) {
-                let mut cycle: Vec<String> = chain[at..].to_vec();
-                cycle.push(id.to_string());
-                *self.cycle.borrow_mut() = Some(cycle.clone());
-                return Err(Unresolved::Cycle(cycle));
-            }
-        }
-        if let Some(done) = self.done.borrow().get(id) {
-            return done.clone();
-        }
-        let index = self.index();
-        let found: Vec<String> = index
-            .iter()
-            .filter(|(i, _)| i == id)
-            .map(|(_, p)| p.display().to_string())
-            .collect();
-        if found.len() > 1 {
-            return Err(Unresolved::Ambiguous(found));
-        }
-        let Some((_, path)) = index.iter().find(|(i, _)| i == id) else {
-            let mut known: Vec<String> = index.into_iter().map(|(i, _)| i).collect();
-            known.sort();
-            known.dedup();
-            return Err(Unresolved::Unknown(known));
-        };
-        self.chain.borrow_mut().push(id.to_string());
-        let compiled = compile_in(path, self);
-        self.chain.borrow_mut().pop();
-        let result = match compiled {
-            Err(e) => Err(Unresolved::Invalid(format!("{e:#}"))),
-            Ok(c) => match c.output.plan {
-                Some(plan) => Ok(plan),
-                None if c
-                    .output
-                    .diagnostics
-                    .iter()
-                    .any(|d| d.code == Code::CallCycle) =>
-                {
-                    let cycle = self
-                        .cycle
-                        .borrow()
-                        .clone()
-                        .unwrap_or_else(|| vec![id.to_string(), id.to_string()]);
-                    Err(Unresolved::Cycle(cycle))
-                }
-                None => {
-                    let first = c.output.diagnostics.iter().find(|d| d.is_error());
-                    Err(Unresolved::Invalid(match first {
-                        Some(d) => {
-                            let at = c.source.location(d.span.start);
-                            format!("{}:{}:{}: {}", c.source.name(), at.line, at.col, d.message)
-                        }
-                        None => "it does not compile".into(),
-                    }))
-                }
-            },
-        };
-        self.done
-            .borrow_mut()
-            .insert(id.to_string(), result.clone());
-        result
-    }
 }
 
 /// Resolves `RUNBOOK`: an existing path, or the id of a runbook under `runbooks/`. Only the

@@ -1,7 +1,8 @@
-//! `runbook.call` in the editor: the called runbooks are found as `tenure validate` finds
-//! them, by their `runbook:` id among the YAML files under the document's directory (read
-//! bounded, only when a document calls one), compiled with the chain of calls kept to report
-//! cycles.
+//! `runbook.call` resolved among the YAML files under a directory: the called runbooks are
+//! found by their `runbook:` id (each file read bounded, only when a runbook calls one) and
+//! compiled with the chain of calls kept to report cycles. The editor uses it for the
+//! document's directory, and `tenure validate`/`run`/`serve` for `runbooks/` (with their own
+//! reader, whose errors name the file).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,10 +12,14 @@ use std::path::{Path, PathBuf};
 use tenure_runbook::yaml::{top_level_scalar, MAX_DOCUMENT_BYTES};
 use tenure_runbook::{compile_with, Catalogue, Code, Plan, Runbooks, SourceFile, Unresolved};
 
+/// Reads a runbook file: its text, or why it cannot be read.
+pub type Reader = fn(&Path) -> Result<String, String>;
+
 /// The runbooks under one directory.
 pub struct Dir<'a> {
     root: PathBuf,
     catalogue: &'a dyn Catalogue,
+    reader: Reader,
     index: RefCell<Option<Vec<(String, PathBuf)>>>,
     chain: RefCell<Vec<String>>,
     cycle: RefCell<Option<Vec<String>>>,
@@ -24,9 +29,17 @@ pub struct Dir<'a> {
 impl<'a> Dir<'a> {
     /// The runbooks under `root`, checked against `catalogue`.
     pub fn new(root: &Path, catalogue: &'a dyn Catalogue) -> Self {
+        Self::with_reader(root, catalogue, |p| {
+            read(p).ok_or_else(|| format!("{}: not a readable UTF-8 YAML file", p.display()))
+        })
+    }
+
+    /// Like [`Dir::new`], reading the called files with `reader`.
+    pub fn with_reader(root: &Path, catalogue: &'a dyn Catalogue, reader: Reader) -> Self {
         Dir {
             root: root.to_path_buf(),
             catalogue,
+            reader,
             index: RefCell::new(None),
             chain: RefCell::new(Vec::new()),
             cycle: RefCell::new(None),
@@ -50,7 +63,7 @@ impl<'a> Dir<'a> {
 }
 
 /// A file's text, if it is UTF-8 and no larger than a YAML document may be.
-fn read(path: &Path) -> Option<String> {
+pub fn read(path: &Path) -> Option<String> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .ok()?
@@ -108,32 +121,40 @@ impl Runbooks for Dir<'_> {
                 known.dedup();
                 Err(Unresolved::Unknown(known))
             }
-            [path] => {
-                let text = read(path).unwrap_or_default();
-                let source = SourceFile::new(path.display().to_string(), text);
-                self.chain.borrow_mut().push(id.to_string());
-                let out = compile_with(&source, self.catalogue, self);
-                self.chain.borrow_mut().pop();
-                match out.plan {
-                    Some(plan) => Ok(plan),
-                    None if out.diagnostics.iter().any(|d| d.code == Code::CallCycle) => {
-                        let cycle = self.cycle.borrow().clone();
-                        Err(Unresolved::Cycle(
-                            cycle.unwrap_or_else(|| vec![id.to_string(), id.to_string()]),
-                        ))
+            [path] => match (self.reader)(path) {
+                Err(e) => Err(Unresolved::Invalid(e)),
+                Ok(text) => {
+                    let source = SourceFile::new(path.display().to_string(), text);
+                    self.chain.borrow_mut().push(id.to_string());
+                    let out = compile_with(&source, self.catalogue, self);
+                    self.chain.borrow_mut().pop();
+                    match out.plan {
+                        Some(plan) => Ok(plan),
+                        None if out.diagnostics.iter().any(|d| d.code == Code::CallCycle) => {
+                            let cycle = self.cycle.borrow().clone();
+                            Err(Unresolved::Cycle(
+                                cycle.unwrap_or_else(|| vec![id.to_string(), id.to_string()]),
+                            ))
+                        }
+                        None => Err(Unresolved::Invalid(
+                            out.diagnostics
+                                .iter()
+                                .find(|d| d.is_error())
+                                .map(|d| {
+                                    let at = source.location(d.span.start);
+                                    format!(
+                                        "{}:{}:{}: {}",
+                                        source.name(),
+                                        at.line,
+                                        at.col,
+                                        d.message
+                                    )
+                                })
+                                .unwrap_or_else(|| format!("{id} has errors")),
+                        )),
                     }
-                    None => Err(Unresolved::Invalid(
-                        out.diagnostics
-                            .iter()
-                            .find(|d| d.is_error())
-                            .map(|d| {
-                                let at = source.location(d.span.start);
-                                format!("{}:{}:{}: {}", source.name(), at.line, at.col, d.message)
-                            })
-                            .unwrap_or_else(|| format!("{id} has errors")),
-                    )),
                 }
-            }
+            },
             many => Err(Unresolved::Ambiguous(
                 many.iter().map(|p| p.display().to_string()).collect(),
             )),

@@ -7,7 +7,7 @@
 //! It depends on the compiler and the catalogue only, and never panics on any input: LSP
 //! positions (UTF-16) are clamped to the text.
 
-mod calls;
+pub mod calls;
 mod context;
 mod document;
 mod features;
