@@ -79,15 +79,20 @@ async fn openapi_json() -> Json<Document> {
 /// The `api` routes, with the tokens of `state`'s configuration (read from the environment
 /// now; [`crate::check_config`] reports a missing one when the server starts).
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let tokens = match auth::Tokens::from_config(state.config()) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("{e}; the API refuses every token until it is fixed");
-            auth::Tokens::default()
-        }
-    };
     let (router, _) = parts();
     // `/api/openapi.json` answers without a token; the extractor of the others reads the
     // tokens from this extension.
-    router.layer(Extension(Arc::new(tokens)))
+    router.layer(Extension(tokens(state)))
+}
+
+/// The configured tokens, read from the environment (none, logged, when one cannot be read:
+/// every token is refused until it is fixed).
+pub(crate) fn tokens(state: &AppState) -> Arc<auth::Tokens> {
+    match auth::Tokens::from_config(state.config()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            tracing::error!("{e}; the API and the UI refuse every token until it is fixed");
+            Arc::new(auth::Tokens::default())
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`ops`]: `/healthz` and `/metrics` ([`exporter`]: the Prometheus recorder).
 //! - [`middleware`]: request ids and logs, body limit, timeout, JSON errors, rate limits.
 //! - [`schedule`]: `schedule` triggers, started once per tick however many nodes run.
+//! - [`ui`]: the web UI under `/ui` for operators, viewers and approvers.
 //!
 //! The binary (`tenure-cli`) builds a [`state::AppState`] from its configuration and calls
 //! [`serve`].
@@ -23,6 +24,7 @@ pub mod middleware;
 pub mod ops;
 pub mod schedule;
 pub mod state;
+pub mod ui;
 
 use std::future::Future;
 use std::time::Duration;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks::routes())
         .merge(approvals::routes())
         .merge(api::routes(&state))
+        .merge(ui::routes(api::tokens(&state)))
         .merge(ops::routes())
         .layer(from_fn_with_state(rates, middleware::rate_limit))
         .layer(DefaultBodyLimit::max(limit))

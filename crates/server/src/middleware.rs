@@ -149,12 +149,13 @@ impl RateLimits {
 }
 
 /// Answers 429 with `Retry-After` when the client address has spent its budget for the
-/// path's group (`/hooks/*` or `/approvals/*`); other paths are not limited.
+/// path's group (`/hooks/*`, or `/approvals/*` and the UI's sign-in); other paths are not
+/// limited.
 pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let limiter = if path.starts_with("/hooks/") {
         &limits.hooks
-    } else if path.starts_with("/approvals/") {
+    } else if path.starts_with("/approvals/") || path == "/ui/sign-in" {
         &limits.approvals
     } else {
         return next.run(req).await;

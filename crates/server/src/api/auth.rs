@@ -67,6 +67,41 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
+    /// Who `presented` is, if it is a configured token: its name, role and a digest of its
+    /// secret (which changes when the token is rotated).
+    pub fn identify(&self, presented: &str) -> Option<Identity> {
+        self.find(presented.trim()).map(Identity::of)
+    }
+
+    /// The configured token named `name`, as it is now (its role may have changed since a
+    /// session began; a removed token is `None`).
+    pub fn named(&self, name: &str) -> Option<Identity> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(Identity::of)
+    }
+
+    /// Tokens from `(name, role, secret)` triples, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(list: &[(&str, Role, &str)]) -> Tokens {
+        Tokens {
+            entries: list
+                .iter()
+                .map(|(name, role, secret)| Entry {
+                    name: name.to_string(),
+                    role: *role,
+                    digest: digest(secret.as_bytes()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any token is configured.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The token whose secret is `presented`, if one is.
     fn find(&self, presented: &str) -> Option<&Entry> {
         let d = digest(presented.as_bytes());
@@ -78,6 +113,27 @@ impl Tokens {
             }
         }
         found
+    }
+}
+
+/// A configured token, without its secret: name, role and the SHA-256 of the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's name (who the journal says acted).
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// SHA-256 of its secret.
+    pub digest: [u8; 32],
+}
+
+impl Identity {
+    fn of(e: &Entry) -> Identity {
+        Identity {
+            name: e.name.clone(),
+            role: e.role,
+            digest: e.digest,
+        }
     }
 }
 
