@@ -2,6 +2,7 @@
 //! writes the output of a run that must not stop when its reader goes away).
 
 pub mod demo;
+pub mod demo_summary;
 pub mod graph;
 pub mod log_line;
 pub mod operate;

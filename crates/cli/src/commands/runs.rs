@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tenure_engine::machine::{status_name, RunStatus};
 use tenure_engine::store::RunFilter;
-use tenure_engine::{Decide, Engine, StartRun, TenantLookup, Trigger};
+use tenure_engine::{Engine, StartRun, TenantLookup, Trigger};
 use tenure_steps::Registry;
 
 use super::log_line::{line, progress_bar};
@@ -184,17 +184,17 @@ pub fn run(db: &str, args: RunArgs) -> Result<ExitCode> {
 /// database and a `tenure worker` finishes it (at once for a step not yet started, after the
 /// lease for one that was in progress).
 pub async fn follow(engine: &Engine, id: &str, shown: u64, json: bool) -> Result<ExitCode> {
-    follow_with(engine, id, shown, json, false).await
+    follow_with(engine, id, shown, json, true).await
 }
 
-/// [`follow`]; with `approve`, every approval gate is approved at once by its approvers, one
-/// after another until the quorum is reached (journaled with the source `demo`).
+/// [`follow`]; with `hint`, a run waiting on an approval prints how to decide it from the
+/// terminal (`tenure demo` shows the approval link instead).
 pub async fn follow_with(
     engine: &Engine,
     id: &str,
     mut shown: u64,
     json: bool,
-    approve: bool,
+    hint: bool,
 ) -> Result<ExitCode> {
     // The run's tasks (and any other due work) run in the background, many at once; this
     // loop shows what they journal.
@@ -229,33 +229,13 @@ pub async fn follow_with(
         if record.status.is_final() {
             break record.status;
         }
-        if record.status == RunStatus::Waiting && !announced {
+        if record.status == RunStatus::Waiting && !announced && hint {
             announced = true;
             for (step, gate) in record.machine.open_gates() {
                 let Some(approver) = gate.approvers.iter().find(|a| !gate.has_decided(a)) else {
                     continue;
                 };
-                if approve {
-                    out.line(format_args!(
-                        "             (demo) {approver} approves {step}"
-                    ));
-                    let decision = Decide {
-                        run_id: id.to_string(),
-                        step: step.to_string(),
-                        approver: approver.clone(),
-                        approve: true,
-                        comment: Some("approved by tenure demo".into()),
-                        source: "demo".into(),
-                        user_agent: None,
-                    };
-                    engine
-                        .decide(decision)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    announced = false;
-                } else {
-                    out.note(format_args!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]"));
-                }
+                out.note(format_args!("waiting for approval; decide with: tenure approve {id}:{step} --as {approver} [--deny]"));
             }
         }
         if working.is_finished() {
