@@ -216,6 +216,7 @@ pub fn stderr(o: &Output) -> String {
 
 mod calls;
 mod crash;
+mod people;
 mod runs;
 mod same_identity;
 mod sandbox;

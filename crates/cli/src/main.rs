@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the offboarding runbook end to end against a built-in sandbox (no accounts needed).
+    /// The whole product end to end on a built-in sandbox (no accounts needed): a ticket
+    /// webhook, an approval link, a new hire and a leaver.
     Demo(commands::demo::Args),
     /// Compile runbook files or directories and print every diagnostic.
     Validate(commands::validate::Args),
@@ -46,6 +47,8 @@ enum Command {
     Runs(commands::runs::ListArgs),
     /// A run's execution log, or `log verify RUN` to check its hash chain.
     Log(commands::runs::LogArgs),
+    /// People in the tenants: `status UPN` (Active / Deactivated / No access, and their runs).
+    People(commands::people::Args),
     /// Approve (or --deny) a waiting approval gate from the terminal.
     Approve(commands::operate::ApproveArgs),
     /// Cancel a run.
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Worker(a) => commands::operate::worker(db, a),
         Command::Runs(a) => commands::runs::list(db, a),
         Command::Log(a) => commands::runs::log(db, a),
+        Command::People(a) => commands::people::run(db, a),
         Command::Approve(a) => commands::operate::approve(db, a),
         Command::Cancel(a) => commands::operate::cancel(db, a),
         Command::Retry(a) => commands::operate::retry(db, a),

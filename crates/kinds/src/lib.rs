@@ -19,6 +19,7 @@ mod later;
 mod licence;
 mod notify;
 mod password;
+pub mod people;
 mod psa;
 mod seats;
 mod share;

@@ -197,13 +197,22 @@ impl Vendors {
 
     /// A client acting in the run's tenant, recording requests in the attempt's log.
     pub fn client(&self, call: &Call<'_>) -> Result<Client, StepError> {
+        self.tenant_client(&call.context["tenant"], call.requests.clone())
+    }
+
+    /// A client acting in `tenant` (a run context's `tenant` value: `tenant_id`, `domain` or
+    /// `id`), recording requests in `requests`: for reads outside a run (`tenure people`).
+    pub fn tenant_client(
+        &self,
+        tenant: &Value,
+        requests: tenure_steps::Requests,
+    ) -> Result<Client, StepError> {
         if !self.configured {
             return Err(StepError::permanent(
                 "not_configured",
                 "no vendor is configured: set TENURE_SANDBOX to a sandbox URL (tenure sandbox serve), or TENURE_CLIENT_ID and TENURE_CLIENT_SECRET for the real tenants",
             ));
         }
-        let tenant = &call.context["tenant"];
         let key = tenant["tenant_id"]
             .as_str()
             .or_else(|| tenant["domain"].as_str())
@@ -220,7 +229,7 @@ impl Vendors {
                 partner_center: self.partner_center.clone(),
             },
             self.tokens.clone(),
-            call.requests.clone(),
+            requests,
         ))
     }
 }

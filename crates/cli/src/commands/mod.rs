@@ -7,6 +7,7 @@ pub mod graph;
 pub mod log_line;
 pub mod operate;
 pub mod out;
+pub mod people;
 pub mod plan;
 pub mod runs;
 pub mod sandbox;
