@@ -172,10 +172,50 @@ impl CreateUser {
         }
     }
 
+    /// Creates the user under the first sign-in name of `user_principal_name` and then
+    /// `alternatives` that is free, or adopts the one this run created already (a repeat after
+    /// a crash looks at the names in the same order, so it finds its own user).
     async fn create(&self, call: &Call<'_>) -> Result<Outcome, StepError> {
         let client = self.0.client(call)?;
         let p = call.params;
-        let upn = param(p, "user_principal_name")?;
+        let first = param(p, "user_principal_name")?;
+        let mut candidates = vec![first.to_string()];
+        for alt in p["alternatives"].as_array().into_iter().flatten() {
+            if let Some(a) = alt.as_str().map(str::trim).filter(|a| !a.is_empty()) {
+                if !candidates.iter().any(|c| c.eq_ignore_ascii_case(a)) {
+                    candidates.push(a.to_string());
+                }
+            }
+        }
+        let mut taken = Vec::new();
+        for upn in &candidates {
+            match self.create_as(&client, call, upn).await? {
+                Created::Done(outcome) => return Ok(outcome),
+                Created::Taken(by) => taken.push(format!("{upn} already belongs to {by}")),
+            }
+        }
+        Err(StepError::permanent(
+            "upn_taken",
+            if candidates.len() == 1 {
+                format!(
+                    "the user principal name {}; choose another name (or give `alternatives`)",
+                    taken.join("; ")
+                )
+            } else {
+                format!("every sign-in name is taken: {}", taken.join("; "))
+            },
+        ))
+    }
+
+    /// Creates the user as `upn`, adopts this run's own user with that name, or says who has
+    /// it.
+    async fn create_as(
+        &self,
+        client: &Client,
+        call: &Call<'_>,
+        upn: &str,
+    ) -> Result<Created, StepError> {
+        let p = call.params;
         let display_name = param(p, "display_name")?;
         let nickname = p["mail_nickname"]
             .as_str()
@@ -187,9 +227,9 @@ impl CreateUser {
 
         // Look before acting: a user with this UPN created by this run (an earlier attempt
         // that crashed before it could report) is adopted; anyone else's is a conflict.
-        if let Some(existing) = find_user(&client, upn).await? {
+        if let Some(existing) = find_user(client, upn).await? {
             return self
-                .adopt(&client, call, existing, display_name, &nickname, profile)
+                .adopt(client, call, existing, display_name, &nickname, profile)
                 .await;
         }
         let mut body = json!({
@@ -225,17 +265,17 @@ impl CreateUser {
             )
             .await
         {
-            Ok((_, created)) => Ok(Outcome::Done(json!({
+            Ok((_, created)) => Ok(Created::Done(Outcome::Done(json!({
                 "id": id_of(&created),
                 "user_principal_name": upn,
                 "password": password,
                 "created": true,
-            }))),
+            })))),
             // Someone created it between our look and our create.
             Err(e) if e.message.contains("already exists") => {
-                match find_user(&client, upn).await? {
+                match find_user(client, upn).await? {
                     Some(existing) => {
-                        self.adopt(&client, call, existing, display_name, &nickname, profile)
+                        self.adopt(client, call, existing, display_name, &nickname, profile)
                             .await
                     }
                     // Taken, yet Graph does not show it: after an earlier attempt of this step,
@@ -243,17 +283,16 @@ impl CreateUser {
                     // calling it a conflict; a first attempt's conflict stands at once.
                     None if call.attempt > 1 => {
                         let patience = self.0.patience();
-                        let c = &client;
-                        match patience.recheck(move || find_user(c, upn)).await? {
+                        match patience.recheck(move || find_user(client, upn)).await? {
                             Some(existing) => {
-                                self.adopt(&client, call, existing, display_name, &nickname, profile)
+                                self.adopt(client, call, existing, display_name, &nickname, profile)
                                     .await
                             }
                             None if patience.waited(call.attempt) < CONFLICT_LAG => {
-                                Ok(Outcome::Later {
+                                Ok(Created::Done(Outcome::Later {
                                     at_ms: after(patience.interval(call.attempt)),
                                     reason: format!("{upn} is taken but Microsoft Graph does not show it yet: perhaps the user an earlier attempt created, not replicated yet"),
-                                })
+                                }))
                             }
                             None => Err(step_error(e)),
                         }
@@ -273,7 +312,7 @@ impl CreateUser {
         display_name: &str,
         nickname: &str,
         profile: Value,
-    ) -> Result<Outcome, StepError> {
+    ) -> Result<Created, StepError> {
         let upn = existing["userPrincipalName"].as_str().unwrap_or_default();
         let ours = at_or_after(&existing["createdDateTime"], run_started(call))
             && existing["displayName"].as_str() == Some(display_name)
@@ -281,15 +320,14 @@ impl CreateUser {
                 .as_str()
                 .is_some_and(|n| n.eq_ignore_ascii_case(nickname));
         if !ours {
-            return Err(StepError::permanent(
-                "upn_taken",
-                format!(
-                    "the user principal name {upn} already belongs to another user ({}, id {}, created {}); choose another name",
-                    existing["displayName"].as_str().unwrap_or("?"),
-                    id_of(&existing),
-                    existing["createdDateTime"].as_str().unwrap_or("before this run")
-                ),
-            ));
+            return Ok(Created::Taken(format!(
+                "another user ({}, id {}, created {})",
+                existing["displayName"].as_str().unwrap_or("?"),
+                id_of(&existing),
+                existing["createdDateTime"]
+                    .as_str()
+                    .unwrap_or("before this run")
+            )));
         }
         // The earlier attempt's password was never reported: set the one we report.
         let id = id_of(&existing);
@@ -304,13 +342,21 @@ impl CreateUser {
             )
             .await
             .map_err(step_error)?;
-        Ok(Outcome::Done(json!({
+        Ok(Created::Done(Outcome::Done(json!({
             "id": id,
             "user_principal_name": upn,
             "password": profile["passwordProfile"]["password"],
             "created": false,
-        })))
+        }))))
     }
+}
+
+/// What trying one sign-in name gave.
+enum Created {
+    /// The user was created or adopted (or the step must look again later).
+    Done(Outcome),
+    /// Someone else has the name: who.
+    Taken(String),
 }
 
 /// `entra.disable_sign_in` / `entra.enable_sign_in`.

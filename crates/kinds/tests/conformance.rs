@@ -2246,3 +2246,46 @@ async fn partner_center_seats_are_released_scheduled_or_not_releasable() {
     assert_eq!(out["removed"], true);
     assert_eq!(out["seat_release"], Value::Null);
 }
+
+/// A taken sign-in name is not a failure when `alternatives` are given: the first free one is
+/// used; a repeat after a crash finds its own user under that name (not a third account); and
+/// when every name is taken the step says who has each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_user_takes_the_next_free_sign_in_name() {
+    let h = Harness::new().await;
+    let plan = Harness::plan("  create:\n    uses: entra.create_user\n    with:\n      user_principal_name: megan.bowen@contoso.example\n      alternatives: [megan.bowen@contoso.example, megan.bowen2@contoso.example, megan.bowen3@contoso.example]\n      display_name: Megan Bowen (new)\n      usage_location: AU\n");
+    let (id, status) = h.run(&plan).await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let out = h.outputs(&id, "create").await;
+    assert_eq!(out["user_principal_name"], "megan.bowen2@contoso.example");
+    assert_eq!(out["created"], true);
+    let again = h.repeat(&id, "create").await;
+    assert_eq!(again["user_principal_name"], "megan.bowen2@contoso.example");
+    assert_eq!(again["id"], out["id"], "the repeat adopts the same user");
+    assert_eq!(again["created"], false);
+    let counters = h.counters().await;
+    assert_eq!(
+        counters["contoso/user/megan.bowen2@contoso.example"]["created"],
+        1
+    );
+    assert!(counters["contoso/user/megan.bowen3@contoso.example"].is_null());
+
+    let plan = Harness::plan("  create:\n    uses: entra.create_user\n    with:\n      user_principal_name: megan.bowen@contoso.example\n      alternatives: [alex.wilber@contoso.example]\n      display_name: Someone Else\n");
+    let (id, status) = h.run(&plan).await;
+    assert_eq!(status, RunStatus::Failed);
+    let message = h
+        .journal(&id)
+        .await
+        .iter()
+        .find_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(message.contains("every sign-in name is taken: megan.bowen@contoso.example already belongs to another user (Megan Bowen"), "{message}");
+    assert!(
+        message
+            .contains("alex.wilber@contoso.example already belongs to another user (Alex Wilber"),
+        "{message}"
+    );
+}

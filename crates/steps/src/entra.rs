@@ -79,6 +79,11 @@ pub fn schemas() -> Vec<KindSchema> {
                 "mail_nickname",
                 FieldType::String,
                 "Mail alias (default: the UPN's local part).",
+            ))
+            .param(Field::optional(
+                "alternatives",
+                FieldType::list(FieldType::String),
+                "Sign-in names to use, in order, when `user_principal_name` already belongs to someone else (`jose.nunez2@...`): the first free one is taken, not a failure. The output `user_principal_name` says which.",
             )),
         )
         .param(Field::optional(
@@ -116,7 +121,7 @@ pub fn schemas() -> Vec<KindSchema> {
         .output(
             "user_principal_name",
             FieldType::String,
-            "The user principal name.",
+            "The user principal name: `user_principal_name`, or the first free one of `alternatives`.",
         )
         .output_role("user_principal_name", Role::Subject)
         .output(
