@@ -289,7 +289,7 @@ impl Field<'_> {
             InputType::List(_) => Some("one item per line"),
             InputType::Datetime => Some("UTC"),
             InputType::Object => Some("a JSON object"),
-            InputType::Secret => Some("secret: never shown again"),
+            InputType::Secret => Some("never shown again"),
             _ => None,
         };
         html! {
