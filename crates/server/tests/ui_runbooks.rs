@@ -836,3 +836,35 @@ async fn the_requester_is_refused_by_the_machine_in_the_ui() {
     assert!(page.contains("may not decide approvals"), "{page}");
     assert_eq!(s.engine.events(&run, 0).await.unwrap().len(), before);
 }
+
+#[tokio::test]
+async fn a_form_sent_twice_starts_one_run() {
+    let s = server().await;
+    let b = s.sign_in(Role::Operator).await;
+    let (_, _, page) = b.get("/ui/runbooks/onboard").await;
+    let once = tag(&page, "<input type=\"hidden\" name=\"once\"");
+    let once = once
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(once.len(), 32, "{once}");
+    let csrf = b.csrf("/ui/runbooks/onboard").await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("once", once),
+        ("in.tenant", "contoso"),
+        ("in.upn", "megan.bowen@contoso.example"),
+        ("in.password", SECRET),
+    ];
+    let first = b.post("/ui/runbooks/onboard/start", &form).await;
+    let second = b.post("/ui/runbooks/onboard/start", &form).await;
+    assert_eq!((first.0, second.0), (303, 303));
+    assert_eq!(first.1, second.1, "the same run");
+    assert_eq!(s.runs().await.len(), 1);
+    // A fresh page is a fresh form.
+    let (_, _, page) = b.get("/ui/runbooks/onboard").await;
+    assert!(!page.contains(once));
+}

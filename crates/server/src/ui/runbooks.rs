@@ -194,7 +194,7 @@ pub async fn show(
         Err(r) => return *r,
     };
     let filled = e.plan.as_deref().map(Filled::defaults).unwrap_or_default();
-    runbook_page(&session, &e, &filled, &[], StatusCode::OK)
+    runbook_page(&session, &e, (&filled, &new_once()), &[], StatusCode::OK)
 }
 
 /// The runbook page, with the start form holding `filled` and the `problems` of a refused
@@ -202,10 +202,11 @@ pub async fn show(
 fn runbook_page(
     session: &Session,
     e: &RunbookEntry,
-    filled: &Filled,
+    form: (&Filled, &str),
     problems: &[(Option<String>, String)],
     status: StatusCode,
 ) -> Response {
+    let (filled, once) = form;
     let plan = e.plan.as_deref();
     let body = html! {
         h1 { (e.id) }
@@ -220,7 +221,7 @@ fn runbook_page(
         }
         @if let Some(p) = plan {
             section #start {
-                (start_section(session, p, filled, problems))
+                (start_section(session, p, (filled, once), problems))
             }
             section #graph {
                 h2 { "Steps" }
@@ -284,9 +285,10 @@ fn runbook_page(
 fn start_section(
     session: &Session,
     plan: &Plan,
-    filled: &Filled,
+    form: (&Filled, &str),
     problems: &[(Option<String>, String)],
 ) -> Markup {
+    let (filled, once) = form;
     html! {
         h2 { "Start a run" }
         @if !session.may_start() {
@@ -302,6 +304,7 @@ fn start_section(
             }
             form #start-run method="post" action=(format!("/ui/runbooks/{}/start", enc(&plan.runbook))) {
                 input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="once" value=(once);
                 @for (name, spec) in &plan.inputs {
                     @let errors: Vec<&str> = problems.iter().filter(|(f, _)| f.as_deref() == Some(name.as_str())).map(|(_, m)| m.as_str()).collect();
                     (Field { name, spec, value: filled.get(name), errors: &errors }.render())
@@ -311,6 +314,20 @@ fn start_section(
             }
         }
     }
+}
+
+/// A fresh value for the form's `once` field.
+fn new_once() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The form's `once` value if it is one this page could have issued (32 hex digits).
+fn posted_once(fields: &[(String, String)]) -> Option<String> {
+    fields
+        .iter()
+        .find(|(k, _)| k == "once")
+        .map(|(_, v)| v.clone())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `GET /ui/runbooks/{id}/graph.svg`.
@@ -383,11 +400,19 @@ pub async fn start(
         Err(r) => return *r,
     };
     let Some(plan) = e.plan.clone() else {
-        let mut resp = runbook_page(&session, &e, &Filled::default(), &[], StatusCode::CONFLICT);
-        *resp.status_mut() = StatusCode::CONFLICT;
-        return resp;
+        return runbook_page(
+            &session,
+            &e,
+            (&Filled::default(), ""),
+            &[],
+            StatusCode::CONFLICT,
+        );
     };
     let filled = Filled::from_form(&plan, &fields);
+    // A form is started at most once: sent again (a double click, a reload after the
+    // redirect) it finds the run it started.
+    let once = posted_once(&fields);
+    let shown_once = once.clone().unwrap_or_else(new_once);
     let inputs = filled.to_inputs(&plan);
     // The same check the engine applies on every start, run here first to place each
     // problem beside its field.
@@ -399,7 +424,7 @@ pub async fn start(
         return runbook_page(
             &session,
             &e,
-            &filled.without_secrets(&plan),
+            (&filled.without_secrets(&plan), &shown_once),
             &problems,
             StatusCode::UNPROCESSABLE_ENTITY,
         );
@@ -410,12 +435,12 @@ pub async fn start(
             plan: Arc::clone(&plan),
             inputs,
             trigger: Trigger::new("ui", Some(session.name.clone())),
-            dedup_key: None,
+            dedup_key: once.map(|o| format!("ui:{}:{}:{o}", plan.runbook, session.name)),
         })
         .await;
     match started {
         Ok(s) => {
-            tracing::info!(run = %s.id, by = %session.name, "run started from the UI");
+            tracing::info!(run = %s.id, by = %session.name, duplicate = s.duplicate, "run started from the UI");
             Redirect::to(&format!("/ui/runs/{}", enc(&s.id))).into_response()
         }
         Err(err) => {
@@ -435,7 +460,7 @@ pub async fn start(
             runbook_page(
                 &session,
                 &e,
-                &filled.without_secrets(&plan),
+                (&filled.without_secrets(&plan), &shown_once),
                 &problems,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
