@@ -28,7 +28,8 @@ use tenure_engine::store::RunRecord;
 
 use crate::state::AppState;
 pub use links::{Claim, LinkError, Links};
-use page::{refusal, text};
+use maud::{html, Markup};
+use page::refusal;
 
 /// The longest comment kept (characters): the engine's bound, for the form's `maxlength`.
 const COMMENT_MAX: usize = tenure_engine::api::COMMENT_MAX;
@@ -206,7 +207,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
     page::html(
         StatusCode::OK,
         &format!("Approval: {}", found.run.plan.runbook),
-        &request_page(&found, &csrf),
+        request_page(&found, &csrf),
     )
 }
 
@@ -270,17 +271,7 @@ async fn decide(
     match state.engine().decide(decision).await {
         Ok(status) => {
             tracing::info!(run = %found.claim.run, step = %found.claim.step, approve, "approval decided through a link");
-            let what = if approve { "approved" } else { "denied" };
-            page::html(
-                StatusCode::OK,
-                "Decision recorded",
-                &format!(
-                    "<h1>You {what} this request</h1>\n<p>{} v{} &middot; the run is now {}.</p>\n<p class=\"note\">Your decision is in the run's journal. You can close this page.</p>",
-                    text(&found.run.plan.runbook),
-                    found.run.plan.version,
-                    text(&tenure_engine::machine::status_name(status))
-                ),
-            )
+            result_page(&found, approve, status)
         }
         Err(tenure_engine::api::Error::Refused(e)) => {
             use tenure_engine::machine::Error as M;
@@ -301,7 +292,29 @@ async fn decide(
     }
 }
 
-/// The inputs as shown: secrets (and sealed values) as `***`.
+/// The page after a decision: what was recorded, the run's status, and the run's page in the
+/// UI (which asks them to sign in first if they have no session).
+fn result_page(f: &Found, approve: bool, status: tenure_engine::machine::RunStatus) -> Response {
+    let what = if approve { "approved" } else { "denied" };
+    let run = &f.run;
+    page::html(
+        StatusCode::OK,
+        "Decision recorded",
+        html! {
+            div.decision #decision-result data-decision=(if approve { "approve" } else { "deny" }) {
+                h1 { "You " (what) " this request" }
+                p { (run.plan.runbook) " v" (run.plan.version) " · the run is now "
+                    (crate::ui::layout::status(&tenure_engine::machine::status_name(status))) "." }
+            }
+            p { "Your decision is in the run's journal. You can close this page." }
+            p { a #run-page href=(format!("/ui/runs/{}", crate::ui::runbooks::path_segment(&run.id))) { "See the run" } }
+            p.hint { "The run's page is part of Tenure's web UI: it asks you to sign in if you have no session." }
+        },
+    )
+}
+
+/// The inputs as shown: secrets (and sealed values) as `***`, an input a run was not given
+/// (or a secret it was not given) as `not given`.
 fn shown_inputs(run: &RunRecord) -> Vec<(String, String)> {
     let inputs = run.context["inputs"]
         .as_object()
@@ -311,121 +324,118 @@ fn shown_inputs(run: &RunRecord) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| {
             let secret = run.plan.inputs.get(k).is_some_and(|s| s.ty.is_secret());
-            let shown = if secret && !v.is_null() {
-                "***".to_string()
-            } else {
-                match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }
+            let shown = match v {
+                Value::Null => "not given".to_string(),
+                _ if secret => "***".to_string(),
+                Value::String(s) => tenure_engine::journal::redact(&Value::String(s.clone()))
+                    .as_str()
+                    .unwrap_or("***")
+                    .to_string(),
+                other => tenure_engine::journal::redact(other).to_string(),
             };
             (k.clone(), shown)
         })
         .collect()
 }
 
-fn request_page(f: &Found, csrf: &str) -> String {
+/// The tenant as people read it: `Contoso (contoso)`.
+fn tenant_text(tenant: &Value) -> String {
+    match (tenant["name"].as_str(), tenant["id"].as_str()) {
+        (Some(n), Some(i)) if n != i => format!("{n} ({i})"),
+        (Some(n), _) | (None, Some(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn request_page(f: &Found, csrf: &str) -> Markup {
     let run = &f.run;
     let plan = &run.plan;
     let ctx = &run.context;
-    let mut h = String::new();
-    h.push_str(&format!(
-        "<h1>Approval needed: {}</h1>\n",
-        text(&plan.runbook)
-    ));
     let by = ctx["trigger"]["by"].as_str();
     let source = ctx["trigger"]["source"].as_str().unwrap_or_default();
-    h.push_str("<table>\n");
-    let mut row = |k: &str, v: &str| {
-        h.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td></tr>\n",
-            text(k),
-            text(v)
-        ));
+    let requested = match by {
+        Some(b) => format!("{b} ({source})"),
+        None => source.to_string(),
     };
-    row("Runbook", &format!("{} v{}", plan.runbook, plan.version));
-    if let Some(p) = notify::person(&ctx["inputs"]) {
-        row("Person", &p);
-    }
-    let tenant = &ctx["tenant"];
-    row(
-        "Tenant",
-        &match (tenant["name"].as_str(), tenant["id"].as_str()) {
-            (Some(n), Some(i)) if n != i => format!("{n} ({i})"),
-            (Some(n), _) | (None, Some(n)) => n.to_string(),
-            _ => String::new(),
-        },
-    );
-    row(
-        "Requested by",
-        &match by {
-            Some(b) => format!("{b} ({source})"),
-            None => source.to_string(),
-        },
-    );
-    row("Run", &run.id);
-    row("You", &f.claim.approver);
-    row(
-        "Needs",
-        &format!(
-            "{} approval(s) of {}; any deny decides",
-            f.gate.quorum,
-            f.gate.eligible().join(", ")
-        ),
-    );
-    row("Expires", &notify::when(f.gate.expires_at_ms));
-    h.push_str("</table>\n");
-    if let Some(m) = f.gate.message.as_deref().filter(|m| !m.is_empty()) {
-        h.push_str(&format!(
-            "<h2>Message</h2>\n<div class=\"msg\">{}</div>\n",
-            page::markdown(m)
-        ));
-    }
+    let person = notify::person(&ctx["inputs"]);
+    let tenant = tenant_text(&ctx["tenant"]);
     let inputs = shown_inputs(run);
-    if !inputs.is_empty() {
-        h.push_str("<h2>Inputs</h2>\n<table>\n");
-        for (k, v) in &inputs {
-            h.push_str(&format!(
-                "<tr><th>{}</th><td><code>{}</code></td></tr>\n",
-                text(k),
-                text(v)
-            ));
+    html! {
+        div.decision #request {
+            h1 { "Approve " (plan.runbook) "?" }
+            p.ask {
+                strong { (by.unwrap_or(source)) } " asks you to approve "
+                strong { (plan.runbook) } " v" (plan.version)
+                @if let Some(p) = &person { " for " strong { (p) } }
+                @if !tenant.is_empty() { " in the tenant " strong { (tenant) } }
+                "."
+            }
+            dl.facts {
+                dt { "Runbook" } dd { (plan.runbook) " v" (plan.version) }
+                @if let Some(p) = &person { dt { "Person" } dd { (p) } }
+                dt { "Tenant" } dd { (tenant) }
+                dt { "Requested by" } dd { (requested) }
+                dt { "You" } dd { (f.claim.approver) }
+                dt { "Needs" } dd { (f.gate.quorum) " approval(s) of " (f.gate.eligible().join(", ")) "; any deny decides" }
+                dt { "Expires" } dd { (notify::when(f.gate.expires_at_ms)) }
+            }
+            p { a.button.primary href="#decide" { "Go to Approve / Deny" } }
         }
-        h.push_str("</table>\n");
-    }
-    h.push_str("<h2>Decisions so far</h2>\n");
-    if f.gate.decisions.is_empty() {
-        h.push_str("<p>Nobody has decided yet.</p>\n");
-    } else {
-        h.push_str("<ul>\n");
-        for d in &f.gate.decisions {
-            h.push_str(&format!(
-                "<li>{} chose {} at {}{}</li>\n",
-                text(&d.approver),
-                if d.approve { "approve" } else { "deny" },
-                text(&notify::when(d.at_ms)),
-                d.comment
-                    .as_deref()
-                    .map(|c| format!(": &ldquo;{}&rdquo;", text(c)))
-                    .unwrap_or_default()
-            ));
+        (after_approval(f))
+        @if let Some(m) = f.gate.message.as_deref().filter(|m| !m.is_empty()) {
+            section #message {
+                h2 { "Message" }
+                div.msg { (page::markdown(m)) }
+            }
         }
-        h.push_str("</ul>\n");
+        @if !inputs.is_empty() {
+            section #inputs {
+                h2 { "Inputs" }
+                dl.facts {
+                    @for (k, v) in &inputs {
+                        dt.mono { (k) }
+                        dd { @if v == "not given" { span.muted { (v) } } @else { code { (v) } } }
+                    }
+                }
+            }
+        }
+        section #decisions {
+            h2 { "Decisions so far" }
+            @if f.gate.decisions.is_empty() {
+                p { "Nobody has decided yet." }
+            } @else {
+                ul {
+                    @for d in &f.gate.decisions {
+                        li {
+                            (d.approver) " chose " (if d.approve { "approve" } else { "deny" })
+                            " at " (notify::when(d.at_ms))
+                            @if let Some(c) = &d.comment { ": “" (c) "”" }
+                        }
+                    }
+                }
+            }
+            p { "This request expires at " strong { (notify::when(f.gate.expires_at_ms)) } "." }
+        }
+        section #decide {
+            h2 { "Your decision" }
+            form method="post" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="comment" { "Comment " span.hint { "(optional, kept in the run's journal)" } }
+                textarea #comment name="comment" maxlength=(COMMENT_MAX) {}
+                button.approve.big type="submit" name="decision" value="approve" { "Approve" }
+                button.deny.big type="submit" name="decision" value="deny" { "Deny" }
+            }
+            p.hint { "Opening this page decided nothing; only the buttons do. This link is yours alone." }
+        }
     }
-    h.push_str(&after_approval(f));
-    h.push_str(&format!(
-        "<h2>Your decision</h2>\n<form method=\"post\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n<p><label for=\"comment\">Comment (optional)</label><br><textarea id=\"comment\" name=\"comment\" maxlength=\"{COMMENT_MAX}\"></textarea></p>\n<p><button class=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button><button class=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></p>\n</form>\n<p class=\"note\">Opening this page decided nothing; only the buttons do. This link is yours alone.</p>\n",
-        text(csrf)
-    ));
-    h
 }
 
-/// What will happen after approval: the steps not yet run, as `tenure plan` previews them with
-/// the run's inputs, and any licence a step may buy.
-fn after_approval(f: &Found) -> String {
+/// What will happen after approval: the steps not yet run, in words and as `tenure plan`
+/// previews them with the run's inputs, in which tenant and for whom, and any licence a step
+/// may buy (the seat count and SKU; no price is known to Tenure).
+fn after_approval(f: &Found) -> Markup {
     let run = &f.run;
     let plan = &run.plan;
-    let mut h = String::from("<h2>What happens after approval</h2>\n");
     let remaining: Vec<&str> = plan
         .steps
         .iter()
@@ -438,87 +448,106 @@ fn after_approval(f: &Found) -> String {
             )
         })
         .collect();
-    if remaining.is_empty() {
-        h.push_str("<p>No further steps: the run ends when the request is approved.</p>\n");
-        return h;
-    }
+    let catalogue = tenure_steps::contract_catalogue();
+    let words = |uses: &str| {
+        use tenure_runbook::catalogue::Catalogue as _;
+        catalogue
+            .get(uses)
+            .map(|k| k.description.clone())
+            .unwrap_or_default()
+    };
+    let tenant = tenant_text(&run.context["tenant"]);
+    let person = notify::person(&run.context["inputs"]);
     let given: Map<String, Value> = run.context["inputs"]
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let preview = tenure_runbook::preview::preview(
-        plan,
-        &given,
-        run.context["tenant"].clone(),
-        &tenure_steps::contract_catalogue(),
-        &tenure_runbook::Renderer::new(),
-    );
-    h.push_str("<ol>\n");
-    match &preview {
-        Ok(p) => {
-            for s in p
-                .steps
-                .iter()
-                .filter(|s| remaining.contains(&s.id.as_str()))
-            {
-                h.push_str(&format!(
-                    "<li><strong>{}</strong> <code>{}</code> &rarr; {}",
-                    text(&s.id),
-                    text(&s.uses),
-                    text(&s.decision)
-                ));
-                for w in &s.with {
-                    h.push_str(&format!("<br><code>with {}</code>", text(&w.to_string())));
-                }
-                if let Some(n) = &s.note {
-                    h.push_str(&format!("<br><span class=\"note\">{}</span>", text(n)));
-                }
-                h.push_str("</li>\n");
-            }
-        }
-        Err(e) => {
-            for id in &remaining {
-                let uses = plan.step(id).map(|s| s.uses.as_str()).unwrap_or_default();
-                h.push_str(&format!(
-                    "<li><strong>{}</strong> <code>{}</code></li>\n",
-                    text(id),
-                    text(uses)
-                ));
-            }
-            h.push_str(&format!(
-                "</ol>\n<p class=\"note\">The steps' parameters cannot be previewed: {}</p>\n<ol>\n",
-                text(&e.to_string())
-            ));
-        }
-    }
-    h.push_str("</ol>\n");
-    let buys: Vec<String> = plan
+    let preview = (!remaining.is_empty()).then(|| {
+        tenure_runbook::preview::preview(
+            plan,
+            &given,
+            run.context["tenant"].clone(),
+            &catalogue,
+            &tenure_runbook::Renderer::new(),
+        )
+    });
+    let buys: Vec<(String, String, &str)> = plan
         .steps
         .iter()
         .filter(|s| remaining.contains(&s.id.as_str()) && s.uses == "licence.assign")
         .filter_map(|s| {
-            let source = s.with.get("source").map(|t| t.to_string()).unwrap_or_default();
-            let source = source.trim_matches('"');
-            let via = match source {
+            let source = s
+                .with
+                .get("source")
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let via = match source.trim_matches('"') {
                 "pax8" => "Pax8",
                 "partner_center" => "Partner Center",
                 "" | "direct" => return None,
                 _ => "the distributor the run names",
             };
             let sku = s.with.get("sku").map(|t| t.to_string()).unwrap_or_default();
-            Some(format!(
-                "<li><strong>{}</strong> may buy one seat of <code>{}</code> through {via} if none is free. The price is not known here: it is {via}'s price for your agreement at the time of purchase.</li>",
-                text(&s.id),
-                text(sku.trim_matches('"'))
-            ))
+            Some((s.id.clone(), sku.trim_matches('"').to_string(), via))
         })
         .collect();
-    if !buys.is_empty() {
-        h.push_str("<h2>Licence purchases</h2>\n<ul>\n");
-        h.push_str(&buys.join("\n"));
-        h.push_str("\n</ul>\n");
+    html! {
+        section #consequences {
+            h2 { "What happens after approval" }
+            @if remaining.is_empty() {
+                p { "No further steps: the run ends when the request is approved." }
+            } @else {
+                p {
+                    "These steps run"
+                    @if !tenant.is_empty() { " in the tenant " strong { (tenant) } }
+                    @if let Some(p) = &person { " for " strong { (p) } }
+                    ":"
+                }
+                ol.consequences {
+                    @match &preview {
+                        Some(Ok(p)) => {
+                            @for s in p.steps.iter().filter(|s| remaining.contains(&s.id.as_str())) {
+                                li {
+                                    strong { (s.id) } " — " (words(&s.uses)) " "
+                                    code { (s.uses) } " → " (s.decision)
+                                    @if !s.with.is_empty() {
+                                        details {
+                                            summary { "Parameters" }
+                                            @for w in &s.with { pre { "with " (w.to_string()) } }
+                                        }
+                                    }
+                                    @if let Some(n) = &s.note { br; span.hint { (n) } }
+                                }
+                            }
+                        }
+                        _ => {
+                            @for id in &remaining {
+                                @let uses = plan.step(id).map(|s| s.uses.as_str()).unwrap_or_default();
+                                li { strong { (id) } " — " (words(uses)) " " code { (uses) } }
+                            }
+                        }
+                    }
+                }
+                @if let Some(Err(e)) = &preview {
+                    p.hint { "The steps' parameters cannot be previewed: " (e.to_string()) }
+                }
+            }
+            @if !buys.is_empty() {
+                h2 { "Licence purchases" }
+                ul.consequences {
+                    @for (id, sku, via) in &buys {
+                        li {
+                            strong { (id) } " may buy " strong { "1 seat" } " of " code { (sku) }
+                            " through " (via) " if none is free"
+                            @if let Some(p) = &person { ", for " (p) }
+                            ". The price is not known here: it is " (via)
+                            "'s price for your agreement at the time of purchase."
+                        }
+                    }
+                }
+            }
+        }
     }
-    h
 }
 
 #[cfg(test)]

@@ -51,5 +51,6 @@ pub(crate) fn routes(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/runbooks/{id}/graph.svg", get(runbooks::graph))
         .route("/ui/runbooks/{id}/start", post(runbooks::start))
         .route("/ui/approvals", get(approvals::list))
+        .route("/ui/approvals/{run}/{step}", post(approvals::decide))
         .layer(Extension(tokens))
 }

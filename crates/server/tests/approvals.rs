@@ -183,6 +183,11 @@ impl Server {
         let mut inputs = Map::new();
         inputs.insert("user".into(), json!("megan.bowen@contoso.example"));
         inputs.insert("token".into(), json!("hunter2-very-secret"));
+        self.start_with(with, by, inputs).await
+    }
+
+    /// Starts a run with `inputs` requested by `by` and drives it to its approval.
+    async fn start_with(&self, with: &str, by: &str, inputs: Map<String, Value>) -> String {
         let id = self
             .engine
             .start_run(StartRun {
@@ -407,6 +412,48 @@ async fn the_page_shows_the_request_and_get_decides_nothing() {
         assert_eq!(headers["referrer-policy"], "no-referrer");
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["x-frame-options"], "DENY");
+        // The UI's one style sheet, from this server; no inline style, no script at all.
+        assert!(csp.contains("style-src 'self'"), "{csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+            "{csp}"
+        );
+        let css = tenure_server::ui::assets::css_url();
+        assert!(
+            page.contains(&format!("<link rel=\"stylesheet\" href=\"{css}\">")),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<style") && !page.contains("style=\""),
+            "{page}"
+        );
+        assert!(!page.contains("<script"), "{page}");
+        let (status, css_headers, sheet) = s.get(&format!("{}{css}", s.base)).await;
+        assert_eq!(status, 200);
+        assert!(css_headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css"));
+        assert!(sheet.contains("/* runbooks and approvals */"));
+        // The decision comes first: who asks, for whom, in which tenant; the form last.
+        let ask = page.find("asks you to approve").expect("the ask");
+        assert!(ask < page.find("What happens after approval").unwrap());
+        assert!(
+            page.contains("for <strong>megan.bowen@contoso.example</strong>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("in the tenant <strong>Contoso (contoso)</strong>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<textarea id=\"comment\" name=\"comment\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("1 seat</strong> of <code>SPB</code>"),
+            "{page}"
+        );
         for shown in [
             "offboard v3",
             "megan.bowen@contoso.example",
@@ -438,6 +485,27 @@ async fn the_page_shows_the_request_and_get_decides_nothing() {
     assert_eq!(s.status(&run).await, RunStatus::Waiting);
 }
 
+/// A secret input the run was not given reads "not given" (not `null`, not `***`).
+#[tokio::test]
+async fn an_absent_secret_input_reads_not_given() {
+    let s = server().await;
+    let mut inputs = Map::new();
+    inputs.insert("user".into(), json!("megan.bowen@contoso.example"));
+    let run = s.start_with(ONE, "ops@msp.example", inputs).await;
+    let (status, _, page) = s.get(&s.link(&run, "a@msp.example")).await;
+    assert_eq!(status, 200, "{page}");
+    let inputs = &page[page.find("id=\"inputs\"").expect("inputs")..];
+    let inputs = &inputs[..inputs.find("</section>").unwrap()];
+    assert!(
+        inputs.contains("token</dt><dd><span class=\"muted\">not given</span>"),
+        "{inputs}"
+    );
+    assert!(
+        !inputs.contains("null") && !inputs.contains("***"),
+        "{inputs}"
+    );
+}
+
 #[tokio::test]
 async fn the_pages_post_approves_and_the_run_finishes() {
     let s = server().await;
@@ -445,6 +513,11 @@ async fn the_pages_post_approves_and_the_run_finishes() {
     let (status, page) = s.decide(&s.link(&run, "b@msp.example"), "approve").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("You approved this request"), "{page}");
+    assert!(page.contains("id=\"decision-result\""), "{page}");
+    assert!(
+        page.contains(&format!("<a id=\"run-page\" href=\"/ui/runs/{run}\">")),
+        "{page}"
+    );
     let status = s.engine.worker(0).drive(&run, false).await.unwrap();
     assert_eq!(status, RunStatus::Succeeded);
     let events = serde_json::to_string(&s.engine.events(&run, 0).await.unwrap()).unwrap();
