@@ -560,6 +560,12 @@ async fn a_waiting_run_polls_shows_its_gate_and_stops_polling_once_cancelled() {
     assert!(!live.body.contains("<html"), "{}", live.body);
     assert!(live.body.contains("hx-trigger=\"every 1s\""));
     assert_eq!(state_of(&live.body, "approve"), "waiting");
+    assert!(
+        !live.body.contains("id=\"report\""),
+        "the report is not rebuilt every second: {}",
+        live.body
+    );
+    assert!(b.contains("The report so far"), "{b}");
 
     // Cancel through the confirmation page.
     let p = u.get(&ops, &format!("/ui/runs/{id}/confirm/cancel")).await;
@@ -632,6 +638,24 @@ async fn a_for_each_step_counts_its_items() {
     assert!(b.contains(" · 3/3 items</text>"), "{b}");
     assert!(b.contains("item 2: attempt 1 succeeded"), "{b}");
     assert!(b.contains(">each[2] #1</text>"), "{b}");
+    assert!(!b.contains("id=\"log-all\""), "a short log is shown whole");
+
+    // A long log: the last 200 lines, and a link to all of them.
+    let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+    let id = u.start("many", json!({ "users": users })).await;
+    u.wait_for(&id, "succeeded").await;
+    let total = u.journal_len(&id).await;
+    assert!(total > 300, "{total}");
+    let b = u.get(&ops, &format!("/ui/runs/{id}")).await.body;
+    assert_eq!(b.matches("<tr data-seq=").count(), 200);
+    assert!(b.contains(&format!("<tr data-seq=\"{total}\">")), "the newest line");
+    assert!(
+        b.contains(&format!("id=\"log-all\" href=\"/ui/runs/{id}?log=all#log\"")),
+        "{b}"
+    );
+    let all = u.get(&ops, &format!("/ui/runs/{id}?log=all")).await.body;
+    assert_eq!(all.matches("<tr data-seq=").count(), total);
+    assert_eq!(b.matches("<g class=\"attempt\"").count(), 100, "every attempt drawn");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

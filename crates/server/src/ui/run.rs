@@ -5,15 +5,18 @@
 //! The page has the run's facts (runbook, tenant, trigger, times, parent and called runs,
 //! inputs with secrets as `***`) and a live part htmx replaces every second until the run
 //! ends: the status, the operator's buttons, the DAG coloured by step state (`#graph`), the
-//! attempts' timeline (`#timeline`), approvals (`#approvals`), the log (`#log`) and the report
-//! (`#report`). Everything is read through the Engine API; every action is an Engine call in
-//! the signed-in user's name, which the machine may refuse (shown as a 409 page).
+//! attempts' timeline (`#timeline`), approvals (`#approvals`) and the log (`#log`). The report
+//! (`#report`) is built on page load and once more, swapped in out of band by the last
+//! fragment, when the run ends (building it walks every item of a large `for_each`, too much
+//! to repeat every second). Everything is read through the Engine API; every action is an
+//! Engine call in the signed-in user's name, which the machine may refuse (a 409 page).
 
 mod actions;
 mod view;
 
 use std::collections::HashSet;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -84,13 +87,18 @@ pub async fn show(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let r = match load(&state, &id).await {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
     let live = match live_part(&state, &session, &r, q.all()).await {
+        Ok(m) => m,
+        Err(resp) => return *resp,
+    };
+    let report = match report_section(&state, &r, false).await {
         Ok(m) => m,
         Err(resp) => return *resp,
     };
@@ -108,6 +116,7 @@ pub async fn show(
         h1 { "Run " code { (r.id) } }
         (facts(&r, &children))
         (live)
+        (report)
     };
     layout::page(&session, Nav::Runs, &format!("Run {id}"), body)
 }
@@ -117,16 +126,51 @@ pub async fn live(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let r = match load(&state, &id).await {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    match live_part(&state, &session, &r, q.all()).await {
-        Ok(m) => layout::fragment(m),
-        Err(resp) => *resp,
-    }
+    let live = match live_part(&state, &session, &r, q.all()).await {
+        Ok(m) => m,
+        Err(resp) => return *resp,
+    };
+    // The last fragment (the run has ended, polling stops) brings the complete report with
+    // it, swapped in out of band; while the run goes on the report is not rebuilt each second.
+    let report = if r.status.is_final() {
+        match report_section(&state, &r, true).await {
+            Ok(m) => m,
+            Err(resp) => return *resp,
+        }
+    } else {
+        html! {}
+    };
+    layout::fragment(html! { (live) (report) })
+}
+
+/// The run report (`#report`), rendered from its Markdown with raw HTML escaped; `oob` marks
+/// it for htmx to swap in place of the page's report.
+async fn report_section(
+    state: &AppState,
+    r: &RunRecord,
+    oob: bool,
+) -> Result<Markup, Box<Response>> {
+    let report = state
+        .engine()
+        .report(&r.id)
+        .await
+        .map_err(|e| Box::new(engine_error(&e)))?;
+    Ok(html! {
+        section #report hx-swap-oob=[oob.then_some("true")] {
+            h2 { "Report" }
+            @if !r.status.is_final() {
+                p.muted { "The report so far, as of " (layout::time(now_ms())) " UTC; the complete report replaces it when the run ends." }
+            }
+            div.report { (layout::trusted(report.html())) }
+        }
+    })
 }
 
 /// The header facts: runbook, tenant, trigger, times, parent and called runs, inputs.
@@ -197,7 +241,7 @@ fn input_text(v: &Value) -> String {
     }
 }
 
-/// The live part: status, actions, DAG, timeline, approvals, log, report. While the run is
+/// The live part: status, actions, DAG, timeline, approvals, log. While the run is
 /// not final it asks htmx to replace it every second; once final it carries no trigger, so
 /// polling stops.
 async fn live_part(
@@ -209,11 +253,6 @@ async fn live_part(
     let events = state
         .engine()
         .events(&r.id, 0)
-        .await
-        .map_err(|e| Box::new(engine_error(&e)))?;
-    let report = state
-        .engine()
-        .report(&r.id)
         .await
         .map_err(|e| Box::new(engine_error(&e)))?;
     let now = now_ms();
@@ -261,10 +300,6 @@ async fn live_part(
             section #log {
                 h2 { "Log" }
                 (log(&events, &each, &r.id, all))
-            }
-            section #report {
-                h2 { "Report" }
-                div.report { (layout::trusted(report.html())) }
             }
         }
     })

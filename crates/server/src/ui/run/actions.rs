@@ -3,7 +3,7 @@
 //! (`POST /ui/runs/{id}/{action}`: CSRF and role checked, one Engine call in the signed-in
 //! user's name, 303 back to the run page; the machine's refusal is a 409 page).
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -78,8 +78,9 @@ pub async fn confirm(
     State(state): State<AppState>,
     session: Session,
     Path((id, action)): Path<(String, String)>,
-    Query(q): Query<StepQuery>,
+    q: Result<Query<StepQuery>, QueryRejection>,
 ) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let Some(act) = Action::parse(&action) else {
         return unknown_action(&action);
     };
