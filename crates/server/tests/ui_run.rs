@@ -648,14 +648,23 @@ async fn a_for_each_step_counts_its_items() {
     assert!(total > 300, "{total}");
     let b = u.get(&ops, &format!("/ui/runs/{id}")).await.body;
     assert_eq!(b.matches("<tr data-seq=").count(), 200);
-    assert!(b.contains(&format!("<tr data-seq=\"{total}\">")), "the newest line");
     assert!(
-        b.contains(&format!("id=\"log-all\" href=\"/ui/runs/{id}?log=all#log\"")),
+        b.contains(&format!("<tr data-seq=\"{total}\">")),
+        "the newest line"
+    );
+    assert!(
+        b.contains(&format!(
+            "id=\"log-all\" href=\"/ui/runs/{id}?log=all#log\""
+        )),
         "{b}"
     );
     let all = u.get(&ops, &format!("/ui/runs/{id}?log=all")).await.body;
     assert_eq!(all.matches("<tr data-seq=").count(), total);
-    assert_eq!(b.matches("<g class=\"attempt\"").count(), 100, "every attempt drawn");
+    assert_eq!(
+        b.matches("<g class=\"attempt\"").count(),
+        100,
+        "every attempt drawn"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
