@@ -354,7 +354,9 @@ fn draw(plan: &Plan, look: &Look) -> String {
     } else {
         fail_top + fail_h + 44.0
     };
-    let width = (main_w.max(fail_w) + 2.0 * MARGIN).max(560.0);
+    // The state legend is longer than the shape legend.
+    let min_w = if look.overlay.is_some() { 640.0 } else { 560.0 };
+    let width = (main_w.max(fail_w) + 2.0 * MARGIN).max(min_w);
     let height = legend_y + 40.0;
     let mut out = String::new();
     let _ = writeln!(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"Helvetica, Arial, sans-serif\">");

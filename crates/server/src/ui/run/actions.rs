@@ -257,8 +257,14 @@ fn consequences(r: &RunRecord, act: Action, step: Option<&str>) -> Markup {
             // later steps first.
             let mut undo: Vec<(String, String, usize)> = Vec::new();
             let mut nothing: Vec<String> = Vec::new();
+            let mut kept: Vec<String> = Vec::new();
             for s in r.plan.steps.iter().rev() {
-                let Some(c) = &s.compensate else { continue };
+                let Some(c) = &s.compensate else {
+                    if m.phase(&s.id) == Some(StepPhase::Succeeded) {
+                        kept.push(s.id.clone());
+                    }
+                    continue;
+                };
                 if m.phase(&undo_id(&s.id)) == Some(StepPhase::Succeeded) {
                     continue;
                 }
@@ -289,7 +295,11 @@ fn consequences(r: &RunRecord, act: Action, step: Option<&str>) -> Markup {
                     @if !nothing.is_empty() {
                         li { "Not undone (they did not succeed): " (list(&nothing)) "." }
                     }
-                    li { "Steps without a compensation are not undone." }
+                    @if kept.is_empty() {
+                        li { "Steps without a compensation are not undone." }
+                    } @else {
+                        li { "These succeeded and have no compensation, so they stay done: " (list(&kept)) "." }
+                    }
                     li { "The run ends as rolled back when every compensation succeeded." }
                 }
             }
