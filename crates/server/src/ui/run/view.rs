@@ -161,7 +161,8 @@ pub struct Attempt {
 }
 
 /// Every attempt in the journal, in the order they started. An attempt ends with its
-/// success, failure or deferral, an approval's resolution or a timer firing; one still open
+/// success, failure or deferral, an approval's resolution, a timer firing or the end of the
+/// run it called; one still open
 /// is `running` or `waiting` until `now`, or `stopped` at the last event if the run ended.
 pub fn attempts(events: &[Event], now: i64, finished: bool) -> Vec<Attempt> {
     let mut out: Vec<Attempt> = Vec::new();
@@ -214,6 +215,17 @@ pub fn attempts(events: &[Event], now: i64, finished: bool) -> Vec<Attempt> {
                 },
             ),
             EventKind::TimerFired { step } => close(step, None, "succeeded"),
+            EventKind::ChildRunEnded {
+                step, item, status, ..
+            } => close(
+                step,
+                *item,
+                if status == "succeeded" {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
+            ),
             EventKind::ApprovalRequested { step, .. }
             | EventKind::TimerSet {
                 step, item: None, ..
@@ -481,6 +493,24 @@ mod tests {
                 ("gate", 1, 3_000, 9_000, "waiting"),
             ]
         );
+        // A `runbook.call` attempt ends with the run it called.
+        let call = vec![
+            ev(1, 100, started("call", 1)),
+            ev(
+                2,
+                900,
+                EventKind::ChildRunEnded {
+                    step: "call".into(),
+                    item: Some(0),
+                    run: "c".into(),
+                    status: "failed".into(),
+                    output: None,
+                    error: Some("no".into()),
+                },
+            ),
+        ];
+        let c = attempts(&call, 5_000, false);
+        assert_eq!((c[0].end, c[0].outcome), (900, "failed"));
         // Once the run has ended, an open attempt stops at the last event.
         let a = attempts(&events, 9_000, true);
         assert_eq!((a[2].end, a[2].outcome), (3_001, "stopped"));
