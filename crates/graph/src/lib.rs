@@ -1,6 +1,7 @@
 //! Pictures of a compiled plan's DAG for authors: a self-contained SVG (layered layout, one box
 //! per step labelled with id and kind; approval gates, waits, `for_each` steps and conditional
-//! steps drawn distinctly), Graphviz DOT, and Mermaid.
+//! steps drawn distinctly), Graphviz DOT, and Mermaid; and the SVG coloured by the state of
+//! each step in a run ([`to_svg_with`]).
 
 mod dot;
 mod mermaid;
@@ -8,7 +9,7 @@ mod svg;
 
 pub use dot::to_dot;
 pub use mermaid::to_mermaid;
-pub use svg::to_svg;
+pub use svg::{state_colours, to_svg, to_svg_with, StepOverlay};
 
 use tenure_runbook::{KindClass, Step};
 

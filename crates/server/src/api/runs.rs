@@ -223,7 +223,7 @@ fn summary_of(r: &RunRecord) -> RunSummary {
 
 /// A run's inputs as the API shows them: sealed values and every value of a secret input
 /// are `***`.
-fn inputs_view(r: &RunRecord) -> Value {
+pub(crate) fn inputs_view(r: &RunRecord) -> Value {
     let mut inputs = tenure_engine::journal::redact(&r.context["inputs"]);
     if let Value::Object(map) = &mut inputs {
         for (name, spec) in &r.plan.inputs {
