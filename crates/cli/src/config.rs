@@ -344,6 +344,8 @@ pub struct TenantEntry {
     pub domain: String,
     /// Its display name.
     pub name: String,
+    /// Its IANA timezone (`Australia/Sydney`), for runbooks' `tenant.timezone` (default UTC).
+    pub timezone: Option<String>,
 }
 
 /// The From address of email sent to the sandbox's SMTP listener when `[email] from` is unset.
@@ -388,7 +390,19 @@ fn parse(path: &Path) -> Result<Config> {
             );
         }
     }
-    toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))
+    let config: Config = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+    for t in &config.tenants {
+        if let Some(zone) = &t.timezone {
+            if zone.parse::<chrono_tz::Tz>().is_err() {
+                bail!(
+                    "{}: [[tenants]] `{}`: `{zone}` is not an IANA timezone (e.g. Australia/Sydney, Europe/London, UTC)",
+                    path.display(),
+                    t.id
+                );
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// A TOML error as `FILE:LINE:COL: message`, without the source line it quotes.

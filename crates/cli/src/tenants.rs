@@ -16,12 +16,14 @@ pub struct Tenant {
     pub domain: String,
     /// Its display name.
     pub name: String,
+    /// Its IANA timezone (UTC when not configured).
+    pub timezone: String,
 }
 
-/// The built-in sandbox tenants: (id, domain, name).
-const SANDBOX: &[(&str, &str, &str)] = &[
-    ("contoso", "contoso.example", "Contoso"),
-    ("fabrikam", "fabrikam.example", "Fabrikam"),
+/// The built-in sandbox tenants: (id, domain, name, timezone).
+const SANDBOX: &[(&str, &str, &str, &str)] = &[
+    ("contoso", "contoso.example", "Contoso", "Australia/Sydney"),
+    ("fabrikam", "fabrikam.example", "Fabrikam", "Europe/London"),
 ];
 
 /// Every tenant runs may name.
@@ -35,16 +37,18 @@ pub fn all() -> Vec<Tenant> {
             tenant_id: t.tenant_id.clone(),
             domain: t.domain.clone(),
             name: t.name.clone(),
+            timezone: t.timezone.clone().unwrap_or_else(|| "UTC".into()),
         })
         .collect();
     if tenants.is_empty() || c.sandbox_url().is_some() {
-        for (id, domain, name) in SANDBOX {
+        for (id, domain, name, timezone) in SANDBOX {
             if !tenants.iter().any(|t| t.id == *id) {
                 tenants.push(Tenant {
                     id: id.to_string(),
                     tenant_id: None,
                     domain: domain.to_string(),
                     name: name.to_string(),
+                    timezone: timezone.to_string(),
                 });
             }
         }
@@ -69,7 +73,7 @@ pub fn known() -> String {
 impl Tenant {
     /// The template context value `tenant`.
     pub fn to_json(&self) -> Value {
-        let mut v = json!({"id": self.id, "domain": self.domain, "name": self.name});
+        let mut v = json!({"id": self.id, "domain": self.domain, "name": self.name, "timezone": self.timezone});
         if let Some(t) = &self.tenant_id {
             v["tenant_id"] = json!(t);
         }

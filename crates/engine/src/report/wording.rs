@@ -32,7 +32,7 @@ const fn warn(kind: &'static str, done: &'static str, warn: &'static str) -> Row
 
 /// The wording of every kind.
 pub(super) const TABLE: &[Row] = &[
-    row("wait", "Waited until {{out.resumed_at}}"),
+    row("wait", "{{#if with.until}}Waited until {{with.until}}{{else}}Waited for {{with.for}}{{/if}}"),
     row("http.request", "{{with.method}} {{with.url}} answered {{out.status}}"),
     row("runbook.call", "Ran runbook {{with.runbook}} (run {{out.run_id}}): {{out.status}}"),
     // Entra ID users.

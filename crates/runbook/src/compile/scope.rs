@@ -17,7 +17,7 @@ pub enum Root {
     Inputs,
     /// `vars.<name>`
     Vars,
-    /// `tenant.id|domain|name`
+    /// `tenant.id|domain|name|timezone`
     Tenant,
     /// `run.id|started_at|report|failed_step|error|runbook|version`
     Run,
@@ -63,7 +63,7 @@ impl Root {
     }
 }
 
-const TENANT_FIELDS: &[&str] = &["id", "domain", "name"];
+const TENANT_FIELDS: &[&str] = &["id", "domain", "name", "timezone"];
 const RUN_FIELDS: &[&str] = &[
     "id",
     "started_at",

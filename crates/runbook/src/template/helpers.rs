@@ -11,7 +11,7 @@ use serde_json::Value;
 /// Every helper name a template may call (the compiler rejects any other).
 pub const HELPERS: &[&str] = &[
     "lower", "upper", "ascii", "slug", "initial", "join", "eq", "ne", "and", "or", "not",
-    "default", "date", "len", "trim", "replace", "concat", "first", "field", "lookup", "if",
+    "default", "date", "at", "len", "trim", "replace", "concat", "first", "field", "lookup", "if",
     "unless", "each", "with",
 ];
 
@@ -162,6 +162,43 @@ fn date(a: &[Value]) -> Result<Value, String> {
         ));
     };
     Ok(Value::String(formatted))
+}
+
+/// `at DATE TIME ZONE`: the moment a local date and time of day happen in an IANA timezone,
+/// as an RFC 3339 datetime with the offset the zone has on that day (summer time included).
+/// `DATE` is `YYYY-MM-DD` (or a datetime, whose date is taken), `TIME` `HH:MM[:SS]`, `ZONE`
+/// an IANA name (empty: UTC). A time a spring-forward skips moves on to the first moment after
+/// the gap; a time an autumn fall-back repeats is the first of the two.
+fn at(a: &[Value]) -> Result<Value, String> {
+    use chrono::{LocalResult, NaiveTime, TimeZone};
+    let day = text(&arg(a, 0, "at")?);
+    let day = NaiveDate::parse_from_str(day.get(..10).unwrap_or(&day), "%Y-%m-%d")
+        .map_err(|_| format!("`at` needs a date (YYYY-MM-DD) first, got `{day}`"))?;
+    let time = text(&arg(a, 1, "at")?);
+    let time = NaiveTime::parse_from_str(&time, "%H:%M:%S")
+        .or_else(|_| NaiveTime::parse_from_str(&time, "%H:%M"))
+        .map_err(|_| format!("`at` needs a time of day (HH:MM) second, got `{time}`"))?;
+    let zone = a.get(2).map(text).unwrap_or_default();
+    let tz: chrono_tz::Tz = if zone.trim().is_empty() {
+        chrono_tz::UTC
+    } else {
+        zone.trim().parse().map_err(|_| {
+            format!("`at`: `{zone}` is not an IANA timezone (e.g. Australia/Sydney)")
+        })?
+    };
+    let local = day.and_time(time);
+    let mut probe = local;
+    for _ in 0..=180 {
+        match tz.from_local_datetime(&probe) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => {
+                return Ok(Value::String(
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ))
+            }
+            LocalResult::None => probe += chrono::Duration::minutes(1),
+        }
+    }
+    Err(format!("`at`: {local} does not exist in {tz}"))
 }
 
 fn len(a: &[Value]) -> Result<Value, String> {
@@ -384,6 +421,7 @@ pub(crate) const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("not", not),
     ("default", default),
     ("date", date),
+    ("at", at),
     ("len", len),
     ("trim", trim),
     ("replace", replace),
@@ -424,6 +462,51 @@ pub(crate) fn register(registry: &mut Handlebars<'_>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn at_gives_the_offset_the_zone_has_that_day() {
+        let at = |d: &str, t: &str, z: &str| super::at(&[json!(d), json!(t), json!(z)]);
+        // Sydney: +11:00 in summer (January), +10:00 in winter (July).
+        assert_eq!(
+            at("2026-01-15", "17:00", "Australia/Sydney").unwrap(),
+            json!("2026-01-15T17:00:00+11:00")
+        );
+        assert_eq!(
+            at("2026-07-15", "17:00", "Australia/Sydney").unwrap(),
+            json!("2026-07-15T17:00:00+10:00")
+        );
+        assert_eq!(
+            at("2026-03-30", "09:30", "Europe/London").unwrap(),
+            json!("2026-03-30T09:30:00+01:00")
+        );
+        assert_eq!(
+            at("2026-03-02", "08:00", "").unwrap(),
+            json!("2026-03-02T08:00:00Z")
+        );
+        // 02:30 does not exist in London on 29 March 2026 (clocks go 01:00 → 02:00 UTC+1).
+        assert_eq!(
+            at("2026-03-29", "01:30", "Europe/London").unwrap(),
+            json!("2026-03-29T02:00:00+01:00")
+        );
+        // 01:30 happens twice on 25 October 2026: the first.
+        assert_eq!(
+            at("2026-10-25", "01:30", "Europe/London").unwrap(),
+            json!("2026-10-25T01:30:00+01:00")
+        );
+        assert_eq!(
+            at("2026-03-02T10:00:00Z", "17:00", "UTC").unwrap(),
+            json!("2026-03-02T17:00:00Z")
+        );
+        assert!(at("2026-02-30", "17:00", "UTC")
+            .unwrap_err()
+            .contains("needs a date"));
+        assert!(at("2026-03-02", "5pm", "UTC")
+            .unwrap_err()
+            .contains("time of day"));
+        assert!(at("2026-03-02", "17:00", "Mars/Olympus")
+            .unwrap_err()
+            .contains("IANA"));
+    }
 
     #[test]
     fn ascii_folds_diacritics() {

@@ -77,6 +77,10 @@ fn wait_zone(m: &Model<'_>, out: &mut Vec<Finding>) {
         if !crate::template::contains_expression(&text) {
             continue; // a literal is checked as an RFC 3339 datetime by the compiler
         }
+        // `at DATE TIME ZONE` gives the zone's offset.
+        if text.contains("{{at ") || text.contains("(at ") {
+            continue;
+        }
         let literal = literal_text(&text);
         let has_offset = has_offset(&literal) || text.contains("%z") || text.contains("%:z");
         if has_offset {
@@ -99,7 +103,7 @@ fn wait_zone(m: &Model<'_>, out: &mut Vec<Finding>) {
                 format!("wait `{}` has no timezone: {reason}", step.id),
             )
             .with_label("which timezone?")
-            .with_help("give an offset (`{{inputs.last_day}}T17:00:00+10:00`), or take a `datetime` input, which carries one"),
+            .with_help("use the tenant's timezone (`{{at inputs.last_day \"17:00\" tenant.timezone}}`), give an offset (`{{inputs.last_day}}T17:00:00+10:00`), or take a `datetime` input, which carries one"),
         });
     }
 }
