@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod driver;
 pub mod journal;
 pub mod machine;
+mod names;
 pub mod report;
 pub mod secrets;
 pub mod store;

@@ -418,13 +418,16 @@ impl Cx<'_> {
             return vec![format!("{head}{}", approval_words(&f.approval, self.ended))];
         }
         let items = s.for_each.as_ref().map(|fe| self.items(fe));
+        // What the step's templates read of the context, picked once for all its items.
+        let picked = crate::names::names_of(&s.with).map(|n| n.pick(self.ctx));
+        let base = picked.as_ref().unwrap_or(self.ctx);
         let mut texts = Vec::new();
         for (idx, inst) in &f.instances {
             let item = items
                 .as_ref()
                 .map(|list| list.get(*idx as usize).cloned().unwrap_or(Value::Null));
             let label = item.as_ref().map(|v| md_text(&display(v, self.names)));
-            let (text, warn, fail) = self.instance_words(s, inst, item);
+            let (text, warn, fail) = self.instance_words(s, inst, item, base);
             let place = match &label {
                 Some(l) => format!("**{}** ({l})", s.id),
                 None => format!("**{}**", s.id),
@@ -464,6 +467,7 @@ impl Cx<'_> {
         s: &Step,
         inst: &Instance,
         item: Option<Value>,
+        base: &Value,
     ) -> (String, Option<String>, Option<String>) {
         if let Some(reason) = &inst.skipped {
             return (format!("Skipped: {}.", skip_words(reason)), None, None);
@@ -474,7 +478,7 @@ impl Cx<'_> {
             String::new()
         };
         if let Some(output) = &inst.output {
-            let with = self.with_of(s, item);
+            let with = self.with_of(s, item, base);
             let facts = self.wording_context(s, &with, output);
             let row = wording::TABLE.iter().find(|r| r.kind == s.uses);
             let text = row
@@ -577,10 +581,11 @@ impl Cx<'_> {
         }
     }
 
-    /// The step's `with` rendered against the journaled context, every declared parameter
-    /// present (null when not written or when it cannot be rendered).
-    fn with_of(&self, s: &Step, item: Option<Value>) -> Value {
-        let mut ctx = self.ctx.clone();
+    /// The step's `with` rendered against `base` (the journaled context, or the part of it
+    /// the step's templates name), every declared parameter present (null when not written
+    /// or when it cannot be rendered).
+    fn with_of(&self, s: &Step, item: Option<Value>, base: &Value) -> Value {
+        let mut ctx = base.clone();
         if let Some(item) = item {
             ctx["item"] = item;
         }
