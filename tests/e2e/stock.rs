@@ -152,10 +152,21 @@ fn stock_runbooks_run_end_to_end_and_report_what_they_did() {
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         let finals = ["succeeded", "failed", "denied", "cancelled", "rolled_back"];
+        // A case may end parked on a long wait (`"waits_at": STEP`): waiting there is its end.
+        let parked = spec["waits_at"]
+            .as_str()
+            .map(|step| format!("{step}[0] waits until"));
         let status = loop {
             let s = status_of(&cfg, &db, &id);
             if finals.contains(&s.as_str()) {
                 break s;
+            }
+            if let Some(line) = &parked {
+                if s == "waiting"
+                    && stdout(&tenure(&cfg, &db, &["log", &id])).contains(line.as_str())
+                {
+                    break s;
+                }
             }
             assert!(Instant::now() < deadline, "{name}: run {id} is still {s}");
             std::thread::sleep(Duration::from_millis(100));
