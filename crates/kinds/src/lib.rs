@@ -21,6 +21,7 @@ mod notify;
 mod password;
 pub mod people;
 mod psa;
+mod rehire;
 mod seats;
 mod share;
 mod smtp;
@@ -60,6 +61,7 @@ pub fn register(registry: &mut Registry, vendors: Vendors) {
     let vendors = Arc::new(vendors);
     entra::register(registry, &vendors);
     entra_admin::register(registry, &vendors);
+    rehire::register(registry, &vendors);
     exchange::register(registry, &vendors);
     licence::register(registry, &vendors);
     intune::register(registry, &vendors);

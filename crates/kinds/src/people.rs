@@ -100,12 +100,27 @@ pub async fn standing(vendors: &Vendors, tenant: &Value, upn: &str) -> Result<St
             deleted: None,
         });
     }
-    // A deleted user's principal name is prefixed with its id without dashes.
+    let deleted = find_deleted(&client, upn).await?;
+    Ok(Standing {
+        access: Access::NoAccess,
+        account: None,
+        deleted,
+    })
+}
+
+/// The most recently deleted user whose principal name is `upn`, from the deleted items (paged
+/// reads). A deleted user's principal name is prefixed with its id without dashes, so the
+/// name is matched at the end, without case.
+pub(crate) async fn find_deleted(
+    client: &tenure_vendors::Client,
+    upn: &str,
+) -> Result<Option<Value>, StepError> {
     let url = format!(
-        "{}/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,displayName,deletedDateTime",
+        "{}/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,displayName,deletedDateTime,accountEnabled",
         client.endpoints.graph
     );
-    let deleted = client
+    let wanted = upn.to_lowercase();
+    Ok(client
         .list_all(&format!("look for {upn} among deleted users"), &url)
         .await
         .map_err(step_error)?
@@ -113,16 +128,11 @@ pub async fn standing(vendors: &Vendors, tenant: &Value, upn: &str) -> Result<St
         .filter(|u| {
             u["userPrincipalName"]
                 .as_str()
-                .is_some_and(|n| n.to_lowercase().ends_with(&upn.to_lowercase()))
+                .is_some_and(|n| n.to_lowercase().ends_with(&wanted))
         })
         .max_by(|a, b| {
             a["deletedDateTime"]
                 .as_str()
                 .cmp(&b["deletedDateTime"].as_str())
-        });
-    Ok(Standing {
-        access: Access::NoAccess,
-        account: None,
-        deleted,
-    })
+        }))
 }

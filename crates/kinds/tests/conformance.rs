@@ -2289,3 +2289,67 @@ async fn create_user_takes_the_next_free_sign_in_name() {
         "{message}"
     );
 }
+
+/// A rehire: a deleted account comes back from the deleted items (not a second account), a
+/// repeat finds it live, a disabled live account is used as it is, and a name nobody ever had
+/// is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_user_brings_back_the_same_account() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  gone:\n    uses: entra.delete_user\n    with: { user: lee.gu@contoso.example }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let deleted_id = h.outputs(&id, "gone").await["id"].clone();
+
+    let plan = Harness::plan(
+        "  back:\n    uses: entra.restore_user\n    with: { user: lee.gu@contoso.example }\n",
+    );
+    let (id, status) = h.run(&plan).await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let out = h.outputs(&id, "back").await;
+    assert_eq!(out["restored"], true);
+    assert_eq!(out["id"], deleted_id, "the same account, not a new one");
+    assert_eq!(out["user_principal_name"], "lee.gu@contoso.example");
+    let again = h.repeat(&id, "back").await;
+    assert_eq!(again["restored"], false);
+    assert_eq!(again["id"], deleted_id);
+    let counters = h.counters().await;
+    // Restored once, never created anew.
+    assert_eq!(
+        counters["contoso/user/lee.gu@contoso.example/restore"]["created"],
+        json!(1),
+        "{counters}"
+    );
+    assert_eq!(
+        counters["contoso/user/lee.gu@contoso.example"]["created"],
+        json!(0),
+        "{counters}"
+    );
+
+    let (id, _) = h
+        .run(&Harness::plan("  block:\n    uses: entra.disable_sign_in\n    with: { user: lee.gu@contoso.example }\n  back:\n    uses: entra.restore_user\n    needs: [block]\n    with: { user: lee.gu@contoso.example }\n"))
+        .await;
+    let out = h.outputs(&id, "back").await;
+    assert_eq!(
+        (out["restored"].clone(), out["was_enabled"].clone()),
+        (json!(false), json!(false))
+    );
+
+    let (id, status) = h
+        .run(&Harness::plan("  back:\n    uses: entra.restore_user\n    with: { user: never.here@contoso.example }\n"))
+        .await;
+    assert_eq!(status, RunStatus::Failed);
+    let message = h
+        .journal(&id)
+        .await
+        .iter()
+        .find_map(|e| match e {
+            EventKind::AttemptFailed { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(message.contains("no user `never.here@contoso.example` in tenant contoso.example, live or among the deleted users"), "{message}");
+}

@@ -200,7 +200,27 @@ pub fn schemas() -> Vec<KindSchema> {
             FieldType::Bool,
             "False when the user was already gone.",
         ),
-        user_action("entra.set_manager", "Set the user's manager.")
+        user_action(
+            "entra.restore_user",
+            "Bring a former employee's account back: the live account with that name (disabled or not) as it is, else the newest deleted one restored from the deleted items (kept 30 days); never a second account.",
+        )
+        .output(
+            "user_principal_name",
+            FieldType::String,
+            "The account's user principal name.",
+        )
+        .output_role("user_principal_name", Role::Subject)
+        .output(
+            "restored",
+            FieldType::Bool,
+            "True when it came back from the deleted items; false when it was live.",
+        )
+        .output(
+            "was_enabled",
+            FieldType::Bool,
+            "Whether it could sign in before this step (a restored account could not).",
+        ),
+                user_action("entra.set_manager", "Set the user's manager.")
             .param(Field::required(
                 "manager",
                 FieldType::String,

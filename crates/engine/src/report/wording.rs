@@ -42,6 +42,7 @@ pub(super) const TABLE: &[Row] = &[
     row("entra.enable_sign_in", "{{#if out.changed}}Allowed sign-in for {{user}}{{else}}Sign-in for {{user}} was already allowed{{/if}}"),
     row("entra.revoke_sessions", "Signed {{user}} out of every session (refresh tokens revoked)"),
     row("entra.reset_password", "Reset the password of {{user}} (new password ***)"),
+    row("entra.restore_user", "{{#if out.restored}}Restored {{out.user_principal_name}} from the deleted users{{else}}Found the existing account {{out.user_principal_name}}{{#unless out.was_enabled}} (sign-in blocked until enabled){{/unless}}: no second account{{/if}}"),
     row("entra.delete_user", "{{#if out.deleted}}Deleted user {{user}} (restorable for 30 days){{else}}User {{user}} was already deleted{{/if}}"),
     row("entra.set_manager", "{{#if out.changed}}Set the manager of {{user}} to {{with.manager}}{{else}}The manager of {{user}} already was {{with.manager}}{{/if}}"),
     row("entra.remove_auth_methods", "{{#if out.removed}}Removed the sign-in methods of {{user}}: {{list.removed}}{{else}}{{user}} had no sign-in methods to remove{{/if}}"),
