@@ -983,7 +983,7 @@ async fn the_openapi_document_covers_every_route() {
         .collect();
     assert_eq!(
         query,
-        ["status", "runbook", "q", "limit", "cursor"],
+        ["status", "runbook", "tenant", "q", "limit", "cursor"],
         "{list}"
     );
     // Every documented route is served (not the router's "no such route").
