@@ -43,6 +43,16 @@ pub struct RunLabels {
     pub trigger_by: Option<String>,
 }
 
+impl RunLabels {
+    /// What the list's free text is matched against for run `id` of `runbook`: the id, the
+    /// person, the ticket and the runbook, in lower case.
+    pub fn search_text(&self, id: &str, runbook: &str) -> String {
+        let person = self.person.as_deref().unwrap_or_default();
+        let ticket = self.ticket.as_deref().unwrap_or_default();
+        format!("{id} {person} {ticket} {runbook}").to_lowercase()
+    }
+}
+
 /// Which parameters of each kind name the person, in the order they are tried.
 fn person_params() -> &'static HashMap<String, Vec<String>> {
     static PARAMS: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
@@ -304,6 +314,20 @@ steps:
                 assert_eq!(got.trigger_by.as_deref(), Some("ann"));
             }
         }
+    }
+
+    #[test]
+    fn the_search_text_is_lower_case() {
+        let labels = RunLabels {
+            person: Some("Ada@Contoso.example".into()),
+            ticket: Some("T-9".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            labels.search_text("AB12", "Leaver"),
+            "ab12 ada@contoso.example t-9 leaver"
+        );
+        assert_eq!(RunLabels::default().search_text("x", "r"), "x   r");
     }
 
     #[test]

@@ -7,6 +7,8 @@ ALTER TABLE runs ADD COLUMN tenant TEXT;
 ALTER TABLE runs ADD COLUMN ticket TEXT;
 ALTER TABLE runs ADD COLUMN trigger_source TEXT;
 ALTER TABLE runs ADD COLUMN trigger_by TEXT;
+-- What the list's free text is matched against: id, person, ticket and runbook in lower case.
+ALTER TABLE runs ADD COLUMN search TEXT;
 -- Existing runs: what the stored context holds as it is (the tenant, the trigger, a
 -- `ticket`/`ticket_id` input). A sealed (secret) value is never copied. The person needs the
 -- step catalogue, so only runs created from now on have one.
@@ -20,6 +22,7 @@ UPDATE runs SET
               ORDER BY n LIMIT 1)
 FROM (SELECT id AS cid, context::jsonb AS c FROM runs) AS parsed
 WHERE parsed.cid = runs.id;
+UPDATE runs SET search = lower(id || ' ' || coalesce(person, '') || ' ' || coalesce(ticket, '') || ' ' || runbook);
 -- The list's order (newest first, keyset paged by (created_at, id)) alone and under each
 -- equality filter it offers.
 DROP INDEX IF EXISTS runs_created;

@@ -244,7 +244,8 @@ pub struct RunFilter {
     pub runbook: Option<String>,
     /// Only runs on this tenant id (any case).
     pub tenant: Option<String>,
-    /// Free text found (any case) in the run id, the person, the ticket or the runbook id.
+    /// Free text found (any case) in the run id, the person, the ticket or the runbook id
+    /// (not in the inputs or the trigger's payload: see `docs/server.md`).
     pub text: Option<String>,
     /// Only runs started by a `runbook.call` of this run.
     pub parent: Option<String>,
@@ -303,14 +304,9 @@ impl RunFilter {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            // Both databases: `lower()` and an explicit escape, so the match is the same.
-            param(
-                &mut sql,
-                " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(person) LIKE $0 ESCAPE '\\' OR lower(ticket) LIKE $0 ESCAPE '\\' OR lower(runbook) LIKE $0 ESCAPE '\\')",
-                like,
-            );
-            let n = binds.len();
-            sql = sql.replace("$0", &format!("${n}"));
+            // `search` holds the id, person, ticket and runbook in lower case (see
+            // `labels::RunLabels::search_text`): one LIKE, the same on both databases.
+            param(&mut sql, " AND search LIKE ? ESCAPE '\\'", like);
         }
         if let Some((created_at, id)) = &self.before {
             // Keyset paging: stays fast however deep the page.

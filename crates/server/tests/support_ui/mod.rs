@@ -25,6 +25,8 @@ pub struct Ui {
     pub router: Router,
     pub engine: Engine,
     pub cookie: String,
+    /// The database URL (`sqlite:PATH`).
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -33,7 +35,7 @@ pub async fn ui_with(runbooks: &[(&str, &str)], registry: Registry) -> Ui {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("ui.db").display());
     let engine = Engine::open(
-        &url,
+        &url.clone(),
         registry,
         Arc::new(|id: &str| {
             Ok(serde_json::json!({"id": id, "name": id, "domain": format!("{id}.example")}))
@@ -62,6 +64,7 @@ pub async fn ui_with(runbooks: &[(&str, &str)], registry: Registry) -> Ui {
         router,
         engine,
         cookie: String::new(),
+        url,
         _dir: Some(dir),
     };
     ui.sign_in().await;
