@@ -338,7 +338,7 @@ fn row(r: &RunRow, now: i64) -> Markup {
             layout::duration(now - r.created_at)
         )
     };
-    let dash = || html! { span.muted aria-label="none" { "—" } };
+    let dash = || html! { span.muted title="none" { "—" } };
     html! {
         tr.run-row data-run=(r.id) data-status=(status) {
             td { (layout::status(&status)) }
