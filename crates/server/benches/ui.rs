@@ -66,6 +66,9 @@ steps:
   hold: { uses: wait, with: { for: 1ms } }
 "#;
 
+/// The secret input every leaver run is given: no page may show it.
+const SECRET: &str = "Bench-Secret-Value-1";
+
 const BOOKS: &[(&str, &str)] = &[
     ("leaver.yaml", LEAVER),
     ("starter.yaml", STARTER),
@@ -128,12 +131,15 @@ async fn fill(ui: &Ui, from: usize, n: usize) -> Duration {
             let mut i = from + w;
             while i < from + n {
                 let (p, inputs) = match i % 10 {
-                    0 => (&plans[1], json!({"upn": upn(i), "tenant": format!("tenant{}", i % 40)})),
+                    0 => (
+                        &plans[1],
+                        json!({"upn": upn(i), "tenant": format!("tenant{}", i % 40)}),
+                    ),
                     1 => (&plans[2], json!({})),
                     _ => (
                         &plans[0],
                         json!({"upn": upn(i), "tenant": format!("tenant{}", i % 40),
-                               "ticket_id": format!("T-{}", 100_000 + i), "password": "Bench-Secret-1"}),
+                               "ticket_id": format!("T-{}", 100_000 + i), "password": SECRET}),
                     ),
                 };
                 let inputs: Map<String, Value> = inputs.as_object().cloned().unwrap();
@@ -203,6 +209,7 @@ async fn measure(ui: &Ui, path: &str, reqs: usize) -> (f64, f64) {
         let (status, body) = ui.get(path).await;
         lat.push(t.elapsed());
         assert_eq!(status, 200, "{path}: {body}");
+        assert!(!body.contains(SECRET), "a secret on {path}");
     }
     lat.sort();
     let at = |p: f64| ms(lat[((lat.len() as f64 - 1.0) * p).round() as usize]);
