@@ -1,7 +1,7 @@
 //! The `Engine` API: the one way every front end (CLI, server, UI) drives runs. It starts runs
 //! (inputs checked the same way for everyone, an optional dedup key returning the existing
 //! run), records approval decisions, cancels, retries and rolls back (each with who did it),
-//! reads runs, lists them with filters and paging, reads journal events since a sequence
+//! reads runs, lists them with filters and paging (whole, or as a list's light rows), reads journal events since a sequence
 //! number, verifies journals, subscribes to changes, and makes workers. Each operation is a
 //! machine event applied by the store; nothing here decides or writes journal lines.
 
@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use crate::driver::{start_context, worker_identity, Worker};
 use crate::journal::{self, Event as JournalEvent, VerifyError};
 use crate::machine::{self, status_name, Event, RunStatus};
-use crate::store::{self, RunFilter, RunRecord, Store};
+use crate::store::{self, RunFilter, RunRecord, RunRow, Store};
 
 /// Why an engine operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -428,6 +428,18 @@ impl Engine {
     /// Runs matching `filter`, newest first, one page.
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
         Ok(self.store.runs(filter).await?)
+    }
+
+    /// Runs matching `filter`, newest first, one page, as a list shows them: id, runbook,
+    /// status, times and labels (person, tenant, ticket, trigger), without reading any plan,
+    /// context or machine.
+    pub async fn run_rows(&self, filter: &RunFilter) -> Result<Vec<RunRow>, Error> {
+        Ok(self.store.run_rows(filter).await?)
+    }
+
+    /// How many runs have each status (status name, count), by status name.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, Error> {
+        Ok(self.store.count_by_status().await?)
     }
 
     /// A run's journal events after sequence number `after` (0: all).

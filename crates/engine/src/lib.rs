@@ -11,6 +11,7 @@ pub mod api;
 pub mod builtin;
 pub mod driver;
 pub mod journal;
+pub mod labels;
 pub mod machine;
 mod names;
 pub mod report;

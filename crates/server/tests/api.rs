@@ -595,7 +595,16 @@ async fn runs_are_listed_newest_first_in_keyset_pages() {
     let (_, done) = s.get("/api/runs?status=succeeded", Role::Viewer).await;
     assert_eq!(done["runs"].as_array().unwrap().len(), 1);
     assert_eq!(done["runs"][0]["id"], flaky.as_str());
-    let (_, found) = s.get("/api/runs?q=x@contoso", Role::Viewer).await;
+    // Free text: part of the run id, or the runbook, in any case.
+    for q in [&flaky[..8].to_uppercase(), "FLAKY"] {
+        let (_, found) = s.get(&format!("/api/runs?q={q}"), Role::Viewer).await;
+        assert_eq!(found["runs"].as_array().unwrap().len(), 1, "{q}");
+        assert_eq!(found["runs"][0]["id"], flaky.as_str());
+        assert_eq!(found["runs"][0]["tenant"], "contoso");
+    }
+    let (_, found) = s
+        .get("/api/runs?tenant=CONTOSO&runbook=flaky", Role::Viewer)
+        .await;
     assert_eq!(found["runs"].as_array().unwrap().len(), 1);
     for bad in [
         "/api/runs?status=bogus",
@@ -983,7 +992,7 @@ async fn the_openapi_document_covers_every_route() {
         .collect();
     assert_eq!(
         query,
-        ["status", "runbook", "q", "limit", "cursor"],
+        ["status", "runbook", "tenant", "q", "limit", "cursor"],
         "{list}"
     );
     // Every documented route is served (not the router's "no such route").

@@ -270,7 +270,11 @@ pub struct ListArgs {
     /// Only runs of this runbook.
     #[arg(long)]
     runbook: Option<String>,
-    /// Only runs whose id, inputs or trigger contain this text (a UPN, a ticket number).
+    /// Only runs on this tenant id.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only runs whose id, person, ticket number or runbook contain this text, in any case
+    /// (a UPN, a ticket number).
     #[arg(long)]
     search: Option<String>,
     /// Only runs started by a `runbook.call` of this run.
@@ -295,6 +299,7 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
         let mut filter = RunFilter {
             status: args.status,
             runbook: args.runbook,
+            tenant: args.tenant,
             text: args.search,
             parent: args.parent,
             before: None,
@@ -302,7 +307,7 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
         };
         let mut runs = Vec::new();
         loop {
-            let page = engine.runs(&filter).await?;
+            let page = engine.run_rows(&filter).await?;
             let full = page.len() == filter.limit;
             filter.before = page.last().map(|r| (r.created_at, r.id.clone()));
             runs.extend(page);
@@ -315,14 +320,16 @@ pub fn list(db: &str, args: ListArgs) -> Result<ExitCode> {
             }
         }
         if args.json {
-            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.plan.runbook, "version": r.plan.version, "status": r.status, "created_at": r.created_at,
+            let v: Vec<Value> = runs.iter().map(|r| json!({"id": r.id, "runbook": r.runbook, "version": r.version, "status": r.status, "created_at": r.created_at,
+                "person": r.labels.person, "tenant": r.labels.tenant, "ticket": r.labels.ticket,
                 "parent": r.parent.as_ref().map(|(run, step, item)| json!({"run": run, "step": step, "item": item}))})).collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for r in &runs {
                 // A called run names the run and step that called it.
                 let called = r.parent.as_ref().map(|(run, step, _)| format!("  (called by {run} step {step})")).unwrap_or_default();
-                println!("{}  {:<10} {} v{}{called}", r.id, status_name(r.status), r.plan.runbook, r.plan.version);
+                let person = r.labels.person.as_deref().map(|p| format!("  {p}")).unwrap_or_default();
+                println!("{}  {:<10} {} v{}{called}{person}", r.id, status_name(r.status), r.runbook, r.version);
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -242,7 +242,10 @@ pub struct RunFilter {
     pub status: Option<String>,
     /// Only runs of this runbook id.
     pub runbook: Option<String>,
-    /// Free text found in the run id, inputs or trigger (a UPN, a ticket number).
+    /// Only runs on this tenant id (any case).
+    pub tenant: Option<String>,
+    /// Free text found (any case) in the run id, the person, the ticket or the runbook id
+    /// (not in the inputs or the trigger's payload: see `docs/server.md`).
     pub text: Option<String>,
     /// Only runs started by a `runbook.call` of this run.
     pub parent: Option<String>,
@@ -257,12 +260,92 @@ impl Default for RunFilter {
         RunFilter {
             status: None,
             runbook: None,
+            tenant: None,
             text: None,
             parent: None,
             before: None,
             limit: 100,
         }
     }
+}
+
+impl RunFilter {
+    /// The `WHERE ...` of the filter and its parameters, then its order and limit.
+    fn sql(&self) -> (String, Vec<String>) {
+        let mut sql = String::from(" WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |sql: &mut String, clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        if let Some(status) = given(&self.status) {
+            param(&mut sql, " AND status = ?", status);
+        }
+        if let Some(runbook) = given(&self.runbook) {
+            param(&mut sql, " AND runbook = ?", runbook);
+        }
+        if let Some(tenant) = given(&self.tenant) {
+            param(&mut sql, " AND lower(tenant) = ?", tenant.to_lowercase());
+        }
+        if let Some(parent) = given(&self.parent) {
+            param(&mut sql, " AND parent_run = ?", parent);
+        }
+        if let Some(text) = given(&self.text) {
+            let like = format!(
+                "%{}%",
+                text.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            // `search` holds the id, person, ticket and runbook in lower case (see
+            // `labels::RunLabels::search_text`): one LIKE, the same on both databases.
+            param(&mut sql, " AND search LIKE ? ESCAPE '\\'", like);
+        }
+        if let Some((created_at, id)) = &self.before {
+            // Keyset paging: stays fast however deep the page.
+            binds.push(created_at.to_string());
+            let n = binds.len();
+            binds.push(id.clone());
+            sql.push_str(&format!(
+                " AND (created_at < CAST(${n} AS BIGINT) OR (created_at = CAST(${n} AS BIGINT) AND id < ${}))",
+                n + 1
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, id DESC LIMIT {}",
+            self.limit.clamp(1, 10_000)
+        ));
+        (sql, binds)
+    }
+}
+
+/// A run as a list shows it, read without its plan, context or machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRow {
+    /// Id.
+    pub id: String,
+    /// Runbook id.
+    pub runbook: String,
+    /// Runbook version.
+    pub version: u32,
+    /// Status.
+    pub status: RunStatus,
+    /// Created (unix ms).
+    pub created_at: i64,
+    /// Last change (unix ms).
+    pub updated_at: i64,
+    /// Whom it acts on, its tenant, its ticket and how it was started
+    /// ([`crate::labels`]).
+    pub labels: crate::labels::RunLabels,
+    /// The run, step and item of the `runbook.call` that started it.
+    pub parent: Option<(String, String, u32)>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -411,7 +494,9 @@ impl Store {
         let id = uuid.to_string();
         let mut context = context;
         context["run"]["id"] = json!(id);
+        let labels = crate::labels::derive(plan, &context);
         Ok(PreparedRun(Box::new(tx::NewRun {
+            labels,
             id,
             runbook: plan.runbook.clone(),
             version: i64::from(plan.version),
@@ -645,46 +730,8 @@ impl Store {
 
     /// Runs matching `filter`, newest first, one page of at most `filter.limit`.
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        let mut param = |sql: &mut String, clause: &str, value: String| {
-            binds.push(value);
-            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-        };
-        if let Some(status) = &filter.status {
-            param(&mut sql, " AND status = ?", status.clone());
-        }
-        if let Some(runbook) = &filter.runbook {
-            param(&mut sql, " AND runbook = ?", runbook.clone());
-        }
-        if let Some(parent) = &filter.parent {
-            param(&mut sql, " AND parent_run = ?", parent.clone());
-        }
-        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            let like = format!(
-                "%{}%",
-                text.trim()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            param(&mut sql, " AND (id LIKE ? ESCAPE '\\'", like.clone());
-            param(&mut sql, " OR context LIKE ? ESCAPE '\\')", like);
-        }
-        if let Some((created_at, id)) = &filter.before {
-            // Keyset paging: stays fast however deep the page.
-            binds.push(created_at.to_string());
-            let n = binds.len();
-            binds.push(id.clone());
-            sql.push_str(&format!(
-                " AND (created_at < CAST(${n} AS BIGINT) OR (created_at = CAST(${n} AS BIGINT) AND id < ${}))",
-                n + 1
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY created_at DESC, id DESC LIMIT {}",
-            filter.limit.clamp(1, 10_000)
-        ));
+        let (clauses, binds) = filter.sql();
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs{clauses}");
         let mut query = sqlx::query(&sql);
         for b in &binds {
             query = query.bind(b);
@@ -695,6 +742,42 @@ impl Store {
             records.push(self.record(row).await?);
         }
         Ok(records)
+    }
+
+    /// [`Store::runs`] as a list shows them: the small columns only, no plan, context or
+    /// machine read or parsed.
+    pub async fn run_rows(&self, filter: &RunFilter) -> Result<Vec<RunRow>, Error> {
+        let (clauses, binds) = filter.sql();
+        let sql = format!("SELECT id, runbook, version, status, created_at, updated_at, person, tenant, ticket, trigger_source, trigger_by, parent_run, parent_step, parent_item FROM runs{clauses}");
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunRow {
+                    id: r.try_get("id")?,
+                    runbook: r.try_get("runbook")?,
+                    version: u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0),
+                    status: parse_status(&r.try_get::<String, _>("status")?)?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    labels: crate::labels::RunLabels {
+                        person: r.try_get("person")?,
+                        tenant: r.try_get("tenant")?,
+                        ticket: r.try_get("ticket")?,
+                        trigger_source: r.try_get("trigger_source")?,
+                        trigger_by: r.try_get("trigger_by")?,
+                    },
+                    parent: parent_of((
+                        r.try_get("parent_run")?,
+                        r.try_get("parent_step")?,
+                        r.try_get("parent_item")?,
+                    )),
+                })
+            })
+            .collect()
     }
 
     /// How many runs have each status.

@@ -31,6 +31,8 @@ pub(crate) struct NewRun {
     pub seed: u64,
     /// The run, step and item of the `runbook.call` that starts it.
     pub parent: Option<(String, String, u32)>,
+    /// What a runs list shows of it.
+    pub labels: crate::labels::RunLabels,
 }
 
 /// Creates a run, or returns the run that already has its dedup key. Returns the run id and
@@ -67,10 +69,12 @@ pub(crate) async fn create_run(
     };
     let machine: RunMachine =
         serde_json::from_str(&new.machine).map_err(|e| Error::Corrupt(e.to_string()))?;
-    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14)",
+    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item, person, tenant, ticket, trigger_source, trigger_by, search) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
             (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into(),
-            parent_run.into(), parent_step.into(), parent_item.into()]);
+            parent_run.into(), parent_step.into(), parent_item.into(), new.labels.person.clone().into(), new.labels.tenant.clone().into(),
+            new.labels.ticket.clone().into(), new.labels.trigger_source.clone().into(), new.labels.trigger_by.clone().into(),
+            new.labels.search_text(&new.id, &new.runbook).into()]);
     batch.created(&new.id, machine, now);
     let created = Event::Created {
         runbook: new.runbook.clone(),

@@ -5,4 +5,5 @@
 mod calls;
 mod db;
 mod machine;
+mod runs_list;
 mod store;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tenure_engine::machine::{status_name, InstanceState, Stage};
-use tenure_engine::store::{RunFilter, RunRecord};
+use tenure_engine::store::{RunFilter, RunRecord, RunRow};
 use tenure_engine::{StartRun, Trigger};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,7 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The run statuses a filter may name.
-const STATUSES: [&str; 8] = [
+pub(crate) const STATUSES: [&str; 8] = [
     "queued",
     "running",
     "waiting",
@@ -84,7 +84,7 @@ pub struct TriggerView {
     pub source: Option<String>,
     /// Who started it.
     pub by: Option<String>,
-    /// When it was received (RFC 3339).
+    /// When it was received (RFC 3339); only in a run's detail, null in a list.
     pub received_at: Option<String>,
 }
 
@@ -101,6 +101,12 @@ pub struct RunSummary {
     pub status: String,
     /// How it was started.
     pub trigger: TriggerView,
+    /// Whom the run acts on (a UPN), when its steps name one person.
+    pub person: Option<String>,
+    /// The tenant id.
+    pub tenant: Option<String>,
+    /// The PSA ticket number, when the run has one.
+    pub ticket: Option<String>,
     /// Created (RFC 3339).
     pub created_at: String,
     /// Last changed (RFC 3339).
@@ -155,7 +161,10 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// Only runs of this runbook id.
     pub runbook: Option<String>,
-    /// Free text found in the run id, inputs or trigger (a UPN, a ticket number).
+    /// Only runs on this tenant id (any case).
+    pub tenant: Option<String>,
+    /// Free text found (any case) in the run id, the person, the ticket number or the
+    /// runbook id.
     pub q: Option<String>,
     /// Page size (1-500, default 50).
     pub limit: Option<usize>,
@@ -206,7 +215,11 @@ fn time(ms: i64) -> String {
 fn summary_of(r: &RunRecord) -> RunSummary {
     let t = &r.context["trigger"];
     let text = |v: &Value| v.as_str().map(str::to_string);
+    let labels = tenure_engine::labels::derive(&r.plan, &r.context);
     RunSummary {
+        person: labels.person,
+        tenant: labels.tenant,
+        ticket: labels.ticket,
         id: r.id.clone(),
         runbook: r.plan.runbook.clone(),
         version: r.plan.version,
@@ -279,11 +292,32 @@ fn state_name(s: InstanceState) -> String {
         .unwrap_or_default()
 }
 
-fn encode_cursor(r: &RunRecord) -> String {
+fn row_summary(r: RunRow) -> RunSummary {
+    RunSummary {
+        id: r.id,
+        runbook: r.runbook,
+        version: r.version,
+        status: status_name(r.status),
+        trigger: TriggerView {
+            source: r.labels.trigger_source,
+            by: r.labels.trigger_by,
+            received_at: None,
+        },
+        person: r.labels.person,
+        tenant: r.labels.tenant,
+        ticket: r.labels.ticket,
+        created_at: time(r.created_at),
+        updated_at: time(r.updated_at),
+    }
+}
+
+/// The `cursor` naming the page after `r`.
+pub(crate) fn encode_cursor(r: &RunRow) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", r.created_at, r.id))
 }
 
-fn decode_cursor(c: &str) -> Option<(i64, String)> {
+/// The (created_at, id) a `cursor` names, if it is one [`encode_cursor`] made.
+pub(crate) fn decode_cursor(c: &str) -> Option<(i64, String)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c.trim())
         .ok()?;
@@ -384,17 +418,18 @@ pub async fn list(
     let filter = RunFilter {
         status,
         runbook: q.runbook.filter(|s| !s.is_empty()),
+        tenant: q.tenant,
         text: q.q,
         parent: None,
         before,
         limit,
     };
-    let runs = state.engine().runs(&filter).await?;
+    let runs = state.engine().run_rows(&filter).await?;
     let next_cursor = (runs.len() == limit)
         .then(|| runs.last().map(encode_cursor))
         .flatten();
     Ok(Json(RunPage {
-        runs: runs.iter().map(summary_of).collect(),
+        runs: runs.into_iter().map(row_summary).collect(),
         next_cursor,
     }))
 }
