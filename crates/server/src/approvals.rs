@@ -275,10 +275,11 @@ async fn decide(
                 StatusCode::OK,
                 "Decision recorded",
                 &format!(
-                    "<h1>You {what} this request</h1>\n<p>{} v{} &middot; the run is now {}.</p>\n<p class=\"note\">Your decision is in the run's journal. You can close this page.</p>",
+                    "<h1 id=\"decision-result\" data-decision=\"{what}\">You {what} this request</h1>\n<p>{} v{} &middot; the run is now {}.</p>\n<p class=\"note\">Your decision is in the run's journal. You can close this page, or <a id=\"run-page\" href=\"/ui/runs/{}\">follow the run</a> (signed in to Tenure).</p>",
                     text(&found.run.plan.runbook),
                     found.run.plan.version,
-                    text(&tenure_engine::machine::status_name(status))
+                    text(&tenure_engine::machine::status_name(status)),
+                    text(&found.claim.run)
                 ),
             )
         }

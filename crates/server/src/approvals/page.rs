@@ -11,7 +11,7 @@ use base64::Engine as _;
 use sha2::Digest;
 use tenure_steps::markdown::{escape_html as esc, to_html};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}table{border-collapse:collapse}td,th{text-align:left;padding:.2rem .8rem .2rem 0;vertical-align:top}code,pre{background:#f3f3f3;padding:0 .2rem;white-space:pre-wrap;word-break:break-all}.msg{border-left:4px solid #888;padding:.2rem 1rem;background:#fafafa}.note{color:#555}button{font-size:1rem;padding:.5rem 1.4rem;margin-right:1rem}.approve{background:#1a7f37;color:#fff;border:0}.deny{background:#cf222e;color:#fff;border:0}textarea{width:100%;min-height:4rem}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}table{border-collapse:collapse}td,th{text-align:left;padding:.2rem .8rem .2rem 0;vertical-align:top}code,pre{background:#f3f3f3;padding:0 .2rem;white-space:pre-wrap;word-break:break-all}.msg{border-left:4px solid #888;padding:.2rem 1rem;background:#fafafa}.note{color:#555}button{font-size:1rem;padding:.5rem 1.4rem;margin-right:1rem}.approve{background:#1a7f37;color:#fff;border:0}.deny{background:#cf222e;color:#fff;border:0}textarea{width:100%;min-height:4rem}td{overflow-wrap:anywhere}";
 
 /// The Content-Security-Policy of every approval page: nothing loads but the page's own
 /// style sheet (by hash); forms post only to the page; no framing.
