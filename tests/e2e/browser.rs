@@ -391,9 +391,49 @@ impl Browser {
         self.client.switch_to_window(to).await.unwrap();
     }
 
-    /// Saves what the viewport shows as `target/ui-screenshots/NAME.png`.
+    /// Runs a Chrome DevTools Protocol command through the driver and returns its result.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let answer: Value = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/session/{}/goog/cdp/execute",
+                self.port, self.session
+            ))
+            .json(&json!({"cmd": cmd, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(answer["value"]["error"].is_null(), "{cmd}: {answer}");
+        answer["value"].clone()
+    }
+
+    /// Saves the whole page at the window's width (at most 4,000 pixels tall) as
+    /// `target/ui-screenshots/NAME.png`.
     pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.client.screenshot().await.unwrap();
+        use base64::Engine as _;
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await;
+        let width = metrics["cssLayoutViewport"]["clientWidth"]
+            .as_f64()
+            .unwrap_or(1366.0);
+        let height = metrics["cssContentSize"]["height"]
+            .as_f64()
+            .unwrap_or(900.0)
+            .min(4000.0);
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                }),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
