@@ -74,8 +74,8 @@ impl Drop for Timed {
     }
 }
 
-/// Works on the branch as it is: the approval link page (not signed in) approves one run and
-/// denies another from the browser, at laptop and phone width.
+/// The approval link page (no sign-in) approves one run and denies another from the browser,
+/// at laptop and phone width.
 #[tokio::test]
 async fn an_approver_decides_on_the_link_page_in_a_browser() {
     let _t = Timed("approval link page", Instant::now());
@@ -426,9 +426,8 @@ async fn a_viewer_has_no_buttons_and_a_forced_post_is_refused() {
         .await;
 }
 
-/// Works on the branch as it is: a wrong token is refused on the form; the right one signs
-/// in; signing out removes the session, and the next page asks to sign in again, then goes
-/// where it was going.
+/// A wrong token is refused on the form; the right one signs in; signing out removes the
+/// session, and the next page asks to sign in again, then goes where it was going.
 #[tokio::test]
 async fn signing_in_and_out_in_a_browser() {
     let _t = Timed("sign in and out", Instant::now());
