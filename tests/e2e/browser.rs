@@ -332,12 +332,21 @@ impl Browser {
         }
     }
 
-    /// Clicks the element matching `css` (waiting for it).
+    /// Clicks the element matching `css` (waiting for it). An element that a live refresh
+    /// replaced between finding and clicking is found again.
     pub(crate) async fn click(&self, css: &str) {
-        let e = self.wait_for(css, WAIT).await;
-        e.click()
-            .await
-            .unwrap_or_else(|err| panic!("click on `{css}`: {err}"));
+        let started = Instant::now();
+        loop {
+            let e = self.wait_for(css, WAIT).await;
+            match e.click().await {
+                Ok(()) => return,
+                Err(err) if started.elapsed() < WAIT => {
+                    note_retry(css, &err);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("click on `{css}`: {err} {}", self.context().await),
+            }
+        }
     }
 
     /// Replaces the text of the field matching `css` (waiting for it) with `text`.
@@ -349,14 +358,29 @@ impl Browser {
             .unwrap_or_else(|err| panic!("typing into `{css}`: {err}"));
     }
 
-    /// The text of the element matching `css` (waiting for it).
+    /// The text of the element matching `css` (waiting for it; found again if a live refresh
+    /// replaced it meanwhile).
     pub(crate) async fn text(&self, css: &str) -> String {
-        self.wait_for(css, WAIT).await.text().await.unwrap()
+        let started = Instant::now();
+        loop {
+            match self.wait_for(css, WAIT).await.text().await {
+                Ok(text) => return text,
+                Err(err) if started.elapsed() > WAIT => panic!("text of `{css}`: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
-    /// Attribute `attr` of the element matching `css` (waiting for it).
+    /// Attribute `attr` of the element matching `css` (waiting for it, as [`Browser::text`]).
     pub(crate) async fn attr(&self, css: &str, attr: &str) -> Option<String> {
-        self.wait_for(css, WAIT).await.attr(attr).await.unwrap()
+        let started = Instant::now();
+        loop {
+            match self.wait_for(css, WAIT).await.attr(attr).await {
+                Ok(value) => return value,
+                Err(err) if started.elapsed() > WAIT => panic!("{attr} of `{css}`: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Runs `script` in the page (WebDriver's, not subject to the page's CSP) and returns
@@ -487,6 +511,11 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Says on stderr (shown for a failing test) that a click is tried again, and why.
+fn note_retry(css: &str, err: &fantoccini::error::CmdError) {
+    eprintln!("click on `{css}` tried again: {err}");
 }
 
 /// Whether `answer` holds a whole HTTP response (headers and `Content-Length` bytes of body).
