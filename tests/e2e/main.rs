@@ -214,6 +214,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+mod browser;
 mod calls;
 mod crash;
 mod people;
@@ -227,4 +228,5 @@ mod serve_hooks;
 mod serve_schedule;
 mod served;
 mod stock;
+mod ui_browser;
 mod workers;

@@ -37,6 +37,37 @@ pub(crate) fn serve(state: &std::path::Path) -> (Server, String) {
     (Server(child), url)
 }
 
+/// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
+/// (a client-credentials token, then `POST /users`); returns the answer's status.
+pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!(
+            "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
+        ))
+        .form(&[
+            ("client_id", "tenure-sandbox"),
+            ("client_secret", "sandbox-secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nickname = upn.split('@').next().unwrap_or(upn).replace('.', "");
+    http.post(format!("{url}/graph.microsoft.com/v1.0/users"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"accountEnabled": true, "displayName": display_name, "mailNickname": nickname, "userPrincipalName": upn, "passwordProfile": {"password": "Str0ng!Passw0rd"}}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn sandbox_process_serves_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,28 +76,7 @@ async fn sandbox_process_serves_and_keeps_state_across_restarts() {
     let http = reqwest::Client::new();
     {
         let (_server, url) = serve(&state);
-        let token: Value = http
-            .post(format!(
-                "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
-            ))
-            .form(&[
-                ("client_id", "tenure-sandbox"),
-                ("client_secret", "sandbox-secret"),
-                ("scope", "https://graph.microsoft.com/.default"),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let r = http
-            .post(format!("{url}/graph.microsoft.com/v1.0/users"))
-            .bearer_auth(token["access_token"].as_str().unwrap())
-            .json(&json!({"accountEnabled": true, "displayName": "S", "mailNickname": "rs", "userPrincipalName": upn, "passwordProfile": {"password": "Str0ng!Passw0rd"}}))
-            .send().await.unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(create_user(&url, upn, "S").await, 201);
     }
     let (_server, url) = serve(&state);
     let state: Value = http

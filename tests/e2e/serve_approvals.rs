@@ -8,31 +8,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\ntriggers:\n  - webhook: intake\n    map: { user: \"{{payload.user}}\" }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
+pub(crate) const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant: contoso\ninputs:\n  user: { type: email }\ntriggers:\n  - webhook: intake\n    map: { user: \"{{payload.user}}\" }\nsteps:\n  ask:\n    uses: approval\n    with:\n      approvers: [it.lead@msp.example, cfo@msp.example]\n      message: \"Offboard **{{inputs.user}}**?\"\n      notify: [teams, email]\n  done:\n    uses: notify.teams\n    needs: [ask]\n    with: { message: \"{{inputs.user}} offboarded, approved by {{steps.ask.outputs.decided_by}}\" }\n";
 
 /// A generic intake webhook whose requester is a service-desk agent (no approver).
-const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsecret_env = \"INTAKE_HOOK_SECRET\"\ndedup = \"{{payload.request_id}}\"\nrequester = \"{{payload.requested_by}}\"\n";
+pub(crate) const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsecret_env = \"INTAKE_HOOK_SECRET\"\ndedup = \"{{payload.request_id}}\"\nrequester = \"{{payload.requested_by}}\"\n";
 const HOOK_SECRET: &str = "e2e-intake-secret";
 
-struct Setup {
+/// A sandbox and a `tenure serve` using it (approvals send their links there), with a
+/// configuration and a runbook library in a temporary directory. Other tests (the browser
+/// tests) start theirs through [`Setup::start`].
+pub(crate) struct Setup {
     _dir: tempfile::TempDir,
-    db: String,
-    sandbox: String,
+    /// The database URL (`sqlite:…`).
+    pub(crate) db: String,
+    /// The sandbox's base URL.
+    pub(crate) sandbox: String,
     _sandbox: crate::sandbox::Server,
-    _serve: crate::served::Served,
-    base: String,
+    /// The server (its log helps a failing assertion).
+    pub(crate) serve: crate::served::Served,
+    /// The server's base URL.
+    pub(crate) base: String,
 }
 
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let (sandbox_proc, sandbox) = crate::sandbox::serve(&dir.path().join("state.json"));
-    let db = format!("sqlite:{}", dir.path().join("t.db").display());
-    let runbooks = dir.path().join("runbooks");
-    std::fs::create_dir(&runbooks).unwrap();
-    std::fs::write(runbooks.join("offboard.yaml"), RUNBOOK).unwrap();
-    std::fs::write(dir.path().join("tenure.toml"), CONFIG).unwrap();
-    let serve = crate::served::Served::start(
-        crate::Tenure::new()
+    Setup::start(CONFIG, &[("offboard.yaml", RUNBOOK)], &[])
+}
+
+impl Setup {
+    /// Starts the sandbox and `tenure serve` with `config` as `tenure.toml` (the intake
+    /// webhook's secret is set), the `runbooks` (file name, text) and `env`.
+    pub(crate) fn start(config: &str, runbooks: &[(&str, &str)], env: &[(&str, &str)]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let (sandbox_proc, sandbox) = crate::sandbox::serve(&dir.path().join("state.json"));
+        let db = format!("sqlite:{}", dir.path().join("t.db").display());
+        let library = dir.path().join("runbooks");
+        std::fs::create_dir(&library).unwrap();
+        for (name, text) in runbooks {
+            std::fs::write(library.join(name), text).unwrap();
+        }
+        std::fs::write(dir.path().join("tenure.toml"), config).unwrap();
+        let mut command = crate::Tenure::new();
+        command
             .args([
                 "--db",
                 &db,
@@ -41,29 +57,36 @@ async fn setup() -> Setup {
                 "127.0.0.1:0",
                 "--runbooks",
             ])
-            .arg(&runbooks)
+            .arg(&library)
             .current_dir(dir.path())
             .env_remove("TENURE_CONFIG")
             .env("TENURE_SANDBOX", &sandbox)
             .env("INTAKE_HOOK_SECRET", HOOK_SECRET)
             // No `[teams]`, `[email]` or TENURE_SANDBOX_SMTP: the defaults reach the sandbox.
-            .env_remove("TENURE_SANDBOX_SMTP"),
-    );
-    let base = serve.base.clone();
-    Setup {
-        db,
-        sandbox,
-        _sandbox: sandbox_proc,
-        _serve: serve,
-        base,
-        _dir: dir,
+            .env_remove("TENURE_SANDBOX_SMTP");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let serve = crate::served::Served::start(&mut command);
+        let base = serve.base.clone();
+        Setup {
+            db,
+            sandbox,
+            _sandbox: sandbox_proc,
+            serve,
+            base,
+            _dir: dir,
+        }
     }
-}
 
-impl Setup {
     /// Delivers an intake ticket for `user` (signed like the intake system signs), as often
     /// as `deliveries` says, and returns the run id and each answer's status.
-    async fn deliver(&self, ticket: &str, user: &str, deliveries: usize) -> (String, Vec<u16>) {
+    pub(crate) async fn deliver(
+        &self,
+        ticket: &str,
+        user: &str,
+        deliveries: usize,
+    ) -> (String, Vec<u16>) {
         use hmac::{Hmac, Mac};
         let body = serde_json::json!({
             "request_id": ticket,
@@ -97,7 +120,7 @@ impl Setup {
         (run, statuses)
     }
 
-    async fn state(&self) -> Value {
+    pub(crate) async fn state(&self) -> Value {
         reqwest::get(format!("{}/_sandbox/state", self.sandbox))
             .await
             .unwrap()
@@ -108,7 +131,7 @@ impl Setup {
 
     /// The `Approve` link of the card the sandbox received for `approver` in `run`, waiting
     /// for the workers to send it.
-    async fn card_link(&self, run: &str, approver: &str) -> String {
+    pub(crate) async fn card_link(&self, run: &str, approver: &str) -> String {
         let started = Instant::now();
         loop {
             let state = self.state().await;
@@ -143,7 +166,7 @@ impl Setup {
         }
     }
 
-    fn journal(&self, run: &str) -> Vec<Value> {
+    pub(crate) fn journal(&self, run: &str) -> Vec<Value> {
         let o = crate::Tenure::new()
             .args(["--db", &self.db, "log", run, "--json"])
             .output();
@@ -151,7 +174,7 @@ impl Setup {
     }
 
     /// Waits until the run's approval is requested (every notification has been sent then).
-    async fn requested(&self, run: &str) {
+    pub(crate) async fn requested(&self, run: &str) {
         let started = Instant::now();
         while !self
             .journal(run)
@@ -168,7 +191,7 @@ impl Setup {
     }
 
     /// Waits for the run to end and returns its final status.
-    async fn ended(&self, run: &str) -> String {
+    pub(crate) async fn ended(&self, run: &str) -> String {
         let started = Instant::now();
         loop {
             if let Some(e) = self
@@ -180,8 +203,9 @@ impl Setup {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "run {run} did not end: {:?}",
-                self.journal(run)
+                "run {run} did not end: {:?}\n{}",
+                self.journal(run),
+                self.serve.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

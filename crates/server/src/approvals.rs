@@ -301,7 +301,7 @@ fn result_page(f: &Found, approve: bool, status: tenure_engine::machine::RunStat
         StatusCode::OK,
         "Decision recorded",
         html! {
-            div.decision #decision-result data-decision=(if approve { "approve" } else { "deny" }) {
+            div.decision #decision-result data-decision=(if approve { "approved" } else { "denied" }) {
                 h1 { "You " (what) " this request" }
                 p { (run.plan.runbook) " v" (run.plan.version) " · the run is now "
                     (crate::ui::layout::status(&tenure_engine::machine::status_name(status))) "." }
