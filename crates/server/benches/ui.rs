@@ -320,6 +320,33 @@ fn main() {
             "GET /ui/runs/{id} (a leaver run)",
             measure(&ui, &format!("/ui/runs/{}", some[0].id), reqs).await,
         );
+        let waiting = ui
+            .engine
+            .run_rows(&RunFilter {
+                runbook: Some("starter".into()),
+                status: Some("waiting".into()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(w) = waiting.first() {
+            let record = ui.engine.run(&w.id).await.unwrap();
+            let gate = record.machine.gate("approve").unwrap();
+            let link = ui.links.url(&tenure_server::approvals::Claim {
+                run: w.id.clone(),
+                step: "approve".into(),
+                attempt: gate.attempt,
+                approver: "lead@msp.example".into(),
+                expires_at_ms: gate.expires_at_ms,
+            });
+            let path = link.split_once("/approvals/").map(|(_, t)| format!("/approvals/{t}")).unwrap();
+            print(
+                "GET /approvals/{token} (the approval page)",
+                measure(&ui, &path, reqs).await,
+            );
+        }
+        print("GET /ui/approvals", measure(&ui, "/ui/approvals", reqs).await);
         print("GET /ui/runbooks", measure(&ui, "/ui/runbooks", reqs).await);
         print(
             "GET /ui/runbooks/leaver",

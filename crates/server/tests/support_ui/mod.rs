@@ -27,6 +27,8 @@ pub struct Ui {
     pub cookie: String,
     /// The database URL (`sqlite:PATH`).
     pub url: String,
+    /// The approval links' signer.
+    pub links: tenure_server::approvals::Links,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -58,13 +60,21 @@ pub async fn ui_with(runbooks: &[(&str, &str)], registry: Registry) -> Ui {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect(),
     );
-    let state = AppState::try_new(engine.clone(), config, Arc::new(texts)).unwrap();
+    let links = tenure_server::approvals::Links::from_config(
+        &config.server,
+        engine.derive_key("approval-links"),
+    )
+    .unwrap();
+    let state = AppState::try_new(engine.clone(), config, Arc::new(texts))
+        .unwrap()
+        .with_links(links.clone());
     let router = tenure_server::router(state);
     let mut ui = Ui {
         router,
         engine,
         cookie: String::new(),
         url,
+        links,
         _dir: Some(dir),
     };
     ui.sign_in().await;
