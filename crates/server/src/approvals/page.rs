@@ -7,8 +7,8 @@
 //! Pages are built with `maud`, which escapes every interpolated value; the message is
 //! Markdown rendered with raw HTML escaped.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use tenure_steps::markdown::to_html;
 
@@ -35,27 +35,7 @@ pub fn html(status: StatusCode, title: &str, body: Markup) -> Response {
             }
         }
     };
-    let mut resp = (status, doc.into_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+    crate::ui::layout::html_response(status, doc, CSP, "no-referrer")
 }
 
 /// A refusal: `status`, a heading and a sentence saying what is wrong and that nothing changed.

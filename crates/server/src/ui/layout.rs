@@ -117,6 +117,17 @@ pub fn fragment(markup: Markup) -> Response {
 
 /// `markup` as an HTML response with the UI's security headers.
 pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    html_response(status, markup, CSP, "same-origin")
+}
+
+/// `markup` as an HTML page that is never cached or framed, with `csp` and the referrer
+/// policy `referrer` (the UI's pages, and the approval pages whose URL is a credential).
+pub fn html_response(
+    status: StatusCode,
+    markup: Markup,
+    csp: &'static str,
+    referrer: &'static str,
+) -> Response {
     let mut resp = (status, markup.into_string()).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -125,12 +136,9 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
