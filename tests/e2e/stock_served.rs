@@ -135,6 +135,46 @@ impl Rig {
         w.0.wait().unwrap();
     }
 
+    /// SIGKILLs the worker while `onboard`'s `create_user` is in flight (the account made,
+    /// the manager's `PUT` held back by the sandbox: see [`held_back`]), lifts the sandbox's
+    /// delay and starts a new worker, which must take the step over without making a second
+    /// account.
+    async fn kill_mid_step(&mut self, onboard: &str) {
+        let started = Instant::now();
+        loop {
+            let s = self.s.state().await;
+            if counter(&s, "contoso/user/jose.nunez@contoso.example", "created") == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the account was never made: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.kill_worker();
+        let open = |run: &str| {
+            let journal = self.s.journal(run);
+            let done = |t: &str| {
+                journal
+                    .iter()
+                    .any(|e| e["kind"]["type"] == t && e["kind"]["step"] == "create_user")
+            };
+            done("attempt_started") && !done("attempt_succeeded")
+        };
+        assert!(open(onboard), "killed too late: {}", self.log(onboard));
+        let r = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.s.sandbox))
+            .json(&json!({"rules": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        self.start_worker();
+    }
+
     /// Every worker's log, for a failing assertion.
     fn logs(&self) -> String {
         (1..=self.workers)
@@ -320,9 +360,10 @@ struct Runs {
 }
 
 /// Starts every stock runbook, approves each through its link, and waits for each to end;
-/// `after_approval` runs once the first approvals are posted (the steps then in flight).
-/// Checks the leaver before the rehire brings them back, and returns the runs.
-async fn pass(rig: &mut Rig, after_approval: impl FnOnce(&mut Rig)) -> Runs {
+/// with `kill`, the worker is killed once the first approvals are posted, while steps are in flight
+/// (see [`Rig::kill_mid_step`]). Checks the leaver before the rehire brings them back, and
+/// returns the runs.
+async fn pass(rig: &mut Rig, kill: bool) -> Runs {
     let onboard = rig.halo("new-starter.json").await;
     let offboard = rig.halo("leaver.json").await;
     let intake = rig.intake("new-starter.json").await;
@@ -342,12 +383,14 @@ async fn pass(rig: &mut Rig, after_approval: impl FnOnce(&mut Rig)) -> Runs {
                    "psa_contact": "isaiah.langer@contoso.example", "ticket_id": "1001"}),
         )
         .await;
-    for run in [&onboard, &offboard, &intake] {
+    for run in [&onboard, &intake, &offboard] {
         rig.approve_by_card(run).await;
+    }
+    if kill {
+        rig.kill_mid_step(&onboard).await;
     }
     rig.approve_by_email(&transfer, &[IT]).await;
     rig.approve_by_email(&contractor, &[SPONSOR, IT]).await;
-    after_approval(rig);
 
     let status = rig.finished(&offboard, None).await;
     assert_eq!(status, "succeeded", "{}", rig.log(&offboard));
@@ -555,7 +598,7 @@ async fn check(rig: &Rig, runs: &Runs, before: &Value) {
 async fn stock_runbooks_run_through_server_worker_and_sandbox() {
     let mut rig = Rig::start(None, "30s").await;
     let before = rig.s.state().await;
-    let runs = pass(&mut rig, |_| {}).await;
+    let runs = pass(&mut rig, false).await;
     check(&rig, &runs, &before).await;
 }
 
@@ -574,7 +617,7 @@ fn throttling() -> Value {
 async fn stock_runbooks_finish_once_under_vendor_throttling() {
     let mut rig = Rig::start(Some(throttling()), "30s").await;
     let before = rig.s.state().await;
-    let runs = pass(&mut rig, |_| {}).await;
+    let runs = pass(&mut rig, false).await;
     check(&rig, &runs, &before).await;
     let faults: Value = rig
         .http
@@ -588,14 +631,25 @@ async fn stock_runbooks_finish_once_under_vendor_throttling() {
     assert!(faults["hits"].as_u64().unwrap() >= 10, "{faults}");
 }
 
+/// Every manager assignment held back 5 s (no error): a step that made an account is still in
+/// flight then.
+fn held_back() -> Value {
+    json!({"rules": [{"path": "/graph.microsoft.com/v1.0/users/", "method": "PUT", "rate": 1.0, "latency_ms": 5000}]})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_runbooks_finish_once_when_the_worker_is_killed_mid_run() {
-    let mut rig = Rig::start(None, "1s").await;
+    let mut rig = Rig::start(Some(held_back()), "1s").await;
     let before = rig.s.state().await;
-    let runs = pass(&mut rig, |rig| {
-        rig.kill_worker();
-        rig.start_worker();
-    })
-    .await;
+    let runs = pass(&mut rig, true).await;
     check(&rig, &runs, &before).await;
+    // The step the worker was killed in was taken over by the next worker.
+    let owners: std::collections::BTreeSet<String> = rig
+        .s
+        .journal(&runs.onboard)
+        .iter()
+        .filter(|e| e["kind"]["type"] == "attempt_started" && e["kind"]["step"] == "create_user")
+        .map(|e| e["kind"]["owner"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(owners.len(), 2, "{owners:?}\n{}", rig.log(&runs.onboard));
 }
