@@ -360,9 +360,9 @@ struct Runs {
 }
 
 /// Starts every stock runbook, approves each through its link, and waits for each to end;
-/// with `kill`, the worker is killed once the first approvals are posted, while steps are in flight
-/// (see [`Rig::kill_mid_step`]). Checks the leaver before the rehire brings them back, and
-/// returns the runs.
+/// with `kill`, the worker is killed once the first approvals are posted, while steps are in
+/// flight (see [`Rig::kill_mid_step`]). Checks the leaver before the rehire brings them back,
+/// and returns the runs.
 async fn pass(rig: &mut Rig, kill: bool) -> Runs {
     let onboard = rig.halo("new-starter.json").await;
     let offboard = rig.halo("leaver.json").await;
