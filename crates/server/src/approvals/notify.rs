@@ -9,13 +9,14 @@
 //! - Email: one message per approver with the two links.
 //!
 //! A message the vendor answers with a transient error (throttling, 5xx) is tried again, up
-//! to 5 tries, after its `Retry-After` (each pause at most 5 s). A failed notification does not
-//! fail the approval and does not stop the others: the request still parks, every other approver is still sent theirs, and the failure is
-//! journaled with the request (`APPROVER via email failed: WHY`, shown by `tenure log`) and
-//! logged as a warning, so an operator sees who was not reached (the approver can still
-//! decide from the API or `tenure approve`). The requester is not sent a link (they may not
-//! decide). Links are bearer credentials: they appear only in the messages themselves; the
-//! journal keeps who was notified through what and the requests' method, path and status.
+//! to 5 tries, after its `Retry-After` (each pause at most 5 s). A failed notification does
+//! not fail the approval and does not stop the others: the request still parks, every other
+//! approver is still sent theirs, and the failure is journaled with the request (`APPROVER
+//! via email failed: WHY`, shown by `tenure log`) and logged as a warning, so an operator sees
+//! who was not reached (the approver can still decide from the API or `tenure approve`). The
+//! requester is not sent a link (they may not decide). Links are bearer credentials: they
+//! appear only in the messages themselves; the journal keeps who was notified through what
+//! and the requests' method, path and status.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
