@@ -228,5 +228,6 @@ mod serve_hooks;
 mod serve_schedule;
 mod served;
 mod stock;
+mod stock_served;
 mod ui_browser;
 mod workers;

@@ -12,7 +12,8 @@ pub(crate) const RUNBOOK: &str = "runbook: offboard-approved\nversion: 1\ntenant
 
 /// A generic intake webhook whose requester is a service-desk agent (no approver).
 pub(crate) const CONFIG: &str = "[[webhooks]]\nsource = \"intake\"\nkind = \"generic\"\nsecret_env = \"INTAKE_HOOK_SECRET\"\ndedup = \"{{payload.request_id}}\"\nrequester = \"{{payload.requested_by}}\"\n";
-const HOOK_SECRET: &str = "e2e-intake-secret";
+/// The intake webhook's secret (`INTAKE_HOOK_SECRET`), for tests that sign their own bodies.
+pub(crate) const HOOK_SECRET: &str = "e2e-intake-secret";
 
 /// A sandbox and a `tenure serve` using it (approvals send their links there), with a
 /// configuration and a runbook library in a temporary directory. Other tests (the browser
@@ -38,6 +39,16 @@ impl Setup {
     /// Starts the sandbox and `tenure serve` with `config` as `tenure.toml` (the intake
     /// webhook's secret is set), the `runbooks` (file name, text) and `env`.
     pub(crate) fn start(config: &str, runbooks: &[(&str, &str)], env: &[(&str, &str)]) -> Setup {
+        Setup::start_with(config, runbooks, env, &[])
+    }
+
+    /// [`Setup::start`] with more arguments for `tenure serve` (e.g. `--no-workers`).
+    pub(crate) fn start_with(
+        config: &str,
+        runbooks: &[(&str, &str)],
+        env: &[(&str, &str)],
+        serve_args: &[&str],
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let (sandbox_proc, sandbox) = crate::sandbox::serve(&dir.path().join("state.json"));
         let db = format!("sqlite:{}", dir.path().join("t.db").display());
@@ -58,6 +69,7 @@ impl Setup {
                 "--runbooks",
             ])
             .arg(&library)
+            .args(serve_args)
             .current_dir(dir.path())
             .env_remove("TENURE_CONFIG")
             .env("TENURE_SANDBOX", &sandbox)
@@ -120,6 +132,12 @@ impl Setup {
         (run, statuses)
     }
 
+    /// The directory holding `tenure.toml`, the database and the runbook library.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// What the sandbox holds now (`GET /_sandbox/state`).
     pub(crate) async fn state(&self) -> Value {
         reqwest::get(format!("{}/_sandbox/state", self.sandbox))
             .await
@@ -212,7 +230,8 @@ impl Setup {
     }
 }
 
-fn csrf_of(page: &str) -> String {
+/// The CSRF token of an approval page's form.
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .unwrap_or_else(|| panic!("no CSRF field: {page}"))

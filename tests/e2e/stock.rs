@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::{root, stderr, stdout};
 
-struct Worker(crate::Proc);
+/// A `tenure worker` process, killed when dropped.
+pub(crate) struct Worker(pub(crate) crate::Proc);
 
 impl Drop for Worker {
     fn drop(&mut self) {

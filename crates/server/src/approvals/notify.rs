@@ -8,15 +8,18 @@
 //!   expires; `Approve` / `Deny` buttons as `Action.OpenUrl` to the approver's page).
 //! - Email: one message per approver with the two links.
 //!
-//! A failed notification does not fail the approval and does not stop the others: the
-//! request still parks, every other approver is still sent theirs, and the failure is
-//! journaled with the request (`APPROVER via email failed: WHY`, shown by `tenure log`) and
-//! logged as a warning, so an operator sees who was not reached (the approver can still
-//! decide from the API or `tenure approve`). The requester is not sent a link (they may not
-//! decide). Links are bearer credentials: they appear only in the messages themselves; the
-//! journal keeps who was notified through what and the requests' method, path and status.
+//! A message the vendor answers with a transient error (throttling, 5xx) is tried again, up
+//! to 5 tries, after its `Retry-After` (each pause at most 5 s). A failed notification does
+//! not fail the approval and does not stop the others: the request still parks, every other
+//! approver is still sent theirs, and the failure is journaled with the request (`APPROVER
+//! via email failed: WHY`, shown by `tenure log`) and logged as a warning, so an operator sees
+//! who was not reached (the approver can still decide from the API or `tenure approve`). The
+//! requester is not sent a link (they may not decide). Links are bearer credentials: they
+//! appear only in the messages themselves; the journal keeps who was notified through what
+//! and the requests' method, path and status.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tenure_steps::{BoxFuture, Call, Executor, Outcome, Registry, StepError};
@@ -83,6 +86,48 @@ impl Executor for Notifier {
             Ok(Outcome::Park { wake_at_ms, detail })
         })
     }
+}
+
+/// How many times in all one message is tried while the vendor answers with a transient
+/// error (throttling, 5xx, a dropped connection).
+const SEND_TRIES: u32 = 5;
+
+/// The longest pause between two tries, whatever `Retry-After` the vendor asks for: a message
+/// is sent while the approval's attempt runs, so the pauses stay short.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// Sends one message through `executor`, trying again (up to [`SEND_TRIES`] in all) after a
+/// transient error: the vendor's `Retry-After`, else 250 ms doubling, each pause at most
+/// [`MAX_PAUSE`]. The message is the same instance each time (same idempotency key). Without
+/// this, a vendor's throttling (weather, to the engine) would leave an approver without the
+/// link for good.
+async fn send(executor: &dyn Executor, call: Call<'_>) -> Result<Outcome, StepError> {
+    let mut tried = 0;
+    loop {
+        let again = Call { ..call };
+        tried += 1;
+        match executor.execute(again).await {
+            Err(e) if e.retryable && tried < SEND_TRIES => {
+                let pause = pause(&e, tried);
+                tracing::debug!(
+                    step = call.step,
+                    tried,
+                    ?pause,
+                    "notification failed, trying again: {e}"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The pause after the `tried`-th failed try (from 1).
+fn pause(error: &StepError, tried: u32) -> Duration {
+    error
+        .retry_after
+        .unwrap_or(Duration::from_millis(250u64 << tried.min(16)))
+        .min(MAX_PAUSE)
 }
 
 /// One approval request being sent.
@@ -188,15 +233,18 @@ impl Notifier {
                     Some(e) => {
                         // Each approver's message is its own instance (own idempotency key).
                         let step = format!("{}#notify:{channel}:{approver}", r.step);
-                        e.execute(Call {
-                            run_id: r.run_id,
-                            step: &step,
-                            item: 0,
-                            attempt: r.attempt,
-                            params: &params,
-                            context: r.context,
-                            requests: r.requests,
-                        })
+                        send(
+                            e.as_ref(),
+                            Call {
+                                run_id: r.run_id,
+                                step: &step,
+                                item: 0,
+                                attempt: r.attempt,
+                                params: &params,
+                                context: r.context,
+                                requests: r.requests,
+                            },
+                        )
                         .await
                     }
                 };
@@ -291,6 +339,75 @@ fn scrub(text: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Fails with `error` the first `fails` times, then sends.
+    struct Flaky {
+        fails: u32,
+        error: StepError,
+        calls: AtomicU32,
+    }
+
+    impl Executor for Flaky {
+        fn execute<'a>(&'a self, _: Call<'a>) -> BoxFuture<'a, Result<Outcome, StepError>> {
+            Box::pin(async move {
+                if self.calls.fetch_add(1, Ordering::SeqCst) < self.fails {
+                    Err(self.error.clone())
+                } else {
+                    Ok(Outcome::Done(json!({})))
+                }
+            })
+        }
+    }
+
+    async fn sent(fails: u32, error: StepError) -> (Result<Outcome, StepError>, u32) {
+        let flaky = Flaky {
+            fails,
+            error,
+            calls: AtomicU32::new(0),
+        };
+        let (params, context, requests) = (json!({}), json!({}), tenure_steps::Requests::new());
+        let call = Call {
+            run_id: "r",
+            step: "approve#notify:email:a@b.example",
+            item: 0,
+            attempt: 1,
+            params: &params,
+            context: &context,
+            requests: &requests,
+        };
+        let result = send(&flaky, call).await;
+        (result, flaky.calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_throttled_message_is_sent_again_and_a_refused_one_is_not() {
+        let mut throttled = StepError::transient("TooManyRequests", "slow down");
+        throttled.retry_after = Some(Duration::ZERO);
+        let (result, calls) = sent(2, throttled.clone()).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+        // A vendor that keeps throttling is given up on after SEND_TRIES.
+        let (result, calls) = sent(u32::MAX, throttled.clone()).await;
+        assert_eq!(result.unwrap_err().code, "TooManyRequests");
+        assert_eq!(calls, SEND_TRIES);
+        // Pauses: the vendor's Retry-After, else a short backoff; capped either way.
+        throttled.retry_after = Some(Duration::from_secs(3600));
+        assert_eq!(pause(&throttled, 1), MAX_PAUSE);
+        throttled.retry_after = Some(Duration::from_secs(1));
+        assert_eq!(pause(&throttled, 1), Duration::from_secs(1));
+        let unavailable = StepError::transient("ServiceNotAvailable", "x");
+        assert_eq!(pause(&unavailable, 1), Duration::from_millis(500));
+        assert_eq!(pause(&unavailable, 4), Duration::from_secs(4));
+        assert_eq!(pause(&unavailable, 40), MAX_PAUSE);
+        // A 5xx without Retry-After waits a short backoff; a permanent error is not repeated.
+        let (result, calls) = sent(1, StepError::transient("ServiceNotAvailable", "x")).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 2);
+        let (result, calls) = sent(1, StepError::permanent("Request_ResourceNotFound", "x")).await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn channels_default_to_email_and_people_come_from_usual_inputs() {
