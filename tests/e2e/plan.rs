@@ -175,3 +175,49 @@ fn text_inputs_are_taken_as_written() {
         serde_json::json!({"ticket_id": "0012", "ratio": "1e3", "tags": ["007", "2.50"], "count": 12})
     );
 }
+
+/// Every stock runbook has an input file in `examples/inputs/` (its first line names the
+/// runbook: `# tenure run ID --input-file ...`), and each plans without an error.
+#[test]
+fn every_stock_runbook_has_example_inputs_that_plan() {
+    let root = crate::root();
+    let mut planned = Vec::new();
+    for entry in std::fs::read_dir(root.join("examples/inputs")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let id = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# tenure run "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{}: first line names the runbook", path.display()))
+            .to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite:{}", dir.path().join("p.db").display());
+        let o = crate::Tenure::new()
+            .args(["--db", &db, "plan", &id, "--input-file"])
+            .arg(&path)
+            .current_dir(&root)
+            .env_remove("TENURE_CONFIG")
+            .output();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{id}: {}{}",
+            crate::stdout(&o),
+            crate::stderr(&o)
+        );
+        planned.push(id);
+    }
+    planned.sort();
+    let mut stock: Vec<String> = std::fs::read_dir(root.join("runbooks"))
+        .unwrap()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.ok()?.path()).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("runbook: ").map(|s| s.trim().to_string()))
+        })
+        .collect();
+    stock.sort();
+    assert_eq!(planned, stock, "one example input file per stock runbook");
+}
