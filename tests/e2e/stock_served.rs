@@ -379,7 +379,7 @@ async fn pass(rig: &mut Rig, kill: bool) -> Runs {
             "department-transfer",
             json!({"tenant": "contoso", "user": "isaiah.langer@contoso.example", "new_department": "Finance",
                    "new_job_title": "Controller", "new_manager": "lidia.holloway@contoso.example",
-                   "remove_groups": ["Sales"], "add_groups": ["Finance"],
+                   "from_groups": ["Sales", "All Staff"], "to_groups": ["Finance", "All Staff"],
                    "psa_contact": "isaiah.langer@contoso.example", "ticket_id": "1001"}),
         )
         .await;

@@ -11,8 +11,8 @@ use serde_json::Value;
 /// Every helper name a template may call (the compiler rejects any other).
 pub const HELPERS: &[&str] = &[
     "lower", "upper", "ascii", "slug", "initial", "join", "eq", "ne", "and", "or", "not",
-    "default", "date", "at", "len", "trim", "replace", "concat", "first", "field", "lookup", "if",
-    "unless", "each", "with",
+    "default", "date", "at", "len", "trim", "replace", "concat", "first", "without", "field",
+    "lookup", "if", "unless", "each", "with",
 ];
 
 /// Truthiness as the runbook language defines it: false, empty string, empty list, empty
@@ -236,6 +236,28 @@ fn first(a: &[Value]) -> Result<Value, String> {
     })
 }
 
+/// `without LIST OTHER`: the items of `LIST` that are not in `OTHER`, in `LIST`'s order
+/// (text compared without case: `Sales` and `sales` are one group). A single value counts as a
+/// list of one; null as an empty list.
+fn without(a: &[Value]) -> Result<Value, String> {
+    let list = |v: Value| match v {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let items = list(arg(a, 0, "without")?);
+    let other: Vec<String> = list(a.get(1).cloned().unwrap_or(Value::Null))
+        .iter()
+        .map(|v| text(v).to_lowercase())
+        .collect();
+    Ok(Value::Array(
+        items
+            .into_iter()
+            .filter(|v| !other.contains(&text(v).to_lowercase()))
+            .collect(),
+    ))
+}
+
 /// `field BODY KEY`: the value of the first `KEY: value` line of a free-text ticket body
 /// (see [`field_value`]); empty when there is none.
 fn field(a: &[Value]) -> Result<Value, String> {
@@ -427,6 +449,7 @@ pub(crate) const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("replace", replace),
     ("concat", concat),
     ("first", first),
+    ("without", without),
     ("field", field),
     ("__json", json_text),
 ];
@@ -462,6 +485,21 @@ pub(crate) fn register(registry: &mut Handlebars<'_>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn without_is_a_list_difference() {
+        let w = |a: Value, b: Value| super::without(&[a, b]).unwrap();
+        assert_eq!(
+            w(
+                json!(["Sales", "All Staff", "VPN"]),
+                json!(["all staff", "Finance"])
+            ),
+            json!(["Sales", "VPN"])
+        );
+        assert_eq!(w(json!(["A"]), json!(null)), json!(["A"]));
+        assert_eq!(w(json!(null), json!(["A"])), json!([]));
+        assert_eq!(w(json!("A"), json!(["B"])), json!(["A"]));
+    }
 
     #[test]
     fn at_gives_the_offset_the_zone_has_that_day() {
