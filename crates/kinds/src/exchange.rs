@@ -19,6 +19,7 @@ use crate::vendors::{param, step_error, Vendors};
 pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
     for kind in [
         Kind::ConvertToShared,
+        Kind::ConvertToRegular,
         Kind::HideFromGal,
         Kind::SetForwarding,
         Kind::GrantFullAccess,
@@ -42,6 +43,7 @@ pub fn register(registry: &mut Registry, vendors: &Arc<Vendors>) {
 #[derive(Clone, Copy)]
 enum Kind {
     ConvertToShared,
+    ConvertToRegular,
     HideFromGal,
     SetForwarding,
     GrantFullAccess,
@@ -52,6 +54,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::ConvertToShared => "exchange.convert_to_shared",
+            Kind::ConvertToRegular => "exchange.convert_to_regular",
             Kind::HideFromGal => "exchange.hide_from_gal",
             Kind::SetForwarding => "exchange.set_forwarding",
             Kind::GrantFullAccess => "exchange.grant_full_access",
@@ -160,19 +163,25 @@ impl Mailbox {
             }
         };
         let out = match self.kind {
-            Kind::ConvertToShared => {
+            Kind::ConvertToShared | Kind::ConvertToRegular => {
+                let (target, details, word) = if matches!(self.kind, Kind::ConvertToShared) {
+                    ("Shared", "SharedMailbox", "a shared")
+                } else {
+                    ("Regular", "UserMailbox", "a user")
+                };
                 let before = mailbox["RecipientTypeDetails"]
                     .as_str()
                     .unwrap_or("")
                     .to_string();
-                if before != "SharedMailbox" {
+                if before != details {
                     set(
-                        json!({"Identity": address, "Type": "Shared"}),
-                        format!("convert the mailbox of {user} to shared"),
+                        json!({"Identity": address, "Type": target}),
+                        format!("convert the mailbox of {user} to {word} mailbox"),
                     )
                     .await?;
                 }
-                // Confirm: the licence may only go once Exchange says the mailbox is shared.
+                // Confirm: a licence may only go once Exchange says the mailbox is shared (and a
+                // rehire is told only once it is a user mailbox again).
                 let after = find_mailbox(&client, &address).await?.ok_or_else(|| {
                     StepError::transient(
                         "mailbox_not_found",
@@ -183,13 +192,13 @@ impl Mailbox {
                     .as_str()
                     .unwrap_or("")
                     .to_string();
-                if kind != "SharedMailbox" {
+                if kind != details {
                     return Err(StepError::transient(
                         "conversion_pending",
                         format!("the mailbox of {user} is still {kind} after the conversion"),
                     ));
                 }
-                json!({"mailbox": address, "type": kind, "converted": before != "SharedMailbox"})
+                json!({"mailbox": address, "type": kind, "converted": before != details})
             }
             Kind::HideFromGal => {
                 let hidden = p["hidden"].as_bool().unwrap_or(true);

@@ -2353,3 +2353,23 @@ async fn restore_user_brings_back_the_same_account() {
         .unwrap();
     assert!(message.contains("no user `never.here@contoso.example` in tenant contoso.example, live or among the deleted users"), "{message}");
 }
+
+/// A rehire's mailbox: shared by the leaver, a user mailbox again, and a repeat changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_to_regular_undoes_convert_to_shared() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan("  shared:\n    uses: exchange.convert_to_shared\n    with: { user: miriam.graham@contoso.example }\n  back:\n    uses: exchange.convert_to_regular\n    needs: [shared]\n    with: { user: miriam.graham@contoso.example }\n"))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    assert_eq!(h.outputs(&id, "shared").await["type"], "SharedMailbox");
+    let back = h.outputs(&id, "back").await;
+    assert_eq!(
+        (back["type"].clone(), back["converted"].clone()),
+        (json!("UserMailbox"), json!(true))
+    );
+    let before = h.counters().await;
+    let again = h.repeat(&id, "back").await;
+    assert_eq!(again["converted"], false);
+    assert_eq!(h.counters().await, before);
+}

@@ -43,6 +43,20 @@ pub fn schemas() -> Vec<KindSchema> {
             "False when the mailbox was already shared.",
         ),
         mailbox(
+            "exchange.convert_to_regular",
+            "Convert a shared mailbox back to a user mailbox (a rehire); assign a licence first.",
+        )
+        .output(
+            "type",
+            FieldType::String,
+            "The mailbox type after the change (`UserMailbox`).",
+        )
+        .output(
+            "converted",
+            FieldType::Bool,
+            "False when the mailbox already was a user mailbox.",
+        ),
+        mailbox(
             "exchange.hide_from_gal",
             "Hide the mailbox from the global address list.",
         )

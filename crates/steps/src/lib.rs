@@ -106,8 +106,9 @@ mod tests {
     ];
 
     /// Kinds beyond the language contract's list, each documented in docs/steps/ like the
-    /// others: `entra.restore_user` serves the stock rehire runbook.
-    const BEYOND_CONTRACT: &[&str] = &["entra.restore_user"];
+    /// others: `entra.restore_user` and `exchange.convert_to_regular` serve the stock rehire
+    /// runbook.
+    const BEYOND_CONTRACT: &[&str] = &["entra.restore_user", "exchange.convert_to_regular"];
 
     #[test]
     fn every_contract_kind_is_declared_once() {

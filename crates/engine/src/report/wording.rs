@@ -59,6 +59,7 @@ pub(super) const TABLE: &[Row] = &[
     warn("licence.remove_all", "{{#if out.removed}}Removed the licences of {{user}}: {{list.removed}}{{else}}{{user}} had no licence to remove{{/if}}",
         "{{#if out.inherited}}{{user}} keeps {{list.inherited}}: assigned through a group, so it stays until the user leaves that group{{/if}}"),
     // Exchange Online.
+    row("exchange.convert_to_regular", "{{#if out.converted}}Converted the mailbox {{out.mailbox}} back to a user mailbox{{else}}The mailbox {{out.mailbox}} already was a user mailbox{{/if}}"),
     row("exchange.convert_to_shared", "{{#if out.converted}}Converted the mailbox {{out.mailbox}} to a shared mailbox{{else}}The mailbox {{out.mailbox}} already was a shared mailbox{{/if}}"),
     row("exchange.hide_from_gal", "{{#if out.changed}}{{#if out.hidden}}Hid {{out.mailbox}} from the address book{{else}}Showed {{out.mailbox}} in the address book again{{/if}}{{else}}{{out.mailbox}} already was {{#if out.hidden}}hidden from{{else}}shown in{{/if}} the address book{{/if}}"),
     row("exchange.set_forwarding", "{{#if out.changed}}Forwarded mail for {{out.mailbox}} to {{out.forward_to}}{{else}}Mail for {{out.mailbox}} already went to {{out.forward_to}}{{/if}}{{#if with.keep_copy}}, keeping a copy{{/if}}"),
