@@ -261,6 +261,34 @@ fn the_demo_runs_a_joiner_and_a_leaver_through_webhooks_and_approval_links() {
     );
 }
 
+/// `tenure demo | head -1`: with nobody reading its output any more the demo still ends
+/// cleanly and removes its temporary directory (the database and its key).
+#[test]
+fn the_demo_cleans_up_when_its_output_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = crate::Tenure::new()
+        .args(["demo", "--auto-approve"])
+        .current_dir(crate::root())
+        .env("TMPDIR", tmp.path())
+        .env_remove("TENURE_CONFIG")
+        .env_remove("TENURE_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 12];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"Tenure demo:");
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", crate::stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "a demo whose output was closed left its temporary directory behind"
+    );
+}
+
 /// Directory replication lag on (a new user answers 404 for a moment, Exchange lags more): a
 /// joiner run from the terminal waits for it instead of failing, and creates the user once.
 #[tokio::test]

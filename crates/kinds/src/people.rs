@@ -108,9 +108,10 @@ pub async fn standing(vendors: &Vendors, tenant: &Value, upn: &str) -> Result<St
     })
 }
 
-/// The most recently deleted user whose principal name is `upn`, from the deleted items (paged
-/// reads). A deleted user's principal name is prefixed with its id without dashes, so the
-/// name is matched at the end, without case.
+/// The most recently deleted user whose principal name (or object id) is `upn`, from the
+/// deleted items (paged reads). A deleted user's principal name may be prefixed with its id
+/// without dashes: the name is matched without case, whole or after exactly that prefix (so
+/// `ann@` never finds a deleted `joann@`).
 pub(crate) async fn find_deleted(
     client: &tenure_vendors::Client,
     upn: &str,
@@ -125,14 +126,24 @@ pub(crate) async fn find_deleted(
         .await
         .map_err(step_error)?
         .into_iter()
-        .filter(|u| {
-            u["userPrincipalName"]
-                .as_str()
-                .is_some_and(|n| n.to_lowercase().ends_with(&wanted))
-        })
+        .filter(|u| is_deleted(u, &wanted))
         .max_by(|a, b| {
             a["deletedDateTime"]
                 .as_str()
                 .cmp(&b["deletedDateTime"].as_str())
         }))
+}
+
+/// Whether the deleted user `u` is the one named `wanted` (lower case): its object id, its
+/// principal name, or its principal name behind its id without dashes.
+fn is_deleted(u: &Value, wanted: &str) -> bool {
+    let id = u["id"].as_str().unwrap_or_default().to_lowercase();
+    if !id.is_empty() && id == wanted {
+        return true;
+    }
+    let prefix = id.replace('-', "");
+    u["userPrincipalName"].as_str().is_some_and(|n| {
+        let n = n.to_lowercase();
+        n == wanted || n.strip_prefix(prefix.as_str()) == Some(wanted)
+    })
 }

@@ -2290,6 +2290,48 @@ async fn create_user_takes_the_next_free_sign_in_name() {
     );
 }
 
+/// The deleted account `restore_user` brings back is the one named: `gu@` never finds a
+/// deleted `lee.gu@` (a longer name ending the same), and an object id (as the reference
+/// documents) finds the deleted account it is the id of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_user_finds_only_the_account_named() {
+    let h = Harness::new().await;
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  gone:\n    uses: entra.delete_user\n    with: { user: lee.gu@contoso.example }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let deleted_id = h.outputs(&id, "gone").await["id"].clone();
+
+    let (id, status) = h
+        .run(&Harness::plan(
+            "  back:\n    uses: entra.restore_user\n    with: { user: gu@contoso.example }\n",
+        ))
+        .await;
+    assert_eq!(status, RunStatus::Failed, "{:#?}", h.journal(&id).await);
+    assert_eq!(
+        h.counters().await["contoso/user/lee.gu@contoso.example/restore"]["created"]
+            .as_i64()
+            .unwrap_or(0),
+        0,
+        "another person's account was restored"
+    );
+
+    let plan = Harness::plan(&format!(
+        "  back:\n    uses: entra.restore_user\n    with: {{ user: {} }}\n",
+        deleted_id.as_str().unwrap()
+    ));
+    let (id, status) = h.run(&plan).await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    let out = h.outputs(&id, "back").await;
+    assert_eq!(
+        (out["restored"].clone(), out["id"].clone()),
+        (json!(true), deleted_id)
+    );
+    assert_eq!(out["user_principal_name"], "lee.gu@contoso.example");
+}
+
 /// A rehire: a deleted account comes back from the deleted items (not a second account), a
 /// repeat finds it live, a disabled live account is used as it is, and a name nobody ever had
 /// is a clear error.

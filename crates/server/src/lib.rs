@@ -57,7 +57,8 @@ pub enum Error {
 
 /// Every route of the server, with its layers, over `state`. From the outside in: a request
 /// id and a log line per request, JSON error bodies, the request timeout, the body size limit,
-/// and the per-address rate limits of `/hooks/*` and `/approvals/*` (`[server]` settings).
+/// a 400 for an address holding a NUL byte, and the per-address rate limits of `/hooks/*`
+/// and `/approvals/*` (`[server]` settings).
 pub fn router(state: AppState) -> Router {
     exporter::handle();
     let s = &state.config().server;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes(api::tokens(&state)))
         .merge(ops::routes())
         .layer(from_fn_with_state(rates, middleware::rate_limit))
+        .layer(from_fn(middleware::refuse_nul))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(from_fn_with_state(limit, middleware::body_limit))

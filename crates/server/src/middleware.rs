@@ -1,7 +1,7 @@
 //! The layers every route gets (applied in [`crate::router`], so the hooks, approvals, API
 //! and operations routes share them): a request id and one log line per request, a body size
-//! limit, a request timeout, JSON error bodies, and per-address rate limits on `/hooks/*` and
-//! `/approvals/*`.
+//! limit, a request timeout, JSON error bodies, per-address rate limits on `/hooks/*` and
+//! `/approvals/*`, and a 400 for an address holding a NUL byte.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -90,6 +90,26 @@ pub async fn body_limit(State(limit): State<usize>, req: Request, next: Next) ->
         );
     }
     next.run(req).await
+}
+
+/// Whether `text` holds a percent-encoded NUL byte (`%00`).
+fn has_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+/// Refuses with 400 a request whose path or query holds a NUL byte (`%00`): no run id,
+/// runbook id, filter or name can hold one, and PostgreSQL refuses it in a text parameter
+/// (which would otherwise be a 500). The UI gets its error page, everything else JSON.
+pub async fn refuse_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    if !has_nul(uri.path()) && !uri.query().is_some_and(has_nul) {
+        return next.run(req).await;
+    }
+    const WHY: &str = "The address holds a NUL byte (%00), which no id, filter or name can hold.";
+    if uri.path() == "/ui" || uri.path().starts_with("/ui/") {
+        return crate::ui::layout::error_page(StatusCode::BAD_REQUEST, "Bad address", WHY);
+    }
+    json_error(StatusCode::BAD_REQUEST, WHY)
 }
 
 /// Gives an error answer without a body type a JSON body (`{"error": {"code", "message"}}`):

@@ -116,6 +116,35 @@ async fn signing_in_is_required() {
     }
 }
 
+/// A `next=` that a `Location` header cannot carry (a control character, as a crafted link
+/// can hold) signs in and lands on the runs list instead of failing the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_whose_next_holds_control_characters_lands_on_the_runs_list() {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use tower::ServiceExt as _;
+
+    let ui = ui(BOOKS).await;
+    for next in [
+        "%2Fui%2Fruns%0ASet-Cookie%3A%20x%3D1",
+        "%2Fui%01",
+        "%2Fui%7F",
+    ] {
+        let req = Request::post("/ui/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "tenure.test")
+            .body(Body::from(format!(
+                "token={}&next={next}",
+                support_ui::VIEWER_TOKEN
+            )))
+            .unwrap();
+        let resp = ui.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(resp.headers()[header::LOCATION], "/ui/runs", "{next}");
+        assert!(resp.headers().contains_key(header::SET_COOKIE), "{next}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_shows_labels_and_follows_the_dom_contract() {
     let ui = ui(BOOKS).await;

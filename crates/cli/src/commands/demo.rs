@@ -26,6 +26,7 @@ use tenure_server::config::{
 };
 use tenure_server::{AppState, Library, LibrarySource, RunbookEntry};
 
+use super::out::say;
 use crate::load;
 
 /// The runbooks the demo serves when there is no `runbooks/` directory here (the demo works
@@ -240,12 +241,12 @@ async fn demo(db: &str, temporary: bool, args: &Args, secrets: &Secrets) -> Resu
     }));
     let base = format!("http://{bound}");
     let shown = super::runs::redact_url(db);
-    println!(
+    say!(
         "Tenure demo: sandbox at {sandbox_url}, {}database {shown}",
         if temporary { "temporary " } else { "" }
     );
-    println!("Server (webhooks, approval links, web UI): {base}/ui");
-    println!(
+    say!("Server (webhooks, approval links, web UI): {base}/ui");
+    say!(
         "  the web UI's sign-in token for this demo: {}",
         secrets.ui_token
     );
@@ -260,7 +261,7 @@ async fn demo(db: &str, temporary: bool, args: &Args, secrets: &Secrets) -> Resu
     };
 
     // 1. The new starter.
-    println!(
+    say!(
         "\n== 1. A HaloPSA ticket asks for a new starter (examples/webhooks/halo/new-starter.json)"
     );
     let joiner = stage.deliver(NEW_STARTER).await?;
@@ -289,33 +290,32 @@ async fn demo(db: &str, temporary: bool, args: &Args, secrets: &Secrets) -> Resu
     }
 
     // 2. The same person leaves.
-    println!("\n== 2. A HaloPSA ticket says {upn} is leaving (examples/webhooks/halo/leaver.json)");
+    say!("\n== 2. A HaloPSA ticket says {upn} is leaving (examples/webhooks/halo/leaver.json)");
     let leaver_ticket = LEAVER.replace(LEAVER_EXAMPLE_USER, &upn);
     let leaver = stage.deliver(&leaver_ticket).await?;
     let code = stage.through_approval(&leaver, args).await?;
     let sandbox_state = stage.sandbox_state().await?;
     super::demo_summary::tenant_state(&sandbox_state, &upn);
-    println!("\nThe offboarding report:\n");
-    println!("{}", indent(&stage.engine.report(&leaver).await?.markdown));
+    say!("\nThe offboarding report:\n");
+    say!("{}", indent(&stage.engine.report(&leaver).await?.markdown));
 
     if args.keep_serving {
-        println!(
+        say!(
             "\nThe server stays up at {}/ui (sign in with the token {}); Ctrl-C stops it.",
-            stage.base, secrets.ui_token
+            stage.base,
+            secrets.ui_token
         );
         let worker = stage.engine.worker(0);
         let serving = tokio::spawn(async move { worker.work_until(|| false).await });
         std::future::pending::<()>().await;
         drop(serving);
     } else if temporary {
-        println!(
+        say!(
             "\nThe demo's database was temporary and is removed now; to keep the runs, give one \
              (tenure --db sqlite:demo.db demo), or look around the web UI with --keep-serving."
         );
     } else {
-        println!(
-            "\nThe full logs: tenure --db {shown} log {joiner}, tenure --db {shown} log {leaver}"
-        );
+        say!("\nThe full logs: tenure --db {shown} log {joiner}, tenure --db {shown} log {leaver}");
     }
     let _ = stop_server.send(());
     let _ = server.await;
@@ -346,12 +346,12 @@ impl Stage {
         let Some(run) = answer["run_id"].as_str().filter(|_| status.is_success()) else {
             bail!("the webhook was refused ({status}): {answer}");
         };
-        println!(
+        say!(
             "   POST /hooks/halo -> {} run {run} of {}",
             status.as_u16(),
             answer["runbooks"][0].as_str().unwrap_or("?")
         );
-        println!("   Run page:      {}/ui/runs/{run}", self.base);
+        say!("   Run page:      {}/ui/runs/{run}", self.base);
         Ok(run.to_string())
     }
 
@@ -371,11 +371,11 @@ impl Stage {
         let follow = super::runs::follow_with(&self.engine, run, 0, false, false);
         let approve = async {
             let (approver, link) = self.approval_link(run).await?;
-            println!("   Approval link for {approver} (sent by Teams card and email): {link}");
+            say!("   Approval link for {approver} (sent by Teams card and email): {link}");
             if args.auto_approve {
                 self.approve(run, &link, &approver).await?;
             } else {
-                println!("   Open it in a browser and approve; the demo goes on when you do.");
+                say!("   Open it in a browser and approve; the demo goes on when you do.");
             }
             Ok::<(), anyhow::Error>(())
         };
@@ -443,14 +443,14 @@ impl Stage {
         if !r.status().is_success() {
             bail!("the approval was refused ({})", r.status());
         }
-        println!("   {approver} opened the link and approved (GET the page, POST its form)");
+        say!("   {approver} opened the link and approved (GET the page, POST its form)");
         Ok(())
     }
 
     /// The report, the password link, the ticket note and the messages of the joiner run.
     async fn show_joiner(&self, run: &str, ticket: &str, state: &Value) -> Result<()> {
-        println!("\nThe onboarding report (also posted as a note on ticket {ticket}):\n");
-        println!("{}", indent(&self.engine.report(run).await?.markdown));
+        say!("\nThe onboarding report (also posted as a note on ticket {ticket}):\n");
+        say!("{}", indent(&self.engine.report(run).await?.markdown));
         super::demo_summary::messages(state, ticket);
         Ok(())
     }

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use super::out::say;
+
 fn array(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
@@ -95,20 +97,20 @@ fn teams_text(post: &Value) -> String {
 /// Prints the messages the sandbox received (emails and Teams posts), the one-time password
 /// link among them, and the notes on the HaloPSA ticket `ticket`.
 pub fn messages(state: &Value, ticket: &str) {
-    println!(
+    say!(
         "
 What the sandbox received:"
     );
     for mail in array(&state["inbox"]["email"]) {
         let to: Vec<&str> = array(&mail["to"]).filter_map(Value::as_str).collect();
-        println!(
+        say!(
             "  email to {}: \"{}\"",
             to.join(", "),
             mail["subject"].as_str().unwrap_or_default()
         );
         let text = mail["text"].as_str().unwrap_or_default();
         if let Some(link) = password_link(text) {
-            println!("    one-time password link: {link}");
+            say!("    one-time password link: {link}");
         }
     }
     for post in array(&state["inbox"]["teams"]) {
@@ -119,14 +121,14 @@ What the sandbox received:"
         } else {
             ""
         };
-        println!("  Teams: {short}{more}");
+        say!("  Teams: {short}{more}");
     }
     let notes: Vec<&Value> = array(&state["halo"]["notes"])
         .filter(|n| n["ticket_id"].as_u64().map(|t| t.to_string()).as_deref() == Some(ticket))
         .collect();
     for note in notes {
         let text = plain(note["text"].as_str().unwrap_or_default());
-        println!(
+        say!(
             "  HaloPSA ticket {ticket}, {} note:",
             if note["internal"] == true {
                 "internal"
@@ -135,7 +137,7 @@ What the sandbox received:"
             }
         );
         for line in text.lines().filter(|l| !l.trim().is_empty()).take(14) {
-            println!("    {}", line.trim());
+            say!("    {}", line.trim());
         }
     }
 }
@@ -144,7 +146,7 @@ What the sandbox received:"
 pub fn tenant_state(state: &Value, upn: &str) {
     let tenant = &state["tenants"][0];
     let Some(user) = array(&tenant["users"]).find(|u| u["userPrincipalName"] == upn) else {
-        println!("\n{upn} is not in the sandbox tenant.");
+        say!("\n{upn} is not in the sandbox tenant.");
         return;
     };
     let uid = user["id"].as_str().unwrap_or_default();
@@ -157,17 +159,17 @@ pub fn tenant_state(state: &Value, upn: &str) {
     let wipes = state["counters"]
         .as_object()
         .map_or(0, |c| c.keys().filter(|k| k.ends_with("/wipe")).count());
-    println!("\nWhat the sandbox tenant now says about {upn}:");
-    println!("  sign-in blocked:   {}", user["accountEnabled"] == false);
-    println!(
+    say!("\nWhat the sandbox tenant now says about {upn}:");
+    say!("  sign-in blocked:   {}", user["accountEnabled"] == false);
+    say!(
         "  sessions revoked:  {}",
         user["signInSessionsValidFrom"].is_string()
     );
-    println!(
+    say!(
         "  licences:          {}",
         user["assignedLicenses"].as_array().map_or(0, Vec::len)
     );
-    println!(
+    say!(
         "  mailbox:           {}",
         mailbox.map_or("none".to_string(), |m| m["recipientTypeDetails"]
             .as_str()
@@ -175,7 +177,7 @@ pub fn tenant_state(state: &Value, upn: &str) {
             .unwrap_or("?")
             .to_string())
     );
-    println!(
+    say!(
         "  groups left:       {}",
         if groups.is_empty() {
             "none".to_string()
@@ -186,7 +188,7 @@ pub fn tenant_state(state: &Value, upn: &str) {
             )
         }
     );
-    println!("  device wipes sent: {wipes}");
+    say!("  device wipes sent: {wipes}");
 }
 
 #[cfg(test)]

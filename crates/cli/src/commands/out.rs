@@ -35,3 +35,14 @@ impl Out {
         }
     }
 }
+
+/// `println!` for output nobody may read any more (`tenure demo | head -1`): a failed write is
+/// ignored instead of panicking, so the command goes on to its end and cleans up after itself
+/// (the demo's temporary database and its key).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say;

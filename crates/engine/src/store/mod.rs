@@ -507,8 +507,8 @@ impl Store {
             machine: serde_json::to_string(&RunMachine::new(plan))
                 .map_err(|e| Error::Corrupt(e.to_string()))?,
             trigger: trigger.to_string(),
-            concurrency_key,
-            dedup_key,
+            concurrency_key: concurrency_key.map(storable_key),
+            dedup_key: dedup_key.map(storable_key),
             seed: uuid.as_u64_pair().0,
             parent,
         })))
@@ -959,4 +959,14 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<(), Error> {
         .await?;
     conn.close().await?;
     Ok(())
+}
+
+/// A concurrency or dedup key as stored: a NUL byte (a webhook payload's value can hold one)
+/// becomes U+FFFD, since PostgreSQL refuses NUL in text; the same key always maps the same.
+fn storable_key(key: String) -> String {
+    if key.contains('\0') {
+        key.replace('\0', "\u{FFFD}")
+    } else {
+        key
+    }
 }

@@ -159,6 +159,33 @@ async fn a_dedup_key_starts_a_run_once(db: Db) {
     assert!(!first.duplicate && again.duplicate && !other.duplicate);
     assert_eq!(first.id, again.id);
     assert_ne!(first.id, other.id);
+    // Keys holding a NUL byte (a webhook payload's value) are stored, on PostgreSQL too,
+    // which refuses NUL in text: the dedup key still finds its run.
+    let nul = engine.start_run(start("T-1044\0")).await.unwrap();
+    let nul_again = engine.start_run(start("T-1044\0")).await.unwrap();
+    assert!(!nul.duplicate && nul_again.duplicate);
+    assert_eq!(nul.id, nul_again.id);
+    let src = SourceFile::new(
+        "k.yaml",
+        format!(
+            "runbook: k\nversion: 1\ntenant: contoso\ninputs:\n  who: {{ type: string }}\nconcurrency: \"{{{{inputs.who}}}}\"\nsteps:\n{}",
+            call("a", "")
+        ),
+    );
+    let keyed = Arc::new(
+        compile(&src, &tenure_steps::catalogue())
+            .plan
+            .expect("compiles"),
+    );
+    engine
+        .start_run(StartRun {
+            plan: keyed,
+            inputs: [("who".to_string(), json!("a\0b"))].into_iter().collect(),
+            trigger: Trigger::new("api", None),
+            dedup_key: None,
+        })
+        .await
+        .unwrap();
     let bad = StartRun {
         inputs: [("groups".to_string(), json!(7))].into_iter().collect(),
         ..start("T-9")

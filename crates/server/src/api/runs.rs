@@ -323,6 +323,9 @@ pub(crate) fn decode_cursor(c: &str) -> Option<(i64, String)> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (at, id) = text.split_once(':')?;
+    if id.contains('\0') {
+        return None;
+    }
     Some((at.parse().ok()?, id.to_string()))
 }
 

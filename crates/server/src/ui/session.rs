@@ -264,12 +264,20 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// Where to go after signing in: a path of the UI, never another site.
+/// Where to go after signing in: a path of the UI (no `..` segment leading out of it, even
+/// percent-encoded), never another site, and nothing a `Location` header cannot carry (a
+/// control character would make the redirect fail).
 fn safe_next(next: Option<&str>) -> String {
+    let in_ui = |n: &str| {
+        let path = n.split(['?', '#']).next().unwrap_or_default();
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        (path == "/ui" || path.starts_with("/ui/"))
+            && !decoded.split('/').any(|segment| segment == "..")
+            && !n.contains('\\')
+            && !n.chars().any(char::is_control)
+    };
     match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
-            n.to_string()
-        }
+        Some(n) if in_ui(n) => n.to_string(),
         _ => "/ui/runs".into(),
     }
 }
@@ -437,12 +445,21 @@ mod tests {
 
     #[test]
     fn next_stays_on_the_ui() {
-        assert_eq!(safe_next(Some("/ui/runs/r1")), "/ui/runs/r1");
+        for ok in ["/ui/runs/r1", "/ui", "/ui/runs?q=a..b", "/ui/runs/a..b"] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
         for bad in [
             "https://evil.example",
             "//evil.example",
             "/\\evil",
             "/api/runs",
+            "/ui/runs\nSet-Cookie: x=1",
+            "/ui/runs\u{1}",
+            "/ui/runs\u{7f}",
+            "/ui/../api/runs",
+            "/ui/%2e%2E/api/runs",
+            "/ui/runs/%2E./..",
+            "/uievil",
         ] {
             assert_eq!(safe_next(Some(bad)), "/ui/runs", "{bad}");
         }
