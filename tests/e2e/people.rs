@@ -88,6 +88,19 @@ fn people_status_follows_a_person_from_active_to_no_access() {
         "{}",
         crate::stderr(&o)
     );
-    let o = tenure(&url, &db, &["people", "status", "not-an-upn"]);
-    assert_eq!(o.status.code(), Some(2));
+    for bad in [
+        "not-an-upn",
+        "a b@contoso.example",
+        "x?y@contoso.example",
+        "x#@contoso.example",
+        "a\n@contoso.example",
+        "a@b@contoso.example",
+    ] {
+        let o = tenure(&url, &db, &["people", "status", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            crate::stderr(&o).contains("is not a user principal name"),
+            "{bad:?}"
+        );
+    }
 }

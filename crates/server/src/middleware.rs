@@ -148,11 +148,16 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     fresh
 }
 
-/// Per-address request budgets for `/hooks/*` and `/approvals/*`.
+/// Per-address request budgets for `/hooks/*` and `/approvals/*`, and for refused API
+/// tokens.
 #[derive(Clone)]
 pub struct RateLimits {
     hooks: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     approvals: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Refused bearer tokens (401 from `/api/*`), budgeted like approval requests.
+    refused: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses that spent the refused-token budget, and until when they are refused.
+    blocked: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, Instant>>>,
 }
 
 impl RateLimits {
@@ -164,35 +169,70 @@ impl RateLimits {
         RateLimits {
             hooks: Arc::new(RateLimiter::keyed(quota(hooks))),
             approvals: Arc::new(RateLimiter::keyed(quota(approvals))),
+            refused: Arc::new(RateLimiter::keyed(quota(approvals))),
+            blocked: Arc::default(),
         }
     }
 }
 
+/// A 429 answer saying when to come back (the UI's page for `/ui/*`, JSON elsewhere).
+fn too_many(path: &str, wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let why = format!("too many requests from this address; try again in {secs}s");
+    let mut r = if path.starts_with("/ui/") {
+        crate::ui::layout::error_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &why)
+    } else {
+        json_error(StatusCode::TOO_MANY_REQUESTS, &why)
+    };
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
+}
+
 /// Answers 429 with `Retry-After` when the client address has spent its budget for the
-/// path's group (`/hooks/*`, or `/approvals/*` and the UI's sign-in); other paths are not
-/// limited.
+/// path's group (`/hooks/*`, or `/approvals/*` and posting the UI's sign-in), or has had too
+/// many bearer tokens refused by `/api/*` (guessing tokens); other requests are not limited.
 pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
+    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    let ip = addr.ip();
+    if path.starts_with("/api/") {
+        let until = limits
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+            .copied();
+        if let Some(until) = until.filter(|u| *u > Instant::now()) {
+            return too_many(&path, until - Instant::now());
+        }
+        let response = next.run(req).await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            if let Err(not_until) = limits.refused.check_key(&ip) {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut blocked = limits.blocked.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                blocked.retain(|_, u| *u > now);
+                blocked.insert(ip, now + wait);
+            }
+        }
+        return response;
+    }
+    let sign_in = path == "/ui/sign-in" && req.method() == axum::http::Method::POST;
     let limiter = if path.starts_with("/hooks/") {
         &limits.hooks
-    } else if path.starts_with("/approvals/") || path == "/ui/sign-in" {
+    } else if path.starts_with("/approvals/") || sign_in {
         &limits.approvals
     } else {
         return next.run(req).await;
     };
-    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
-        return next.run(req).await;
-    };
-    if let Err(not_until) = limiter.check_key(&addr.ip()) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut r = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("too many requests from this address; try again in {secs}s"),
+    if let Err(not_until) = limiter.check_key(&ip) {
+        return too_many(
+            &path,
+            not_until.wait_time_from(DefaultClock::default().now()),
         );
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return r;
     }
     // Forget addresses that are back to a full budget now and then.
     if limiter.len() > 10_000 {

@@ -801,6 +801,44 @@ async fn hooks_and_approval_links_are_rate_limited_per_address() {
         let (status, _) = s.get("/api/runs", Role::Viewer).await;
         assert_eq!(status, StatusCode::OK);
     }
+    // Guessing tokens is: refused bearer tokens spend the approvals budget (2 here), then the
+    // address is refused (429 with Retry-After) whatever it presents, for the wait.
+    for _ in 0..2 {
+        let r = s
+            .http
+            .get(format!("{}/api/runs", s.base))
+            .bearer_auth("a-guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = s
+        .http
+        .get(format!("{}/api/runs", s.base))
+        .bearer_auth("another-guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the third guess is counted"
+    );
+    let (status, _) = s.get("/api/runs", Role::Viewer).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is refused for a while"
+    );
+    // The UI's sign-in page is not counted; posting it is, and a refusal is a page.
+    let r = s
+        .http
+        .get(format!("{}/ui/sign-in", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,11 +48,17 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
 
 fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
     let upn = args.upn.trim().to_string();
+    let plain = !upn.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '"')
+    });
     let Some((_, domain)) = upn
         .split_once('@')
-        .filter(|(l, d)| !l.is_empty() && !d.is_empty())
+        .filter(|(l, d)| plain && !l.is_empty() && !d.is_empty() && !d.contains('@'))
     else {
-        eprintln!("error: `{upn}` is not a user principal name (name@domain)");
+        eprintln!(
+            "error: `{}` is not a user principal name (name@domain)",
+            upn.escape_debug()
+        );
         return Ok(ExitCode::from(2));
     };
     let tenant = match args.tenant.as_deref() {
