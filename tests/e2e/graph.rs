@@ -20,11 +20,11 @@ fn svg_is_well_formed_with_a_box_per_step_and_an_arrow_per_edge() {
             )
         })
         .collect();
-    // 12 steps: the wait for a scheduled start, the 5 Microsoft 365 ones (groups copied from a
-    // template user too), the PSA
-    // contact, the password link, the welcome email and Teams post, the ticket note and the
-    // on_failure Teams alert.
-    assert_eq!(steps.len(), 12, "{steps:?}");
+    // 13 steps: the wait for a scheduled start, the 5 Microsoft 365 ones (groups copied from
+    // a template user too), the PSA contact, the password link, the welcome emails to the
+    // manager and to the personal address, the Teams post, the ticket note and the on_failure
+    // Teams alert.
+    assert_eq!(steps.len(), 13, "{steps:?}");
     let class = |id: &str| steps.iter().find(|(s, _)| s == id).map(|(_, c)| c.as_str());
     assert_eq!(class("approve"), Some("step approval"));
     assert_eq!(class("licences"), Some("step for-each"));

@@ -261,6 +261,15 @@ fn stock_runbooks_run_end_to_end_and_report_what_they_did() {
     let body = mail["message"]["body"]["content"].as_str().unwrap();
     assert!(body.contains(&link), "{body}");
     assert!(body.contains("jane.doe@contoso.example") && body.contains("https://www.office.com"));
+    // The new hire's own address is welcomed, without the password link.
+    let own = email_to("jane.doe@personal.example", onboard);
+    let own = own["message"]["body"]["content"].as_str().unwrap();
+    assert!(
+        !own.contains(&link)
+            && own.contains("jane.doe@contoso.example")
+            && own.contains("adele.vance@contoso.example"),
+        "{own}"
+    );
     let post = post_of("New starter ready: Jane Doe");
     assert!(
         !post.contains(&link) && post.contains("jane.doe@contoso.example"),
