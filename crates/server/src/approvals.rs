@@ -14,7 +14,7 @@ pub mod links;
 pub mod notify;
 pub mod page;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
@@ -207,7 +207,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
     page::html(
         StatusCode::OK,
         &format!("Approval: {}", found.run.plan.runbook),
-        request_page(&found, &csrf),
+        request_page(&found, &csrf, &state.config().server.prices),
     )
 }
 
@@ -347,7 +347,7 @@ fn tenant_text(tenant: &Value) -> String {
     }
 }
 
-fn request_page(f: &Found, csrf: &str) -> Markup {
+fn request_page(f: &Found, csrf: &str, prices: &BTreeMap<String, String>) -> Markup {
     let run = &f.run;
     let plan = &run.plan;
     let ctx = &run.context;
@@ -381,7 +381,7 @@ fn request_page(f: &Found, csrf: &str) -> Markup {
             }
             p { a.button.primary href="#decide" { "Go to Approve / Deny" } }
         }
-        (after_approval(f))
+        (after_approval(f, prices))
         @if let Some(m) = f.gate.message.as_deref().filter(|m| !m.is_empty()) {
             section #message {
                 h2 { "Message" }
@@ -432,8 +432,8 @@ fn request_page(f: &Found, csrf: &str) -> Markup {
 
 /// What will happen after approval: the steps not yet run, in words and as `tenure plan`
 /// previews them with the run's inputs, in which tenant and for whom, and any licence a step
-/// may buy (the seat count and SKU; no price is known to Tenure).
-fn after_approval(f: &Found) -> Markup {
+/// may buy (seats and SKUs rendered from the run, with the price `[server.prices]` gives).
+fn after_approval(f: &Found, prices: &BTreeMap<String, String>) -> Markup {
     let run = &f.run;
     let plan = &run.plan;
     let remaining: Vec<&str> = plan
@@ -448,7 +448,7 @@ fn after_approval(f: &Found) -> Markup {
             )
         })
         .collect();
-    let catalogue = tenure_steps::contract_catalogue();
+    let catalogue = tenure_steps::catalogue();
     let words = |uses: &str| {
         use tenure_runbook::catalogue::Catalogue as _;
         catalogue
@@ -471,26 +471,7 @@ fn after_approval(f: &Found) -> Markup {
             &tenure_runbook::Renderer::new(),
         )
     });
-    let buys: Vec<(String, String, &str)> = plan
-        .steps
-        .iter()
-        .filter(|s| remaining.contains(&s.id.as_str()) && s.uses == "licence.assign")
-        .filter_map(|s| {
-            let source = s
-                .with
-                .get("source")
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            let via = match source.trim_matches('"') {
-                "pax8" => "Pax8",
-                "partner_center" => "Partner Center",
-                "" | "direct" => return None,
-                _ => "the distributor the run names",
-            };
-            let sku = s.with.get("sku").map(|t| t.to_string()).unwrap_or_default();
-            Some((s.id.clone(), sku.trim_matches('"').to_string(), via))
-        })
-        .collect();
+    let buys = purchases(plan, &remaining, &run.context);
     html! {
         section #consequences {
             h2 { "What happens after approval" }
@@ -535,13 +516,16 @@ fn after_approval(f: &Found) -> Markup {
             @if !buys.is_empty() {
                 h2 { "Licence purchases" }
                 ul.consequences {
-                    @for (id, sku, via) in &buys {
+                    @for b in &buys {
                         li {
-                            strong { (id) } " may buy " strong { "1 seat" } " of " code { (sku) }
-                            " through " (via) " if none is free"
+                            strong { (b.step) } " may buy " strong { "1 seat" } " of " code { (b.sku) }
+                            " through " (b.via) " if none is free"
                             @if let Some(p) = &person { ", for " (p) }
-                            ". The price is not known here: it is " (via)
-                            "'s price for your agreement at the time of purchase."
+                            ". "
+                            @match prices.get(&b.sku) {
+                                Some(price) => { "Price: " strong { (price) } "." }
+                                None => { "No price is configured for " code { (b.sku) } " (" code { "[server.prices]" } "): " (b.via) "'s price for your agreement applies." }
+                            }
                         }
                     }
                 }
@@ -550,8 +534,89 @@ fn after_approval(f: &Found) -> Markup {
     }
 }
 
+/// A seat a remaining `licence.assign` step may buy.
+struct Purchase {
+    step: String,
+    sku: String,
+    via: &'static str,
+}
+
+/// The seats the remaining `licence.assign` steps may buy at a distributor: their `sku` and
+/// `source` rendered with the run's context (one per `for_each` item); steps whose values need
+/// other steps' outputs are shown as written.
+fn purchases(plan: &tenure_runbook::Plan, remaining: &[&str], ctx: &Value) -> Vec<Purchase> {
+    let renderer = tenure_runbook::Renderer::new();
+    let render = |v: &Value, item: Option<&Value>| {
+        let mut c = ctx.clone();
+        if let Some(i) = item {
+            c["item"] = i.clone();
+        }
+        renderer.render_tree(v, &c).ok()
+    };
+    let mut out = Vec::new();
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| remaining.contains(&s.id.as_str()) && s.uses == "licence.assign")
+    {
+        let items: Vec<Option<Value>> = match &s.for_each {
+            Some(Value::Array(list)) => list.iter().cloned().map(Some).collect(),
+            Some(Value::String(t)) => {
+                match renderer.render_value(&tenure_runbook::Template::new(t.clone()), ctx) {
+                    Ok(Value::Array(list)) => list.into_iter().map(Some).collect(),
+                    _ => vec![None],
+                }
+            }
+            _ => vec![None],
+        };
+        for item in items {
+            let field = |name: &str| {
+                s.with
+                    .get(name)
+                    .and_then(|v| render(v, item.as_ref()))
+                    .map(|v| match v {
+                        Value::String(t) => t,
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default()
+            };
+            let via = match field("source").as_str() {
+                "pax8" => "Pax8",
+                "partner_center" => "Partner Center",
+                _ => continue,
+            };
+            out.push(Purchase {
+                step: s.id.clone(),
+                sku: field("sku"),
+                via,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn purchases_render_the_skus_and_source_of_the_run() {
+        let src = tenure_runbook::SourceFile::new(
+            "t.yaml",
+            "runbook: t\nversion: 1\ntenant: contoso\ninputs:\n  licences: { type: list, default: [SPB] }\n  source: { type: string, default: pax8 }\nsteps:\n  make: { uses: entra.create_user, with: { user_principal_name: a@contoso.example, display_name: A } }\n  each:\n    uses: licence.assign\n    for_each: \"{{inputs.licences}}\"\n    with: { user: \"{{steps.make.outputs.id}}\", sku: \"{{item}}\", source: \"{{inputs.source}}\" }\n  direct: { uses: licence.assign, with: { user: a@contoso.example, sku: E3 } }\n",
+        );
+        let plan = tenure_runbook::compile(&src, &tenure_steps::catalogue())
+            .plan
+            .unwrap();
+        let ctx = json!({"inputs": {"licences": ["SPB", "EMS"], "source": "pax8"}, "tenant": {"id": "contoso"}});
+        let buys = super::purchases(&plan, &["each", "direct"], &ctx);
+        let got: Vec<(&str, &str, &str)> = buys
+            .iter()
+            .map(|b| (b.step.as_str(), b.sku.as_str(), b.via))
+            .collect();
+        assert_eq!(got, [("each", "SPB", "Pax8"), ("each", "EMS", "Pax8")]);
+    }
+
     #[test]
     fn request_logs_never_show_a_link_token() {
         assert_eq!(super::loggable_path("/approvals/abc.def"), "/approvals/***");

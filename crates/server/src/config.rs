@@ -36,6 +36,10 @@ pub struct ServerSection {
     pub hooks_per_minute: Option<u32>,
     /// Requests per minute one client address may make to `/approvals/*` (default 60).
     pub approvals_per_minute: Option<u32>,
+    /// `[server.prices]`: what a seat of a SKU costs, as the approval page should say it
+    /// (`SPB = "AUD 32.90 per user per month, annual term"`), for seats a run may buy.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, String>,
 }
 
 impl ServerSection {

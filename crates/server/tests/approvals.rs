@@ -129,12 +129,14 @@ async fn server_with_teams(email_fails: bool, holding: Option<Holding>) -> Serve
     let base = format!("http://{}", listener.local_addr().unwrap());
     let links = Links::new(&engine.derive_key("approval-links"), &base);
     slot.set(links.clone()).unwrap();
-    let state = AppState::new(
-        engine.clone(),
-        ServerConfig::default(),
-        Arc::new(NoRunbooks),
-    )
-    .with_links(links.clone());
+    // A price list, shown on the approval page for the seats a run may buy.
+    let mut config = ServerConfig::default();
+    config
+        .server
+        .prices
+        .insert("SPB".into(), "AUD 32.90 per user per month".into());
+    let state =
+        AppState::new(engine.clone(), config, Arc::new(NoRunbooks)).with_links(links.clone());
     tokio::spawn(tenure_server::serve(
         state,
         listener,
@@ -465,7 +467,7 @@ async fn the_page_shows_the_request_and_get_decides_nothing() {
             "http.request",
             "licence.assign",
             "through Pax8",
-            "price is not known",
+            "Price: <strong>AUD 32.90 per user per month</strong>",
             "<form method=\"post\">",
             "name=\"decision\" value=\"approve\"",
             "name=\"decision\" value=\"deny\"",
