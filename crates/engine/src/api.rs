@@ -167,6 +167,8 @@ pub struct PendingApproval {
     pub gate: machine::Gate,
     /// When the run was created (unix ms).
     pub created_at: i64,
+    /// The run's inputs as stored (secret ones sealed), to say whom it is about.
+    pub inputs: Value,
 }
 
 /// A run ready to be stored: its context (secret inputs and vars made from them sealed), its
@@ -503,6 +505,7 @@ impl Engine {
                             step: step.to_string(),
                             gate: gate.clone(),
                             created_at: run.created_at,
+                            inputs: run.context["inputs"].clone(),
                         });
                     }
                 }

@@ -41,6 +41,9 @@ fn excerpt(text: &str) -> String {
     }
 }
 
+/// The most requests the page lists at once.
+const SHOWN: usize = 100;
+
 /// `GET /ui/approvals`.
 pub async fn list(
     State(state): State<AppState>,
@@ -90,14 +93,16 @@ async fn page(
             );
         }
     };
-    let mut rows = Vec::new();
-    for p in pending {
-        let person = match state.engine().run(&p.run_id).await {
-            Ok(r) => notify::person(&r.context["inputs"]),
-            Err(_) => None,
-        };
-        rows.push((p, person));
-    }
+    // The oldest requests first would bury new ones: newest first, at most SHOWN of them.
+    let total = pending.len();
+    let rows: Vec<_> = pending
+        .into_iter()
+        .take(SHOWN)
+        .map(|p| {
+            let person = notify::person(&p.inputs);
+            (p, person)
+        })
+        .collect();
     let body = html! {
         h1 { "Approvals" }
         p.hint { "Approval requests that name " strong { (session.name) } " and wait for your decision." }
@@ -108,6 +113,9 @@ async fn page(
                 p { (detail) }
                 p { "Nothing was changed." }
             }
+        }
+        @if total > rows.len() {
+            p.notice { "Showing the newest " (rows.len()) " of " (total) " requests waiting on you; decide these and the next ones appear." }
         }
         @if rows.is_empty() {
             p.notice #no-approvals { "Nothing is waiting for your decision." }
