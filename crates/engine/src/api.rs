@@ -520,6 +520,17 @@ impl Engine {
         Ok(out)
     }
 
+    /// Ends the web UI session `nonce` on every node (its cookie would have expired at
+    /// `until_ms`).
+    pub async fn revoke_session(&self, nonce: &str, until_ms: i64) -> Result<(), Error> {
+        Ok(self.store.revoke_session(nonce, until_ms).await?)
+    }
+
+    /// Whether the web UI session `nonce` was ended by signing out.
+    pub async fn session_revoked(&self, nonce: &str) -> Result<bool, Error> {
+        Ok(self.store.session_revoked(nonce).await?)
+    }
+
     /// How many tasks are due now and wait for a worker.
     pub async fn queue_depth(&self) -> Result<i64, Error> {
         Ok(self.store.queue_depth().await?)

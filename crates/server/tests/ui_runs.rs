@@ -354,3 +354,46 @@ async fn bad_filters_get_a_clear_400_page() {
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<script>alert"), "{html}");
 }
+
+/// Signing out ends the session everywhere: a copy of the cookie kept from before is sent to
+/// the sign-in page afterwards, and a second sign-out with it changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_cookie_is_refused_after_sign_out() {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use tower::ServiceExt as _;
+    let ui = ui(&[]).await;
+    let (status, page) = ui.get("/ui/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the sign-out form")
+        + 19;
+    let csrf = page[at..].split('"').next().unwrap().to_string();
+    let sign_out = |csrf: String| {
+        Request::post("/ui/sign-out")
+            .header(header::HOST, "tenure.test")
+            .header(header::COOKIE, &ui.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}")))
+            .unwrap()
+    };
+    let resp = ui
+        .router
+        .clone()
+        .oneshot(sign_out(csrf.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[header::LOCATION], "/ui/sign-in");
+    // The same cookie, kept by someone who copied it, no longer works.
+    let (status, location, _) = ui.request("/ui/runs", true).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with("/ui/sign-in"), "{location}");
+    let resp = ui.router.clone().oneshot(sign_out(csrf)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/ui/sign-in"));
+}

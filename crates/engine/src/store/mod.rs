@@ -14,6 +14,7 @@ mod backend;
 mod batch;
 mod calls;
 mod schedules;
+mod sessions;
 mod tx;
 mod writer;
 mod writes;

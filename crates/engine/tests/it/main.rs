@@ -6,4 +6,5 @@ mod calls;
 mod db;
 mod machine;
 mod runs_list;
+mod sessions;
 mod store;

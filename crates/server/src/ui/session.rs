@@ -46,6 +46,10 @@ pub struct Session {
     pub role: Role,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
+    /// The session's random nonce (what signing out ends).
+    nonce: String,
+    /// When its cookie expires (unix seconds).
+    expires: i64,
 }
 
 impl Session {
@@ -187,7 +191,8 @@ fn open(key: &[u8; 32], tokens: &Tokens, value: &str, now: i64) -> Option<Sessio
     {
         return None;
     }
-    if exp.parse::<i64>().ok()? <= now {
+    let expires = exp.parse::<i64>().ok()?;
+    if expires <= now {
         return None;
     }
     let name = String::from_utf8(B64.decode(name).ok()?).ok()?;
@@ -199,6 +204,8 @@ fn open(key: &[u8; 32], tokens: &Tokens, value: &str, now: i64) -> Option<Sessio
         name: id.name,
         role: id.role,
         csrf: mac(key, &["csrf", nonce])[..32].to_string(),
+        nonce: nonce.to_string(),
+        expires,
     })
 }
 
@@ -250,8 +257,20 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
         let tokens = tokens_of(parts);
-        let found =
+        let mut found =
             cookie_value(&parts.headers).and_then(|v| open(&key(state), &tokens, &v, now_secs()));
+        // A session ended by signing out stays ended on every node; when that cannot be read,
+        // the session is refused too (fail closed).
+        if let Some(s) = &found {
+            match state.engine().session_revoked(&s.nonce).await {
+                Ok(false) => {}
+                Ok(true) => found = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read whether a UI session was ended");
+                    found = None;
+                }
+            }
+        }
         found.ok_or_else(|| SignInFirst {
             next: parts
                 .uri
@@ -386,7 +405,8 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// `POST /ui/sign-out`: the cookie is removed.
+/// `POST /ui/sign-out`: the session is ended on every node (its nonce recorded until the
+/// cookie would have expired) and the cookie is removed.
 pub async fn sign_out(
     State(state): State<AppState>,
     session: Session,
@@ -396,6 +416,19 @@ pub async fn sign_out(
     if let Err(r) = session.check_csrf(&headers, &form.csrf) {
         return *r;
     }
+    if let Err(e) = state
+        .engine()
+        .revoke_session(&session.nonce, session.expires * 1000)
+        .await
+    {
+        tracing::error!(error = %e, "cannot record a UI sign-out");
+        return layout::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "Signing out could not be recorded; your session is still open. Try again in a moment.",
+        );
+    }
+    tracing::info!(user = %session.name, "UI sign-out");
     let cookie = Cookie::build((COOKIE, ""))
         .path("/ui")
         .http_only(true)
