@@ -237,6 +237,18 @@ impl Harness {
             .map(|e| e.kind)
             .collect()
     }
+
+    /// The message of the run's first failed attempt.
+    async fn first_failure(&self, run_id: &str) -> String {
+        self.journal(run_id)
+            .await
+            .into_iter()
+            .find_map(|e| match e {
+                EventKind::AttemptFailed { message, .. } => Some(message),
+                _ => None,
+            })
+            .expect("an attempt failed")
+    }
 }
 
 /// Fails unless `output` is an object whose keys are exactly `kind`'s declared outputs.
@@ -2273,15 +2285,7 @@ async fn create_user_takes_the_next_free_sign_in_name() {
     let plan = Harness::plan("  create:\n    uses: entra.create_user\n    with:\n      user_principal_name: megan.bowen@contoso.example\n      alternatives: [alex.wilber@contoso.example]\n      display_name: Someone Else\n");
     let (id, status) = h.run(&plan).await;
     assert_eq!(status, RunStatus::Failed);
-    let message = h
-        .journal(&id)
-        .await
-        .iter()
-        .find_map(|e| match e {
-            EventKind::AttemptFailed { message, .. } => Some(message.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let message = h.first_failure(&id).await;
     assert!(message.contains("every sign-in name is taken: megan.bowen@contoso.example already belongs to another user (Megan Bowen"), "{message}");
     assert!(
         message
@@ -2384,15 +2388,7 @@ async fn restore_user_brings_back_the_same_account() {
         .run(&Harness::plan("  back:\n    uses: entra.restore_user\n    with: { user: never.here@contoso.example }\n"))
         .await;
     assert_eq!(status, RunStatus::Failed);
-    let message = h
-        .journal(&id)
-        .await
-        .iter()
-        .find_map(|e| match e {
-            EventKind::AttemptFailed { message, .. } => Some(message.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let message = h.first_failure(&id).await;
     assert!(message.contains("no user `never.here@contoso.example` in tenant contoso.example, live or among the deleted users"), "{message}");
 }
 

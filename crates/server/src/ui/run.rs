@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tenure_engine::journal::Event;
 use tenure_engine::machine::{status_name, Stage};
-use tenure_engine::store::{RunFilter, RunRecord};
+use tenure_engine::store::{RunFilter, RunRecord, RunRow};
 use tenure_runbook::KindClass;
 
 use super::layout::{self, Nav};
@@ -82,6 +82,20 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The run `id` and the live part of its page (what both the page and its fragment start
+/// with), or the page answering why not.
+async fn run_and_live(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<(RunRecord, Markup), Box<Response>> {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let r = load(state, id).await?;
+    let live = live_part(state, session, &r, q.all()).await?;
+    Ok((r, live))
+}
+
 /// `GET /ui/runs/{id}`.
 pub async fn show(
     State(state): State<AppState>,
@@ -89,22 +103,18 @@ pub async fn show(
     Path(id): Path<String>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let q = q.map(|Query(q)| q).unwrap_or_default();
-    let r = match load(&state, &id).await {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    let live = match live_part(&state, &session, &r, q.all()).await {
-        Ok(m) => m,
+    let (r, live) = match run_and_live(&state, &session, &id, q).await {
+        Ok(found) => found,
         Err(resp) => return *resp,
     };
     let report = match report_section(&state, &r, false).await {
         Ok(m) => m,
         Err(resp) => return *resp,
     };
+    // The runs it called, from the light rows (no plan or machine read).
     let children = state
         .engine()
-        .runs(&RunFilter {
+        .run_rows(&RunFilter {
             parent: Some(id.clone()),
             limit: 100,
             ..Default::default()
@@ -128,13 +138,8 @@ pub async fn live(
     Path(id): Path<String>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let q = q.map(|Query(q)| q).unwrap_or_default();
-    let r = match load(&state, &id).await {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    let live = match live_part(&state, &session, &r, q.all()).await {
-        Ok(m) => m,
+    let (r, live) = match run_and_live(&state, &session, &id, q).await {
+        Ok(found) => found,
         Err(resp) => return *resp,
     };
     // The last fragment (the run has ended, polling stops) brings the complete report with
@@ -174,7 +179,7 @@ async fn report_section(
 }
 
 /// The header facts: runbook, tenant, trigger, times, parent and called runs, inputs.
-fn facts(r: &RunRecord, children: &[RunRecord]) -> Markup {
+fn facts(r: &RunRecord, children: &[RunRow]) -> Markup {
     let ctx = &r.context;
     let text = |v: &Value| v.as_str().map(str::to_string);
     let tenant = match (text(&ctx["tenant"]["name"]), text(&ctx["tenant"]["id"])) {
@@ -215,7 +220,7 @@ fn facts(r: &RunRecord, children: &[RunRecord]) -> Markup {
                             @for c in children {
                                 li {
                                     a.called-run href={ "/ui/runs/" (c.id) } { (c.id) }
-                                    " " (c.plan.runbook) " "
+                                    " " (c.runbook) " "
                                     (layout::status(&status_name(c.status)))
                                 }
                             }
