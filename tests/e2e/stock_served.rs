@@ -69,7 +69,7 @@ impl Rig {
             })
             .collect();
         files.sort();
-        assert_eq!(files.len(), 5, "the five stock runbooks: {files:?}");
+        assert_eq!(files.len(), 7, "the seven stock runbooks: {files:?}");
         let runbooks: Vec<(&str, &str)> = files
             .iter()
             .map(|(n, t)| (n.as_str(), t.as_str()))
