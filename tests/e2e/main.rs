@@ -218,6 +218,7 @@ mod browser;
 mod calls;
 mod crash;
 mod people;
+mod people_batch;
 mod runs;
 mod same_identity;
 mod sandbox;
