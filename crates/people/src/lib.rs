@@ -5,6 +5,7 @@
 //! unclaimed account a situation, and a policy per situation chooses the action; applying a
 //! plan starts the joiner, update, activation and leaver runbooks through the `Engine` API.
 
+pub mod apply;
 pub mod model;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};

@@ -1,0 +1,366 @@
+//! Applying a plan through a real `Engine` on SQLite with the stock runbooks: one run per
+//! actionable item with inputs rendered from the person, the account and the changes;
+//! blocked and report items start nothing; applying again starts nothing new (dedup keys);
+//! a guarded plan is refused; a template that does not render is one item's error, not the
+//! batch's; with approvers the whole plan is one `people-sync-batch` run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tenure_engine::Engine;
+use tenure_people::apply::{self, ApplyError, ApplyOptions, RunbookChoice, Runbooks};
+use tenure_people::{AccountRef, Action, Change, Item, Person, Situation, SyncPlan};
+use tenure_runbook::{compile_with, Plan, Runbooks as Calls, SourceFile, Unresolved};
+
+/// The stock runbooks of `runbooks/`, by id.
+struct Stock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Calls for Stock {
+    fn resolve(&self, id: &str, _caller: &str) -> Result<Plan, Unresolved> {
+        let path = repo().join("runbooks");
+        for e in std::fs::read_dir(path).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            if text.lines().any(|l| l.trim_end() == format!("runbook: {id}")) {
+                let src = SourceFile::new(p.display().to_string(), text);
+                return compile_with(&src, &tenure_steps::catalogue(), self)
+                    .plan
+                    .ok_or_else(|| Unresolved::Invalid(format!("{id} has errors")));
+            }
+        }
+        Err(Unresolved::Unknown(vec![]))
+    }
+}
+
+fn resolve(id: &str) -> Result<Arc<Plan>, String> {
+    Stock
+        .resolve(id, "test")
+        .map(Arc::new)
+        .map_err(|e| format!("{e:?}"))
+}
+
+async fn engine(dir: &Path) -> Engine {
+    let url = format!("sqlite:{}", dir.join("t.db").display());
+    Engine::open(
+        &url,
+        tenure_engine::builtin::registry(),
+        Arc::new(|id: &str| Ok(json!({"id": id, "domain": "contoso.example", "name": "Contoso"}))),
+    )
+    .await
+    .unwrap()
+}
+
+fn person(key: &str, attrs: &[(&str, &str)], extra: &[(&str, &str)]) -> Person {
+    Person {
+        key: key.into(),
+        active: true,
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        origin: format!("people.csv:{key}"),
+    }
+}
+
+fn account(id: &str, upn: &str) -> Option<AccountRef> {
+    Some(AccountRef {
+        id: id.into(),
+        user_principal_name: upn.into(),
+    })
+}
+
+fn item(situation: Situation, action: Action, p: Option<Person>, a: Option<AccountRef>) -> Item {
+    Item {
+        situation,
+        person: p,
+        account: a,
+        candidates: vec![],
+        link: false,
+        action,
+        changes: vec![],
+        blocked: None,
+    }
+}
+
+fn plan() -> SyncPlan {
+    let new = item(
+        Situation::Absent,
+        Action::Create,
+        Some(person(
+            "E1",
+            &[
+                ("givenName", "Jane"),
+                ("surname", "Doe"),
+                ("department", "Sales"),
+                ("employeeId", "E1"),
+            ],
+            &[("personalEmail", "jane@personal.example")],
+        )),
+        None,
+    );
+    let mut changed = item(
+        Situation::Confirmed,
+        Action::Update,
+        Some(person("E2", &[("jobTitle", "Controller")], &[])),
+        account("id-2", "isaiah.langer@contoso.example"),
+    );
+    changed.changes = vec![Change {
+        attribute: "jobTitle".into(),
+        from: Some("Accountant".into()),
+        to: Some("Controller".into()),
+    }];
+    let mut found = item(
+        Situation::Found,
+        Action::None,
+        Some(person("E3", &[], &[])),
+        account("id-3", "megan.bowen@contoso.example"),
+    );
+    found.link = true;
+    let mut back = item(
+        Situation::Confirmed,
+        Action::Activate,
+        Some(person("E4", &[("department", "Sales")], &[])),
+        account("id-4", "adele.vance@contoso.example"),
+    );
+    back.changes = vec![Change {
+        attribute: "department".into(),
+        from: None,
+        to: Some("Sales".into()),
+    }];
+    let leaver = item(
+        Situation::SourceMissing,
+        Action::Deactivate,
+        None,
+        account("id-5", "alex.wilber@contoso.example"),
+    );
+    let mut hybrid = item(
+        Situation::Confirmed,
+        Action::Deactivate,
+        Some(person("E6", &[], &[])),
+        account("id-6", "onprem@contoso.example"),
+    );
+    hybrid.blocked = Some("hybrid: on-premises synced".into());
+    let ambiguous = item(
+        Situation::Ambiguous,
+        Action::Report,
+        Some(person("E7", &[], &[])),
+        None,
+    );
+    SyncPlan {
+        source: "hr".into(),
+        tenant: "contoso".into(),
+        items: vec![new, changed, found, back, leaver, hybrid, ambiguous],
+        people: 6,
+        accounts: 20,
+        guard: None,
+        warnings: vec![],
+    }
+}
+
+fn tenant() -> Value {
+    json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"})
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        source: "cli".into(),
+        by: Some("operator".into()),
+        summary: "1 new, 1 update, 1 activate, 1 deactivate".into(),
+        ..ApplyOptions::default()
+    }
+}
+
+async fn inputs(engine: &Engine, run: &str) -> Value {
+    engine.run(run).await.unwrap().context["inputs"].clone()
+}
+
+async fn count(engine: &Engine) -> usize {
+    engine
+        .runs(&tenure_engine::store::RunFilter::default())
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let plan = plan();
+    let rb = Runbooks::default();
+    let out = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let started: Vec<(&str, &str, &str)> = out
+        .runs
+        .iter()
+        .map(|r| (r.person.as_str(), r.action.as_str(), r.runbook.as_str()))
+        .collect();
+    assert_eq!(
+        started,
+        [
+            ("E1", "create", "onboard-user"),
+            ("E2", "update", "update-profile"),
+            ("E4", "activate", "rehire"),
+            ("account:id-5", "deactivate", "offboard-user"),
+        ]
+    );
+    assert!(out.runs.iter().all(|r| !r.existing));
+
+    let jane = inputs(&engine, &out.runs[0].run_id).await;
+    assert_eq!(jane["first_name"], "Jane");
+    assert_eq!(jane["last_name"], "Doe");
+    assert_eq!(jane["employee_id"], "E1");
+    assert_eq!(jane["personal_email"], "jane@personal.example");
+    assert_eq!(jane["usage_location"], "AU", "absent: the runbook's default");
+    let update = inputs(&engine, &out.runs[1].run_id).await;
+    assert_eq!(update["user"], "isaiah.langer@contoso.example");
+    assert_eq!(update["job_title"], "Controller");
+    assert!(update["department"].is_null(), "only what changes: {update}");
+    let back = inputs(&engine, &out.runs[2].run_id).await;
+    assert_eq!(back["user"], "adele.vance@contoso.example");
+    assert_eq!(back["department"], "Sales");
+    let leaver = inputs(&engine, &out.runs[3].run_id).await;
+    assert_eq!(leaver["user"], "alex.wilber@contoso.example");
+
+    // The found person is linked by correlation, the new one pending on its run.
+    let links: Vec<(&str, Option<&str>, &str)> = out
+        .links
+        .iter()
+        .map(|l| (l.person_key.as_str(), l.account_id.as_deref(), l.via.as_str()))
+        .collect();
+    assert_eq!(
+        links,
+        [("E3", Some("id-3"), "correlation"), ("E1", None, "run")]
+    );
+    assert_eq!(
+        out.links[1].run_id.as_deref(),
+        Some(out.runs[0].run_id.as_str())
+    );
+
+    // The same plan again: the same runs, nothing new.
+    let again = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+        .await
+        .unwrap();
+    assert!(again.runs.iter().all(|r| r.existing));
+    let ids = |o: &apply::Outcome| o.runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&out));
+    assert_eq!(count(&engine).await, 4);
+
+    // Another change of the same person is another run.
+    let mut plan2 = plan.clone();
+    plan2.items[1].changes[0].to = Some("Senior Controller".into());
+    assert_ne!(
+        apply::dedup_key("hr", &plan.items[1]),
+        apply::dedup_key("hr", &plan2.items[1])
+    );
+}
+
+#[tokio::test]
+async fn a_guarded_plan_is_refused_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let mut plan = plan();
+    plan.guard = Some("the source lists no person".into());
+    let rb = Runbooks::default();
+    let err = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApplyError::Guarded(_)), "{err}");
+    assert!(err.to_string().contains("no person"), "{err}");
+    assert_eq!(count(&engine).await, 0);
+}
+
+#[tokio::test]
+async fn a_template_that_does_not_render_is_that_items_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let mut rb = Runbooks::default();
+    rb.update = RunbookChoice {
+        runbook: "update-profile".into(),
+        inputs: [
+            ("tenant".to_string(), json!("{{tenant.id}}")),
+            ("user".to_string(), json!("{{account.user_principal_name}}")),
+            ("job_title".to_string(), json!("{{#if person.key}}unclosed")),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let out = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &options())
+        .await
+        .unwrap();
+    assert_eq!(out.runs.len(), 3, "{out:?}");
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert!(
+        out.errors[0].starts_with("E2 (update): update-profile: input `job_title`"),
+        "{}",
+        out.errors[0]
+    );
+    // A runbook that does not exist stops the apply with its name.
+    rb.update.runbook = "no-such-runbook".into();
+    let err = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &options())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no-such-runbook"), "{err}");
+}
+
+#[tokio::test]
+async fn with_approvers_the_plan_is_one_batch_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let mut opts = options();
+    opts.approve_by = vec!["it-lead@msp.example".into()];
+    let rb = Runbooks::default();
+    let out = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(out.runs.len(), 1, "{out:?}");
+    assert_eq!(out.runs[0].runbook, "people-sync-batch");
+    let i = inputs(&engine, &out.runs[0].run_id).await;
+    assert_eq!(i["approvers"], json!(["it-lead@msp.example"]));
+    assert_eq!(i["summary"], "1 new, 1 update, 1 activate, 1 deactivate");
+    assert_eq!(i["creates"][0]["first_name"], "Jane");
+    assert!(i["creates"][0]["manager"].is_null());
+    assert_eq!(i["updates"][0]["job_title"], "Controller");
+    assert_eq!(i["activates"][0]["user"], "adele.vance@contoso.example");
+    assert_eq!(
+        i["deactivates"],
+        json!([{"user": "alex.wilber@contoso.example", "last_day": null}])
+    );
+    // Only the correlation link: the batch's new accounts are found by the next sync.
+    assert_eq!(out.links.len(), 1);
+    let again = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &opts)
+        .await
+        .unwrap();
+    assert!(again.runs[0].existing);
+    assert_eq!(again.runs[0].run_id, out.runs[0].run_id);
+    assert_eq!(count(&engine).await, 1);
+}
+
+#[test]
+fn a_finished_create_names_its_account() {
+    let outputs = vec![
+        ("approve".to_string(), 0, json!({"decision": "approved"})),
+        (
+            "create_user".to_string(),
+            0,
+            json!({"id": "u-1", "user_principal_name": "jane.doe@contoso.example"}),
+        ),
+    ];
+    assert_eq!(
+        apply::created_account(&outputs),
+        Some(("u-1".into(), "jane.doe@contoso.example".into()))
+    );
+    assert_eq!(apply::created_account(&outputs[..1]), None);
+}
