@@ -98,7 +98,7 @@ impl Default for Runbooks {
     fn default() -> Self {
         let with_changes = |runbook: &str| {
             let mut inputs = vec![
-                ("tenant", "{{tenant.id}}"),
+                ("tenant", "{{tenant}}"),
                 ("user", "{{account.user_principal_name}}"),
             ];
             inputs.extend_from_slice(PROFILE_CHANGES);
@@ -108,7 +108,7 @@ impl Default for Runbooks {
             create: RunbookChoice::stock(
                 "onboard-user",
                 &[
-                    ("tenant", "{{tenant.id}}"),
+                    ("tenant", "{{tenant}}"),
                     ("first_name", "{{person.givenName}}"),
                     ("last_name", "{{person.surname}}"),
                     ("department", "{{person.department}}"),
@@ -125,7 +125,7 @@ impl Default for Runbooks {
             deactivate: RunbookChoice::stock(
                 "offboard-user",
                 &[
-                    ("tenant", "{{tenant.id}}"),
+                    ("tenant", "{{tenant}}"),
                     ("user", "{{account.user_principal_name}}"),
                     ("last_day", "{{person.extra.endDate}}"),
                 ],
@@ -251,10 +251,11 @@ pub fn dedup_key(source: &str, item: &Item) -> String {
     )
 }
 
-/// The template context of an item: `person` (every attribute of [`ATTRIBUTES`] and extra of
-/// [`EXTRAS`] present, null when unknown), `account` (`id`, `user_principal_name`),
-/// `changes` (attribute → new value, null for attributes that do not change) and `tenant`.
-pub fn context(item: &Item, tenant: &Value) -> Value {
+/// The template context of an item: `person` (`key`, `active`, `origin`, every attribute of
+/// [`ATTRIBUTES`] and extra of [`EXTRAS`] present, null when unknown), `account` (`id`,
+/// `user_principal_name`), `changes` (attribute → new value, null for attributes that do not
+/// change) and `tenant` (the tenant's id).
+pub fn context(item: &Item, tenant: &str) -> Value {
     let mut person = Map::new();
     for a in ATTRIBUTES {
         person.insert(a.to_string(), Value::Null);
@@ -341,14 +342,13 @@ pub fn correlation_links(plan: &SyncPlan) -> Vec<NewLink> {
         .collect()
 }
 
-/// Starts the runs of `plan` (refused when its guard is set). `tenant` is the tenant's
-/// template context (`id`, `domain`, `name`, ...); `resolve` finds compiled runbooks.
+/// Starts the runs of `plan` (refused when its guard is set); `resolve` finds compiled
+/// runbooks.
 pub async fn apply(
     engine: &Engine,
     plan: &SyncPlan,
     runbooks: &Runbooks,
     resolve: Resolve<'_>,
-    tenant: &Value,
     options: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
     if let Some(guard) = &plan.guard {
@@ -361,7 +361,7 @@ pub async fn apply(
     };
     let trigger = || Trigger::new(&options.source, options.by.clone());
     if !options.approve_by.is_empty() {
-        return apply_batch(engine, plan, runbooks, resolve, tenant, options, outcome).await;
+        return apply_batch(engine, plan, runbooks, resolve, options, outcome).await;
     }
     let mut plans: BTreeMap<String, Arc<Plan>> = BTreeMap::new();
     for (index, item) in actionable(plan) {
@@ -380,7 +380,7 @@ pub async fn apply(
                 p
             }
         };
-        let inputs = match render_inputs(&renderer, choice, &context(item, tenant)) {
+        let inputs = match render_inputs(&renderer, choice, &context(item, &plan.tenant)) {
             Ok(i) => i,
             Err(e) => {
                 outcome.errors.push(format!(
@@ -471,7 +471,6 @@ async fn apply_batch(
     plan: &SyncPlan,
     runbooks: &Runbooks,
     resolve: Resolve<'_>,
-    tenant: &Value,
     options: &ApplyOptions,
     mut outcome: Outcome,
 ) -> Result<Outcome, ApplyError> {
@@ -483,7 +482,7 @@ async fn apply_batch(
             continue;
         };
         let who = person_key(item);
-        let inputs = match render_inputs(&renderer, choice, &context(item, tenant)) {
+        let inputs = match render_inputs(&renderer, choice, &context(item, &plan.tenant)) {
             Ok(i) => i,
             Err(e) => {
                 outcome
@@ -494,7 +493,10 @@ async fn apply_batch(
         };
         let mut object = Map::new();
         for k in batch_keys(item.action) {
-            object.insert(k.to_string(), inputs.get(*k).cloned().unwrap_or(Value::Null));
+            object.insert(
+                k.to_string(),
+                inputs.get(*k).cloned().unwrap_or(Value::Null),
+            );
         }
         let list = match item.action {
             Action::Create => "creates",
@@ -513,7 +515,7 @@ async fn apply_batch(
         message,
     })?;
     let mut inputs = Map::new();
-    inputs.insert("tenant".into(), tenant["id"].clone());
+    inputs.insert("tenant".into(), json!(plan.tenant));
     inputs.insert("source".into(), json!(plan.source));
     inputs.insert("summary".into(), json!(options.summary));
     inputs.insert("approvers".into(), json!(options.approve_by));
@@ -521,11 +523,7 @@ async fn apply_batch(
         inputs.insert(list.into(), Value::Array(objects));
     }
     let digest = Sha256::digest(keys.join("\n").as_bytes());
-    let key = format!(
-        "sync:{}:batch:{}",
-        plan.source,
-        &hex::encode(digest)[..16]
-    );
+    let key = format!("sync:{}:batch:{}", plan.source, &hex::encode(digest)[..16]);
     let started = engine
         .start_run(StartRun {
             plan: compiled,

@@ -27,7 +27,10 @@ impl Calls for Stock {
         for e in std::fs::read_dir(path).unwrap() {
             let p = e.unwrap().path();
             let text = std::fs::read_to_string(&p).unwrap();
-            if text.lines().any(|l| l.trim_end() == format!("runbook: {id}")) {
+            if text
+                .lines()
+                .any(|l| l.trim_end() == format!("runbook: {id}"))
+            {
                 let src = SourceFile::new(p.display().to_string(), text);
                 return compile_with(&src, &tenure_steps::catalogue(), self)
                     .plan
@@ -167,10 +170,6 @@ fn plan() -> SyncPlan {
     }
 }
 
-fn tenant() -> Value {
-    json!({"id": "contoso", "domain": "contoso.example", "name": "Contoso"})
-}
-
 fn options() -> ApplyOptions {
     ApplyOptions {
         source: "cli".into(),
@@ -198,7 +197,7 @@ async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
     let engine = engine(dir.path()).await;
     let plan = plan();
     let rb = Runbooks::default();
-    let out = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+    let out = apply::apply(&engine, &plan, &rb, &resolve, &options())
         .await
         .unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
@@ -223,11 +222,17 @@ async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
     assert_eq!(jane["last_name"], "Doe");
     assert_eq!(jane["employee_id"], "E1");
     assert_eq!(jane["personal_email"], "jane@personal.example");
-    assert_eq!(jane["usage_location"], "AU", "absent: the runbook's default");
+    assert_eq!(
+        jane["usage_location"], "AU",
+        "absent: the runbook's default"
+    );
     let update = inputs(&engine, &out.runs[1].run_id).await;
     assert_eq!(update["user"], "isaiah.langer@contoso.example");
     assert_eq!(update["job_title"], "Controller");
-    assert!(update["department"].is_null(), "only what changes: {update}");
+    assert!(
+        update["department"].is_null(),
+        "only what changes: {update}"
+    );
     let back = inputs(&engine, &out.runs[2].run_id).await;
     assert_eq!(back["user"], "adele.vance@contoso.example");
     assert_eq!(back["department"], "Sales");
@@ -238,7 +243,13 @@ async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
     let links: Vec<(&str, Option<&str>, &str)> = out
         .links
         .iter()
-        .map(|l| (l.person_key.as_str(), l.account_id.as_deref(), l.via.as_str()))
+        .map(|l| {
+            (
+                l.person_key.as_str(),
+                l.account_id.as_deref(),
+                l.via.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         links,
@@ -250,7 +261,7 @@ async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
     );
 
     // The same plan again: the same runs, nothing new.
-    let again = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+    let again = apply::apply(&engine, &plan, &rb, &resolve, &options())
         .await
         .unwrap();
     assert!(again.runs.iter().all(|r| r.existing));
@@ -274,7 +285,7 @@ async fn a_guarded_plan_is_refused_and_starts_nothing() {
     let mut plan = plan();
     plan.guard = Some("the source lists no person".into());
     let rb = Runbooks::default();
-    let err = apply::apply(&engine, &plan, &rb, &resolve, &tenant(), &options())
+    let err = apply::apply(&engine, &plan, &rb, &resolve, &options())
         .await
         .unwrap_err();
     assert!(matches!(err, ApplyError::Guarded(_)), "{err}");
@@ -290,14 +301,14 @@ async fn a_template_that_does_not_render_is_that_items_error() {
     rb.update = RunbookChoice {
         runbook: "update-profile".into(),
         inputs: [
-            ("tenant".to_string(), json!("{{tenant.id}}")),
+            ("tenant".to_string(), json!("{{tenant}}")),
             ("user".to_string(), json!("{{account.user_principal_name}}")),
             ("job_title".to_string(), json!("{{#if person.key}}unclosed")),
         ]
         .into_iter()
         .collect(),
     };
-    let out = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &options())
+    let out = apply::apply(&engine, &plan(), &rb, &resolve, &options())
         .await
         .unwrap();
     assert_eq!(out.runs.len(), 3, "{out:?}");
@@ -309,7 +320,7 @@ async fn a_template_that_does_not_render_is_that_items_error() {
     );
     // A runbook that does not exist stops the apply with its name.
     rb.update.runbook = "no-such-runbook".into();
-    let err = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &options())
+    let err = apply::apply(&engine, &plan(), &rb, &resolve, &options())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no-such-runbook"), "{err}");
@@ -322,7 +333,7 @@ async fn with_approvers_the_plan_is_one_batch_run() {
     let mut opts = options();
     opts.approve_by = vec!["it-lead@msp.example".into()];
     let rb = Runbooks::default();
-    let out = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &opts)
+    let out = apply::apply(&engine, &plan(), &rb, &resolve, &opts)
         .await
         .unwrap();
     assert_eq!(out.runs.len(), 1, "{out:?}");
@@ -340,7 +351,7 @@ async fn with_approvers_the_plan_is_one_batch_run() {
     );
     // Only the correlation link: the batch's new accounts are found by the next sync.
     assert_eq!(out.links.len(), 1);
-    let again = apply::apply(&engine, &plan(), &rb, &resolve, &tenant(), &opts)
+    let again = apply::apply(&engine, &plan(), &rb, &resolve, &opts)
         .await
         .unwrap();
     assert!(again.runs[0].existing);
