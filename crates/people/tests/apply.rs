@@ -297,16 +297,18 @@ async fn a_guarded_plan_is_refused_and_starts_nothing() {
 async fn a_template_that_does_not_render_is_that_items_error() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let mut rb = Runbooks::default();
-    rb.update = RunbookChoice {
-        runbook: "update-profile".into(),
-        inputs: [
-            ("tenant".to_string(), json!("{{tenant}}")),
-            ("user".to_string(), json!("{{account.user_principal_name}}")),
-            ("job_title".to_string(), json!("{{#if person.key}}unclosed")),
-        ]
-        .into_iter()
-        .collect(),
+    let mut rb = Runbooks {
+        update: RunbookChoice {
+            runbook: "update-profile".into(),
+            inputs: [
+                ("tenant".to_string(), json!("{{tenant}}")),
+                ("user".to_string(), json!("{{account.user_principal_name}}")),
+                ("job_title".to_string(), json!("{{#if person.key}}unclosed")),
+            ]
+            .into_iter()
+            .collect(),
+        },
+        ..Runbooks::default()
     };
     let out = apply::apply(&engine, &plan(), &rb, &resolve, &options())
         .await
