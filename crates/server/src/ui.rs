@@ -14,6 +14,7 @@
 pub mod approvals;
 pub mod assets;
 pub mod layout;
+pub mod people_plan;
 pub mod run;
 pub mod runbooks;
 pub mod runs;
