@@ -113,9 +113,15 @@ pub fn resolve(arg: &str) -> Result<Compiled> {
     if path.is_file() {
         return compile_file(path);
     }
-    let dir = Path::new(RUNBOOKS_DIR);
+    resolve_id_in(Path::new(RUNBOOKS_DIR), arg)
+}
+
+/// The runbook whose top-level `runbook:` is `arg` among the files under `dir` (as
+/// [`resolve`] looks ids up in `runbooks/`), compiled.
+pub fn resolve_id_in(dir: &Path, arg: &str) -> Result<Compiled> {
+    let shown = dir.display();
     if !dir.is_dir() {
-        bail!("no runbook file `{arg}`, and no {RUNBOOKS_DIR}/ directory to look up ids in");
+        bail!("no runbook file `{arg}`, and no {shown}/ directory to look up ids in");
     }
     let mut ids = Vec::new();
     let mut found: Vec<PathBuf> = Vec::new();
@@ -131,7 +137,7 @@ pub fn resolve(arg: &str) -> Result<Compiled> {
     match found.as_slice() {
         [file] => compile_file(file),
         [first, second, ..] => bail!(
-            "runbook id `{arg}` is declared by two files, {} and {}; each id must be unique in {RUNBOOKS_DIR}/",
+            "runbook id `{arg}` is declared by two files, {} and {}; each id must be unique in {shown}/",
             first.display(),
             second.display()
         ),
@@ -139,7 +145,7 @@ pub fn resolve(arg: &str) -> Result<Compiled> {
             ids.sort();
             ids.dedup();
             bail!(
-                "no runbook file or id `{arg}` (runbooks in {RUNBOOKS_DIR}/: {})",
+                "no runbook file or id `{arg}` (runbooks in {shown}/: {})",
                 if ids.is_empty() {
                     "none".to_string()
                 } else {

@@ -62,7 +62,12 @@ pub fn find_source(id: &str) -> Result<&'static SyncSource> {
 
 /// Finds a runbook by id in `runbooks/`, compiled.
 pub fn resolve(id: &str) -> Result<Arc<tenure_runbook::Plan>, String> {
-    let compiled = load::resolve(id).map_err(|e| format!("{e:#}"))?;
+    resolve_in(std::path::Path::new(load::RUNBOOKS_DIR), id)
+}
+
+/// Finds a runbook by id among the files under `dir`, compiled.
+pub fn resolve_in(dir: &std::path::Path, id: &str) -> Result<Arc<tenure_runbook::Plan>, String> {
+    let compiled = load::resolve_id_in(dir, id).map_err(|e| format!("{e:#}"))?;
     compiled
         .output
         .plan
