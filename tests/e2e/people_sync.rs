@@ -1,0 +1,352 @@
+//! `tenure sync` end to end against the sandbox in its own process, with a worker: an HR
+//! export (CSV) with a new person, a changed one, a returning one, a leaver, an ambiguous one
+//! and a hybrid one gives exactly the expected situations and lists; `--apply` (each run's
+//! approval given from the terminal) brings the tenant to the export's state; a second sync
+//! finds nothing to do; an empty export is stopped by the guard and changes nothing; a link
+//! survives a rename of the account's sign-in name.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{root, stderr, stdout};
+
+fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
+    crate::Tenure::new()
+        .arg("--config")
+        .arg(cfg)
+        .args(["--db", db])
+        .args(args)
+        .current_dir(root())
+        .env_remove("TENURE_SANDBOX")
+        .output()
+}
+
+fn state(url: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::get(format!("{url}/_sandbox/state"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn users(s: &Value) -> &Vec<Value> {
+    s["tenants"][0]["users"].as_array().unwrap()
+}
+
+fn user<'a>(s: &'a Value, upn: &str) -> &'a Value {
+    users(s)
+        .iter()
+        .find(|u| u["userPrincipalName"] == upn)
+        .unwrap_or_else(|| panic!("no user {upn}"))
+}
+
+/// `PATCH /users/{upn}` in the sandbox's contoso tenant, as an administrator would.
+fn patch_user(url: &str, upn: &str, body: Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!(
+                "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
+            ))
+            .form(&[
+                ("client_id", "tenure-sandbox"),
+                ("client_secret", "sandbox-secret"),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = http
+            .patch(format!("{url}/graph.microsoft.com/v1.0/users/{upn}"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "PATCH {upn}: {status}");
+    });
+}
+
+/// The sync's JSON (`tenure sync hr --json [more]`), with its exit code.
+fn sync(cfg: &Path, db: &str, more: &[&str]) -> (i32, Value) {
+    let mut args = vec!["sync", "hr", "--json"];
+    args.extend_from_slice(more);
+    let o = tenure(cfg, db, &args);
+    let out = stdout(&o);
+    let v = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}{}", stderr(&o)));
+    (o.status.code().unwrap_or(-1), v)
+}
+
+/// (person key, situation, action, blocked?) of each item that names a person.
+fn situations(v: &Value) -> Vec<(String, String, String, bool)> {
+    v["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["person"].is_object())
+        .map(|i| {
+            (
+                i["person"]["key"].as_str().unwrap().to_string(),
+                i["situation"].as_str().unwrap().to_string(),
+                i["action"].as_str().unwrap().to_string(),
+                !i["blocked"].is_null(),
+            )
+        })
+        .collect()
+}
+
+/// Approves every waiting gate of the runs `ids` and waits until they all end.
+fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let runs: Vec<Value> =
+            serde_json::from_slice(&tenure(cfg, db, &["runs", "--json"]).stdout).unwrap();
+        let mine: Vec<&Value> = runs
+            .iter()
+            .filter(|r| ids.iter().any(|i| r["id"] == i.as_str()))
+            .collect();
+        let finals = ["succeeded", "failed", "denied", "cancelled", "rolled_back"];
+        if mine.len() == ids.len() && mine.iter().all(|r| finals.contains(&r["status"].as_str().unwrap_or_default())) {
+            return mine
+                .iter()
+                .map(|r| {
+                    (
+                        r["runbook"].as_str().unwrap().to_string(),
+                        r["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+        }
+        for r in &mine {
+            if r["status"] == "waiting" {
+                let target = format!("{}:approve", r["id"].as_str().unwrap());
+                let _ = tenure(cfg, db, &["approve", &target, "--as", "it-lead@msp.example"]);
+            }
+        }
+        assert!(Instant::now() < deadline, "runs still going: {mine:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const HEADER: &str = "employee_number,first_name,last_name,department,title,manager_email,status,upn\n";
+
+#[test]
+fn a_sync_plans_applies_settles_guards_and_follows_renames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = dir.path().join("tenure.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[sandbox]
+url = "{url}"
+
+[email]
+from = "megan.bowen@contoso.example"
+
+[[sync]]
+id = "hr"
+tenant = "contoso"
+
+[sync.source]
+kind = "csv"
+path = "people.csv"
+
+[sync.map]
+key = "{{{{employee_number}}}}"
+active = "{{{{status}}}}"
+displayName = "{{{{first_name}}}} {{{{last_name}}}}"
+givenName = "{{{{first_name}}}}"
+surname = "{{{{last_name}}}}"
+department = "{{{{department}}}}"
+jobTitle = "{{{{title}}}}"
+employeeId = "{{{{employee_number}}}}"
+usageLocation = "AU"
+manager = "{{{{manager_email}}}}"
+userPrincipalName = "{{{{upn}}}}"
+"#
+        ),
+    )
+    .unwrap();
+    let _worker = crate::stock::Worker(
+        crate::Tenure::new()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--db", &db, "worker", "--concurrency", "2"])
+            .current_dir(root())
+            .spawn(),
+    );
+
+    // The tenant before: Megan already carries her employee id; Lidia left and was disabled;
+    // a botched migration gave Lynne and Nestor the same employee id.
+    patch_user(&url, "megan.bowen@contoso.example", json!({"employeeId": "E100"}));
+    patch_user(&url, "lidia.holloway@contoso.example", json!({"accountEnabled": false}));
+    patch_user(&url, "lynne.robbins@contoso.example", json!({"employeeId": "E106"}));
+    patch_user(&url, "nestor.wilke@contoso.example", json!({"employeeId": "E106"}));
+    let before = state(&url);
+    let manager_of = |upn: &str| -> String {
+        let id = user(&before, upn)["managerId"].clone();
+        users(&before)
+            .iter()
+            .find(|u| u["id"] == id)
+            .map(|u| u["userPrincipalName"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let row = |key: &str, upn: &str, dept: &str, title: &str, status: &str| -> String {
+        let u = user(&before, upn);
+        format!(
+            "{key},{},{},{dept},{title},{},{status},{upn}\n",
+            u["givenName"].as_str().unwrap(),
+            u["surname"].as_str().unwrap(),
+            manager_of(upn)
+        )
+    };
+    let csv = [
+        HEADER.to_string(),
+        // found by employee id, nothing differs: linked only
+        row("E100", "megan.bowen@contoso.example", "Sales", "Director", "active"),
+        // found by sign-in name, moved to Finance: update
+        row("E101", "isaiah.langer@contoso.example", "Finance", "Specialist", "active"),
+        // new
+        "E102,Jane,Doe,Sales,Analyst,adele.vance@contoso.example,active,jane.doe@contoso.example\n".into(),
+        // terminated: deactivate
+        row("E103", "alex.wilber@contoso.example", "Finance", "Director", "terminated"),
+        // back: activate
+        row("E104", "lidia.holloway@contoso.example", "Sales", "Specialist", "active"),
+        // hybrid, promoted: the update is blocked
+        row("E105", "pradeep.gupta@contoso.example", "Engineering", "Lead", "active"),
+        // two accounts carry E106: ambiguous
+        "E106,Sam,Two,Sales,Specialist,,active,sam.two@contoso.example\n".into(),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("people.csv"), &csv).unwrap();
+
+    // The plan.
+    let (code, plan) = sync(&cfg, &db, &[]);
+    assert_eq!(code, 0, "{plan:#}");
+    let s = |k: &str, sit: &str, act: &str, blocked: bool| {
+        (k.to_string(), sit.to_string(), act.to_string(), blocked)
+    };
+    assert_eq!(
+        situations(&plan),
+        [
+            s("E100", "found", "none", false),
+            s("E101", "found", "update", false),
+            s("E102", "absent", "create", false),
+            s("E103", "found", "deactivate", false),
+            s("E104", "found", "activate", false),
+            s("E105", "found", "update", true),
+            s("E106", "ambiguous", "report", false),
+        ],
+        "{plan:#}"
+    );
+    assert_eq!(plan["status"], "planned");
+    assert!(
+        plan["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 new, 1 update, 1 activate, 1 deactivate"),
+        "{}",
+        plan["summary"]
+    );
+    assert!(plan["requests"].as_i64().unwrap() > 0);
+    assert_eq!(state(&url)["tenants"][0]["users"], before["tenants"][0]["users"], "a plan changes nothing");
+
+    // Apply: four runs; their approvals given; the tenant follows the export.
+    let (code, applied) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{applied:#}");
+    assert_eq!(applied["status"], "applied", "{applied:#}");
+    let ids: Vec<String> = applied["outcome"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut ended = approve_and_finish(&cfg, &db, &ids);
+    ended.sort();
+    let ok = |rb: &str| (rb.to_string(), "succeeded".to_string());
+    assert_eq!(
+        ended,
+        [ok("offboard-user"), ok("onboard-user"), ok("rehire"), ok("update-profile")]
+    );
+    let after = state(&url);
+    let jane = user(&after, "jane.doe@contoso.example");
+    assert_eq!(jane["employeeId"], "E102");
+    assert_eq!(jane["department"], "Sales");
+    assert_eq!(jane["jobTitle"], "Analyst");
+    assert_eq!(jane["managerId"], user(&after, "adele.vance@contoso.example")["id"]);
+    let isaiah = user(&after, "isaiah.langer@contoso.example");
+    assert_eq!(isaiah["department"], "Finance");
+    assert_eq!(isaiah["employeeId"], "E101");
+    assert_eq!(user(&after, "alex.wilber@contoso.example")["accountEnabled"], false);
+    let lidia = user(&after, "lidia.holloway@contoso.example");
+    assert_eq!(lidia["accountEnabled"], true);
+    assert_eq!(lidia["employeeId"], "E104");
+    assert_eq!(user(&after, "pradeep.gupta@contoso.example"), user(&before, "pradeep.gupta@contoso.example"), "hybrid: untouched");
+    assert_eq!(user(&after, "lynne.robbins@contoso.example")["accountEnabled"], true);
+
+    // Again: nothing to do (Jane's link settled from her run; the rest confirmed).
+    let (code, again) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["status"], "nothing_to_do", "{again:#}");
+    assert_eq!(again["outcome"], json!({}), "{again:#}");
+    let confirmed: Vec<_> = situations(&again)
+        .into_iter()
+        .filter(|(_, sit, _, _)| sit == "confirmed")
+        .map(|(k, ..)| k)
+        .collect();
+    assert_eq!(confirmed, ["E100", "E101", "E102", "E103", "E104", "E105"]);
+
+    // An empty export: the guard stops it, nothing changes.
+    std::fs::write(dir.path().join("people.csv"), HEADER).unwrap();
+    let (code, guarded) = sync(&cfg, &db, &["--apply", "--force"]);
+    assert_eq!(code, 3, "{guarded:#}");
+    assert_eq!(guarded["status"], "guarded");
+    assert!(guarded["plan"]["guard"].as_str().unwrap().contains("no person"), "{guarded:#}");
+    assert_eq!(state(&url)["tenants"][0]["users"], after["tenants"][0]["users"]);
+
+    // A rename: the link follows the account; no create.
+    std::fs::write(dir.path().join("people.csv"), &csv).unwrap();
+    patch_user(&url, "isaiah.langer@contoso.example", json!({"userPrincipalName": "isaiah.l@contoso.example"}));
+    let (code, renamed) = sync(&cfg, &db, &[]);
+    assert_eq!(code, 0, "{renamed:#}");
+    let isaiah = renamed["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["person"]["key"] == "E101")
+        .unwrap();
+    assert_eq!(isaiah["situation"], "confirmed", "{isaiah:#}");
+    assert_eq!(isaiah["action"], "none", "{isaiah:#}");
+    assert_eq!(isaiah["account"]["user_principal_name"], "isaiah.l@contoso.example");
+    assert_eq!(renamed["status"], "nothing_to_do", "{renamed:#}");
+    let o = tenure(&cfg, &db, &["people", "status", "isaiah.l@contoso.example"]);
+    let out = stdout(&o);
+    assert!(out.contains("linked to hr person E101"), "{out}{}", stderr(&o));
+
+    // The history.
+    let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
+    let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let statuses: Vec<&str> = list.iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["nothing_to_do", "guarded", "nothing_to_do", "applied", "planned"]);
+}
