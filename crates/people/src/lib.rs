@@ -5,6 +5,12 @@
 //! unclaimed account a situation, and a policy per situation chooses the action; applying a
 //! plan starts the joiner, update, activation and leaver runbooks through the `Engine` API.
 
+pub mod config;
+pub mod mapping;
 pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod source;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};
