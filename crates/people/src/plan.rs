@@ -215,6 +215,7 @@ pub fn reconcile_with(
         .iter()
         .filter(|a| !linked_accounts.contains(a.id.as_str()) && !is_guest(a))
         .collect();
+    let index = correlation_index(&candidates, policy);
     let mut warnings = Vec::new();
 
     // Phase 1: a situation per person.
@@ -228,7 +229,7 @@ pub fn reconcile_with(
                 },
                 None => Matched::Pending,
             },
-            None => correlate(p, &candidates, policy),
+            None => correlate(p, &index),
         })
         .collect();
     // Two people finding one account: neither is linked.
@@ -350,13 +351,12 @@ pub fn reconcile_with(
         .iter()
         .filter(|a| !claimed.contains(a.id.as_str()))
         .collect();
-    rest.sort_by(|a, b| {
-        a.user_principal_name
-            .to_lowercase()
-            .cmp(&b.user_principal_name.to_lowercase())
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    rest.sort_by_cached_key(|a| (a.user_principal_name.to_lowercase(), a.id.clone()));
     for a in rest {
+        if is_guest(a) {
+            // Guests are not the source's people: never leavers, never unmatched.
+            continue;
+        }
         if left_by.contains_key(a.id.as_str()) {
             let action = match policy.source_missing {
                 SourceMissing::Report => Action::Report,
@@ -373,10 +373,6 @@ pub fn reconcile_with(
                 changes: Vec::new(),
                 blocked: block(action, Some(a), policy),
             });
-        } else if linked_accounts.contains(a.id.as_str()) || is_guest(a) {
-            // Linked to a person listed but claimed elsewhere cannot happen (links are unique
-            // per account); guests are not the source's people.
-            continue;
         } else {
             items.push(Item {
                 situation: Situation::Unmatched,
@@ -503,21 +499,40 @@ pub fn block(action: Action, account: Option<&Account>, policy: &Policy) -> Opti
 }
 
 /// A person without a link against the unclaimed accounts.
-fn correlate<'a>(p: &Person, candidates: &[&'a Account], policy: &Policy) -> Matched<'a> {
-    for attr in &policy.correlate {
-        let Some(want) = p.attributes.get(attr).filter(|v| !v.is_empty()) else {
+fn correlate<'a>(p: &Person, index: &[CorrelationIndex<'a>]) -> Matched<'a> {
+    for (attr, by_value) in index {
+        let Some(want) = p.attributes.get(*attr).filter(|v| !v.is_empty()) else {
             continue;
         };
-        let hits: Vec<&Account> = candidates
-            .iter()
-            .copied()
-            .filter(|a| account_value(a, attr).is_some_and(|h| same("mail", want, h)))
-            .collect();
-        match hits.len() {
-            0 => continue,
-            1 => return Matched::Found(hits[0]),
-            _ => return Matched::Ambiguous(hits),
+        match by_value.get(&want.to_lowercase()).map(Vec::as_slice) {
+            None | Some([]) => continue,
+            Some([one]) => return Matched::Found(one),
+            Some(many) => return Matched::Ambiguous(many.to_vec()),
         }
     }
     Matched::Absent
+}
+
+/// One correlation attribute and the unlinked accounts by its lower-cased value.
+type CorrelationIndex<'a> = (&'a str, HashMap<String, Vec<&'a Account>>);
+
+/// Indexes the candidates by each correlation attribute (one pass per attribute, so a sync
+/// of thousands of people does not compare every person with every account).
+fn correlation_index<'a>(
+    candidates: &[&'a Account],
+    policy: &'a Policy,
+) -> Vec<CorrelationIndex<'a>> {
+    policy
+        .correlate
+        .iter()
+        .map(|attr| {
+            let mut by_value: HashMap<String, Vec<&Account>> = HashMap::new();
+            for a in candidates {
+                if let Some(v) = account_value(a, attr) {
+                    by_value.entry(v.to_lowercase()).or_default().push(*a);
+                }
+            }
+            (attr.as_str(), by_value)
+        })
+        .collect()
 }

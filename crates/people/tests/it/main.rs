@@ -4,4 +4,5 @@
 mod config;
 mod mapping;
 mod plans;
+mod properties;
 mod source;
