@@ -22,7 +22,30 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::policy::{Policy, SourceMissing};
 use crate::{Account, AccountRef, Action, Change, Item, Person, Situation, SyncPlan};
 
-/// A recorded link as reconciliation needs it (the engine's `PersonLink` converts into it).
+/// A recorded person-account link as reconciliation reads it. The engine's `PersonLink`
+/// implements it (as does [`LinkRef`]), so a sync passes the store's links as they are.
+pub trait Link {
+    /// The person's key in this source.
+    fn person_key(&self) -> &str;
+    /// The linked account's object id; `None` while the run creating it has not finished.
+    fn account_id(&self) -> Option<&str>;
+    /// The account's sign-in name when last seen (shown for a gone account; never matched).
+    fn user_principal_name(&self) -> Option<&str>;
+}
+
+impl Link for LinkRef {
+    fn person_key(&self) -> &str {
+        &self.person_key
+    }
+    fn account_id(&self) -> Option<&str> {
+        self.account_id.as_deref()
+    }
+    fn user_principal_name(&self) -> Option<&str> {
+        self.user_principal_name.as_deref()
+    }
+}
+
+/// A recorded link as a plain value (tests, and callers without the engine's type).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkRef {
     /// The person's key in this source.
@@ -172,12 +195,12 @@ pub fn changes(person: &Person, account: &Account, policy: &Policy) -> Vec<Chang
 }
 
 /// Reconciles with default [`Options`].
-pub fn reconcile(
+pub fn reconcile<L: Link>(
     source: &str,
     tenant: &str,
     people: &[Person],
     accounts: &[Account],
-    links: &[LinkRef],
+    links: &[L],
     policy: &Policy,
 ) -> SyncPlan {
     reconcile_with(
@@ -192,25 +215,22 @@ pub fn reconcile(
 }
 
 /// The two phases, the policy and the guard (see the module documentation).
-pub fn reconcile_with(
+pub fn reconcile_with<L: Link>(
     source: &str,
     tenant: &str,
     people: &[Person],
     accounts: &[Account],
-    links: &[LinkRef],
+    links: &[L],
     policy: &Policy,
     options: Options,
 ) -> SyncPlan {
     let by_id: HashMap<&str, &Account> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-    let mut link_of: HashMap<&str, &LinkRef> = HashMap::new();
+    let mut link_of: HashMap<&str, &L> = HashMap::new();
     for l in links {
-        link_of.entry(l.person_key.as_str()).or_insert(l);
+        link_of.entry(l.person_key()).or_insert(l);
     }
     // Accounts some link claims: never correlation candidates.
-    let linked_accounts: HashSet<&str> = links
-        .iter()
-        .filter_map(|l| l.account_id.as_deref())
-        .collect();
+    let linked_accounts: HashSet<&str> = links.iter().filter_map(|l| l.account_id()).collect();
     let candidates: Vec<&Account> = accounts
         .iter()
         .filter(|a| !linked_accounts.contains(a.id.as_str()) && !is_guest(a))
@@ -222,10 +242,10 @@ pub fn reconcile_with(
     let mut matched: Vec<Matched> = people
         .iter()
         .map(|p| match link_of.get(p.key.as_str()) {
-            Some(l) => match &l.account_id {
-                Some(id) => match by_id.get(id.as_str()) {
+            Some(l) => match l.account_id() {
+                Some(id) => match by_id.get(id) {
                     Some(a) => Matched::Linked(a),
-                    None => Matched::Gone(id.clone()),
+                    None => Matched::Gone(id.to_string()),
                 },
                 None => Matched::Pending,
             },
@@ -268,7 +288,8 @@ pub fn reconcile_with(
             Matched::Gone(id) => {
                 let upn = link_of
                     .get(p.key.as_str())
-                    .and_then(|l| l.user_principal_name.clone())
+                    .and_then(|l| l.user_principal_name())
+                    .map(str::to_string)
                     .unwrap_or_default();
                 Item {
                     situation: Situation::Gone,
@@ -339,10 +360,10 @@ pub fn reconcile_with(
 
     // Phase 2: the accounts nobody claimed, by sign-in name.
     let in_source: HashSet<&str> = people.iter().map(|p| p.key.as_str()).collect();
-    let mut left_by: HashMap<&str, &LinkRef> = HashMap::new();
+    let mut left_by: HashMap<&str, &L> = HashMap::new();
     for l in links {
-        if let Some(id) = l.account_id.as_deref() {
-            if !in_source.contains(l.person_key.as_str()) {
+        if let Some(id) = l.account_id() {
+            if !in_source.contains(l.person_key()) {
                 left_by.entry(id).or_insert(l);
             }
         }
@@ -404,7 +425,7 @@ pub fn reconcile_with(
         warnings,
     };
     let enabled = accounts.iter().filter(|a| a.enabled).count();
-    let live_links = links.iter().filter(|l| l.account_id.is_some()).count();
+    let live_links = links.iter().filter(|l| l.account_id().is_some()).count();
     match assess_guard(&plan, enabled, live_links, policy) {
         Some(g) if options.force && g.overridable() => plan
             .warnings
