@@ -118,3 +118,58 @@ fn errors_are_clear() {
     let ok = format!("{MINIMAL}schedule = \"0 0 6 * * *\"\ntimezone = \"Australia/Sydney\"\nfull_every = \"7d\"\n");
     validate_all(&parse(&ok).unwrap()).unwrap();
 }
+
+#[tokio::test]
+async fn the_documented_example_maps_the_example_export() {
+    use tenure_people::plan::{reconcile, LinkRef};
+    use tenure_people::{render, Account};
+    let mut s = parse(&documented_example()).unwrap().remove(0);
+    s.source.path = Some("examples/people/people.csv".into());
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let records = tenure_people::source::read(&s.source, root).await.unwrap();
+    let mapped = s.mapping().unwrap().map_records(&records).unwrap();
+    assert_eq!(
+        mapped.warnings,
+        ["examples/people/people.csv:6: active is `on leave`, neither active (true/yes/y/1/active/current/employed) nor inactive (false/no/n/0/inactive/terminated/left); skipped"]
+    );
+    let ada = &mapped.people[0];
+    assert_eq!(ada.attributes["jobTitle"], "Engineer, Analytical");
+    assert_eq!(ada.attributes["department"], "Research");
+    assert_eq!(ada.attributes["usageLocation"], "AU");
+    assert_eq!(ada.extra["personalEmail"], "ada@example.org");
+    let account = |id: &str, upn: &str, eid: &str, dept: &str| Account {
+        id: id.into(),
+        user_principal_name: upn.into(),
+        enabled: true,
+        attributes: [("employeeId", eid), ("department", dept)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Account::default()
+    };
+    let accounts = vec![
+        account("a1", "ada@contoso.com", "E1001", "Sales"),
+        account("a2", "bob@contoso.com", "E1002", "Operations"),
+        account("a3", "grace.hopper@contoso.com", "E1003", "Research"),
+    ];
+    let links = vec![LinkRef {
+        person_key: "E1003".into(),
+        account_id: Some("a3".into()),
+        user_principal_name: None,
+    }];
+    let plan = reconcile(
+        &s.id,
+        &s.tenant,
+        &mapped.people,
+        &accounts,
+        &links,
+        &s.effective_policy(),
+    );
+    // Ada: found, update (department and the attributes the account lacks); Bob: found,
+    // deactivate (1 of 3 enabled: above 10%, so guarded); Grace: confirmed, attributes to
+    // fill; Cy: new.
+    assert_eq!(
+        render::summary(&plan),
+        "guarded: 1 new, 2 update, 0 activate, 1 deactivate; 2 to link"
+    );
+}
