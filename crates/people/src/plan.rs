@@ -253,14 +253,17 @@ pub fn reconcile_with<L: Link>(
         })
         .collect();
     // Two people finding one account: neither is linked.
-    let mut finders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
     for (i, m) in matched.iter().enumerate() {
         if let Matched::Found(a) = m {
-            finders.entry(a.id.as_str()).or_default().push(i);
+            finders
+                .entry(a.id.as_str())
+                .or_insert((a, Vec::new()))
+                .1
+                .push(i);
         }
     }
-    for (id, who) in finders.iter().filter(|(_, w)| w.len() > 1) {
-        let a = by_id[id];
+    for (a, who) in finders.into_values().filter(|(_, w)| w.len() > 1) {
         let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
         warnings.push(format!(
             "{} matches {} people ({}): none is linked to it",
@@ -268,7 +271,7 @@ pub fn reconcile_with<L: Link>(
             who.len(),
             keys.join(", ")
         ));
-        for &i in who {
+        for i in who {
             matched[i] = Matched::Ambiguous(vec![a]);
         }
     }
