@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tenure_engine::{Engine, StartRun, Trigger};
 use tenure_runbook::{Plan, Renderer, Template};
 
+use crate::config::{RunbookChoice, Runbooks};
 use crate::model::{Action, Item, SyncPlan};
 
 /// The stock runbook that puts a batch behind one approval.
@@ -42,110 +43,6 @@ pub const ATTRIBUTES: &[&str] = &[
 /// The extra (non-Entra) fields a template may read as `person.extra.<name>` even when the
 /// source has none (null then).
 pub const EXTRAS: &[&str] = &["personalEmail", "startDate", "endDate"];
-
-/// The runbook an action starts and its inputs, as templates (`{{person.department}}`) or
-/// constants.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunbookChoice {
-    /// The runbook id (found in `runbooks/`).
-    pub runbook: String,
-    /// Its inputs by name: templates over `person`, `account`, `changes`, `tenant`, or
-    /// constants. An input that renders null or empty is left out (the runbook's default).
-    #[serde(default)]
-    pub inputs: BTreeMap<String, Value>,
-}
-
-impl RunbookChoice {
-    fn stock(runbook: &str, inputs: &[(&str, &str)]) -> Self {
-        RunbookChoice {
-            runbook: runbook.into(),
-            inputs: inputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        }
-    }
-}
-
-/// The runbook of each action (`[sync.runbooks]`); the defaults are the stock runbooks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Runbooks {
-    /// New people: `onboard-user`.
-    pub create: RunbookChoice,
-    /// Changed attributes: `update-profile`.
-    pub update: RunbookChoice,
-    /// Returning people (account disabled, person active): `rehire`, which finds the live
-    /// account, enables it and sets the changed attributes.
-    pub activate: RunbookChoice,
-    /// Leavers: `offboard-user`.
-    pub deactivate: RunbookChoice,
-}
-
-const PROFILE_CHANGES: &[(&str, &str)] = &[
-    ("display_name", "{{changes.displayName}}"),
-    ("given_name", "{{changes.givenName}}"),
-    ("surname", "{{changes.surname}}"),
-    ("department", "{{changes.department}}"),
-    ("job_title", "{{changes.jobTitle}}"),
-    ("usage_location", "{{changes.usageLocation}}"),
-    ("employee_id", "{{changes.employeeId}}"),
-    ("manager", "{{changes.manager}}"),
-];
-
-impl Default for Runbooks {
-    fn default() -> Self {
-        let with_changes = |runbook: &str| {
-            let mut inputs = vec![
-                ("tenant", "{{tenant}}"),
-                ("user", "{{account.user_principal_name}}"),
-            ];
-            inputs.extend_from_slice(PROFILE_CHANGES);
-            RunbookChoice::stock(runbook, &inputs)
-        };
-        Runbooks {
-            create: RunbookChoice::stock(
-                "onboard-user",
-                &[
-                    ("tenant", "{{tenant}}"),
-                    ("first_name", "{{person.givenName}}"),
-                    ("last_name", "{{person.surname}}"),
-                    ("department", "{{person.department}}"),
-                    ("job_title", "{{person.jobTitle}}"),
-                    ("manager", "{{person.manager}}"),
-                    ("personal_email", "{{person.extra.personalEmail}}"),
-                    ("employee_id", "{{person.employeeId}}"),
-                    ("usage_location", "{{person.usageLocation}}"),
-                    ("start_date", "{{person.extra.startDate}}"),
-                ],
-            ),
-            update: with_changes("update-profile"),
-            activate: with_changes("rehire"),
-            deactivate: RunbookChoice::stock(
-                "offboard-user",
-                &[
-                    ("tenant", "{{tenant}}"),
-                    ("user", "{{account.user_principal_name}}"),
-                    ("last_day", "{{person.extra.endDate}}"),
-                ],
-            ),
-        }
-    }
-}
-
-impl Runbooks {
-    /// The choice for an action that starts a run.
-    pub fn for_action(&self, action: Action) -> Option<&RunbookChoice> {
-        match action {
-            Action::Create => Some(&self.create),
-            Action::Update => Some(&self.update),
-            Action::Activate => Some(&self.activate),
-            Action::Deactivate => Some(&self.deactivate),
-            Action::None | Action::Report => None,
-        }
-    }
-}
 
 /// How a plan is applied.
 #[derive(Clone, Debug, Default)]
@@ -297,13 +194,10 @@ pub fn render_inputs(
     ctx: &Value,
 ) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
-    for (name, value) in &choice.inputs {
-        let rendered = match value {
-            Value::String(s) => renderer
-                .render_value(&Template::new(s.clone()), ctx)
-                .map_err(|e| format!("input `{name}` ({s}): {e}"))?,
-            other => other.clone(),
-        };
+    for (name, template) in &choice.inputs {
+        let rendered = renderer
+            .render_value(&Template::new(template.clone()), ctx)
+            .map_err(|e| format!("input `{name}` ({template}): {e}"))?;
         let blank = match &rendered {
             Value::Null => true,
             Value::String(s) => s.trim().is_empty(),

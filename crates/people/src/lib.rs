@@ -6,6 +6,12 @@
 //! plan starts the joiner, update, activation and leaver runbooks through the `Engine` API.
 
 pub mod apply;
+pub mod config;
+pub mod mapping;
 pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod source;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tenure_engine::Engine;
-use tenure_people::apply::{self, ApplyError, ApplyOptions, RunbookChoice, Runbooks};
+use tenure_people::apply::{self, ApplyError, ApplyOptions};
+use tenure_people::config::{RunbookChoice, Runbooks};
 use tenure_people::{AccountRef, Action, Change, Item, Person, Situation, SyncPlan};
 use tenure_runbook::{compile_with, Plan, Runbooks as Calls, SourceFile, Unresolved};
 
@@ -301,9 +302,15 @@ async fn a_template_that_does_not_render_is_that_items_error() {
         update: RunbookChoice {
             runbook: "update-profile".into(),
             inputs: [
-                ("tenant".to_string(), json!("{{tenant}}")),
-                ("user".to_string(), json!("{{account.user_principal_name}}")),
-                ("job_title".to_string(), json!("{{#if person.key}}unclosed")),
+                ("tenant".to_string(), "{{tenant}}".to_string()),
+                (
+                    "user".to_string(),
+                    "{{account.user_principal_name}}".to_string(),
+                ),
+                (
+                    "job_title".to_string(),
+                    "{{#if person.key}}unclosed".to_string(),
+                ),
             ]
             .into_iter()
             .collect(),
