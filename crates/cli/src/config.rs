@@ -46,6 +46,13 @@ pub struct Config {
     /// `[[tokens]]`: API bearer tokens.
     #[serde(default)]
     pub tokens: Vec<tenure_server::config::TokenEntry>,
+    /// `[[sync]]`: people sync sources (`tenure sync`, scheduled by `tenure serve`).
+    #[serde(default)]
+    pub sync: Vec<tenure_people::config::SyncSource>,
+    /// The directory of the configuration file (relative source paths are read from it; the
+    /// working directory without a file).
+    #[serde(skip)]
+    pub dir: std::path::PathBuf,
 }
 
 impl Config {
@@ -390,7 +397,14 @@ fn parse(path: &Path) -> Result<Config> {
             );
         }
     }
-    let config: Config = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+    let mut config: Config = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+    config.dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    tenure_people::config::validate_all(&config.sync)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     for t in &config.tenants {
         if let Some(zone) = &t.timezone {
             if zone.parse::<chrono_tz::Tz>().is_err() {
