@@ -6,5 +6,6 @@
 //! plan starts the joiner, update, activation and leaver runbooks through the `Engine` API.
 
 pub mod model;
+pub mod tenant;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};
