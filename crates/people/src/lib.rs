@@ -5,7 +5,13 @@
 //! unclaimed account a situation, and a policy per situation chooses the action; applying a
 //! plan starts the joiner, update, activation and leaver runbooks through the `Engine` API.
 
+pub mod config;
+pub mod mapping;
 pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod source;
 pub mod tenant;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};

@@ -13,7 +13,7 @@
 //!
 //! Guests (`userType` `Guest`, `#EXT#` in the sign-in name) are read like everyone else; their
 //! [`Account::attributes`] carry `userType`, so the planner can leave them alone
-//! ([`Account::is_guest`]).
+//! ([`crate::plan::is_guest`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,17 +133,6 @@ pub struct Snapshot {
     /// reaches the `manager` attribute of the people they manage on a delta read.
     #[serde(default)]
     pub managers: BTreeMap<String, String>,
-}
-
-impl Account {
-    /// Whether this is a guest (`userType` `Guest`, or `#EXT#` in the sign-in name): a sync
-    /// never reports a guest as a leaver.
-    pub fn is_guest(&self) -> bool {
-        self.attributes
-            .get("userType")
-            .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
-            || self.user_principal_name.to_uppercase().contains("#EXT#")
-    }
 }
 
 /// Reads every user of `tenant` (a run context's `tenant` value: `tenant_id`, `domain` or
@@ -554,10 +543,10 @@ mod tests {
     fn guests_and_group_ids() {
         let guest =
             account(&json!({"id": "g", "userPrincipalName": "jo_p.example#EXT#@x.example"}));
-        assert!(guest.is_guest());
+        assert!(crate::plan::is_guest(&guest));
         let member =
             account(&json!({"id": "m", "userPrincipalName": "m@x.example", "userType": "Member"}));
-        assert!(!member.is_guest());
+        assert!(!crate::plan::is_guest(&member));
         assert!(is_object_id("11111111-2222-4333-8444-555555555555"));
         assert!(!is_object_id("Executives"));
     }

@@ -98,7 +98,11 @@ async fn full_read_of_the_seeded_tenant() {
     );
     let pradeep = find(&snap.accounts, "pradeep.gupta@contoso.example");
     assert!(pradeep.hybrid && !pradeep.admin);
-    let guests: Vec<&Account> = snap.accounts.iter().filter(|a| a.is_guest()).collect();
+    let guests: Vec<&Account> = snap
+        .accounts
+        .iter()
+        .filter(|a| tenure_people::plan::is_guest(a))
+        .collect();
     assert_eq!(guests.len(), 1);
     assert_eq!(guests[0].attributes["userType"], "Guest");
     let lidia = find(&snap.accounts, "lidia.holloway@contoso.example");

@@ -1,0 +1,298 @@
+//! `[sync.map]`: from a source's record to a [`Person`]. Each target is a template over the
+//! record's fields (`{{employee_number}}`, `{{first}} {{last}}`, `{{[First Name]}}` for a
+//! column with a space) or a constant (`AU`), rendered with the runbook language's template
+//! engine ([`tenure_runbook::template::Renderer`], Handlebars in strict mode; a field a given
+//! record lacks renders empty, a field no record has is a configuration error).
+//!
+//! Targets: `key` (required: the person's stable key), `active` (true/yes/1/active/current/
+//! employed or false/no/0/inactive/terminated/left; unmapped: everyone listed is active), the
+//! Entra attributes in [`ENTRA_ATTRIBUTES`] (any letter case) go to [`Person::attributes`],
+//! anything else to [`Person::extra`]. Values are trimmed and empty values are absent. A record
+//! that cannot be mapped (no key, an unreadable `active`, a control character, a key seen
+//! twice) is skipped with a warning naming its origin; it never stops the sync.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+use tenure_runbook::template::{analyze, Renderer, Template, HELPERS};
+
+use crate::source::Record;
+use crate::Person;
+
+/// The Entra attributes a mapping may set, by their Graph names.
+pub const ENTRA_ATTRIBUTES: &[&str] = &[
+    "displayName",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "department",
+    "usageLocation",
+    "employeeId",
+    "mail",
+    "userPrincipalName",
+    "manager",
+];
+
+/// The Graph name of an Entra attribute target written in any letter case.
+pub fn entra_name(target: &str) -> Option<&'static str> {
+    ENTRA_ATTRIBUTES
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(target))
+        .copied()
+}
+
+/// Why a mapping cannot be used (a configuration problem, not a record's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// No `key` target.
+    #[error("[sync.map] has no `key`: map the source's stable person key, e.g. key = \"{{{{employee_number}}}}\"")]
+    NoKey,
+    /// A template does not parse.
+    #[error("[sync.map] {target} = \"{template}\" is not a template: {message}")]
+    Syntax {
+        /// The target.
+        target: String,
+        /// The template text.
+        template: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A target name is empty or appears twice in different letter cases.
+    #[error("[sync.map] target `{0}` is empty or given twice")]
+    Target(String),
+    /// A template names a field the way a helper is called (`{{first}}`).
+    #[error(
+        "[sync.map] {target}: `{{{{{field}}}}}` calls the template helper `{field}`; for the \
+         field of that name write `{{{{this.{field}}}}}`"
+    )]
+    HelperNamesField {
+        /// The target.
+        target: String,
+        /// The helper and field name.
+        field: String,
+    },
+    /// A template names a field that no record has.
+    #[error(
+        "[sync.map] {target} names the field `{field}`, which no record of the source has \
+         (fields: {known})"
+    )]
+    UnknownField {
+        /// The target.
+        target: String,
+        /// The field named.
+        field: String,
+        /// The fields the records have.
+        known: String,
+    },
+}
+
+/// What a target sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Key,
+    Active,
+    Attribute(&'static str),
+    Extra(String),
+}
+
+/// A compiled `[sync.map]`.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    targets: Vec<(Target, String, Template)>,
+    /// Top-level record fields the templates name → the first target naming each.
+    fields: BTreeMap<String, String>,
+}
+
+/// People mapped from records, and the records skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mapped {
+    /// The people, in source order, keys unique.
+    pub people: Vec<Person>,
+    /// One line per skipped record or oddity, each with its origin.
+    pub warnings: Vec<String>,
+}
+
+/// Words that mean active / inactive in `active` (compared case-insensitively).
+pub const ACTIVE_WORDS: &[&str] = &["true", "yes", "y", "1", "active", "current", "employed"];
+/// See [`ACTIVE_WORDS`].
+pub const INACTIVE_WORDS: &[&str] = &["false", "no", "n", "0", "inactive", "terminated", "left"];
+
+impl Mapping {
+    /// Compiles `target → template`.
+    pub fn new(map: &BTreeMap<String, String>) -> Result<Mapping, MappingError> {
+        let mut targets = Vec::new();
+        let mut fields = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for (name, text) in map {
+            let trimmed = name.trim();
+            let target = match trimmed {
+                "key" => Target::Key,
+                "active" => Target::Active,
+                t => match entra_name(t) {
+                    Some(a) => Target::Attribute(a),
+                    None => Target::Extra(t.to_string()),
+                },
+            };
+            let canonical = match &target {
+                Target::Key => "key".to_string(),
+                Target::Active => "active".to_string(),
+                Target::Attribute(a) => a.to_string(),
+                Target::Extra(e) => e.clone(),
+            };
+            if trimmed.is_empty() || !seen.insert(canonical) {
+                return Err(MappingError::Target(name.clone()));
+            }
+            let analysis = analyze(text).map_err(|e| MappingError::Syntax {
+                target: name.clone(),
+                template: text.clone(),
+                message: e.message,
+            })?;
+            for p in analysis.paths.iter().filter(|p| !p.scoped) {
+                if p.segments.len() == 1
+                    && p.raw == p.segments[0]
+                    && HELPERS.contains(&p.raw.as_str())
+                {
+                    return Err(MappingError::HelperNamesField {
+                        target: name.clone(),
+                        field: p.raw.clone(),
+                    });
+                }
+                if let Some(first) = p.segments.first() {
+                    fields.entry(first.clone()).or_insert_with(|| name.clone());
+                }
+            }
+            targets.push((target, name.clone(), Template::new(text.clone())));
+        }
+        if !targets.iter().any(|(t, _, _)| *t == Target::Key) {
+            return Err(MappingError::NoKey);
+        }
+        Ok(Mapping { targets, fields })
+    }
+
+    /// The Entra attributes this mapping sets.
+    pub fn attributes(&self) -> Vec<&'static str> {
+        self.targets
+            .iter()
+            .filter_map(|(t, _, _)| match t {
+                Target::Attribute(a) => Some(*a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Maps every record; a field the templates name that no record holds is an error (a
+    /// typo in the configuration), and so is nothing else: bad records are warnings.
+    pub fn map_records(&self, records: &[Record]) -> Result<Mapped, MappingError> {
+        if !records.is_empty() {
+            for (field, target) in &self.fields {
+                if !records.iter().any(|r| r.fields.contains_key(field)) {
+                    let mut known: BTreeSet<&str> = BTreeSet::new();
+                    for r in records.iter().take(1000) {
+                        known.extend(r.fields.keys().map(String::as_str));
+                    }
+                    return Err(MappingError::UnknownField {
+                        target: target.clone(),
+                        field: field.clone(),
+                        known: known.into_iter().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+        }
+        let renderer = Renderer::new();
+        let mut out = Mapped::default();
+        let mut people: Vec<Option<Person>> = Vec::with_capacity(records.len());
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut duplicated: BTreeSet<usize> = BTreeSet::new();
+        for record in records {
+            match self.map_one(&renderer, record) {
+                Ok(person) => {
+                    if let Some(&first) = by_key.get(&person.key) {
+                        out.warnings.push(format!(
+                            "{}: the key `{}` is also at {}; both skipped",
+                            person.origin,
+                            person.key,
+                            people[first].as_ref().map_or("?", |p| p.origin.as_str())
+                        ));
+                        duplicated.insert(first);
+                    } else {
+                        by_key.insert(person.key.clone(), people.len());
+                        people.push(Some(person));
+                    }
+                }
+                Err(w) => out
+                    .warnings
+                    .push(format!("{}: {w}; skipped", record.origin)),
+            }
+        }
+        for i in duplicated {
+            people[i] = None;
+        }
+        out.people = people.into_iter().flatten().collect();
+        Ok(out)
+    }
+
+    fn map_one(&self, renderer: &Renderer, record: &Record) -> Result<Person, String> {
+        let mut ctx: Map<String, Value> = record.fields.clone();
+        for field in self.fields.keys() {
+            ctx.entry(field.clone())
+                .or_insert_with(|| Value::String(String::new()));
+        }
+        let ctx = Value::Object(ctx);
+        let mut person = Person {
+            active: true,
+            origin: record.origin.clone(),
+            ..Person::default()
+        };
+        let mut has_key = false;
+        for (target, name, template) in &self.targets {
+            let raw = renderer
+                .render_text(template, &ctx)
+                .map_err(|e| format!("{name}: {}", e.message))?;
+            let value = raw.trim();
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                return Err(format!(
+                    "{name} holds a control character (U+{:04X})",
+                    c as u32
+                ));
+            }
+            if value.is_empty() {
+                if *target == Target::Active {
+                    return Err(
+                        "active is empty: the source does not say whether they work here".into(),
+                    );
+                }
+                continue;
+            }
+            match target {
+                Target::Key => {
+                    person.key = value.to_string();
+                    has_key = true;
+                }
+                Target::Active => {
+                    let v = value.to_ascii_lowercase();
+                    person.active = if ACTIVE_WORDS.contains(&v.as_str()) {
+                        true
+                    } else if INACTIVE_WORDS.contains(&v.as_str()) {
+                        false
+                    } else {
+                        return Err(format!(
+                            "active is `{value}`, neither active ({}) nor inactive ({})",
+                            ACTIVE_WORDS.join("/"),
+                            INACTIVE_WORDS.join("/")
+                        ));
+                    };
+                }
+                Target::Attribute(a) => {
+                    person.attributes.insert(a.to_string(), value.to_string());
+                }
+                Target::Extra(e) => {
+                    person.extra.insert(e.clone(), value.to_string());
+                }
+            }
+        }
+        if !has_key {
+            return Err("no key (it rendered empty)".into());
+        }
+        Ok(person)
+    }
+}

@@ -1,0 +1,8 @@
+//! The integration tests of `tenure-people` (one binary): the reconciliation corpus, the
+//! source readers (CSV, JSON, HTTP against a local server), the mapping and the configuration.
+
+mod config;
+mod mapping;
+mod plans;
+mod properties;
+mod source;
