@@ -6,3 +6,4 @@ mod mapping;
 mod plans;
 mod properties;
 mod source;
+mod tenant;
