@@ -219,9 +219,9 @@ impl State {
         if let Some(entries) = item["manager@delta"].as_array() {
             let current = entries
                 .iter()
+                .rev()
                 .filter(|m| m.get("@removed").is_none())
-                .filter_map(|m| m["id"].as_str())
-                .last();
+                .find_map(|m| m["id"].as_str());
             match current {
                 Some(m) => self.managers.insert(id.to_string(), m.to_string()),
                 None => self.managers.remove(id),
