@@ -48,6 +48,9 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.generated.groups.item.members.members_request_builder import (
     MembersRequestBuilder,
 )
+from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (
+    RoleAssignmentsRequestBuilder,
+)
 from msgraph_core.tasks.page_iterator import PageIterator
 
 DOMAIN = "contoso.example"
@@ -314,6 +317,30 @@ async def main(base: str) -> int:
         assert [u.id for u in removed.value] == [changed.id]
         assert removed.value[0].additional_data.get("@removed") == {"reason": "changed"}
 
+    async def tenant_reads():
+        # What a people sync reads: role holders, managers expanded, a group's users.
+        roles = await g.role_management.directory.role_assignments.get(
+            RequestConfiguration(
+                query_parameters=RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+                    select=["principalId"]
+                )
+            )
+        )
+        isaiah = await g.users.by_user_id(f"isaiah.langer@{DOMAIN}").get()
+        assert isaiah.id in [a.principal_id for a in roles.value]
+        page = await g.users.get(
+            users_query(select=["id", "userPrincipalName"], expand=["manager($select=id,userPrincipalName)"], top=999)
+        )
+        assert len(page.value) <= 100, "an expanded list pages by 100 at most"
+        lidia = next(u for u in page.value if u.user_principal_name == f"lidia.holloway@{DOMAIN}")
+        assert lidia.manager is not None and lidia.manager.user_principal_name == f"megan.bowen@{DOMAIN}"
+        groups = await g.groups.get()
+        finance = next(x for x in groups.value if x.display_name == "Finance")
+        members = await g.groups.by_group_id(finance.id).transitive_members.graph_user.get()
+        assert members.value and all(m.user_principal_name for m in members.value)
+        guests = await g.users.get(users_query(filter="userType eq 'Guest'", select=["userType"]))
+        assert [u.user_type for u in guests.value] == ["Guest"]
+
     async def organization():
         org = await g.organization.get()
         assert len(org.value) == 1
@@ -372,6 +399,7 @@ async def main(base: str) -> int:
         ("sendMail: SDK casing, invalid recipient, sender without mailbox", send_mail),
         ("directory/deletedItems: list, get, restore, purge", deleted_items),
         ("users/delta: pages, deltaLink, changes, @removed", delta),
+        ("role assignments, $expand=manager, transitiveMembers/graph.user, guests", tenant_reads),
         ("organization: verified domains", organization),
         ("phone and TAP methods, a user's managed device and its wipe", methods_and_devices),
         ("429 with Retry-After is retried by the SDK", throttling),

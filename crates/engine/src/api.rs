@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use crate::driver::{start_context, worker_identity, Worker};
 use crate::journal::{self, Event as JournalEvent, VerifyError};
 use crate::machine::{self, status_name, Event, RunStatus};
+use crate::people::{PersonLink, SyncRecord};
 use crate::store::{self, RunFilter, RunRecord, RunRow, Store};
 
 /// Why an engine operation was refused.
@@ -39,6 +40,13 @@ pub enum Error {
     /// approval, not an approver, already decided, not failed...).
     #[error("{0}")]
     Refused(machine::Error),
+    /// The change conflicts with what is recorded (an account already linked to another
+    /// person): the message names what holds it.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value given is not acceptable (an empty key, an unknown link origin).
+    #[error("{0}")]
+    BadInput(String),
 }
 
 impl From<machine::Error> for Error {
@@ -529,6 +537,117 @@ impl Engine {
     /// Whether the web UI session `nonce` was ended by signing out.
     pub async fn session_revoked(&self, nonce: &str) -> Result<bool, Error> {
         Ok(self.store.session_revoked(nonce).await?)
+    }
+
+    /// Records a link between a source's person and a tenant's account (an upsert on tenant,
+    /// source and person key; `account_id` `None` is a pending link, the run `run_id` creating
+    /// the account). Refused with [`Error::Conflict`], naming the person, when the account is
+    /// already linked to another person of the tenant; with [`Error::BadInput`] for an empty
+    /// tenant, source or person key or an unknown `via`.
+    pub async fn link_person(&self, link: PersonLink) -> Result<(), Error> {
+        for (name, value) in [
+            ("tenant", &link.tenant),
+            ("source", &link.source),
+            ("person key", &link.person_key),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::BadInput(format!("a person link needs a {name}")));
+            }
+        }
+        if !crate::people::VIA.contains(&link.via.as_str()) {
+            return Err(Error::BadInput(format!(
+                "a person link is made by `run`, `correlation` or `manual`, not `{}`",
+                link.via
+            )));
+        }
+        if link
+            .account_id
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err(Error::BadInput(
+                "a person link's account id is empty (leave it out for a pending link)".into(),
+            ));
+        }
+        match self.store.link_person(&link).await? {
+            None => Ok(()),
+            Some(holder) => Err(Error::Conflict(format!(
+                "account {}{} of tenant `{}` is already linked to person `{}` of source `{}`; unlink it first",
+                link.account_id.as_deref().unwrap_or_default(),
+                holder
+                    .user_principal_name
+                    .as_deref()
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default(),
+                holder.tenant,
+                holder.person_key,
+                holder.source,
+            ))),
+        }
+    }
+
+    /// Removes a person's link. Returns whether there was one.
+    pub async fn unlink_person(
+        &self,
+        tenant: &str,
+        source: &str,
+        person_key: &str,
+    ) -> Result<bool, Error> {
+        Ok(self.store.unlink_person(tenant, source, person_key).await?)
+    }
+
+    /// Removes every link to an account of a tenant. Returns how many there were.
+    pub async fn unlink_account(&self, tenant: &str, account_id: &str) -> Result<usize, Error> {
+        Ok(self.store.unlink_account(tenant, account_id).await?)
+    }
+
+    /// The person links of a tenant (of one source, or every source), by source and key.
+    pub async fn person_links(
+        &self,
+        tenant: &str,
+        source: Option<&str>,
+    ) -> Result<Vec<PersonLink>, Error> {
+        Ok(self.store.person_links(tenant, source).await?)
+    }
+
+    /// The links to an account of a tenant (at most one).
+    pub async fn links_of_account(
+        &self,
+        tenant: &str,
+        account_id: &str,
+    ) -> Result<Vec<PersonLink>, Error> {
+        Ok(self.store.links_of_account(tenant, account_id).await?)
+    }
+
+    /// Records a sync (replacing the record with the same id).
+    pub async fn save_sync(&self, rec: &SyncRecord) -> Result<(), Error> {
+        Ok(self.store.save_sync(rec).await?)
+    }
+
+    /// The newest `limit` syncs (of one source, or all), newest first, plans and outcomes
+    /// included.
+    pub async fn syncs(&self, source: Option<&str>, limit: i64) -> Result<Vec<SyncRecord>, Error> {
+        Ok(self.store.syncs(source, limit).await?)
+    }
+
+    /// One sync.
+    pub async fn sync_record(&self, id: &str) -> Result<Option<SyncRecord>, Error> {
+        Ok(self.store.sync_record(id).await?)
+    }
+
+    /// The read cursor of a (source, tenant): the last tenant snapshot and its delta link.
+    pub async fn people_cursor(&self, source: &str, tenant: &str) -> Result<Option<Value>, Error> {
+        Ok(self.store.people_cursor(source, tenant).await?)
+    }
+
+    /// Records the read cursor of a (source, tenant).
+    pub async fn set_people_cursor(
+        &self,
+        source: &str,
+        tenant: &str,
+        cursor: &Value,
+    ) -> Result<(), Error> {
+        Ok(self.store.set_people_cursor(source, tenant, cursor).await?)
     }
 
     /// How many tasks are due now and wait for a worker.

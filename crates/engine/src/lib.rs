@@ -14,6 +14,7 @@ pub mod journal;
 pub mod labels;
 pub mod machine;
 mod names;
+pub mod people;
 pub mod report;
 pub mod secrets;
 pub mod store;

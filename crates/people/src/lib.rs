@@ -13,5 +13,6 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod source;
+pub mod tenant;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};

@@ -45,6 +45,18 @@ impl Link for LinkRef {
     }
 }
 
+impl Link for tenure_engine::people::PersonLink {
+    fn person_key(&self) -> &str {
+        &self.person_key
+    }
+    fn account_id(&self) -> Option<&str> {
+        self.account_id.as_deref()
+    }
+    fn user_principal_name(&self) -> Option<&str> {
+        self.user_principal_name.as_deref()
+    }
+}
+
 /// A recorded link as a plain value (tests, and callers without the engine's type).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkRef {

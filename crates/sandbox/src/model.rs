@@ -138,6 +138,23 @@ pub struct Tenant {
     pub devices: Vec<Device>,
     /// Exchange Online mailboxes.
     pub mailboxes: Vec<Mailbox>,
+    /// Directory role assignments (`roleManagement/directory/roleAssignments`).
+    pub role_assignments: Vec<RoleAssignment>,
+}
+
+/// A directory role assigned to a principal (a user, here) at the tenant scope.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// Assignment id.
+    pub id: String,
+    /// The role holder's object id.
+    pub principal_id: String,
+    /// The role definition's id (its template id for built-in roles, e.g. Global
+    /// Administrator `62e90394-69f5-4237-9190-012177145e10`).
+    pub role_definition_id: String,
+    /// The scope: `/` for the whole tenant.
+    pub directory_scope_id: String,
 }
 
 /// An Entra ID user.
@@ -178,6 +195,11 @@ pub struct User {
     pub on_premises_sync_enabled: bool,
     /// The manager's object id.
     pub manager_id: Option<String>,
+    /// The manager removed by the user's last change, if it was a removal: a delta query
+    /// reports it as a removed `manager@delta` entry.
+    pub removed_manager_id: Option<String>,
+    /// `Member` (the default when absent) or `Guest` (an invited external user).
+    pub user_type: Option<String>,
     /// Directly assigned SKU ids.
     pub assigned_licenses: Vec<String>,
     /// When the password was last set (never the password itself).

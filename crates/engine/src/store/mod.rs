@@ -13,6 +13,7 @@
 mod backend;
 mod batch;
 mod calls;
+mod people;
 mod schedules;
 mod sessions;
 mod tx;

@@ -5,6 +5,7 @@
 mod calls;
 mod db;
 mod machine;
+mod people;
 mod runs_list;
 mod sessions;
 mod store;

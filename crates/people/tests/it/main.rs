@@ -7,3 +7,4 @@ mod mapping;
 mod plans;
 mod properties;
 mod source;
+mod tenant;

@@ -165,7 +165,25 @@ pub async fn users_delta(
     OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
-    let sel = check_select(q.get("$select"), &USERS)?;
+    // `manager` in `$select` tracks the manager relationship: `manager@delta` on each user.
+    let mut with_manager = false;
+    let sel: Option<String> = q.get("$select").map(|sel| {
+        sel.split(',')
+            .map(str::trim)
+            .filter(|p| {
+                let manager = *p == "manager";
+                with_manager |= manager;
+                !manager
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let sel = match sel {
+        Some(s) if s.is_empty() => Some("id".to_string()),
+        Some(s) => check_select(Some(&s), &USERS)?,
+        None => None,
+    };
+    let expand = super::expand::parse(&q)?;
     let page_size = headers
         .get("prefer")
         .and_then(|p| p.to_str().ok())
@@ -175,7 +193,10 @@ pub async fn users_delta(
         })
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| (1..=999).contains(n));
-    let page_size = page_size.unwrap_or_else(|| s.read(|w| w.settings.page_size));
+    let page_size = super::expand::page_size(
+        page_size.unwrap_or_else(|| s.read(|w| w.settings.page_size)),
+        expand.is_some(),
+    );
     let round = if let Some(skip) = q.get("$skiptoken") {
         let parts: Vec<&str> = skip.split('-').collect();
         let bad = || bad_request("Badly formed skip token.");
@@ -211,16 +232,25 @@ pub async fn users_delta(
         let now = now_ms();
         let initial = round.since.is_none();
         let since = round.since.unwrap_or(0);
+        let by_id = super::expand::index(tn);
         let mut out: Vec<(u64, Value)> = tn
             .users
             .iter()
             .filter(|u| u.visible_at_ms <= now && (initial || u.version > since))
             .map(|u| {
                 let full = user_json(tn, u);
-                let v = match sel.as_deref() {
+                let mut v = match sel.as_deref() {
                     Some(sel) => select(full, Some(&format!("id,{sel}"))),
                     None => project(full, None),
                 };
+                if with_manager {
+                    if let Some(m) = manager_delta(u, &by_id, initial, now) {
+                        v["manager@delta"] = m;
+                    }
+                }
+                if let Some(e) = &expand {
+                    e.apply(tn, &by_id, u, &mut v);
+                }
                 (u.version, v)
             })
             .collect();
@@ -265,6 +295,28 @@ pub async fn users_delta(
         ));
     }
     Ok(reply(StatusCode::OK, body))
+}
+
+/// A user's `manager@delta`: the manager's id, or (after the first round) the removed
+/// manager marked `@removed`; `None` when there is nothing to say.
+fn manager_delta(
+    u: &crate::model::User,
+    by_id: &std::collections::HashMap<&str, &crate::model::User>,
+    initial: bool,
+    now: u64,
+) -> Option<Value> {
+    let current = u
+        .manager_id
+        .as_deref()
+        .and_then(|m| by_id.get(m))
+        .filter(|m| m.visible_at_ms <= now);
+    match (current, &u.removed_manager_id) {
+        (Some(m), _) => Some(json!([{"@odata.type": "#microsoft.graph.user", "id": m.id}])),
+        (None, Some(old)) if !initial => Some(
+            json!([{"@odata.type": "#microsoft.graph.user", "id": old, "@removed": {"reason": "deleted"}}]),
+        ),
+        _ => None,
+    }
 }
 
 fn organization_json(w: &World, t: usize) -> Value {

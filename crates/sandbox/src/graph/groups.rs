@@ -86,7 +86,8 @@ pub async fn get(
     })
 }
 
-/// `GET /groups/{id}/members`: paged by `$top` (default 100), `$select`able.
+/// `GET /groups/{id}/members` (and its `microsoft.graph.user` / `graph.user` casts: the
+/// sandbox's members are users): paged by `$top` (default 100), `$select`able.
 pub async fn members(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
@@ -95,17 +96,70 @@ pub async fn members(
     OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
+    member_users(s, tenant, id, headers, uri, q, false).await
+}
+
+/// `GET /groups/{id}/transitiveMembers` (and its user casts): the users in the group directly
+/// or through nested groups, each once.
+pub async fn transitive_members(
+    State(s): State<Arc<Shared>>,
+    GraphAuth(tenant): GraphAuth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: Query,
+) -> Reply {
+    member_users(s, tenant, id, headers, uri, q, true).await
+}
+
+/// The member ids of group `g`, also through nested groups when `transitive`, each once.
+fn member_ids(tn: &Tenant, g: usize, transitive: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen_groups = vec![g];
+    let mut frontier = vec![g];
+    while let Some(g) = frontier.pop() {
+        for m in &tn.groups[g].members {
+            match tn.groups.iter().position(|x| &x.id == m) {
+                Some(nested) if transitive => {
+                    if !seen_groups.contains(&nested) {
+                        seen_groups.push(nested);
+                        frontier.push(nested);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if !out.contains(m) {
+                        out.push(m.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn member_users(
+    s: Arc<Shared>,
+    tenant: String,
+    id: String,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    q: Query,
+    transitive: bool,
+) -> Reply {
     let query = ListQuery::parse(&q, &headers, 100, &USERS)?;
     let items = s.read(|w| {
         let t = w.tenant(&tenant).ok_or_else(|| not_found(&id))?;
         let g = find_group(w, t, &id).ok_or_else(|| not_found(&id))?;
         let tn = &w.tenants[t];
+        let by_id = super::expand::index(tn);
+        let now = crate::shared::now_ms();
         Ok::<_, axum::response::Response>(
-            tn.groups[g]
-                .members
+            member_ids(tn, g, transitive)
                 .iter()
-                .filter_map(|m| tn.user(m))
-                .map(|u| user_json(tn, &tn.users[u]))
+                .filter_map(|m| by_id.get(m.as_str()))
+                .filter(|u| u.visible_at_ms <= now)
+                .map(|u| user_json(tn, u))
                 .collect::<Vec<_>>(),
         )
     })?;
@@ -114,14 +168,14 @@ pub async fn members(
         .into_iter()
         .map(|u| project(u, query.select.as_deref()))
         .collect();
+    let context = if uri.path().ends_with("graph.user") {
+        "https://graph.microsoft.com/v1.0/$metadata#users"
+    } else {
+        "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
+    };
     Ok(reply(
         StatusCode::OK,
-        query.page(
-            items,
-            &headers,
-            &uri,
-            "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
-        ),
+        query.page(items, &headers, &uri, context),
     ))
 }
 

@@ -6,10 +6,12 @@
 mod batch;
 mod devices;
 mod directory;
+mod expand;
 mod groups;
 mod licences;
 mod methods;
 mod query;
+mod roles;
 mod users;
 mod wire;
 
@@ -100,6 +102,31 @@ fn api() -> Router<Arc<Shared>> {
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::get))
         .route("/groups/{id}/members", get(groups::members))
+        .route(
+            "/groups/{id}/members/microsoft.graph.user",
+            get(groups::members),
+        )
+        .route("/groups/{id}/members/graph.user", get(groups::members))
+        .route(
+            "/groups/{id}/transitiveMembers",
+            get(groups::transitive_members),
+        )
+        .route(
+            "/groups/{id}/transitiveMembers/microsoft.graph.user",
+            get(groups::transitive_members),
+        )
+        .route(
+            "/groups/{id}/transitiveMembers/graph.user",
+            get(groups::transitive_members),
+        )
+        .route(
+            "/roleManagement/directory/roleAssignments",
+            get(roles::list),
+        )
+        .route(
+            "/roleManagement/directory/roleAssignments/{id}",
+            get(roles::get),
+        )
         .route("/groups/{id}/members/$ref", post(groups::add_member))
         .route(
             "/groups/{id}/members/{user}/$ref",

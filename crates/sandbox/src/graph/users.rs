@@ -118,7 +118,7 @@ pub fn user_json(t: &Tenant, u: &User) -> Value {
         "jobTitle": u.job_title, "department": u.department, "usageLocation": u.usage_location,
         "officeLocation": u.office_location, "companyName": u.company_name, "employeeId": u.employee_id,
         "mobilePhone": u.mobile_phone, "businessPhones": u.business_phones, "preferredLanguage": null,
-        "userType": "Member", "otherMails": [], "deletedDateTime": u.deleted_date_time,
+        "userType": u.user_type.as_deref().unwrap_or("Member"), "otherMails": [], "deletedDateTime": u.deleted_date_time,
         "proxyAddresses": u.mail.iter().map(|m| format!("SMTP:{m}")).collect::<Vec<_>>(),
         "accountEnabled": u.account_enabled, "onPremisesSyncEnabled": if u.on_premises_sync_enabled { json!(true) } else { Value::Null },
         "assignedLicenses": u.assigned_licenses.iter().map(|s| json!({"skuId": s, "disabledPlans": []})).collect::<Vec<_>>(),
@@ -151,7 +151,8 @@ pub fn locate(
     Ok((t, u))
 }
 
-/// `GET /users`: `$filter`, `$search`, `$orderby`, `$count`, `$select`, `$top` and paging.
+/// `GET /users`: `$filter`, `$search`, `$orderby`, `$count`, `$select`, `$top`, paging and
+/// `$expand=manager` (pages of at most 100 then, as Graph's).
 pub async fn list(
     State(s): State<Arc<Shared>>,
     GraphAuth(tenant): GraphAuth,
@@ -159,23 +160,34 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     q: Query,
 ) -> Reply {
-    let query = ListQuery::parse(&q, &headers, s.read(|w| w.settings.page_size), &USERS)?;
+    let mut query = ListQuery::parse(&q, &headers, s.read(|w| w.settings.page_size), &USERS)?;
+    let expand = super::expand::parse(&q)?;
+    query.top = super::expand::page_size(query.top, expand.is_some());
     let items: Vec<Value> = s.read(|w| {
         w.tenant(&tenant).map_or_else(Vec::new, |t| {
             let t = &w.tenants[t];
             let now = now_ms();
-            t.users
+            let full = t
+                .users
                 .iter()
                 .filter(|u| u.visible_at_ms <= now)
                 .map(|u| user_json(t, u))
+                .collect();
+            let by_id = super::expand::index(t);
+            query
+                .apply(full)
+                .into_iter()
+                .map(|full| {
+                    let user = full["id"].as_str().and_then(|id| by_id.get(id)).copied();
+                    let mut item = project(full, query.select.as_deref());
+                    if let (Some(e), Some(u)) = (&expand, user) {
+                        e.apply(t, &by_id, u, &mut item);
+                    }
+                    item
+                })
                 .collect()
         })
     });
-    let items = query
-        .apply(items)
-        .into_iter()
-        .map(|u| project(u, query.select.as_deref()))
-        .collect();
     Ok(reply(
         StatusCode::OK,
         query.page(
@@ -578,6 +590,7 @@ pub async fn set_manager(
         let mid = w.tenants[t].users[m].id.clone();
         if w.tenants[t].users[u].manager_id.as_deref() != Some(mid.as_str()) {
             w.tenants[t].users[u].manager_id = Some(mid);
+            w.tenants[t].users[u].removed_manager_id = None;
             let key = format!(
                 "{}/manager",
                 w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name)
@@ -596,9 +609,15 @@ pub async fn remove_manager(
 ) -> Reply {
     s.write(|w| {
         let (t, u) = locate(w, &tenant, &id)?;
-        if w.tenants[t].users[u].manager_id.take().is_none() {
+        let Some(old) = w.tenants[t].users[u].manager_id.take() else {
             return Err(not_found("manager"));
-        }
+        };
+        w.tenants[t].users[u].removed_manager_id = Some(old);
+        let key = format!(
+            "{}/manager",
+            w.tenants[t].user_entity(&w.tenants[t].users[u].user_principal_name)
+        );
+        w.deleted(key);
         Ok(empty(StatusCode::NO_CONTENT))
     })
 }

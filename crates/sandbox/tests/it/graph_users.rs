@@ -103,7 +103,7 @@ async fn list_pages_with_next_links_and_filters() {
             None => break,
         }
     }
-    assert_eq!((pages, seen.len()), (3, 27));
+    assert_eq!((pages, seen.len()), (3, 28));
     let filtered = body(
         env.get(&t, "/users?$filter=startswith(displayName,'Meg')")
             .await,

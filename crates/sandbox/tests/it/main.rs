@@ -5,6 +5,7 @@
 mod batch;
 mod faults;
 mod fidelity;
+mod graph_directory;
 mod graph_groups;
 mod graph_licences;
 mod graph_sdk;

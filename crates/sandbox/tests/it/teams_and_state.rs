@@ -67,7 +67,7 @@ async fn reset_restores_the_seed() {
         200
     );
     let state: Value = env.state().await;
-    assert_eq!(state["tenants"][0]["users"].as_array().unwrap().len(), 27);
+    assert_eq!(state["tenants"][0]["users"].as_array().unwrap().len(), 28);
     assert!(state["counters"].as_object().unwrap().is_empty());
     // Tokens are forgotten too.
     assert_eq!(env.get(&t, "/users").await.status(), 401);

@@ -98,6 +98,8 @@ impl From<tenure_engine::api::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot_start", m)
             }
             E::Refused(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.to_string()),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            E::BadInput(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", m),
             E::Store(e) => ApiError::internal(e),
         }
     }
