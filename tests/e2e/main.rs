@@ -219,6 +219,7 @@ mod calls;
 mod crash;
 mod people;
 mod people_batch;
+mod people_sync;
 mod runs;
 mod same_identity;
 mod sandbox;

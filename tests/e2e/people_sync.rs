@@ -125,7 +125,11 @@ fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, Stri
             .filter(|r| ids.iter().any(|i| r["id"] == i.as_str()))
             .collect();
         let finals = ["succeeded", "failed", "denied", "cancelled", "rolled_back"];
-        if mine.len() == ids.len() && mine.iter().all(|r| finals.contains(&r["status"].as_str().unwrap_or_default())) {
+        if mine.len() == ids.len()
+            && mine
+                .iter()
+                .all(|r| finals.contains(&r["status"].as_str().unwrap_or_default()))
+        {
             return mine
                 .iter()
                 .map(|r| {
@@ -139,7 +143,11 @@ fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, Stri
         for r in &mine {
             if r["status"] == "waiting" {
                 let target = format!("{}:approve", r["id"].as_str().unwrap());
-                let _ = tenure(cfg, db, &["approve", &target, "--as", "it-lead@msp.example"]);
+                let _ = tenure(
+                    cfg,
+                    db,
+                    &["approve", &target, "--as", "it-lead@msp.example"],
+                );
             }
         }
         assert!(Instant::now() < deadline, "runs still going: {mine:#?}");
@@ -147,7 +155,8 @@ fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, Stri
     }
 }
 
-const HEADER: &str = "employee_number,first_name,last_name,department,title,manager_email,status,upn\n";
+const HEADER: &str =
+    "employee_number,first_name,last_name,department,title,manager_email,status,upn\n";
 
 #[test]
 fn a_sync_plans_applies_settles_guards_and_follows_renames() {
@@ -199,10 +208,26 @@ userPrincipalName = "{{{{upn}}}}"
 
     // The tenant before: Megan already carries her employee id; Lidia left and was disabled;
     // a botched migration gave Lynne and Nestor the same employee id.
-    patch_user(&url, "megan.bowen@contoso.example", json!({"employeeId": "E100"}));
-    patch_user(&url, "lidia.holloway@contoso.example", json!({"accountEnabled": false}));
-    patch_user(&url, "lynne.robbins@contoso.example", json!({"employeeId": "E106"}));
-    patch_user(&url, "nestor.wilke@contoso.example", json!({"employeeId": "E106"}));
+    patch_user(
+        &url,
+        "megan.bowen@contoso.example",
+        json!({"employeeId": "E100"}),
+    );
+    patch_user(
+        &url,
+        "lidia.holloway@contoso.example",
+        json!({"accountEnabled": false}),
+    );
+    patch_user(
+        &url,
+        "lynne.robbins@contoso.example",
+        json!({"employeeId": "E106"}),
+    );
+    patch_user(
+        &url,
+        "nestor.wilke@contoso.example",
+        json!({"employeeId": "E106"}),
+    );
     let before = state(&url);
     let manager_of = |upn: &str| -> String {
         let id = user(&before, upn)["managerId"].clone();
@@ -224,17 +249,48 @@ userPrincipalName = "{{{{upn}}}}"
     let csv = [
         HEADER.to_string(),
         // found by employee id, nothing differs: linked only
-        row("E100", "megan.bowen@contoso.example", "Sales", "Director", "active"),
+        row(
+            "E100",
+            "megan.bowen@contoso.example",
+            "Sales",
+            "Director",
+            "active",
+        ),
         // found by sign-in name, moved to Finance: update
-        row("E101", "isaiah.langer@contoso.example", "Finance", "Specialist", "active"),
+        row(
+            "E101",
+            "isaiah.langer@contoso.example",
+            "Finance",
+            "Specialist",
+            "active",
+        ),
         // new
-        "E102,Jane,Doe,Sales,Analyst,adele.vance@contoso.example,active,jane.doe@contoso.example\n".into(),
+        "E102,Jane,Doe,Sales,Analyst,adele.vance@contoso.example,active,jane.doe@contoso.example\n"
+            .into(),
         // terminated: deactivate
-        row("E103", "alex.wilber@contoso.example", "Finance", "Director", "terminated"),
+        row(
+            "E103",
+            "alex.wilber@contoso.example",
+            "Finance",
+            "Director",
+            "terminated",
+        ),
         // back: activate
-        row("E104", "lidia.holloway@contoso.example", "Sales", "Specialist", "active"),
+        row(
+            "E104",
+            "lidia.holloway@contoso.example",
+            "Sales",
+            "Specialist",
+            "active",
+        ),
         // hybrid, promoted: the update is blocked
-        row("E105", "pradeep.gupta@contoso.example", "Engineering", "Lead", "active"),
+        row(
+            "E105",
+            "pradeep.gupta@contoso.example",
+            "Engineering",
+            "Lead",
+            "active",
+        ),
         // two accounts carry E106: ambiguous
         "E106,Sam,Two,Sales,Specialist,,active,sam.two@contoso.example\n".into(),
     ]
@@ -270,7 +326,11 @@ userPrincipalName = "{{{{upn}}}}"
         plan["summary"]
     );
     assert!(plan["requests"].as_i64().unwrap() > 0);
-    assert_eq!(state(&url)["tenants"][0]["users"], before["tenants"][0]["users"], "a plan changes nothing");
+    assert_eq!(
+        state(&url)["tenants"][0]["users"],
+        before["tenants"][0]["users"],
+        "a plan changes nothing"
+    );
 
     // Apply: four runs; their approvals given; the tenant follows the export.
     let (code, applied) = sync(&cfg, &db, &["--apply"]);
@@ -287,23 +347,41 @@ userPrincipalName = "{{{{upn}}}}"
     let ok = |rb: &str| (rb.to_string(), "succeeded".to_string());
     assert_eq!(
         ended,
-        [ok("offboard-user"), ok("onboard-user"), ok("rehire"), ok("update-profile")]
+        [
+            ok("offboard-user"),
+            ok("onboard-user"),
+            ok("rehire"),
+            ok("update-profile")
+        ]
     );
     let after = state(&url);
     let jane = user(&after, "jane.doe@contoso.example");
     assert_eq!(jane["employeeId"], "E102");
     assert_eq!(jane["department"], "Sales");
     assert_eq!(jane["jobTitle"], "Analyst");
-    assert_eq!(jane["managerId"], user(&after, "adele.vance@contoso.example")["id"]);
+    assert_eq!(
+        jane["managerId"],
+        user(&after, "adele.vance@contoso.example")["id"]
+    );
     let isaiah = user(&after, "isaiah.langer@contoso.example");
     assert_eq!(isaiah["department"], "Finance");
     assert_eq!(isaiah["employeeId"], "E101");
-    assert_eq!(user(&after, "alex.wilber@contoso.example")["accountEnabled"], false);
+    assert_eq!(
+        user(&after, "alex.wilber@contoso.example")["accountEnabled"],
+        false
+    );
     let lidia = user(&after, "lidia.holloway@contoso.example");
     assert_eq!(lidia["accountEnabled"], true);
     assert_eq!(lidia["employeeId"], "E104");
-    assert_eq!(user(&after, "pradeep.gupta@contoso.example"), user(&before, "pradeep.gupta@contoso.example"), "hybrid: untouched");
-    assert_eq!(user(&after, "lynne.robbins@contoso.example")["accountEnabled"], true);
+    assert_eq!(
+        user(&after, "pradeep.gupta@contoso.example"),
+        user(&before, "pradeep.gupta@contoso.example"),
+        "hybrid: untouched"
+    );
+    assert_eq!(
+        user(&after, "lynne.robbins@contoso.example")["accountEnabled"],
+        true
+    );
 
     // Again: nothing to do (Jane's link settled from her run; the rest confirmed).
     let (code, again) = sync(&cfg, &db, &["--apply"]);
@@ -322,12 +400,25 @@ userPrincipalName = "{{{{upn}}}}"
     let (code, guarded) = sync(&cfg, &db, &["--apply", "--force"]);
     assert_eq!(code, 3, "{guarded:#}");
     assert_eq!(guarded["status"], "guarded");
-    assert!(guarded["plan"]["guard"].as_str().unwrap().contains("no person"), "{guarded:#}");
-    assert_eq!(state(&url)["tenants"][0]["users"], after["tenants"][0]["users"]);
+    assert!(
+        guarded["plan"]["guard"]
+            .as_str()
+            .unwrap()
+            .contains("no person"),
+        "{guarded:#}"
+    );
+    assert_eq!(
+        state(&url)["tenants"][0]["users"],
+        after["tenants"][0]["users"]
+    );
 
     // A rename: the link follows the account; no create.
     std::fs::write(dir.path().join("people.csv"), &csv).unwrap();
-    patch_user(&url, "isaiah.langer@contoso.example", json!({"userPrincipalName": "isaiah.l@contoso.example"}));
+    patch_user(
+        &url,
+        "isaiah.langer@contoso.example",
+        json!({"userPrincipalName": "isaiah.l@contoso.example"}),
+    );
     let (code, renamed) = sync(&cfg, &db, &[]);
     assert_eq!(code, 0, "{renamed:#}");
     let isaiah = renamed["plan"]["items"]
@@ -338,15 +429,31 @@ userPrincipalName = "{{{{upn}}}}"
         .unwrap();
     assert_eq!(isaiah["situation"], "confirmed", "{isaiah:#}");
     assert_eq!(isaiah["action"], "none", "{isaiah:#}");
-    assert_eq!(isaiah["account"]["user_principal_name"], "isaiah.l@contoso.example");
+    assert_eq!(
+        isaiah["account"]["user_principal_name"],
+        "isaiah.l@contoso.example"
+    );
     assert_eq!(renamed["status"], "nothing_to_do", "{renamed:#}");
     let o = tenure(&cfg, &db, &["people", "status", "isaiah.l@contoso.example"]);
     let out = stdout(&o);
-    assert!(out.contains("linked to hr person E101"), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("linked to hr person E101"),
+        "{out}{}",
+        stderr(&o)
+    );
 
     // The history.
     let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
     let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     let statuses: Vec<&str> = list.iter().map(|s| s["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["nothing_to_do", "guarded", "nothing_to_do", "applied", "planned"]);
+    assert_eq!(
+        statuses,
+        [
+            "nothing_to_do",
+            "guarded",
+            "nothing_to_do",
+            "applied",
+            "planned"
+        ]
+    );
 }

@@ -47,8 +47,12 @@ enum Command {
     Runs(commands::runs::ListArgs),
     /// A run's execution log, or `log verify RUN` to check its hash chain.
     Log(commands::runs::LogArgs),
-    /// People in the tenants: `status UPN` (Active / Deactivated / No access, and their runs).
+    /// People in the tenants: `status UPN` (Active / Deactivated / No access, their links and
+    /// runs), `link PERSON UPN`, `unlink PERSON`.
     People(commands::people::Args),
+    /// Reconcile a `[[sync]]` HR source with its tenant: the plan, `--apply` to start the runs,
+    /// `--list` for past syncs.
+    Sync(commands::sync::Args),
     /// Approve (or --deny) a waiting approval gate from the terminal.
     Approve(commands::operate::ApproveArgs),
     /// Cancel a run.
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
         Command::Runs(a) => commands::runs::list(db, a),
         Command::Log(a) => commands::runs::log(db, a),
         Command::People(a) => commands::people::run(db, a),
+        Command::Sync(a) => commands::sync::run(db, a),
         Command::Approve(a) => commands::operate::approve(db, a),
         Command::Cancel(a) => commands::operate::cancel(db, a),
         Command::Retry(a) => commands::operate::retry(db, a),

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod source;
+pub mod sync;
 pub mod tenant;
 
 pub use model::{Account, AccountRef, Action, Change, Item, List, Person, Situation, SyncPlan};

@@ -16,7 +16,7 @@ use tenure_kinds::Vendors;
 use crate::apply::{self, ApplyOptions, Outcome, Resolve};
 use crate::config::SyncSource;
 use crate::mapping::Mapping;
-use crate::plan::{self, LinkRef};
+use crate::plan;
 use crate::tenant::{self, ReadOptions, Snapshot};
 use crate::SyncPlan;
 
@@ -159,7 +159,10 @@ async fn read_tenant(
         tenant: src.tenant.clone(),
         message,
     };
-    let read = ReadOptions::from_policy(&src.policy);
+    let read = ReadOptions {
+        protected_groups: src.policy.protected_groups.clone(),
+        skip_roles: !src.policy.protect_admins,
+    };
     let cursor = engine.people_cursor(&src.id, &src.tenant).await?;
     let previous: Option<(Snapshot, i64)> = cursor.and_then(|c| {
         let snapshot = serde_json::from_value(c["snapshot"].clone()).ok()?;
@@ -238,21 +241,13 @@ pub async fn sync(
         .map_err(|e| mapping_err(e.to_string()))?;
     let links = settle_pending(engine, &src.tenant, &src.id).await?;
     let snapshot = read_tenant(engine, vendors, src, tenant_ctx, options).await?;
-    let refs: Vec<LinkRef> = links
-        .iter()
-        .map(|l| LinkRef {
-            person_key: l.person_key.clone(),
-            account_id: l.account_id.clone(),
-            user_principal_name: l.user_principal_name.clone(),
-        })
-        .collect();
     let mut plan = plan::reconcile_with(
         &src.id,
         &src.tenant,
         &mapped.people,
         &snapshot.accounts,
-        &refs,
-        &src.policy,
+        &links,
+        &src.effective_policy(),
         plan::Options {
             force: options.force,
         },

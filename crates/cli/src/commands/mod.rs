@@ -13,4 +13,6 @@ pub mod runs;
 pub mod sandbox;
 pub mod schema;
 pub mod serve;
+pub mod sync;
+pub mod sync_schedule;
 pub mod validate;

@@ -1,7 +1,8 @@
 //! `tenure people status UPN`: where a person stands in their tenant as HR platforms show it
 //! (Active / Deactivated / No access, read from the tenant through Graph: the live account,
-//! else the deleted items), with the runs that touched them (runs whose id, person, ticket or
-//! inputs mention the UPN).
+//! else the deleted items), the people sync links of their account, and the runs that touched
+//! them (runs whose id, person, ticket or inputs mention the UPN). `tenure people link PERSON
+//! UPN` and `unlink PERSON` make and remove a sync source's link by hand, through the engine.
 
 use std::process::ExitCode;
 
@@ -22,8 +23,41 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum PeopleCommand {
-    /// Active / Deactivated / No access in the tenant, and the runs that touched the person.
+    /// Active / Deactivated / No access in the tenant, the person's links, and the runs that
+    /// touched them.
     Status(StatusArgs),
+    /// Link a person of a sync source to an account (by hand: `via = manual`).
+    Link(LinkArgs),
+    /// Remove a person's link.
+    Unlink(UnlinkArgs),
+}
+
+/// Arguments of `tenure people link`.
+#[derive(clap::Args, Debug)]
+struct LinkArgs {
+    /// The person's key in the source (an employee number).
+    person: String,
+    /// The account's user principal name.
+    upn: String,
+    /// The `[[sync]]` source (default: the only one configured).
+    #[arg(long)]
+    source: Option<String>,
+    /// The managed tenant (default: the source's).
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+/// Arguments of `tenure people unlink`.
+#[derive(clap::Args, Debug)]
+struct UnlinkArgs {
+    /// The person's key in the source.
+    person: String,
+    /// The `[[sync]]` source (default: the only one configured).
+    #[arg(long)]
+    source: Option<String>,
+    /// The managed tenant (default: the source's).
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 /// Arguments of `tenure people status`.
@@ -43,7 +77,120 @@ struct StatusArgs {
 pub fn run(db: &str, args: Args) -> Result<ExitCode> {
     match args.command {
         PeopleCommand::Status(a) => status(db, a),
+        PeopleCommand::Link(a) => link(db, a),
+        PeopleCommand::Unlink(a) => unlink(db, a),
     }
+}
+
+/// The source (`--source`, else the only `[[sync]]` entry) and the tenant (`--tenant`, else
+/// the source's).
+fn source_and_tenant(
+    source: Option<&str>,
+    tenant: Option<&str>,
+) -> Result<(String, tenants::Tenant)> {
+    let sources = &crate::config::get().sync;
+    let id = match source {
+        Some(s) => super::sync::find_source(s)?.id.clone(),
+        None => match sources.as_slice() {
+            [only] => only.id.clone(),
+            [] => anyhow::bail!("the configuration has no [[sync]] source; name one with --source"),
+            _ => anyhow::bail!(
+                "several [[sync]] sources ({}); name one with --source",
+                sources
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    };
+    let tenant_id = match tenant {
+        Some(t) => t.to_string(),
+        None => sources
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.tenant.clone())
+            .with_context(|| format!("no tenant for source `{id}`; name one with --tenant"))?,
+    };
+    let t = tenants::find(&tenant_id).with_context(|| {
+        format!(
+            "no managed tenant `{tenant_id}`; known: {}",
+            tenants::known()
+        )
+    })?;
+    Ok((id, t))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn link(db: &str, args: LinkArgs) -> Result<ExitCode> {
+    let (source, tenant) = source_and_tenant(args.source.as_deref(), args.tenant.as_deref())?;
+    let upn = args.upn.trim().to_string();
+    let vendors = crate::config::get().vendors()?;
+    runtime()?.block_on(async move {
+        let standing = tenure_kinds::people::standing(&vendors, &tenant.to_json(), &upn)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+            .with_context(|| format!("cannot read {upn} in {}", tenant.name))?;
+        let Some(id) = standing
+            .account
+            .as_ref()
+            .and_then(|a| a["id"].as_str())
+            .map(str::to_string)
+        else {
+            eprintln!(
+                "error: {upn} has no live account in {} ({}); nothing was linked",
+                tenant.name, tenant.id
+            );
+            return Ok(ExitCode::from(1));
+        };
+        let engine = open(db).await?;
+        let link = tenure_engine::people::PersonLink {
+            tenant: tenant.id.clone(),
+            source: source.clone(),
+            person_key: args.person.trim().to_string(),
+            account_id: Some(id.clone()),
+            user_principal_name: Some(upn.clone()),
+            via: "manual".into(),
+            run_id: None,
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
+        };
+        match engine.link_person(link).await {
+            Ok(()) => {
+                println!(
+                    "linked {source} person {} to {upn} ({id}) in {}",
+                    args.person.trim(),
+                    tenant.id
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+fn unlink(db: &str, args: UnlinkArgs) -> Result<ExitCode> {
+    let (source, tenant) = source_and_tenant(args.source.as_deref(), args.tenant.as_deref())?;
+    let person = args.person.trim().to_string();
+    runtime()?.block_on(async move {
+        let engine = open(db).await?;
+        if engine.unlink_person(&tenant.id, &source, &person).await? {
+            println!("unlinked {source} person {person} in {}", tenant.id);
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!(
+                "error: {source} person {person} has no link in {}",
+                tenant.id
+            );
+            Ok(ExitCode::from(1))
+        }
+    })
 }
 
 fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
@@ -84,6 +231,10 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
             .with_context(|| format!("cannot read {upn} in {}", tenant.name))?;
         let engine = open(db).await?;
+        let links = match standing.account.as_ref().and_then(|a| a["id"].as_str()) {
+            Some(id) => engine.links_of_account(&tenant.id, id).await?,
+            None => Vec::new(),
+        };
         let runs = engine
             .runs(&RunFilter {
                 text: Some(upn.clone()),
@@ -95,6 +246,15 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
             let mut v = standing.to_json();
             v["upn"] = json!(upn);
             v["tenant"] = tenant.to_json();
+            v["links"] = Value::Array(
+                links
+                    .iter()
+                    .map(|l| {
+                        json!({"source": l.source, "person": l.person_key, "via": l.via,
+                        "run": l.run_id, "created_ms": l.created_ms})
+                    })
+                    .collect(),
+            );
             v["runs"] = Value::Array(
                 runs.iter()
                     .map(|r| {
@@ -138,6 +298,17 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
                     .as_str()
                     .unwrap_or("at an unknown time"),
                 d["id"].as_str().unwrap_or("?")
+            );
+        }
+        for l in &links {
+            println!(
+                "  linked to {} person {} ({}, since {})",
+                l.source,
+                l.person_key,
+                l.via,
+                chrono::DateTime::from_timestamp_millis(l.created_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default()
             );
         }
         if runs.is_empty() {

@@ -60,6 +60,7 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
         let state = AppState::try_new(engine.clone(), config, source)?.with_links(links);
         let stop = Arc::new(AtomicBool::new(false));
         let scheduler = spawn_scheduler(state.clone());
+        let syncs = super::sync_schedule::spawn(engine.clone(), &args.runbooks)?;
         let workers = if args.no_workers {
             None
         } else {
@@ -77,6 +78,9 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
             .context("server")?;
         stop.store(true, Ordering::Relaxed);
         scheduler.stop().await;
+        if let Some(syncs) = syncs {
+            syncs.stop().await;
+        }
         if let Some(task) = workers {
             task.await.context("worker task")??;
         }

@@ -52,10 +52,7 @@ pub fn find_source(id: &str) -> Result<&'static SyncSource> {
         if known.is_empty() {
             anyhow::anyhow!("no sync source `{id}`: the configuration has no [[sync]] entry")
         } else {
-            anyhow::anyhow!(
-                "no sync source `{id}`; configured: {}",
-                known.join(", ")
-            )
+            anyhow::anyhow!("no sync source `{id}`; configured: {}", known.join(", "))
         }
     })
 }
@@ -68,11 +65,12 @@ pub fn resolve(id: &str) -> Result<Arc<tenure_runbook::Plan>, String> {
 /// Finds a runbook by id among the files under `dir`, compiled.
 pub fn resolve_in(dir: &std::path::Path, id: &str) -> Result<Arc<tenure_runbook::Plan>, String> {
     let compiled = load::resolve_id_in(dir, id).map_err(|e| format!("{e:#}"))?;
-    compiled
-        .output
-        .plan
-        .map(Arc::new)
-        .ok_or_else(|| format!("{} does not compile (tenure validate shows why)", compiled.source.name()))
+    compiled.output.plan.map(Arc::new).ok_or_else(|| {
+        format!(
+            "{} does not compile (tenure validate shows why)",
+            compiled.source.name()
+        )
+    })
 }
 
 /// `tenure sync`.
@@ -156,7 +154,11 @@ fn show(s: &Synced, json: bool, asked_to_apply: bool) -> ExitCode {
                 println!(
                     "  {} {} {}: run {}{}",
                     r.action,
-                    if r.person.is_empty() { "batch" } else { &r.person },
+                    if r.person.is_empty() {
+                        "batch"
+                    } else {
+                        &r.person
+                    },
                     r.runbook,
                     r.run_id,
                     if r.existing { " (already started)" } else { "" }

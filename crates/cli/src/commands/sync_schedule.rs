@@ -79,7 +79,9 @@ impl SyncScheduler {
             let spec = format!("{cron} @ {zone}");
             let key = mark_key(&src.id);
             let mark = marks.get(&(key.clone(), 0));
-            let last = mark.filter(|m| m.spec == spec).map(|m| from_ms(m.last_tick));
+            let last = mark
+                .filter(|m| m.spec == spec)
+                .map(|m| from_ms(m.last_tick));
             let decision = due(&schedule, last, now);
             next = match (next, decision.next) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -134,11 +136,7 @@ impl SyncScheduler {
             let _ = self.engine.save_sync(&rec).await;
             return;
         };
-        let full_every = src
-            .full_every
-            .as_ref()
-            .map(|d| d.as_duration())
-            .unwrap_or(FULL_EVERY);
+        let full_every = src.full_every.as_ref().map(|d| d.0).unwrap_or(FULL_EVERY);
         let options = SyncOptions {
             apply: true,
             mode: "scheduled".into(),
@@ -160,7 +158,9 @@ impl SyncScheduler {
         )
         .await
         {
-            Ok(s) => tracing::info!(source = %src.id, status = %s.record.status, summary = %s.record.summary, "people sync done"),
+            Ok(s) => {
+                tracing::info!(source = %src.id, status = %s.record.status, summary = %s.record.summary, "people sync done")
+            }
             Err(tenure_people::sync::SyncError::Apply(e)) => {
                 // Recorded by the sync itself.
                 tracing::warn!(source = %src.id, error = %e, "people sync not applied");
@@ -196,4 +196,43 @@ impl SyncScheduler {
             }
         }
     }
+}
+
+/// The people sync scheduler running in this process.
+pub struct RunningSyncs {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSyncs {
+    /// Stops it (a sync under way finishes first).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the scheduler of the configuration's `[[sync]]` sources that have a `schedule`
+/// (none: nothing is started), compiling runbooks from `runbooks`.
+pub fn spawn(engine: Engine, runbooks: &std::path::Path) -> anyhow::Result<Option<RunningSyncs>> {
+    let config = crate::config::get();
+    let sources: Vec<SyncSource> = config
+        .sync
+        .iter()
+        .filter(|s| s.schedule.is_some())
+        .cloned()
+        .collect();
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let scheduler = Arc::new(SyncScheduler {
+        engine,
+        sources,
+        base: config.dir.clone(),
+        runbooks: runbooks.to_path_buf(),
+        vendors: config.vendors()?,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+    Ok(Some(RunningSyncs { stop, task }))
 }
