@@ -9,11 +9,14 @@
 //!   the report, approvals, operator actions with a confirmation page).
 //! - [`runbooks`]: the runbook catalogue, a runbook's page and the form that starts a run.
 //! - [`approvals`]: approvals waiting on the signed-in user.
+//! - [`people`], [`people_plan`]: people syncs (recent ones, a sync's stored plan and the runs
+//!   it started) and a tenant's person ↔ account links.
 //! - [`layout`], [`assets`]: the page shell, security headers and static files.
 
 pub mod approvals;
 pub mod assets;
 pub mod layout;
+pub mod people;
 pub mod people_plan;
 pub mod run;
 pub mod runbooks;
@@ -52,6 +55,9 @@ pub(crate) fn routes(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/runbooks/{id}/graph.svg", get(runbooks::graph))
         .route("/ui/runbooks/{id}/start", post(runbooks::start))
         .route("/ui/approvals", get(approvals::list))
+        .route("/ui/people", get(people::list))
+        .route("/ui/people/syncs/{id}", get(people::show))
+        .route("/ui/people/tenants/{tenant}", get(people::tenant))
         .route("/ui/approvals/{run}/{step}", post(approvals::decide))
         .layer(Extension(tokens))
 }

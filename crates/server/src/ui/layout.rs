@@ -27,6 +27,8 @@ pub enum Nav {
     Runbooks,
     /// Approvals waiting on the signed-in user.
     Approvals,
+    /// People syncs and links.
+    People,
     /// None (sign-in, errors).
     None,
 }
@@ -66,6 +68,7 @@ pub fn page(session: &Session, current: Nav, title: &str, body: Markup) -> Respo
                         (link(Nav::Runs, "/ui/runs", "Runs"))
                         (link(Nav::Runbooks, "/ui/runbooks", "Runbooks"))
                         (link(Nav::Approvals, "/ui/approvals", "Approvals"))
+                        (link(Nav::People, "/ui/people", "People"))
                     }
                     div.who {
                         span { (session.name) " · " (role_name(session.role)) }
