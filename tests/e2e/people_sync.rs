@@ -457,3 +457,73 @@ userPrincipalName = "{{{{upn}}}}"
         ]
     );
 }
+
+/// `tenure serve` syncs a `[[sync]]` with a `schedule` at its ticks (mode `scheduled`,
+/// applied): the new person's joiner run is started once however many ticks see them (the
+/// pending link blocks a second create, and its dedup key would refuse one).
+#[test]
+fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = dir.path().join("tenure.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sandbox]\nurl = \"{url}\"\n\n[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\nschedule = \"* * * * * *\"\n\n\
+             [sync.source]\nkind = \"csv\"\npath = \"people.csv\"\n\n[sync.map]\nkey = \"{{{{id}}}}\"\n\
+             givenName = \"{{{{given}}}}\"\nsurname = \"{{{{family}}}}\"\ndisplayName = \"{{{{given}}}} {{{{family}}}}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "id,given,family\nE900,Tick,Tock\n",
+    )
+    .unwrap();
+    let runbooks = root().join("runbooks");
+    let mut serve = crate::Tenure::new()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--db",
+            &db,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--runbooks",
+        ])
+        .arg(&runbooks)
+        .current_dir(root())
+        .env_remove("TENURE_SANDBOX")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let list = loop {
+        let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
+        let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if list.len() >= 3 {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled syncs: {list:#?}\n{}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
+    // The oldest applied the plan; the later ones found the joiner under way.
+    assert_eq!(list.last().unwrap()["status"], "applied", "{list:#?}");
+    assert!(list.last().unwrap()["requests"].as_i64().unwrap() > 0);
+    let runs: Vec<Value> =
+        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    let joiners = runs
+        .iter()
+        .filter(|r| r["runbook"] == "onboard-user")
+        .count();
+    assert_eq!(joiners, 1, "{runs:#?}");
+}
