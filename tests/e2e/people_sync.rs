@@ -527,3 +527,43 @@ fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
         .count();
     assert_eq!(joiners, 1, "{runs:#?}");
 }
+
+/// Clear errors: an unknown source (naming the configured ones), an unreadable export, a
+/// broken `[[sync]]` entry; none of them records or changes anything.
+#[test]
+fn sync_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = dir.path().join("tenure.toml");
+    let good = "[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\n\n[sync.source]\nkind = \"csv\"\npath = \"missing.csv\"\n\n[sync.map]\nkey = \"{{id}}\"\n";
+    std::fs::write(&cfg, good).unwrap();
+
+    let o = tenure(&cfg, &db, &["sync", "payroll"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no sync source `payroll`; configured: hr"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("source `hr`") && err.contains("missing.csv"),
+        "{err}"
+    );
+
+    let o = tenure(&cfg, &db, &["sync", "--list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "No sync yet.");
+
+    std::fs::write(
+        &cfg,
+        good.replace("key = \"{{id}}\"\n", "name = \"{{id}}\"\n"),
+    )
+    .unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("[[sync]] `hr`"), "{}", stderr(&o));
+}
