@@ -7,7 +7,7 @@ fn the_shipped_runbooks_validate() {
     let o = tenure(&["validate", "runbooks/"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(
-        stdout(&o).contains("5 files checked: 5 ok, 0 errors"),
+        stdout(&o).contains("7 files checked: 7 ok, 0 errors"),
         "{}",
         stdout(&o)
     );
