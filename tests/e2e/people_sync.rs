@@ -567,3 +567,129 @@ fn sync_errors_name_the_problem() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("[[sync]] `hr`"), "{}", stderr(&o));
 }
+
+/// `--approve-by`: the whole sync is one `people-sync-batch` run with one approval; its called
+/// runs ask none; the next sync links the new account by correlation, the one after finds
+/// nothing to do. Then links by hand: unlink, link again, and a second person refused the
+/// same account.
+#[test]
+fn one_approval_for_a_whole_sync_and_links_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = dir.path().join("tenure.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sandbox]\nurl = \"{url}\"\n\n[email]\nfrom = \"megan.bowen@contoso.example\"\n\n[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\n\n\
+             [sync.source]\nkind = \"csv\"\npath = \"people.csv\"\n\n[sync.map]\nkey = \"{{{{id}}}}\"\nactive = \"{{{{status}}}}\"\n\
+             givenName = \"{{{{given}}}}\"\nsurname = \"{{{{family}}}}\"\ndepartment = \"{{{{dept}}}}\"\nemployeeId = \"{{{{id}}}}\"\n\
+             userPrincipalName = \"{{{{upn}}}}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "id,given,family,dept,status,upn\n\
+         E201,Isaiah,Langer,Finance,active,isaiah.langer@contoso.example\n\
+         E202,Jane,Doe,Sales,active,jane.doe@contoso.example\n\
+         E203,Alex,Wilber,Finance,terminated,alex.wilber@contoso.example\n",
+    )
+    .unwrap();
+    let _worker = crate::stock::Worker(
+        crate::Tenure::new()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--db", &db, "worker", "--concurrency", "2"])
+            .current_dir(root())
+            .spawn(),
+    );
+    let (code, applied) = sync(
+        &cfg,
+        &db,
+        &["--apply", "--approve-by", "it-lead@msp.example"],
+    );
+    assert_eq!(code, 0, "{applied:#}");
+    let runs = applied["outcome"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{applied:#}");
+    assert_eq!(runs[0]["runbook"], "people-sync-batch");
+    let batch = runs[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        approve_and_finish(&cfg, &db, std::slice::from_ref(&batch)),
+        [("people-sync-batch".to_string(), "succeeded".to_string())]
+    );
+    let all: Vec<Value> =
+        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    let mut children: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|r| r["parent"]["run"] == batch.as_str())
+        .map(|r| {
+            (
+                r["runbook"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    children.sort();
+    assert_eq!(
+        children,
+        [
+            ("offboard-user", "succeeded"),
+            ("onboard-user", "succeeded"),
+            ("update-profile", "succeeded")
+        ]
+    );
+    let s = state(&url);
+    assert_eq!(user(&s, "jane.doe@contoso.example")["employeeId"], "E202");
+    assert_eq!(
+        user(&s, "isaiah.langer@contoso.example")["department"],
+        "Finance"
+    );
+    assert_eq!(
+        user(&s, "alex.wilber@contoso.example")["accountEnabled"],
+        false
+    );
+
+    let (_, linked) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(
+        linked["status"], "applied",
+        "the new account linked: {linked:#}"
+    );
+    assert_eq!(linked["outcome"]["runs"], json!([]), "{linked:#}");
+    let (_, idle) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(idle["status"], "nothing_to_do", "{idle:#}");
+
+    let o = tenure(&cfg, &db, &["people", "unlink", "E203"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = tenure(&cfg, &db, &["people", "unlink", "E203"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no link"), "{}", stderr(&o));
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "link", "E203", "alex.wilber@contoso.example"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("linked hr person E203 to alex.wilber@contoso.example"));
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "link", "E999", "alex.wilber@contoso.example"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("already linked to person `E203`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "status", "alex.wilber@contoso.example"],
+    );
+    assert!(
+        stdout(&o).contains("linked to hr person E203 (manual"),
+        "{}",
+        stdout(&o)
+    );
+}
