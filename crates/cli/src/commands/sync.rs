@@ -96,7 +96,12 @@ pub fn run(db: &str, args: Args) -> Result<ExitCode> {
         mode: if args.apply { "apply" } else { "plan" }.into(),
         trigger: "cli".into(),
         by: Some(operator()),
-        full_every_ms: None,
+        full_every_ms: Some(
+            src.full_every
+                .as_ref()
+                .map_or(super::sync_schedule::FULL_EVERY, |d| d.0)
+                .as_millis() as i64,
+        ),
     };
     let base = crate::config::get().dir.clone();
     runtime()?.block_on(async move {

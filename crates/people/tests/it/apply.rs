@@ -384,3 +384,46 @@ fn a_finished_create_names_its_account() {
     );
     assert_eq!(apply::created_account(&outputs[..1]), None);
 }
+
+/// A pending link stays pending while its run goes on, and is dropped once the run is
+/// cancelled (the person is absent again; the next sync may create them anew).
+#[tokio::test]
+async fn a_pending_link_waits_for_its_run_and_goes_with_a_cancelled_one() {
+    use tenure_engine::people::PersonLink;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let out = apply::apply(&engine, &plan(), &Runbooks::default(), &resolve, &options())
+        .await
+        .unwrap();
+    let create = out.runs[0].run_id.clone();
+    let pending = &out.links[1];
+    engine
+        .link_person(PersonLink {
+            tenant: "contoso".into(),
+            source: "hr".into(),
+            person_key: pending.person_key.clone(),
+            account_id: None,
+            user_principal_name: None,
+            via: pending.via.clone(),
+            run_id: pending.run_id.clone(),
+            created_ms: 1,
+            updated_ms: 1,
+        })
+        .await
+        .unwrap();
+    let links = tenure_people::sync::settle_pending(&engine, "contoso", "hr")
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1, "still pending: {links:?}");
+    assert!(links[0].account_id.is_none());
+    engine.cancel(&create, "tester").await.unwrap();
+    let links = tenure_people::sync::settle_pending(&engine, "contoso", "hr")
+        .await
+        .unwrap();
+    assert!(links.is_empty(), "{links:?}");
+    assert!(engine
+        .person_links("contoso", Some("hr"))
+        .await
+        .unwrap()
+        .is_empty());
+}
