@@ -458,8 +458,8 @@ userPrincipalName = "{{{{upn}}}}"
     );
 }
 
-/// `tenure serve` syncs a `[[sync]]` with a `schedule` at its ticks (mode `scheduled`,
-/// applied): the new person's joiner run is started once however many ticks see them (the
+/// `tenure serve` (and a `tenure worker --runbooks` beside it) syncs a `[[sync]]` with a
+/// `schedule` at its ticks, one node per tick (mode `scheduled`, applied): the new person's joiner run is started once however many ticks see them (the
 /// pending link blocks a second create, and its dedup key would refuse one).
 #[test]
 fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
@@ -499,11 +499,30 @@ fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A second node runs the schedules too: each tick is synced by one of them.
+    let mut worker = crate::Tenure::new()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--db", &db, "worker", "--runbooks"])
+        .arg(&runbooks)
+        .current_dir(root())
+        .env_remove("TENURE_SANDBOX")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
     let list = loop {
         let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
         let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        if list.len() >= 3 {
+        if list.len() >= 3 && started.elapsed() > Duration::from_secs(5) {
+            // One sync a second at most (the first tick only marks the schedule as seen).
+            let seconds = started.elapsed().as_secs() as usize + 1;
+            assert!(
+                list.len() <= seconds,
+                "{} syncs in {seconds} s: {list:#?}",
+                list.len()
+            );
             break list;
         }
         assert!(
@@ -515,6 +534,8 @@ fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
     };
     let _ = serve.kill();
     let _ = serve.wait();
+    let _ = worker.kill();
+    let _ = worker.wait();
     assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
     // The oldest applied the plan; the later ones found the joiner under way.
     assert_eq!(list.last().unwrap()["status"], "applied", "{list:#?}");

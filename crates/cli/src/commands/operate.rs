@@ -75,6 +75,11 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
             tracing::info!(runbooks = %dir.display(), "scheduler started");
             super::serve::spawn_scheduler(state.clone())
         });
+        // Scheduled people syncs run wherever schedules do (one node per tick, by the mark).
+        let syncs = match &args.runbooks {
+            Some(dir) => super::sync_schedule::spawn(engine.clone(), dir)?,
+            None => None,
+        };
         let (ops_stop, ops_stopped) = tokio::sync::oneshot::channel::<()>();
         let ops = match metrics_listener {
             Some(listener) => {
@@ -99,6 +104,9 @@ pub fn worker(db: &str, args: WorkerArgs) -> Result<ExitCode> {
         stop.store(true, Ordering::Relaxed);
         if let Some(scheduler) = scheduler {
             scheduler.stop().await;
+        }
+        if let Some(syncs) = syncs {
+            syncs.stop().await;
         }
         let _ = ops_stop.send(());
         if let Some(ops) = ops {
