@@ -625,6 +625,28 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
             .current_dir(root())
             .spawn(),
     );
+    // Only the approvers the batch runbook lists may be named: a batch's approval stands in
+    // for its runs' own gates.
+    let o = tenure(
+        &cfg,
+        &db,
+        &[
+            "sync",
+            "hr",
+            "--apply",
+            "--approve-by",
+            "me@elsewhere.example",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`me@elsewhere.example` is not one of `it-lead@msp.example`"),
+        "{}",
+        stderr(&o)
+    );
+    let none: Vec<Value> =
+        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    assert!(none.is_empty(), "{none:#?}");
     let (code, applied) = sync(
         &cfg,
         &db,
