@@ -701,6 +701,13 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
     assert_eq!(linked["outcome"]["runs"], json!([]), "{linked:#}");
     let (_, idle) = sync(&cfg, &db, &["--apply"]);
     assert_eq!(idle["status"], "nothing_to_do", "{idle:#}");
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.contains("of `hr` for contoso: nothing to do") && table.contains("delta read"),
+        "{table}"
+    );
 
     let o = tenure(&cfg, &db, &["people", "unlink", "E203"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
