@@ -190,8 +190,8 @@ pub(crate) struct RawRun {
     pub created_at: i64,
     pub updated_at: i64,
     pub parent: (Option<String>, Option<String>, Option<i64>),
-    /// (step, item, stored output).
-    pub outputs: Vec<(String, i64, String)>,
+    /// Its stored outputs as one JSON array of `[step, item, output]`, by step and item.
+    pub outputs: String,
 }
 
 /// Reads, in the claim's transaction and in one query each, the runs of `claimed` and their
@@ -211,14 +211,19 @@ pub(crate) async fn claimed_runs(
     // Every write so far is sent first, so what is read is what the claim commits.
     batch.flush(conn, backend).await?;
     let mut runs: Vec<RawRun> = Vec::with_capacity(ids.len());
+    // The machine is read only where the batch does not hold it (it always does on SQLite),
+    // and each run's outputs come in its own row as one JSON array, so a claim is one query
+    // and one row per run however many outputs the runs have.
+    let held = ids.iter().all(|id| batch.machine(id).is_some());
+    let machine = if held { "NULL" } else { "machine" };
+    let outputs = backend.outputs_array("runs.id");
     for chunk in ids.chunks(super::batch::CHUNK) {
         let params = super::batch::params(chunk.len());
-        let sql = format!("SELECT id, plan_hash, context, machine, status, created_at, updated_at, parent_run, parent_step, parent_item FROM runs WHERE id IN ({params}) ORDER BY id");
+        let sql = format!("SELECT id, plan_hash, context, {machine} AS machine, status, created_at, updated_at, parent_run, parent_step, parent_item, {outputs} AS outputs FROM runs WHERE id IN ({params}) ORDER BY id");
         let mut query = sqlx::query(&sql).persistent(false);
         for id in chunk {
             query = query.bind(*id);
         }
-        let first = runs.len();
         for row in query.fetch_all(&mut *conn).await? {
             let id: String = row.try_get("id")?;
             let machine = match batch.machine(&id) {
@@ -237,26 +242,9 @@ pub(crate) async fn claimed_runs(
                     row.try_get("parent_step")?,
                     row.try_get("parent_item")?,
                 ),
-                outputs: Vec::new(),
+                outputs: row.try_get("outputs")?,
                 id,
             });
-        }
-        runs[first..].sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let sql = format!("SELECT run_id, step, item, output FROM outputs WHERE run_id IN ({params}) ORDER BY run_id, step, item");
-        let mut query = sqlx::query(&sql).persistent(false);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        let got = &mut runs[first..];
-        for row in query.fetch_all(&mut *conn).await? {
-            let run_id: String = row.try_get("run_id")?;
-            if let Ok(i) = got.binary_search_by(|r| r.id.as_str().cmp(run_id.as_str())) {
-                got[i].outputs.push((
-                    row.try_get("step")?,
-                    row.try_get("item")?,
-                    row.try_get("output")?,
-                ));
-            }
         }
     }
     Ok(runs)
