@@ -5,6 +5,8 @@
 //! query cost quadratic time. On PostgreSQL, whose prepared statements hold one command each,
 //! one by one.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 
 use super::backend::Backend;
@@ -58,13 +60,21 @@ impl From<Option<String>> for Bind {
 /// Statements (with `$1..$n` parameters each) waiting to be executed, in order.
 #[derive(Default)]
 pub(crate) struct Writes {
-    statements: Vec<(String, Vec<Bind>)>,
+    /// Each with the run whose rows it alone touches, if it is one run's.
+    statements: Vec<(String, Vec<Bind>, Option<String>)>,
 }
 
 impl Writes {
-    /// Adds a statement.
+    /// Adds a statement (one that may touch the rows of several runs).
     pub(crate) fn push(&mut self, sql: impl Into<String>, binds: Vec<Bind>) {
-        self.statements.push((sql.into(), binds));
+        self.statements.push((sql.into(), binds, None));
+    }
+
+    /// Adds a statement that touches only rows of run `run` (its `runs` row, tasks, outputs
+    /// and journal), so it may be sent before other runs' statements queued ahead of it.
+    pub(crate) fn push_for(&mut self, run: &str, sql: impl Into<String>, binds: Vec<Bind>) {
+        self.statements
+            .push((sql.into(), binds, Some(run.to_string())));
     }
 
     /// Executes everything collected, in order.
@@ -73,13 +83,15 @@ impl Writes {
         conn: &mut AnyConnection,
         backend: &dyn Backend,
     ) -> Result<(), Error> {
-        let mut statements = std::mem::take(&mut self.statements);
+        let statements = std::mem::take(&mut self.statements);
         if statements.is_empty() {
             return Ok(());
         }
-        if backend.multi_statement() {
-            statements = coalesce(statements);
-        }
+        let statements = if backend.multi_statement() {
+            coalesce(statements)
+        } else {
+            statements.into_iter().map(|(t, b, _)| (t, b)).collect()
+        };
         if backend.multi_statement() && statements.len() > 1 {
             let mut sql = String::new();
             let mut all = Vec::new();
@@ -110,40 +122,73 @@ impl Writes {
 /// The most rows one coalesced statement takes.
 const MAX_ROWS: usize = 400;
 
-/// Runs of adjacent statements with the same text as one statement each, where the text has
-/// a form that takes many rows: `INSERT ... VALUES (...)` as one multi-row insert (SQLite
-/// inserts the rows one after another, each meeting its `ON CONFLICT` as the statements
-/// would), `UPDATE t SET ... WHERE id = $n` as one `UPDATE ... FROM (VALUES ...)` (only
-/// while the ids differ: a second update of one row stays a statement of its own), and
-/// `DELETE FROM t WHERE c = $1` as one `IN` list. The order of the writes is kept, so the
-/// result is the statements'. SQLite prepares every statement of a query anew, and sends
-/// its connection's caller one message per statement: fewer statements cost less of both.
-fn coalesce(statements: Vec<(String, Vec<Bind>)>) -> Vec<(String, Vec<Bind>)> {
-    let mut out: Vec<(String, Vec<Bind>)> = Vec::with_capacity(statements.len());
-    let mut group: Vec<(String, Vec<Bind>)> = Vec::new();
-    let mut form: Option<Form> = None;
-    for (text, binds) in statements {
-        let joins = form.as_ref().is_some_and(|f| {
-            group.len() < MAX_ROWS
-                && group[0].0 == text
-                && group[0].1.len() == binds.len()
-                && f.takes(&group, &binds)
+/// Statements of one text as one statement each, where the text has a form that takes many
+/// rows: `INSERT ... VALUES (...)` as one multi-row insert (SQLite inserts the rows one after
+/// another, each meeting its `ON CONFLICT` as the statements would), `UPDATE t SET ... WHERE
+/// id = $n` as one `UPDATE ... FROM (VALUES ...)` (only while the ids differ: a second update
+/// of one row goes in a later statement), and `DELETE FROM t WHERE c = $1` as one `IN` list.
+/// A statement joins an earlier one of its text only past every statement of its own run and
+/// every statement not confined to one run: the writes of one run keep their order, and runs
+/// touch disjoint rows, so the result is the statements' in their order. SQLite prepares every
+/// statement of a query anew and sends its connection's caller one message per statement:
+/// fewer statements cost less of both.
+fn coalesce(statements: Vec<(String, Vec<Bind>, Option<String>)>) -> Vec<(String, Vec<Bind>)> {
+    struct Group {
+        form: Option<Form>,
+        rows: Vec<(String, Vec<Bind>)>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    // The last group holding a statement of each run, the latest group of each text that
+    // takes rows, and the first group a statement may still join.
+    let mut last_of_run: HashMap<String, usize> = HashMap::new();
+    let mut open: HashMap<String, usize> = HashMap::new();
+    let mut floor = 0;
+    for (text, binds, run) in statements {
+        let from = match &run {
+            Some(r) => last_of_run.get(r).copied().unwrap_or(0).max(floor),
+            None => groups.len().saturating_sub(1).max(floor),
+        };
+        let joined = open.get(&text).copied().filter(|&g| {
+            let group = &groups[g];
+            g >= from
+                && group.rows.len() < MAX_ROWS
+                && group.rows[0].1.len() == binds.len()
+                && group
+                    .form
+                    .as_ref()
+                    .is_some_and(|f| f.takes(&group.rows, &binds))
         });
-        if !joins {
-            if let Some(f) = form.take() {
-                out.push(f.merge(std::mem::take(&mut group)));
-            } else {
-                out.append(&mut group);
+        let at = match joined {
+            Some(g) => {
+                groups[g].rows.push((text, binds));
+                g
             }
-            form = Form::of(&text, binds.len());
+            None => {
+                let form = Form::of(&text, binds.len());
+                if form.is_some() {
+                    open.insert(text.clone(), groups.len());
+                }
+                groups.push(Group {
+                    form,
+                    rows: vec![(text, binds)],
+                });
+                groups.len() - 1
+            }
+        };
+        match run {
+            Some(r) => {
+                last_of_run.insert(r, at);
+            }
+            None => floor = at,
         }
-        group.push((text, binds));
     }
-    match form {
-        Some(f) => out.push(f.merge(group)),
-        None => out.append(&mut group),
-    }
-    out
+    groups
+        .into_iter()
+        .map(|g| match g.form {
+            Some(form) => form.merge(g.rows),
+            None => g.rows.into_iter().next().expect("a statement per group"),
+        })
+        .collect()
 }
 
 /// A statement text that several rows can share.
@@ -353,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn adjacent_statements_of_one_form_become_one_in_their_order() {
+    fn statements_of_one_form_become_one_keeping_each_runs_order() {
         let ins = "INSERT INTO t (a, b, k) VALUES ($1, $2, 'x') ON CONFLICT (a) DO UPDATE SET b = excluded.b";
         let upd = "UPDATE t SET b = $1, c = $2 WHERE id = $3";
         let del = "DELETE FROM t WHERE id = $1";
@@ -361,6 +406,7 @@ mod tests {
             (
                 sql.to_string(),
                 binds.into_iter().map(Bind::Int).collect::<Vec<_>>(),
+                None,
             )
         };
         let out = coalesce(vec![
@@ -388,6 +434,38 @@ mod tests {
         assert_eq!(
             binds,
             [1, 2, 3, 4, 7, 8, 1, 2, 10, 3, 4, 11, 5, 6, 10, 5, 6]
+                .into_iter()
+                .map(Bind::Int)
+                .collect::<Vec<_>>()
+        );
+        // Statements of other runs join earlier ones of their text, never past a statement of
+        // their own run or one of no single run.
+        let r = |(sql, binds, _): (String, Vec<Bind>, Option<String>), run: &str| {
+            (sql, binds, Some(run.to_string()))
+        };
+        let out = coalesce(vec![
+            r(s(ins, vec![1, 2]), "a"),
+            r(s(del, vec![1]), "a"),
+            r(s(ins, vec![3, 4]), "b"),
+            r(s(del, vec![2]), "b"),
+            r(s(ins, vec![5, 6]), "a"),
+            s(upd, vec![1, 2, 3]),
+            r(s(del, vec![3]), "c"),
+        ]);
+        assert_eq!(
+            texts(&out),
+            vec![
+                "INSERT INTO t (a, b, k) VALUES ($1, $2, 'x'), ($3, $4, 'x') ON CONFLICT (a) DO UPDATE SET b = excluded.b",
+                "DELETE FROM t WHERE id IN ($1, $2)",
+                ins,
+                upd,
+                del,
+            ]
+        );
+        let binds: Vec<Bind> = out.into_iter().flat_map(|(_, b)| b).collect();
+        assert_eq!(
+            binds,
+            [1, 2, 3, 4, 1, 2, 5, 6, 1, 2, 3, 3]
                 .into_iter()
                 .map(Bind::Int)
                 .collect::<Vec<_>>()
