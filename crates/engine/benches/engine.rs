@@ -13,7 +13,7 @@
 //!
 //! Run with `cargo bench -p tenure-engine --bench engine` (`BENCH_RUNS`, `BENCH_PARKED`,
 //! `BENCH_ITEMS`, `BENCH_CONCURRENCY` change the sizes; `BENCH_ONLY_EACH` runs only the
-//! large `for_each`). CPU and memory are the whole bench process's
+//! large `for_each`, `BENCH_ONLY_DAGS` only the 8-step rows). CPU and memory are the whole bench process's
 //! (`/proc/self/stat`, `VmHWM` reset through `/proc/self/clear_refs`), which includes the
 //! HTTP server, as it does for the baseline.
 
@@ -434,6 +434,9 @@ async fn suite(url: &str, label: &str, http: &str, pg: bool) {
         }
     }
     println!("  (steps/s: step transitions, i.e. ready + started + succeeded journal events, per second)");
+    if std::env::var_os("BENCH_ONLY_DAGS").is_some() {
+        return;
+    }
     for wait in [false, true] {
         each_run(&store, &registry, env("BENCH_ITEMS", 3000), wait).await;
     }

@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync + 'static {
     fn lock_key(&self) -> Option<&'static str>;
     /// A statement run in a transaction that created work, telling other processes.
     fn wake_others(&self) -> Option<&'static str>;
+    /// An expression: the outputs of the run whose id is `run` (a column of the outer query)
+    /// as one JSON array text of `[step, item, output]`, by step and item (`[]` for none).
+    fn outputs_array(&self, run: &str) -> String;
     /// Starts telling this process when another process created work, if the database can.
     fn listen(&self, url: &str, wake: watch::Sender<u64>);
 }
@@ -166,6 +169,10 @@ impl Backend for Sqlite {
         true
     }
 
+    fn outputs_array(&self, run: &str) -> String {
+        format!("(SELECT json_group_array(json_array(step, item, json(output))) FROM (SELECT step, item, output FROM outputs WHERE run_id = {run} ORDER BY step, item))")
+    }
+
     fn isolate_ops(&self) -> bool {
         // One writer at a time (BEGIN IMMEDIATE): no deadlocks; a failed write fails the batch.
         false
@@ -235,6 +242,10 @@ impl Backend for Postgres {
 
     fn multi_statement(&self) -> bool {
         false
+    }
+
+    fn outputs_array(&self, run: &str) -> String {
+        format!("COALESCE((SELECT json_agg(json_build_array(step, item, output::json) ORDER BY step, item) FROM outputs WHERE run_id = {run})::text, '[]')")
     }
 
     fn lock_key(&self) -> Option<&'static str> {

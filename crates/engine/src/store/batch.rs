@@ -298,7 +298,7 @@ impl Batch {
         for (id, s) in changed {
             s.dirty = false;
             let (last_seq, last_hash) = s.head.clone().unwrap_or_default();
-            self.writes.push("UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6",
+            self.writes.push_for(id, "UPDATE runs SET machine = $1, status = $2, updated_at = $3, last_seq = $4, last_hash = $5 WHERE id = $6",
                 vec![serde_json::to_string(&s.machine).map_err(|e| Error::Corrupt(e.to_string()))?.into(),
                     status_str(s.machine.status()).into(), s.updated_at.into(), (last_seq as i64).into(), last_hash.into(), id.into()]);
         }

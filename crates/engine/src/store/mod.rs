@@ -640,11 +640,10 @@ impl Store {
             Err(text) => serde_json::from_str(&text).map_err(corrupt)?,
         };
         let mut opened = Vec::new();
-        let mut outputs = Vec::with_capacity(raw.outputs.len());
-        for (step, item, text) in raw.outputs {
-            let mut value: Value = serde_json::from_str(&text).map_err(corrupt)?;
-            self.open_nested(&mut value, &mut opened)?;
-            outputs.push((step, item as u32, value));
+        let mut outputs: Vec<(String, u32, Value)> =
+            serde_json::from_str(&raw.outputs).map_err(corrupt)?;
+        for (_, _, value) in &mut outputs {
+            self.open_nested(value, &mut opened)?;
         }
         let record = RunRecord {
             plan: self.plan(&raw.plan_hash, &raw.id).await?,

@@ -69,7 +69,7 @@ pub(crate) async fn create_run(
     };
     let machine: RunMachine =
         serde_json::from_str(&new.machine).map_err(|e| Error::Corrupt(e.to_string()))?;
-    batch.writes.push("INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item, person, tenant, ticket, trigger_source, trigger_by, search) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    batch.writes.push_for(&new.id, "INSERT INTO runs (id, runbook, version, plan_hash, plan, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item, person, tenant, ticket, trigger_source, trigger_by, search) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, 0, '', $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(), (&new.plan_json).into(),
             (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into(),
             parent_run.into(), parent_step.into(), parent_item.into(), new.labels.person.clone().into(), new.labels.tenant.clone().into(),
@@ -154,7 +154,8 @@ pub(crate) async fn claim(
         // that made it: a stale worker, even one with the same name, never matches a newer
         // claim.
         let lease = format!("{owner}#{:016x}", rand::random::<u64>());
-        batch.writes.push(
+        batch.writes.push_for(
+            &run_id,
             "UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3",
             vec![(&lease).into(), (now + lease_ms).into(), id.into()],
         );
@@ -190,8 +191,8 @@ pub(crate) struct RawRun {
     pub created_at: i64,
     pub updated_at: i64,
     pub parent: (Option<String>, Option<String>, Option<i64>),
-    /// (step, item, stored output).
-    pub outputs: Vec<(String, i64, String)>,
+    /// Its stored outputs as one JSON array of `[step, item, output]`, by step and item.
+    pub outputs: String,
 }
 
 /// Reads, in the claim's transaction and in one query each, the runs of `claimed` and their
@@ -211,14 +212,19 @@ pub(crate) async fn claimed_runs(
     // Every write so far is sent first, so what is read is what the claim commits.
     batch.flush(conn, backend).await?;
     let mut runs: Vec<RawRun> = Vec::with_capacity(ids.len());
+    // The machine is read only where the batch does not hold it (it always does on SQLite),
+    // and each run's outputs come in its own row as one JSON array, so a claim is one query
+    // and one row per run however many outputs the runs have.
+    let held = ids.iter().all(|id| batch.machine(id).is_some());
+    let machine = if held { "NULL" } else { "machine" };
+    let outputs = backend.outputs_array("runs.id");
     for chunk in ids.chunks(super::batch::CHUNK) {
         let params = super::batch::params(chunk.len());
-        let sql = format!("SELECT id, plan_hash, context, machine, status, created_at, updated_at, parent_run, parent_step, parent_item FROM runs WHERE id IN ({params}) ORDER BY id");
+        let sql = format!("SELECT id, plan_hash, context, {machine} AS machine, status, created_at, updated_at, parent_run, parent_step, parent_item, {outputs} AS outputs FROM runs WHERE id IN ({params}) ORDER BY id");
         let mut query = sqlx::query(&sql).persistent(false);
         for id in chunk {
             query = query.bind(*id);
         }
-        let first = runs.len();
         for row in query.fetch_all(&mut *conn).await? {
             let id: String = row.try_get("id")?;
             let machine = match batch.machine(&id) {
@@ -237,26 +243,9 @@ pub(crate) async fn claimed_runs(
                     row.try_get("parent_step")?,
                     row.try_get("parent_item")?,
                 ),
-                outputs: Vec::new(),
+                outputs: row.try_get("outputs")?,
                 id,
             });
-        }
-        runs[first..].sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let sql = format!("SELECT run_id, step, item, output FROM outputs WHERE run_id IN ({params}) ORDER BY run_id, step, item");
-        let mut query = sqlx::query(&sql).persistent(false);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        let got = &mut runs[first..];
-        for row in query.fetch_all(&mut *conn).await? {
-            let run_id: String = row.try_get("run_id")?;
-            if let Ok(i) = got.binary_search_by(|r| r.id.as_str().cmp(run_id.as_str())) {
-                got[i].outputs.push((
-                    row.try_get("step")?,
-                    row.try_get("item")?,
-                    row.try_get("output")?,
-                ));
-            }
         }
     }
     Ok(runs)
@@ -506,7 +495,8 @@ async fn transition_with(
     if let Some(fence) = fence {
         // The report consumes the task it reports on; what the machine enqueues again is a
         // new row.
-        batch.writes.push(
+        batch.writes.push_for(
+            run_id,
             "DELETE FROM tasks WHERE id = $1",
             vec![fence.task_id.into()],
         );
@@ -525,9 +515,11 @@ async fn transition_with(
         }
     }
     if finished {
-        batch
-            .writes
-            .push("DELETE FROM tasks WHERE run_id = $1", vec![run_id.into()]);
+        batch.writes.push_for(
+            run_id,
+            "DELETE FROM tasks WHERE run_id = $1",
+            vec![run_id.into()],
+        );
         batch.tasks_released(run_id, None);
     }
     let lines = chain(key, run_id, &mut head, journal_lines);
@@ -601,35 +593,35 @@ fn carry_out(batch: &mut Batch, run_id: &str, action: &Action, now: i64) {
     let writes = &mut batch.writes;
     match action {
         Action::Prepare { step } => {
-            writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING",
+            writes.push_for(run_id, "INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, 0, 'prepare', $3) ON CONFLICT (run_id, step, item, kind) DO NOTHING",
                 vec![run_id.into(), step.into(), now.into()]);
         }
         Action::Enqueue { step, item } => {
             // An existing row keeps its lease: a re-enqueue (retry due, lease expired) happens
             // in the same transaction as the claimer's next attempt.
-            writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at",
+            writes.push_for(run_id, "INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at",
                 vec![run_id.into(), step.into(), i64::from(*item).into(), now.into()]);
         }
         Action::EnqueueAt {
             step, item, at_ms, ..
         } => {
-            writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+            writes.push_for(run_id, "INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'attempt', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
                 vec![run_id.into(), step.into(), i64::from(*item).into(), at(*at_ms).into()]);
         }
         Action::SetTimer { step, item, at_ms } => {
-            writes.push("INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'timer', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+            writes.push_for(run_id, "INSERT INTO tasks (run_id, step, item, kind, due_at) VALUES ($1, $2, $3, 'timer', $4) ON CONFLICT (run_id, step, item, kind) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
                 vec![run_id.into(), step.into(), i64::from(*item).into(), at(*at_ms).into()]);
         }
         Action::CancelTimer { step, item } => {
-            writes.push("DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'timer'",
+            writes.push_for(run_id, "DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'timer'",
                 vec![run_id.into(), step.into(), i64::from(*item).into()]);
         }
         Action::Dequeue { step, item } => {
-            writes.push("DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'attempt'",
+            writes.push_for(run_id, "DELETE FROM tasks WHERE run_id = $1 AND step = $2 AND item = $3 AND kind = 'attempt'",
                 vec![run_id.into(), step.into(), i64::from(*item).into()]);
         }
         Action::StoreOutput { step, item, output } => {
-            writes.push("INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output",
+            writes.push_for(run_id, "INSERT INTO outputs (run_id, step, item, output) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, step, item) DO UPDATE SET output = excluded.output",
                 vec![run_id.into(), step.into(), i64::from(*item).into(), output.to_string().into()]);
         }
         Action::ApprovalResolved { .. }

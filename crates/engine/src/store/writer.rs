@@ -19,6 +19,8 @@ use crate::machine::{Action, Event};
 
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 256;
+/// How long the writer keeps its connection with nothing to write.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often an operation that hit a deadlock or serialization failure is tried again.
 const MAX_TRIES: u32 = 5;
 
@@ -154,7 +156,27 @@ async fn run(
     key: ChainKey,
     changed: broadcast::Sender<String>,
 ) {
-    while let Some(first) = jobs.recv().await {
+    // The writer keeps its connection while there is work: the pool hands its idle
+    // connections out in turn, and on SQLite a connection other than the last writer's finds
+    // the database changed and reads every page it needs again (its page cache is dropped).
+    let mut held: Option<PoolConnection<Any>> = None;
+    loop {
+        let first = if held.is_some() {
+            match tokio::time::timeout(IDLE, jobs.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    // Idle: the connection goes back to the pool.
+                    held = None;
+                    continue;
+                }
+            }
+        } else {
+            match jobs.recv().await {
+                Some(job) => job,
+                None => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -166,7 +188,11 @@ async fn run(
         let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
         let mut tries = 0;
         let outcome = loop {
-            let outcome = match pool.acquire().await {
+            let conn = match held.take() {
+                Some(conn) => Ok(conn),
+                None => pool.acquire().await,
+            };
+            let outcome = match conn {
                 Ok(mut conn) => {
                     let outcome = commit(&mut conn, backend.as_ref(), &key, &ops).await;
                     if outcome.is_err() {
@@ -174,6 +200,8 @@ async fn run(
                         // so it is closed rather than reused.
                         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                         conn.close_on_drop();
+                    } else {
+                        held = Some(conn);
                     }
                     outcome
                 }
