@@ -9,6 +9,10 @@
 //! link is recorded when applied, then it is treated as confirmed), more are `ambiguous`;
 //! none is `absent`. Two people finding the same account are both ambiguous.
 //!
+//! A *held* person ([`Person::held`]: the source lists their key but the record could not be
+//! mapped) keeps their linked account claimed, so it is never `source_missing`, and gets no
+//! action: the item is reported and blocked with the reason.
+//!
 //! Phase 2 walks the accounts nobody claimed, by sign-in name: a linked account whose person
 //! left the source is `source_missing`; guests are skipped; the rest are `unmatched`.
 //!
@@ -261,6 +265,8 @@ pub fn reconcile_with<L: Link>(
                 },
                 None => Matched::Pending,
             },
+            // A held person is not acted on: never correlated, never linked.
+            None if p.held.is_some() => Matched::Absent,
             None => correlate(p, &index),
         })
         .collect();
@@ -370,7 +376,10 @@ pub fn reconcile_with<L: Link>(
                 blocked: None,
             },
         };
-        items.push(item);
+        items.push(match &p.held {
+            Some(why) => hold(item, why),
+            None => item,
+        });
     }
 
     // Phase 2: the accounts nobody claimed, by sign-in name.
@@ -478,6 +487,18 @@ pub fn assess_guard(
         });
     }
     None
+}
+
+/// A held person's item (the source lists them, but their record could not be mapped):
+/// reported and blocked, whatever the situation would have had done.
+fn hold(mut item: Item, why: &str) -> Item {
+    item.action = Action::Report;
+    item.link = false;
+    item.changes.clear();
+    item.blocked = Some(format!(
+        "held: the source's record could not be read ({why}); nothing is done until it is fixed"
+    ));
+    item
 }
 
 /// What phase 1 found for one person.

@@ -2,6 +2,7 @@
 //! source readers (CSV, JSON, HTTP against a local server), the mapping and the configuration.
 
 mod config;
+mod hostile;
 mod mapping;
 mod plans;
 mod properties;

@@ -26,6 +26,7 @@ fn person(i: u8, active: bool, eid: Option<u8>, upn: Option<u8>) -> Person {
         attributes,
         extra: BTreeMap::new(),
         origin: format!("p.csv:{i}"),
+        held: None,
     }
 }
 
@@ -161,6 +162,7 @@ fn ten_thousand_people_plan_quickly() {
                 attributes,
                 extra: BTreeMap::new(),
                 origin: format!("p.csv:{}", i + 2),
+                held: None,
             }
         })
         .collect();

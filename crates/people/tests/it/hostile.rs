@@ -1,0 +1,88 @@
+//! Hostile source data: rows an HR export gets wrong must never make a sync act on a person
+//! it cannot read, above all never deactivate them as if they had left.
+
+use std::collections::BTreeMap;
+
+use tenure_people::mapping::Mapping;
+use tenure_people::plan::{reconcile, LinkRef};
+use tenure_people::policy::Policy;
+use tenure_people::source::parse_csv;
+use tenure_people::{Account, Action, Situation};
+
+fn mapping() -> Mapping {
+    let map: BTreeMap<String, String> = [
+        ("key", "{{id}}"),
+        ("active", "{{status}}"),
+        ("jobTitle", "{{title}}"),
+        ("manager", "{{boss}}"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Mapping::new(&map).unwrap()
+}
+
+fn account(id: &str, upn: &str) -> Account {
+    Account {
+        id: id.into(),
+        user_principal_name: upn.into(),
+        enabled: true,
+        attributes: [("jobTitle".to_string(), "Clerk".to_string())].into(),
+        ..Account::default()
+    }
+}
+
+fn link(key: &str, id: &str) -> LinkRef {
+    LinkRef {
+        person_key: key.into(),
+        account_id: Some(id.into()),
+        user_principal_name: None,
+    }
+}
+
+/// Twenty linked people; rows 2..=5 are unreadable in four ways. None of them is deactivated,
+/// updated or reported as having left; the readable ones plan as usual.
+#[test]
+fn unreadable_rows_hold_their_people_and_never_deactivate_them() {
+    let mut csv = String::from("id,status,title,boss\n");
+    let mut accounts = Vec::new();
+    let mut links = Vec::new();
+    for i in 0..20 {
+        let row = match i {
+            2 => format!("E{i},On leave,Clerk,\n"),
+            3 => format!("E{i},active,Cl\u{7}erk,\n"),
+            4 => format!("E{i},active,Clerk,\nE{i},active,Boss,\n"),
+            5 => format!("E{i},active,Clerk,Jane Smith\n"),
+            _ => format!("E{i},active,Clerk,\n"),
+        };
+        csv.push_str(&row);
+        accounts.push(account(&format!("a{i}"), &format!("u{i}@x.example")));
+        links.push(link(&format!("E{i}"), &format!("a{i}")));
+    }
+    let records = parse_csv("hr.csv", csv.as_bytes(), b',').unwrap();
+    let mapped = mapping().map_records(&records).unwrap();
+    assert_eq!(mapped.people.len(), 20, "{:?}", mapped.warnings);
+    let policy = Policy {
+        max_deactivate_percent: 100,
+        ..Policy::default()
+    };
+    let plan = reconcile("hr", "t", &mapped.people, &accounts, &links, &policy);
+    assert!(plan.guard.is_none(), "{:?}", plan.guard);
+    for item in &plan.items {
+        let key = item.person.as_ref().map(|p| p.key.as_str());
+        assert_ne!(item.situation, Situation::SourceMissing, "{item:?}");
+        assert_ne!(item.action, Action::Deactivate, "{item:?}");
+        if matches!(key, Some("E2" | "E3" | "E4" | "E5")) {
+            assert_eq!(item.action, Action::Report, "{item:?}");
+            let why = item.blocked.as_deref().unwrap_or_default();
+            assert!(why.starts_with("held: "), "{why}");
+        } else {
+            assert_eq!(item.action, Action::None, "{item:?}");
+        }
+    }
+    assert_eq!(plan.items.len(), 20);
+    assert!(mapped
+        .warnings
+        .iter()
+        .any(|w| w.contains("hr.csv:6") && w.contains("hr.csv:7")));
+}
