@@ -162,6 +162,15 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
             ));
         }
     }
+    if let Some(line) = unclosed_quote(bytes, delimiter) {
+        // The csv crate reads an unclosed quote as one field running to the end of the file,
+        // silently swallowing every row after it.
+        return Err(error(
+            format!("{name}:{line}"),
+            "a quoted field opens here and is never closed (an unbalanced `\"`); \
+             the rows after it would be lost",
+        ));
+    }
     let mut out = Vec::new();
     // Line numbers from byte offsets: the csv crate counts a CRLF record's line one short and
     // places a record after blank lines at the first blank one.
@@ -176,10 +185,7 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
             start += 1;
         }
         if start >= seen_byte {
-            seen_line += bytes[seen_byte..start]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
+            seen_line += line_ends(&bytes[seen_byte..start]);
             seen_byte = start;
         }
         let line = seen_line;
@@ -204,6 +210,50 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
         out.push(Record { fields, origin });
     }
     Ok(out)
+}
+
+/// How many lines end in `bytes`: `\n`, `\r\n`, or a lone `\r` (old Mac exports).
+fn line_ends(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\n' || (**b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count() as u64
+}
+
+/// The line of a quoted field that is never closed, if one is, read the way the csv crate
+/// reads quotes: a `"` opens a quoted field only at the start of a field, `""` inside one
+/// is a literal quote, and a `"` elsewhere is a plain character.
+fn unclosed_quote(bytes: &[u8], delimiter: u8) -> Option<u64> {
+    let (mut field_start, mut quoted, mut opened) = (true, false, 0u64);
+    let mut line = 1u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let ends_line = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+        if ends_line {
+            line += 1;
+        }
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == delimiter || b == b'\n' || b == b'\r' {
+            field_start = true;
+        } else {
+            if field_start && b == b'"' {
+                quoted = true;
+                opened = line;
+            }
+            field_start = false;
+        }
+        i += 1;
+    }
+    quoted.then_some(opened)
 }
 
 /// How an origin names the record list a pointer selects: `records` for the whole document,

@@ -86,3 +86,31 @@ fn unreadable_rows_hold_their_people_and_never_deactivate_them() {
         .iter()
         .any(|w| w.contains("hr.csv:6") && w.contains("hr.csv:7")));
 }
+
+/// An unbalanced quote made the csv crate read the rest of the file as one field: every row
+/// after it vanished (and their people would have read as leavers). It is an error now,
+/// naming the line the quote opens on; quoted separators, quoted newlines and `""` still read.
+#[test]
+fn csv_unbalanced_quote_is_an_error_not_lost_rows() {
+    let e = parse_csv("hr.csv", b"id,name\nE1,\"Ada\nE2,Bob\nE3,Cy\n", b',').unwrap_err();
+    assert_eq!(e.place, "hr.csv:2");
+    assert!(e.message.contains("never closed"), "{e}");
+    let ok = parse_csv(
+        "hr.csv",
+        b"id,name\nE1,\"Ada, \"\"the\"\"\nCountess\"\nE2,O\"Brien\n",
+        b',',
+    )
+    .unwrap();
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[0].fields["name"], "Ada, \"the\"\nCountess");
+    assert_eq!(ok[1].fields["name"], "O\"Brien");
+    assert_eq!(ok[1].origin, "hr.csv:4");
+}
+
+/// Old Mac exports end lines with a lone `\r`: every record was placed on line 1.
+#[test]
+fn csv_cr_only_line_ends_number_the_lines() {
+    let r = parse_csv("hr.csv", b"id,name\rE1,Ada\rE2,Bob\r", b',').unwrap();
+    let origins: Vec<&str> = r.iter().map(|r| r.origin.as_str()).collect();
+    assert_eq!(origins, ["hr.csv:2", "hr.csv:3"]);
+}
