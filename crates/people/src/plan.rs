@@ -195,6 +195,14 @@ pub fn changes(person: &Person, account: &Account, policy: &Policy) -> Vec<Chang
             .filter(|s| !s.is_empty());
         let have = account_value(account, attr);
         let differs = match (want, have) {
+            // The manager named by email rather than sign-in name is the same manager.
+            (Some(w), Some(_))
+                if attr == "manager"
+                    && account_value(account, crate::tenant::MANAGER_MAIL)
+                        .is_some_and(|m| same(attr, w, m)) =>
+            {
+                false
+            }
             (Some(w), Some(h)) => !same(attr, w, h),
             (None, None) => false,
             _ => true,

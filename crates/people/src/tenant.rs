@@ -61,6 +61,10 @@ const ATTRIBUTES: &[&str] = &[
     "userType",
 ];
 
+/// The attribute holding the manager's email address (`mail`) beside `manager` (their
+/// sign-in name), so a source naming managers by email compares equal.
+pub const MANAGER_MAIL: &str = "managerMail";
+
 /// The largest page a read asks Graph for.
 pub const PAGE_SIZE: usize = 999;
 
@@ -254,13 +258,24 @@ impl State {
             .iter()
             .map(|(id, a)| (id.clone(), a.user_principal_name.clone()))
             .collect();
+        let mails: HashMap<String, String> = self
+            .users
+            .iter()
+            .filter_map(|(id, a)| Some((id.clone(), a.attributes.get("mail")?.clone())))
+            .collect();
         let mut accounts: Vec<Account> = self.users.into_values().collect();
         for a in &mut accounts {
             a.admin = admins.contains(&a.id);
             a.protected = protected.contains(&a.id);
-            match self.managers.get(&a.id).and_then(|m| upns.get(m)) {
+            let manager = self.managers.get(&a.id);
+            match manager.and_then(|m| upns.get(m)) {
                 Some(upn) => a.attributes.insert("manager".into(), upn.clone()),
                 None => a.attributes.remove("manager"),
+            };
+            // A source names a manager by sign-in name or email: both are kept to compare.
+            match manager.and_then(|m| mails.get(m)) {
+                Some(mail) => a.attributes.insert(MANAGER_MAIL.into(), mail.clone()),
+                None => a.attributes.remove(MANAGER_MAIL),
             };
         }
         accounts.sort_by(|a, b| {
@@ -564,6 +579,7 @@ mod tests {
         assert!(!a.attributes.contains_key("jobTitle"));
         assert!(!b.enabled && b.hybrid);
         assert_eq!(b.attributes["manager"], "a@x.example");
+        assert!(!b.attributes.contains_key(MANAGER_MAIL), "a has no mail");
 
         // A rename of the manager reaches b; removing a drops it and b's manager.
         let mut state = State::from(snap);

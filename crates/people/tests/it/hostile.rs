@@ -114,3 +114,73 @@ fn csv_cr_only_line_ends_number_the_lines() {
     let origins: Vec<&str> = r.iter().map(|r| r.origin.as_str()).collect();
     assert_eq!(origins, ["hr.csv:2", "hr.csv:3"]);
 }
+
+/// A token with a line break (a header injection attempt, or a pasted secret) fails the read
+/// with a message that does not show it, and neither does the source's Debug form.
+#[tokio::test]
+async fn http_token_with_crlf_never_shows() {
+    use std::time::Duration;
+    use tenure_people::source::{read_http, HttpSource};
+    let token = "s3cret\r\nX-Injected: yes";
+    let src = HttpSource {
+        url: "http://127.0.0.1:9/people?key=k".into(),
+        token: Some(token.into()),
+        records: String::new(),
+        next: None,
+        max_bytes: 1024,
+        timeout: Duration::from_secs(2),
+    };
+    let e = read_http(&src).await.unwrap_err();
+    let shown = format!("{e} {e:?} {src:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("key=k"),
+        "{shown}"
+    );
+}
+
+/// A source naming managers by email (the documented form) against a tenant whose manager
+/// signs in with another name: the same manager, so no update is planned again and again.
+#[test]
+fn a_manager_named_by_email_is_not_a_change() {
+    let mut a = account("a1", "ada@contoso.onmicrosoft.com");
+    a.attributes
+        .insert("manager".into(), "grace@contoso.onmicrosoft.com".into());
+    a.attributes
+        .insert("managerMail".into(), "Grace.Hopper@contoso.com".into());
+    let person = tenure_people::Person {
+        key: "E1".into(),
+        active: true,
+        attributes: [
+            ("jobTitle".to_string(), "Clerk".to_string()),
+            (
+                "manager".to_string(),
+                "grace.hopper@contoso.com".to_string(),
+            ),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let plan = reconcile(
+        "hr",
+        "t",
+        &[person.clone()],
+        &[a.clone()],
+        &[link("E1", "a1")],
+        &Policy::default(),
+    );
+    assert_eq!(plan.items[0].action, Action::None, "{:?}", plan.items[0]);
+    // Another manager still is a change.
+    let mut other = person;
+    other
+        .attributes
+        .insert("manager".into(), "someone@contoso.com".into());
+    let plan = reconcile(
+        "hr",
+        "t",
+        &[other],
+        &[a],
+        &[link("E1", "a1")],
+        &Policy::default(),
+    );
+    assert_eq!(plan.items[0].action, Action::Update);
+}
