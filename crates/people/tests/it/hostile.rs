@@ -184,3 +184,33 @@ fn a_manager_named_by_email_is_not_a_change() {
     );
     assert_eq!(plan.items[0].action, Action::Update);
 }
+
+/// Tenant values are not checked like source values: an escape sequence in an account's job
+/// title or a line break in its sign-in name must not reach the operator's terminal raw.
+#[test]
+fn the_table_shows_control_characters_escaped() {
+    let mut a = account("a1", "ada@x.example\n(fake line)");
+    a.attributes
+        .insert("jobTitle".into(), "\u{1b}[2J\u{1b}]0;owned\u{7}".into());
+    let person = tenure_people::Person {
+        key: "E1".into(),
+        active: true,
+        attributes: [("jobTitle".to_string(), "Clerk".to_string())].into(),
+        ..Default::default()
+    };
+    let plan = reconcile(
+        "hr",
+        "t",
+        &[person],
+        &[a],
+        &[link("E1", "a1")],
+        &Policy::default(),
+    );
+    let table = tenure_people::render::table(&plan);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table}"
+    );
+    assert!(table.contains("\\u{1b}[2J"), "{table}");
+    assert!(!table.contains("\n(fake line)"), "{table}");
+}
