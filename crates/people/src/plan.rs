@@ -7,7 +7,10 @@
 //! (guests excluded) by the policy's `correlate` attributes, in order, case-insensitively:
 //! the first attribute giving at least one candidate decides, one candidate is `found` (a
 //! link is recorded when applied, then it is treated as confirmed), more are `ambiguous`;
-//! none is `absent`. Two people finding the same account are both ambiguous.
+//! none is `absent`. Two people finding the same account are both ambiguous; a person
+//! whose candidates include accounts others found is correlated again without them, so a
+//! plan carried out (its links recorded) plans nothing more. A create whose wanted sign-in
+//! name an account already has is blocked (`taken: ...`).
 //!
 //! A *held* person ([`Person::held`]: the source lists their key but the record could not be
 //! mapped) keeps their linked account claimed, so it is never `source_missing`, and gets no
@@ -275,30 +278,58 @@ pub fn reconcile_with<L: Link>(
             },
             // A held person is not acted on: never correlated, never linked.
             None if p.held.is_some() => Matched::Absent,
-            None => correlate(p, &index),
+            None => correlate(p, &index, &HashSet::new()),
         })
         .collect();
-    // Two people finding one account: neither is linked.
-    let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
-    for (i, m) in matched.iter().enumerate() {
-        if let Matched::Found(a) = m {
-            finders
-                .entry(a.id.as_str())
-                .or_insert((a, Vec::new()))
-                .1
-                .push(i);
+    // Two people finding one account: neither is linked. An ambiguous person whose
+    // candidates but one are found by others has found that one (else the next sync, with
+    // those links recorded, would find it: a plan carried out must plan nothing more).
+    // Such a person is correlated again without the accounts others found, the next
+    // attribute deciding when none is left. Repeated until nothing changes (bounded).
+    let mut rounds = 0;
+    loop {
+        let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
+        for (i, m) in matched.iter().enumerate() {
+            if let Matched::Found(a) = m {
+                finders
+                    .entry(a.id.as_str())
+                    .or_insert((a, Vec::new()))
+                    .1
+                    .push(i);
+            }
         }
-    }
-    for (a, who) in finders.into_values().filter(|(_, w)| w.len() > 1) {
-        let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
-        warnings.push(format!(
-            "{} matches {} people ({}): none is linked to it",
-            a.user_principal_name,
-            who.len(),
-            keys.join(", ")
-        ));
-        for i in who {
-            matched[i] = Matched::Ambiguous(vec![a]);
+        let mut changed = false;
+        for (a, who) in finders.values().filter(|(_, w)| w.len() > 1) {
+            let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
+            warnings.push(format!(
+                "{} matches {} people ({}): none is linked to it",
+                a.user_principal_name,
+                who.len(),
+                keys.join(", ")
+            ));
+            for &i in who {
+                matched[i] = Matched::Ambiguous(vec![a]);
+            }
+            changed = true;
+        }
+        let taken: HashSet<&str> = finders
+            .iter()
+            .filter(|(_, (_, w))| w.len() == 1)
+            .map(|(id, _)| *id)
+            .collect();
+        for (p, m) in people.iter().zip(matched.iter_mut()) {
+            let Matched::Ambiguous(list) = m else {
+                continue;
+            };
+            if list.len() < 2 || !list.iter().any(|a| taken.contains(a.id.as_str())) {
+                continue;
+            }
+            *m = correlate(p, &index, &taken);
+            changed = true;
+        }
+        rounds += 1;
+        if !changed || rounds > people.len() {
+            break;
         }
     }
 
@@ -440,10 +471,25 @@ pub fn reconcile_with<L: Link>(
         }
     }
 
-    // Switched-off creates (the per-account blocks were set above).
+    // Switched-off creates (the per-account blocks were set above), and creates whose
+    // sign-in name an account already has (the create would fail; that account is another
+    // person's, or the person matched more than one account).
+    let by_upn: HashMap<String, &Account> = accounts
+        .iter()
+        .map(|a| (a.user_principal_name.to_lowercase(), a))
+        .collect();
     for item in items.iter_mut() {
         if item.situation == Situation::Absent && item.blocked.is_none() {
-            item.blocked = block(item.action, None, policy);
+            item.blocked = block(item.action, None, policy).or_else(|| {
+                let upn = item.person.as_ref()?.attributes.get("userPrincipalName")?;
+                let taken = by_upn.get(&upn.to_lowercase())?;
+                (item.action == Action::Create).then(|| {
+                    format!(
+                        "taken: the sign-in name {upn} is account {} ({}), not this person's",
+                        taken.user_principal_name, taken.id
+                    )
+                })
+            });
         }
     }
 
@@ -563,16 +609,25 @@ pub fn block(action: Action, account: Option<&Account>, policy: &Policy) -> Opti
     None
 }
 
-/// A person without a link against the unclaimed accounts.
-fn correlate<'a>(p: &Person, index: &[CorrelationIndex<'a>]) -> Matched<'a> {
+/// A person without a link against the unclaimed accounts but those in `taken` (found by
+/// other people of this plan).
+fn correlate<'a>(p: &Person, index: &[CorrelationIndex<'a>], taken: &HashSet<&str>) -> Matched<'a> {
     for (attr, by_value) in index {
         let Some(want) = p.attributes.get(*attr).filter(|v| !v.is_empty()) else {
             continue;
         };
-        match by_value.get(&want.to_lowercase()).map(Vec::as_slice) {
-            None | Some([]) => continue,
-            Some([one]) => return Matched::Found(one),
-            Some(many) => return Matched::Ambiguous(many.to_vec()),
+        let Some(all) = by_value.get(&want.to_lowercase()) else {
+            continue;
+        };
+        let free: Vec<&Account> = all
+            .iter()
+            .filter(|a| !taken.contains(a.id.as_str()))
+            .copied()
+            .collect();
+        match free[..] {
+            [] => continue,
+            [one] => return Matched::Found(one),
+            _ => return Matched::Ambiguous(free),
         }
     }
     Matched::Absent

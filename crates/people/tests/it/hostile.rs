@@ -214,3 +214,37 @@ fn the_table_shows_control_characters_escaped() {
     assert!(table.contains("\\u{1b}[2J"), "{table}");
     assert!(!table.contains("\n(fake line)"), "{table}");
 }
+
+/// A new person whose wanted sign-in name is an account another person is linked to: the
+/// create would fail (or worse, be retried each sync); it is blocked with why.
+#[test]
+fn a_create_with_a_taken_sign_in_name_is_blocked() {
+    let taken = account("a1", "Ada@x.example");
+    let newcomer = tenure_people::Person {
+        key: "E2".into(),
+        active: true,
+        attributes: [("userPrincipalName".to_string(), "ada@x.example".to_string())].into(),
+        ..Default::default()
+    };
+    let holder = tenure_people::Person {
+        key: "E1".into(),
+        active: true,
+        attributes: [("jobTitle".to_string(), "Clerk".to_string())].into(),
+        ..Default::default()
+    };
+    let plan = reconcile(
+        "hr",
+        "t",
+        &[holder, newcomer],
+        &[taken],
+        &[link("E1", "a1")],
+        &Policy::default(),
+    );
+    let item = &plan.items[1];
+    assert_eq!(item.action, Action::Create);
+    let why = item.blocked.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("taken: the sign-in name ada@x.example is account Ada@x.example (a1)"),
+        "{why}"
+    );
+}
