@@ -133,6 +133,31 @@ fn is_address(v: &str) -> bool {
     }
 }
 
+/// How many field names a configuration error lists (a source may have a million columns).
+const KNOWN_SHOWN: usize = 50;
+
+/// Whether `c` is invisible formatting a copy from a web page or a spreadsheet leaves in a
+/// value: zero-width spaces and joiners, the word joiner, a byte-order mark, bidirectional
+/// marks and embeddings. `E1001` and `E1001` with a zero-width space look the same to
+/// everyone, so they must be the same key.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// `s` without [`is_invisible`] characters.
+pub fn invisible_out(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(is_invisible) {
+        s.chars()
+            .filter(|c| !is_invisible(*c))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// Words that mean active / inactive in `active` (compared case-insensitively).
 pub const ACTIVE_WORDS: &[&str] = &["true", "yes", "y", "1", "active", "current", "employed"];
 /// See [`ACTIVE_WORDS`].
@@ -214,7 +239,17 @@ impl Mapping {
                     return Err(MappingError::UnknownField {
                         target: target.clone(),
                         field: field.clone(),
-                        known: known.into_iter().collect::<Vec<_>>().join(", "),
+                        known: {
+                            let n = known.len();
+                            let mut shown: Vec<&str> =
+                                known.into_iter().take(KNOWN_SHOWN).collect();
+                            let more = n.saturating_sub(KNOWN_SHOWN);
+                            let more = format!("and {more} more");
+                            if n > KNOWN_SHOWN {
+                                shown.push(&more);
+                            }
+                            shown.join(", ")
+                        },
                     });
                 }
             }
@@ -282,6 +317,7 @@ impl Mapping {
                 .or_insert_with(|| Value::String(String::new()));
         }
         let raw = renderer.render_text(template, &Value::Object(ctx)).ok()?;
+        let raw = invisible_out(&raw);
         let key = raw.trim();
         (!key.is_empty() && !key.chars().any(char::is_control)).then(|| key.to_string())
     }
@@ -303,6 +339,7 @@ impl Mapping {
             let raw = renderer
                 .render_text(template, &ctx)
                 .map_err(|e| format!("{name}: {}", e.message))?;
+            let raw = invisible_out(&raw);
             let value = raw.trim();
             if let Some(c) = value.chars().find(|c| c.is_control()) {
                 return Err(format!(

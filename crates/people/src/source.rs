@@ -151,7 +151,7 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
         .headers()
         .map_err(csv_err)?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| crate::mapping::invisible_out(h).trim().to_string())
         .collect();
     let mut seen = HashSet::new();
     for h in headers.iter().filter(|h| !h.is_empty()) {

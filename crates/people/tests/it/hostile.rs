@@ -248,3 +248,40 @@ fn a_create_with_a_taken_sign_in_name_is_blocked() {
         "{why}"
     );
 }
+
+/// Invisible characters (a zero-width space pasted into a key, a byte-order mark in a
+/// header from concatenated exports, bidi marks) are removed: a linked person whose key
+/// gained one is still that person, never a leaver plus a newcomer.
+#[test]
+fn invisible_characters_do_not_make_another_person() {
+    let csv = "\u{200B}id,status,title,\u{FEFF}boss\nE1\u{200B},active,\u{200E}Clerk,\nE\u{2060}2,active,Clerk,\n";
+    let records = parse_csv("hr.csv", csv.as_bytes(), b',').unwrap();
+    let mapped = mapping().map_records(&records).unwrap();
+    let keys: Vec<&str> = mapped.people.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["E1", "E2"], "{:?}", mapped.warnings);
+    let accounts = [account("a1", "u1@x.example"), account("a2", "u2@x.example")];
+    let plan = reconcile(
+        "hr",
+        "t",
+        &mapped.people,
+        &accounts,
+        &[link("E1", "a1"), link("E2", "a2")],
+        &Policy::default(),
+    );
+    assert!(
+        plan.items.iter().all(|i| i.action == Action::None),
+        "{plan:?}"
+    );
+}
+
+/// A source with 100,000 columns and a mapping naming a field it lacks: the error lists a
+/// few names, not all of them.
+#[test]
+fn a_million_columns_do_not_make_a_million_character_error() {
+    let header: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+    let row: Vec<&str> = (0..100_000).map(|_| "x").collect();
+    let csv = format!("{}\n{}\n", header.join(","), row.join(","));
+    let records = parse_csv("wide.csv", csv.as_bytes(), b',').unwrap();
+    let e = mapping().map_records(&records).unwrap_err().to_string();
+    assert!(e.len() < 2_000 && e.contains("more"), "{} chars", e.len());
+}
