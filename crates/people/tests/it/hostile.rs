@@ -163,7 +163,7 @@ fn a_manager_named_by_email_is_not_a_change() {
     let plan = reconcile(
         "hr",
         "t",
-        &[person.clone()],
+        std::slice::from_ref(&person),
         &[a.clone()],
         &[link("E1", "a1")],
         &Policy::default(),
