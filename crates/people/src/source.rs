@@ -418,6 +418,17 @@ pub async fn read_http(src: &HttpSource) -> Result<Vec<Record>, SourceError> {
         let next = url
             .join(&next)
             .map_err(|e| error(&base, format!("the next page's URL is unreadable: {e}")))?;
+        // Credentials in the next URL would be sent beside the token (two Authorization
+        // headers) and are the answer's choice, not the configuration's.
+        if (next.username(), next.password()) != (first.username(), first.password()) {
+            return Err(error(
+                base,
+                format!(
+                    "the next page's URL ({}) carries credentials of its own; not followed",
+                    display_url(next.as_str())
+                ),
+            ));
+        }
         if next.origin() != first.origin() {
             return Err(error(
                 base,

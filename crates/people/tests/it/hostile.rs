@@ -285,3 +285,36 @@ fn a_million_columns_do_not_make_a_million_character_error() {
     let e = mapping().map_records(&records).unwrap_err().to_string();
     assert!(e.len() < 2_000 && e.contains("more"), "{} chars", e.len());
 }
+
+/// A next page URL with user information of its own (`http://user:pw@same-host/...`) made
+/// the reader send `Authorization: Basic` beside the bearer token; it is refused, and the
+/// credentials are not shown.
+#[tokio::test]
+async fn http_next_with_credentials_is_refused() {
+    use axum::{routing::get, Json, Router};
+    use serde_json::json;
+    use std::time::Duration;
+    use tenure_people::source::{read_http, HttpSource};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/p",
+        get(move || async move {
+            Json(json!({"value": [{"id": "x"}], "next": format!("http://mallory:pw@{addr}/p?n=2")}))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let src = HttpSource {
+        url: format!("http://{addr}/p"),
+        token: Some("tok".into()),
+        records: "/value".into(),
+        next: Some("/next".into()),
+        max_bytes: 1 << 20,
+        timeout: Duration::from_secs(5),
+    };
+    let e = read_http(&src).await.unwrap_err().to_string();
+    assert!(
+        e.contains("carries credentials") && !e.contains("mallory") && !e.contains("pw@"),
+        "{e}"
+    );
+}
