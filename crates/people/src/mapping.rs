@@ -281,7 +281,7 @@ impl Mapping {
                     }
                 }
             };
-            if let Some(&first) = by_key.get(&person.key) {
+            if let Some(&first) = by_key.get(&person.key.to_lowercase()) {
                 let held = &mut people[first];
                 out.warnings.push(format!(
                     "{}: the key `{}` is also at {}; both held (nothing is done to their account)",
@@ -300,7 +300,7 @@ impl Mapping {
                     };
                 }
             } else {
-                by_key.insert(person.key.clone(), people.len());
+                by_key.insert(person.key.to_lowercase(), people.len());
                 people.push(person);
             }
         }

@@ -252,10 +252,20 @@ pub fn reconcile_with<L: Link>(
     options: Options,
 ) -> SyncPlan {
     let by_id: HashMap<&str, &Account> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-    let mut link_of: HashMap<&str, &L> = HashMap::new();
+    // Links by key, and by key in lower case: an export that changes a key's letter case
+    // (`e1001` → `E1001`) still names the same person (never a leaver plus a newcomer).
+    let mut exact: HashMap<&str, &L> = HashMap::new();
+    let mut caseless: HashMap<String, &L> = HashMap::new();
     for l in links {
-        link_of.entry(l.person_key()).or_insert(l);
+        exact.entry(l.person_key()).or_insert(l);
+        caseless.entry(l.person_key().to_lowercase()).or_insert(l);
     }
+    let link_of = |key: &str| {
+        exact
+            .get(key)
+            .or_else(|| caseless.get(&key.to_lowercase()))
+            .copied()
+    };
     // Accounts some link claims: never correlation candidates.
     let linked_accounts: HashSet<&str> = links.iter().filter_map(|l| l.account_id()).collect();
     let candidates: Vec<&Account> = accounts
@@ -268,7 +278,7 @@ pub fn reconcile_with<L: Link>(
     // Phase 1: a situation per person.
     let mut matched: Vec<Matched> = people
         .iter()
-        .map(|p| match link_of.get(p.key.as_str()) {
+        .map(|p| match link_of(&p.key) {
             Some(l) => match l.account_id() {
                 Some(id) => match by_id.get(id) {
                     Some(a) => Matched::Linked(a),
@@ -346,8 +356,7 @@ pub fn reconcile_with<L: Link>(
                 confirmed(Situation::Found, p, a, true, policy)
             }
             Matched::Gone(id) => {
-                let upn = link_of
-                    .get(p.key.as_str())
+                let upn = link_of(&p.key)
                     .and_then(|l| l.user_principal_name())
                     .map(str::to_string)
                     .unwrap_or_default();
@@ -422,11 +431,11 @@ pub fn reconcile_with<L: Link>(
     }
 
     // Phase 2: the accounts nobody claimed, by sign-in name.
-    let in_source: HashSet<&str> = people.iter().map(|p| p.key.as_str()).collect();
+    let in_source: HashSet<String> = people.iter().map(|p| p.key.to_lowercase()).collect();
     let mut left_by: HashMap<&str, &L> = HashMap::new();
     for l in links {
         if let Some(id) = l.account_id() {
-            if !in_source.contains(l.person_key()) {
+            if !in_source.contains(&l.person_key().to_lowercase()) {
                 left_by.entry(id).or_insert(l);
             }
         }

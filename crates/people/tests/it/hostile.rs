@@ -318,3 +318,32 @@ async fn http_next_with_credentials_is_refused() {
         "{e}"
     );
 }
+
+/// An export that changes the letter case of its keys (`e1001` → `E1001`) still names the
+/// same people: before, every linked person read as a leaver (deactivated) and a newcomer
+/// (created). Keys that differ only in case within one export are one key given twice.
+#[test]
+fn a_key_in_another_letter_case_is_the_same_person() {
+    let csv =
+        "id,status,title,boss\nE1001,active,Clerk,\nE1002,active,Clerk,\ne1002,active,Clerk,\n";
+    let records = parse_csv("hr.csv", csv.as_bytes(), b',').unwrap();
+    let mapped = mapping().map_records(&records).unwrap();
+    let accounts = [account("a1", "u1@x.example"), account("a2", "u2@x.example")];
+    let links = [link("e1001", "a1"), link("E1002", "a2")];
+    let plan = reconcile(
+        "hr",
+        "t",
+        &mapped.people,
+        &accounts,
+        &links,
+        &Policy::default(),
+    );
+    assert_eq!(plan.items.len(), 2, "{plan:?}");
+    assert_eq!(plan.items[0].situation, Situation::Confirmed);
+    assert_eq!(plan.items[0].action, Action::None);
+    assert!(plan.items[1]
+        .blocked
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("held: "));
+}
