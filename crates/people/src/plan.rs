@@ -24,7 +24,7 @@
 //! stops the whole plan when too much of the tenant would be switched off, or when the source
 //! lists nobody while links exist.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::policy::{Policy, SourceMissing};
 use crate::{Account, AccountRef, Action, Change, Item, Person, Situation, SyncPlan};
@@ -297,26 +297,33 @@ pub fn reconcile_with<L: Link>(
     // Such a person is correlated again without the accounts others found, the next
     // attribute deciding when none is left. Repeated until nothing changes (bounded).
     let mut rounds = 0;
+    let mut contested: BTreeMap<&str, (&Account, BTreeSet<usize>)> = BTreeMap::new();
     loop {
+        // An account's finders: people who found it, and people already ambiguous over it
+        // alone (a shared find of an earlier round), who would find it again next sync.
         let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
         for (i, m) in matched.iter().enumerate() {
-            if let Matched::Found(a) = m {
-                finders
-                    .entry(a.id.as_str())
-                    .or_insert((a, Vec::new()))
-                    .1
-                    .push(i);
-            }
+            let a = match m {
+                Matched::Found(a) => a,
+                Matched::Ambiguous(list) if list.len() == 1 => &list[0],
+                _ => continue,
+            };
+            finders
+                .entry(a.id.as_str())
+                .or_insert((a, Vec::new()))
+                .1
+                .push(i);
         }
         let mut changed = false;
-        for (a, who) in finders.values().filter(|(_, w)| w.len() > 1) {
-            let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
-            warnings.push(format!(
-                "{} matches {} people ({}): none is linked to it",
-                a.user_principal_name,
-                who.len(),
-                keys.join(", ")
-            ));
+        for (id, (a, who)) in finders.iter().filter(|(_, (_, w))| w.len() > 1) {
+            if !who.iter().any(|&i| matches!(matched[i], Matched::Found(_))) {
+                continue;
+            }
+            contested
+                .entry(id)
+                .or_insert((a, BTreeSet::new()))
+                .1
+                .extend(who.iter().copied());
             for &i in who {
                 matched[i] = Matched::Ambiguous(vec![a]);
             }
@@ -324,7 +331,7 @@ pub fn reconcile_with<L: Link>(
         }
         let taken: HashSet<&str> = finders
             .iter()
-            .filter(|(_, (_, w))| w.len() == 1)
+            .filter(|(id, (_, w))| w.len() == 1 && !contested.contains_key(*id))
             .map(|(id, _)| *id)
             .collect();
         for (p, m) in people.iter().zip(matched.iter_mut()) {
@@ -341,6 +348,15 @@ pub fn reconcile_with<L: Link>(
         if !changed || rounds > people.len() {
             break;
         }
+    }
+    for (a, who) in contested.into_values() {
+        let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
+        warnings.push(format!(
+            "{} matches {} people ({}): none is linked to it",
+            a.user_principal_name,
+            who.len(),
+            keys.join(", ")
+        ));
     }
 
     let mut claimed: HashSet<&str> = HashSet::new();

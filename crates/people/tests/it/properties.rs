@@ -152,15 +152,11 @@ proptest! {
     /// created, updated, enabled, disabled as it says) plans nothing more to do.
     #[test]
     fn deterministic_and_idempotent((people, accounts, links, policy) in world()) {
-        // Sign-in names are unique in a tenant.
-        let mut upns = HashSet::new();
-        let accounts: Vec<Account> = accounts
-            .into_iter()
-            .filter(|a| upns.insert(a.user_principal_name.to_lowercase()))
-            .collect();
         let plan = reconcile("hr", "t", &people, &accounts, &links, &policy);
         prop_assert_eq!(&plan, &reconcile("hr", "t", &people, &accounts, &links, &policy));
-        prop_assume!(plan.guard.is_none());
+        if plan.guard.is_some() {
+            return Ok(()); // nothing is carried out
+        }
         let (accounts, links) = pretend_applied(&plan, accounts, links);
         let again = reconcile("hr", "t", &people, &accounts, &links, &policy);
         for i in &again.items {
