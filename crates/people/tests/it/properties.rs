@@ -154,6 +154,9 @@ proptest! {
     fn deterministic_and_idempotent((people, accounts, links, policy) in world()) {
         let plan = reconcile("hr", "t", &people, &accounts, &links, &policy);
         prop_assert_eq!(&plan, &reconcile("hr", "t", &people, &accounts, &links, &policy));
+        // Any plan renders (table and JSON) without panicking, the same each time.
+        prop_assert_eq!(tenure_people::render::table(&plan), tenure_people::render::table(&plan.clone()));
+        prop_assert!(tenure_people::render::to_json(&plan).is_object());
         if plan.guard.is_some() {
             return Ok(()); // nothing is carried out
         }
