@@ -543,8 +543,20 @@ impl Engine {
     /// source and person key; `account_id` `None` is a pending link, the run `run_id` creating
     /// the account). Refused with [`Error::Conflict`], naming the person, when the account is
     /// already linked to another person of the tenant; with [`Error::BadInput`] for an empty
-    /// tenant, source or person key or an unknown `via`.
+    /// tenant, source or person key, an unknown `via`, or a value holding a NUL or longer than
+    /// [`MAX_PEOPLE_KEY_BYTES`] (every people method refuses those alike).
     pub async fn link_person(&self, link: PersonLink) -> Result<(), Error> {
+        for (name, value) in [
+            ("tenant", Some(&link.tenant)),
+            ("source", Some(&link.source)),
+            ("person key", Some(&link.person_key)),
+            ("account id", link.account_id.as_ref()),
+            ("sign-in name", link.user_principal_name.as_ref()),
+            ("via", Some(&link.via)),
+            ("run id", link.run_id.as_ref()),
+        ] {
+            people_text(name, value.map_or("", String::as_str))?;
+        }
         for (name, value) in [
             ("tenant", &link.tenant),
             ("source", &link.source),
@@ -593,11 +605,17 @@ impl Engine {
         source: &str,
         person_key: &str,
     ) -> Result<bool, Error> {
+        people_texts(&[
+            ("tenant", tenant),
+            ("source", source),
+            ("person key", person_key),
+        ])?;
         Ok(self.store.unlink_person(tenant, source, person_key).await?)
     }
 
     /// Removes every link to an account of a tenant. Returns how many there were.
     pub async fn unlink_account(&self, tenant: &str, account_id: &str) -> Result<usize, Error> {
+        people_texts(&[("tenant", tenant), ("account id", account_id)])?;
         Ok(self.store.unlink_account(tenant, account_id).await?)
     }
 
@@ -607,6 +625,7 @@ impl Engine {
         tenant: &str,
         source: Option<&str>,
     ) -> Result<Vec<PersonLink>, Error> {
+        people_texts(&[("tenant", tenant), ("source", source.unwrap_or_default())])?;
         Ok(self.store.person_links(tenant, source).await?)
     }
 
@@ -616,27 +635,43 @@ impl Engine {
         tenant: &str,
         account_id: &str,
     ) -> Result<Vec<PersonLink>, Error> {
+        people_texts(&[("tenant", tenant), ("account id", account_id)])?;
         Ok(self.store.links_of_account(tenant, account_id).await?)
     }
 
     /// Records a sync (replacing the record with the same id).
     pub async fn save_sync(&self, rec: &SyncRecord) -> Result<(), Error> {
+        people_texts(&[
+            ("sync id", &rec.id),
+            ("source", &rec.source),
+            ("tenant", &rec.tenant),
+            ("mode", &rec.mode),
+            ("status", &rec.status),
+        ])?;
+        if rec.summary.contains('\0') {
+            return Err(Error::BadInput(
+                "a sync's summary contains a NUL character".into(),
+            ));
+        }
         Ok(self.store.save_sync(rec).await?)
     }
 
     /// The newest `limit` syncs (of one source, or all), newest first, plans and outcomes
     /// included.
     pub async fn syncs(&self, source: Option<&str>, limit: i64) -> Result<Vec<SyncRecord>, Error> {
+        people_texts(&[("source", source.unwrap_or_default())])?;
         Ok(self.store.syncs(source, limit).await?)
     }
 
     /// One sync.
     pub async fn sync_record(&self, id: &str) -> Result<Option<SyncRecord>, Error> {
+        people_texts(&[("sync id", id)])?;
         Ok(self.store.sync_record(id).await?)
     }
 
     /// The read cursor of a (source, tenant): the last tenant snapshot and its delta link.
     pub async fn people_cursor(&self, source: &str, tenant: &str) -> Result<Option<Value>, Error> {
+        people_texts(&[("source", source), ("tenant", tenant)])?;
         Ok(self.store.people_cursor(source, tenant).await?)
     }
 
@@ -647,6 +682,7 @@ impl Engine {
         tenant: &str,
         cursor: &Value,
     ) -> Result<(), Error> {
+        people_texts(&[("source", source), ("tenant", tenant)])?;
         Ok(self.store.set_people_cursor(source, tenant, cursor).await?)
     }
 
@@ -669,4 +705,30 @@ impl Engine {
         )
         .with_tenants(self.tenants.clone())
     }
+}
+
+/// The longest key, id or name the people store takes, in bytes: far above any employee
+/// number, object id or sign-in name, and well inside what a PostgreSQL index entry may hold.
+pub const MAX_PEOPLE_KEY_BYTES: usize = 1024;
+
+/// Refuses a people-store text PostgreSQL cannot hold (a NUL) or an index cannot take (too
+/// long), the same on both databases, as bad input rather than a database failure.
+fn people_text(name: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::BadInput(format!(
+            "the {name} contains a NUL character"
+        )));
+    }
+    if value.len() > MAX_PEOPLE_KEY_BYTES {
+        return Err(Error::BadInput(format!(
+            "the {name} is {} bytes long, more than the {MAX_PEOPLE_KEY_BYTES} a person link, sync or cursor takes",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// [`people_text`] for several values.
+fn people_texts(values: &[(&str, &str)]) -> Result<(), Error> {
+    values.iter().try_for_each(|(n, v)| people_text(n, v))
 }

@@ -8,8 +8,10 @@
 //! employed or false/no/0/inactive/terminated/left; unmapped: everyone listed is active), the
 //! Entra attributes in [`ENTRA_ATTRIBUTES`] (any letter case) go to [`Person::attributes`],
 //! anything else to [`Person::extra`]. Values are trimmed and empty values are absent. A record
-//! that cannot be mapped (no key, an unreadable `active`, a control character, a key seen
-//! twice) is skipped with a warning naming its origin; it never stops the sync.
+//! that cannot be mapped (an unreadable `active`, a control character, a key seen twice) gets
+//! a warning naming its origin and, when its key renders, is kept *held* ([`Person::held`]):
+//! nothing is done to that person's account, and it is never taken for a leaver. A record
+//! without a key is skipped. None of this stops the sync.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -103,13 +105,57 @@ pub struct Mapping {
     fields: BTreeMap<String, String>,
 }
 
-/// People mapped from records, and the records skipped.
+/// People mapped from records, and the records skipped. A record that cannot be mapped but
+/// whose key renders is kept as a *held* person ([`Person::held`]), so reconciliation never
+/// mistakes an unreadable row for a leaver; only a record without a usable key is dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mapped {
-    /// The people, in source order, keys unique.
+    /// The people, in source order, keys unique; held ones among them.
     pub people: Vec<Person>,
     /// One line per skipped record or oddity, each with its origin.
     pub warnings: Vec<String>,
+}
+
+/// The attributes whose values are sign-in names or email addresses (`manager` is the
+/// manager's): a display name there would be compared, and written, as an address.
+const ADDRESSES: &[&str] = &["manager", "mail", "userPrincipalName"];
+
+/// Whether `v` reads as `local@domain` (no spaces, one `@` with text on both sides).
+fn is_address(v: &str) -> bool {
+    match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !v.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// How many field names a configuration error lists (a source may have a million columns).
+const KNOWN_SHOWN: usize = 50;
+
+/// Whether `c` is invisible formatting a copy from a web page or a spreadsheet leaves in a
+/// value: zero-width spaces and joiners, the word joiner, a byte-order mark, bidirectional
+/// marks and embeddings. `E1001` and `E1001` with a zero-width space look the same to
+/// everyone, so they must be the same key.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// `s` without [`is_invisible`] characters.
+pub fn invisible_out(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(is_invisible) {
+        s.chars()
+            .filter(|c| !is_invisible(*c))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 /// Words that mean active / inactive in `active` (compared case-insensitively).
@@ -193,42 +239,87 @@ impl Mapping {
                     return Err(MappingError::UnknownField {
                         target: target.clone(),
                         field: field.clone(),
-                        known: known.into_iter().collect::<Vec<_>>().join(", "),
+                        known: {
+                            let n = known.len();
+                            let mut shown: Vec<&str> =
+                                known.into_iter().take(KNOWN_SHOWN).collect();
+                            let more = n.saturating_sub(KNOWN_SHOWN);
+                            let more = format!("and {more} more");
+                            if n > KNOWN_SHOWN {
+                                shown.push(&more);
+                            }
+                            shown.join(", ")
+                        },
                     });
                 }
             }
         }
         let renderer = Renderer::new();
         let mut out = Mapped::default();
-        let mut people: Vec<Option<Person>> = Vec::with_capacity(records.len());
+        let mut people: Vec<Person> = Vec::with_capacity(records.len());
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut duplicated: BTreeSet<usize> = BTreeSet::new();
         for record in records {
-            match self.map_one(&renderer, record) {
-                Ok(person) => {
-                    if let Some(&first) = by_key.get(&person.key) {
-                        out.warnings.push(format!(
-                            "{}: the key `{}` is also at {}; both skipped",
-                            person.origin,
-                            person.key,
-                            people[first].as_ref().map_or("?", |p| p.origin.as_str())
-                        ));
-                        duplicated.insert(first);
-                    } else {
-                        by_key.insert(person.key.clone(), people.len());
-                        people.push(Some(person));
+            let person = match self.map_one(&renderer, record) {
+                Ok(person) => person,
+                Err(w) => {
+                    // The source still lists this person: held, never taken for a leaver.
+                    let Some(key) = self.key_of(&renderer, record) else {
+                        out.warnings
+                            .push(format!("{}: {w}; skipped", record.origin));
+                        continue;
+                    };
+                    out.warnings.push(format!(
+                        "{}: {w}; `{key}` is held (nothing is done to their account)",
+                        record.origin
+                    ));
+                    Person {
+                        key,
+                        active: true,
+                        origin: record.origin.clone(),
+                        held: Some(w),
+                        ..Person::default()
                     }
                 }
-                Err(w) => out
-                    .warnings
-                    .push(format!("{}: {w}; skipped", record.origin)),
+            };
+            if let Some(&first) = by_key.get(&person.key.to_lowercase()) {
+                let held = &mut people[first];
+                out.warnings.push(format!(
+                    "{}: the key `{}` is also at {}; both held (nothing is done to their account)",
+                    person.origin, person.key, held.origin
+                ));
+                if held.held.is_none() {
+                    *held = Person {
+                        key: person.key.clone(),
+                        active: true,
+                        held: Some(format!(
+                            "the key is at {} and {}",
+                            held.origin, person.origin
+                        )),
+                        origin: held.origin.clone(),
+                        ..Person::default()
+                    };
+                }
+            } else {
+                by_key.insert(person.key.to_lowercase(), people.len());
+                people.push(person);
             }
         }
-        for i in duplicated {
-            people[i] = None;
-        }
-        out.people = people.into_iter().flatten().collect();
+        out.people = people;
         Ok(out)
+    }
+
+    /// The key of a record that could not be mapped, when it renders to a usable key.
+    fn key_of(&self, renderer: &Renderer, record: &Record) -> Option<String> {
+        let (_, _, template) = self.targets.iter().find(|(t, _, _)| *t == Target::Key)?;
+        let mut ctx: Map<String, Value> = record.fields.clone();
+        for field in self.fields.keys() {
+            ctx.entry(field.clone())
+                .or_insert_with(|| Value::String(String::new()));
+        }
+        let raw = renderer.render_text(template, &Value::Object(ctx)).ok()?;
+        let raw = invisible_out(&raw);
+        let key = raw.trim();
+        (!key.is_empty() && !key.chars().any(char::is_control)).then(|| key.to_string())
     }
 
     fn map_one(&self, renderer: &Renderer, record: &Record) -> Result<Person, String> {
@@ -248,6 +339,7 @@ impl Mapping {
             let raw = renderer
                 .render_text(template, &ctx)
                 .map_err(|e| format!("{name}: {}", e.message))?;
+            let raw = invisible_out(&raw);
             let value = raw.trim();
             if let Some(c) = value.chars().find(|c| c.is_control()) {
                 return Err(format!(
@@ -283,6 +375,11 @@ impl Mapping {
                     };
                 }
                 Target::Attribute(a) => {
+                    if ADDRESSES.contains(a) && !is_address(value) {
+                        return Err(format!(
+                            "{name} is `{value}`, not a sign-in name or email address"
+                        ));
+                    }
                     person.attributes.insert(a.to_string(), value.to_string());
                 }
                 Target::Extra(e) => {

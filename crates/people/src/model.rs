@@ -25,6 +25,12 @@ pub struct Person {
     pub extra: BTreeMap<String, String>,
     /// Where in the source it came from (`people.csv:12`, `records[3]`), for messages.
     pub origin: String,
+    /// Why the source's record could not be mapped, when it could not (an `active` that is
+    /// neither word list, a control character, a key two records share, ...): the source
+    /// still lists this key, so the person is *held*: reconciliation takes no action on them
+    /// and, above all, does not treat their account as left (`source_missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// A user account as the tenant holds it.

@@ -7,7 +7,14 @@
 //! (guests excluded) by the policy's `correlate` attributes, in order, case-insensitively:
 //! the first attribute giving at least one candidate decides, one candidate is `found` (a
 //! link is recorded when applied, then it is treated as confirmed), more are `ambiguous`;
-//! none is `absent`. Two people finding the same account are both ambiguous.
+//! none is `absent`. Two people finding the same account are both ambiguous; a person
+//! whose candidates include accounts others found is correlated again without them, so a
+//! plan carried out (its links recorded) plans nothing more. A create whose wanted sign-in
+//! name an account already has is blocked (`taken: ...`).
+//!
+//! A *held* person ([`Person::held`]: the source lists their key but the record could not be
+//! mapped) keeps their linked account claimed, so it is never `source_missing`, and gets no
+//! action: the item is reported and blocked with the reason.
 //!
 //! Phase 2 walks the accounts nobody claimed, by sign-in name: a linked account whose person
 //! left the source is `source_missing`; guests are skipped; the rest are `unmatched`.
@@ -17,7 +24,7 @@
 //! stops the whole plan when too much of the tenant would be switched off, or when the source
 //! lists nobody while links exist.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::policy::{Policy, SourceMissing};
 use crate::{Account, AccountRef, Action, Change, Item, Person, Situation, SyncPlan};
@@ -191,6 +198,14 @@ pub fn changes(person: &Person, account: &Account, policy: &Policy) -> Vec<Chang
             .filter(|s| !s.is_empty());
         let have = account_value(account, attr);
         let differs = match (want, have) {
+            // The manager named by email rather than sign-in name is the same manager.
+            (Some(w), Some(_))
+                if attr == "manager"
+                    && account_value(account, crate::tenant::MANAGER_MAIL)
+                        .is_some_and(|m| same(attr, w, m)) =>
+            {
+                false
+            }
             (Some(w), Some(h)) => !same(attr, w, h),
             (None, None) => false,
             _ => true,
@@ -237,10 +252,20 @@ pub fn reconcile_with<L: Link>(
     options: Options,
 ) -> SyncPlan {
     let by_id: HashMap<&str, &Account> = accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-    let mut link_of: HashMap<&str, &L> = HashMap::new();
+    // Links by key, and by key in lower case: an export that changes a key's letter case
+    // (`e1001` → `E1001`) still names the same person (never a leaver plus a newcomer).
+    let mut exact: HashMap<&str, &L> = HashMap::new();
+    let mut caseless: HashMap<String, &L> = HashMap::new();
     for l in links {
-        link_of.entry(l.person_key()).or_insert(l);
+        exact.entry(l.person_key()).or_insert(l);
+        caseless.entry(l.person_key().to_lowercase()).or_insert(l);
     }
+    let link_of = |key: &str| {
+        exact
+            .get(key)
+            .or_else(|| caseless.get(&key.to_lowercase()))
+            .copied()
+    };
     // Accounts some link claims: never correlation candidates.
     let linked_accounts: HashSet<&str> = links.iter().filter_map(|l| l.account_id()).collect();
     let candidates: Vec<&Account> = accounts
@@ -253,7 +278,7 @@ pub fn reconcile_with<L: Link>(
     // Phase 1: a situation per person.
     let mut matched: Vec<Matched> = people
         .iter()
-        .map(|p| match link_of.get(p.key.as_str()) {
+        .map(|p| match link_of(&p.key) {
             Some(l) => match l.account_id() {
                 Some(id) => match by_id.get(id) {
                     Some(a) => Matched::Linked(a),
@@ -261,21 +286,70 @@ pub fn reconcile_with<L: Link>(
                 },
                 None => Matched::Pending,
             },
-            None => correlate(p, &index),
+            // A held person is not acted on: never correlated, never linked.
+            None if p.held.is_some() => Matched::Absent,
+            None => correlate(p, &index, &HashSet::new()),
         })
         .collect();
-    // Two people finding one account: neither is linked.
-    let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
-    for (i, m) in matched.iter().enumerate() {
-        if let Matched::Found(a) = m {
+    // Two people finding one account: neither is linked. An ambiguous person whose
+    // candidates but one are found by others has found that one (else the next sync, with
+    // those links recorded, would find it: a plan carried out must plan nothing more).
+    // Such a person is correlated again without the accounts others found, the next
+    // attribute deciding when none is left. Repeated until nothing changes (bounded).
+    let mut rounds = 0;
+    let mut contested: BTreeMap<&str, (&Account, BTreeSet<usize>)> = BTreeMap::new();
+    loop {
+        // An account's finders: people who found it, and people already ambiguous over it
+        // alone (a shared find of an earlier round), who would find it again next sync.
+        let mut finders: BTreeMap<&str, (&Account, Vec<usize>)> = BTreeMap::new();
+        for (i, m) in matched.iter().enumerate() {
+            let a = match m {
+                Matched::Found(a) => a,
+                Matched::Ambiguous(list) if list.len() == 1 => &list[0],
+                _ => continue,
+            };
             finders
                 .entry(a.id.as_str())
                 .or_insert((a, Vec::new()))
                 .1
                 .push(i);
         }
+        let mut changed = false;
+        for (id, (a, who)) in finders.iter().filter(|(_, (_, w))| w.len() > 1) {
+            if !who.iter().any(|&i| matches!(matched[i], Matched::Found(_))) {
+                continue;
+            }
+            contested
+                .entry(id)
+                .or_insert((a, BTreeSet::new()))
+                .1
+                .extend(who.iter().copied());
+            for &i in who {
+                matched[i] = Matched::Ambiguous(vec![a]);
+            }
+            changed = true;
+        }
+        let taken: HashSet<&str> = finders
+            .iter()
+            .filter(|(id, (_, w))| w.len() == 1 && !contested.contains_key(*id))
+            .map(|(id, _)| *id)
+            .collect();
+        for (p, m) in people.iter().zip(matched.iter_mut()) {
+            let Matched::Ambiguous(list) = m else {
+                continue;
+            };
+            if list.len() < 2 || !list.iter().any(|a| taken.contains(a.id.as_str())) {
+                continue;
+            }
+            *m = correlate(p, &index, &taken);
+            changed = true;
+        }
+        rounds += 1;
+        if !changed || rounds > people.len() {
+            break;
+        }
     }
-    for (a, who) in finders.into_values().filter(|(_, w)| w.len() > 1) {
+    for (a, who) in contested.into_values() {
         let keys: Vec<&str> = who.iter().map(|&i| people[i].key.as_str()).collect();
         warnings.push(format!(
             "{} matches {} people ({}): none is linked to it",
@@ -283,9 +357,6 @@ pub fn reconcile_with<L: Link>(
             who.len(),
             keys.join(", ")
         ));
-        for i in who {
-            matched[i] = Matched::Ambiguous(vec![a]);
-        }
     }
 
     let mut claimed: HashSet<&str> = HashSet::new();
@@ -301,8 +372,7 @@ pub fn reconcile_with<L: Link>(
                 confirmed(Situation::Found, p, a, true, policy)
             }
             Matched::Gone(id) => {
-                let upn = link_of
-                    .get(p.key.as_str())
+                let upn = link_of(&p.key)
                     .and_then(|l| l.user_principal_name())
                     .map(str::to_string)
                     .unwrap_or_default();
@@ -370,15 +440,18 @@ pub fn reconcile_with<L: Link>(
                 blocked: None,
             },
         };
-        items.push(item);
+        items.push(match &p.held {
+            Some(why) => hold(item, why),
+            None => item,
+        });
     }
 
     // Phase 2: the accounts nobody claimed, by sign-in name.
-    let in_source: HashSet<&str> = people.iter().map(|p| p.key.as_str()).collect();
+    let in_source: HashSet<String> = people.iter().map(|p| p.key.to_lowercase()).collect();
     let mut left_by: HashMap<&str, &L> = HashMap::new();
     for l in links {
         if let Some(id) = l.account_id() {
-            if !in_source.contains(l.person_key()) {
+            if !in_source.contains(&l.person_key().to_lowercase()) {
                 left_by.entry(id).or_insert(l);
             }
         }
@@ -423,10 +496,25 @@ pub fn reconcile_with<L: Link>(
         }
     }
 
-    // Switched-off creates (the per-account blocks were set above).
+    // Switched-off creates (the per-account blocks were set above), and creates whose
+    // sign-in name an account already has (the create would fail; that account is another
+    // person's, or the person matched more than one account).
+    let by_upn: HashMap<String, &Account> = accounts
+        .iter()
+        .map(|a| (a.user_principal_name.to_lowercase(), a))
+        .collect();
     for item in items.iter_mut() {
         if item.situation == Situation::Absent && item.blocked.is_none() {
-            item.blocked = block(item.action, None, policy);
+            item.blocked = block(item.action, None, policy).or_else(|| {
+                let upn = item.person.as_ref()?.attributes.get("userPrincipalName")?;
+                let taken = by_upn.get(&upn.to_lowercase())?;
+                (item.action == Action::Create).then(|| {
+                    format!(
+                        "taken: the sign-in name {upn} is account {} ({}), not this person's",
+                        taken.user_principal_name, taken.id
+                    )
+                })
+            });
         }
     }
 
@@ -478,6 +566,18 @@ pub fn assess_guard(
         });
     }
     None
+}
+
+/// A held person's item (the source lists them, but their record could not be mapped):
+/// reported and blocked, whatever the situation would have had done.
+fn hold(mut item: Item, why: &str) -> Item {
+    item.action = Action::Report;
+    item.link = false;
+    item.changes.clear();
+    item.blocked = Some(format!(
+        "held: the source's record could not be read ({why}); nothing is done until it is fixed"
+    ));
+    item
 }
 
 /// What phase 1 found for one person.
@@ -534,16 +634,25 @@ pub fn block(action: Action, account: Option<&Account>, policy: &Policy) -> Opti
     None
 }
 
-/// A person without a link against the unclaimed accounts.
-fn correlate<'a>(p: &Person, index: &[CorrelationIndex<'a>]) -> Matched<'a> {
+/// A person without a link against the unclaimed accounts but those in `taken` (found by
+/// other people of this plan).
+fn correlate<'a>(p: &Person, index: &[CorrelationIndex<'a>], taken: &HashSet<&str>) -> Matched<'a> {
     for (attr, by_value) in index {
         let Some(want) = p.attributes.get(*attr).filter(|v| !v.is_empty()) else {
             continue;
         };
-        match by_value.get(&want.to_lowercase()).map(Vec::as_slice) {
-            None | Some([]) => continue,
-            Some([one]) => return Matched::Found(one),
-            Some(many) => return Matched::Ambiguous(many.to_vec()),
+        let Some(all) = by_value.get(&want.to_lowercase()) else {
+            continue;
+        };
+        let free: Vec<&Account> = all
+            .iter()
+            .filter(|a| !taken.contains(a.id.as_str()))
+            .copied()
+            .collect();
+        match free[..] {
+            [] => continue,
+            [one] => return Matched::Found(one),
+            _ => return Matched::Ambiguous(free),
         }
     }
     Matched::Absent

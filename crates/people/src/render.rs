@@ -156,6 +156,24 @@ fn situation_text(i: &Item) -> String {
     s
 }
 
+/// Text for a terminal: control characters (an escape sequence in a tenant's job title, a
+/// line break in a display name) shown as `\u{1b}` instead of acting on the terminal or
+/// breaking the table.
+fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn change_text(c: &Change) -> String {
     format!(
         "{}: {} → {}",
@@ -183,9 +201,9 @@ fn section(out: &mut String, title: &str, note: &str, items: &[&Item], with_acti
                 } else {
                     String::new()
                 },
-                i.person.as_ref().map_or("-".into(), |p| p.key.clone()),
-                person_name(i),
-                account_text(i),
+                i.person.as_ref().map_or("-".into(), |p| clean(&p.key)),
+                clean(&person_name(i)),
+                clean(&account_text(i)),
                 situation_text(i),
             ]
         })
@@ -211,10 +229,10 @@ fn section(out: &mut String, title: &str, note: &str, items: &[&Item], with_acti
         }
         let _ = writeln!(out, "{}", line.trim_end());
         for c in &i.changes {
-            let _ = writeln!(out, "      {}", change_text(c));
+            let _ = writeln!(out, "      {}", clean(&change_text(c)));
         }
         if let Some(b) = &i.blocked {
-            let _ = writeln!(out, "      blocked: {b}");
+            let _ = writeln!(out, "      blocked: {}", clean(b));
         }
     }
 }
@@ -229,20 +247,20 @@ pub fn table(plan: &SyncPlan) -> String {
     let _ = writeln!(
         out,
         "people sync `{}` → tenant `{}`: {}, {}",
-        plan.source,
-        plan.tenant,
+        clean(&plan.source),
+        clean(&plan.tenant),
         plural(plan.people, "person", "people"),
         plural(plan.accounts, "account", "accounts")
     );
     if let Some(g) = &plan.guard {
-        let _ = writeln!(out, "GUARD: {g}");
+        let _ = writeln!(out, "GUARD: {}", clean(g));
     }
     let c = counts(plan);
     let _ = writeln!(out, "{}; {} unchanged", summary(plan), c.unchanged);
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings ({})", plan.warnings.len());
         for w in &plan.warnings {
-            let _ = writeln!(out, "  {w}");
+            let _ = writeln!(out, "  {}", clean(w));
         }
     }
     let open = |pred: &dyn Fn(&Item) -> bool| -> Vec<&Item> {

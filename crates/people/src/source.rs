@@ -151,7 +151,7 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
         .headers()
         .map_err(csv_err)?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| crate::mapping::invisible_out(h).trim().to_string())
         .collect();
     let mut seen = HashSet::new();
     for h in headers.iter().filter(|h| !h.is_empty()) {
@@ -161,6 +161,15 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
                 format!("two columns are named `{h}`"),
             ));
         }
+    }
+    if let Some(line) = unclosed_quote(bytes, delimiter) {
+        // The csv crate reads an unclosed quote as one field running to the end of the file,
+        // silently swallowing every row after it.
+        return Err(error(
+            format!("{name}:{line}"),
+            "a quoted field opens here and is never closed (an unbalanced `\"`); \
+             the rows after it would be lost",
+        ));
     }
     let mut out = Vec::new();
     // Line numbers from byte offsets: the csv crate counts a CRLF record's line one short and
@@ -176,10 +185,7 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
             start += 1;
         }
         if start >= seen_byte {
-            seen_line += bytes[seen_byte..start]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
+            seen_line += line_ends(&bytes[seen_byte..start]);
             seen_byte = start;
         }
         let line = seen_line;
@@ -204,6 +210,50 @@ pub fn parse_csv(name: &str, bytes: &[u8], delimiter: u8) -> Result<Vec<Record>,
         out.push(Record { fields, origin });
     }
     Ok(out)
+}
+
+/// How many lines end in `bytes`: `\n`, `\r\n`, or a lone `\r` (old Mac exports).
+fn line_ends(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\n' || (**b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count() as u64
+}
+
+/// The line of a quoted field that is never closed, if one is, read the way the csv crate
+/// reads quotes: a `"` opens a quoted field only at the start of a field, `""` inside one
+/// is a literal quote, and a `"` elsewhere is a plain character.
+fn unclosed_quote(bytes: &[u8], delimiter: u8) -> Option<u64> {
+    let (mut field_start, mut quoted, mut opened) = (true, false, 0u64);
+    let mut line = 1u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let ends_line = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+        if ends_line {
+            line += 1;
+        }
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == delimiter || b == b'\n' || b == b'\r' {
+            field_start = true;
+        } else {
+            if field_start && b == b'"' {
+                quoted = true;
+                opened = line;
+            }
+            field_start = false;
+        }
+        i += 1;
+    }
+    quoted.then_some(opened)
 }
 
 /// How an origin names the record list a pointer selects: `records` for the whole document,
@@ -368,6 +418,17 @@ pub async fn read_http(src: &HttpSource) -> Result<Vec<Record>, SourceError> {
         let next = url
             .join(&next)
             .map_err(|e| error(&base, format!("the next page's URL is unreadable: {e}")))?;
+        // Credentials in the next URL would be sent beside the token (two Authorization
+        // headers) and are the answer's choice, not the configuration's.
+        if (next.username(), next.password()) != (first.username(), first.password()) {
+            return Err(error(
+                base,
+                format!(
+                    "the next page's URL ({}) carries credentials of its own; not followed",
+                    display_url(next.as_str())
+                ),
+            ));
+        }
         if next.origin() != first.origin() {
             return Err(error(
                 base,

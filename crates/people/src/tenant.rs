@@ -2,7 +2,9 @@
 //! round of a `users/delta` query: every user with the attributes a sync compares, their
 //! manager (`$select=...,manager` gives `manager@delta`, the manager's id), and an
 //! `@odata.deltaLink`; later reads follow that link and patch the previous [`Snapshot`]
-//! (users marked `@removed` dropped, changed users replaced). Each read also lists the
+//! (users marked `@removed` dropped, changed users patched with the properties sent: Graph
+//! sends at least the changed ones, not necessarily the rest). A read is whole or an error,
+//! never a partial list of users. Each read also lists the
 //! directory role assignments (holders are [`Account::admin`]) and the members of the
 //! protected groups (transitively; [`Account::protected`]): a few requests, read every time
 //! because delta does not report them.
@@ -58,6 +60,10 @@ const ATTRIBUTES: &[&str] = &[
     "mail",
     "userType",
 ];
+
+/// The attribute holding the manager's email address (`mail`) beside `manager` (their
+/// sign-in name), so a source naming managers by email compares equal.
+pub const MANAGER_MAIL: &str = "managerMail";
 
 /// The largest page a read asks Graph for.
 pub const PAGE_SIZE: usize = 999;
@@ -157,7 +163,8 @@ pub async fn read_full(
 
 /// Reads what changed since `previous` (following its delta link) and patches it: removed
 /// users dropped, changed and new users replaced; roles and protected groups read again.
-/// A delta link Graph no longer knows (410 Gone: the token expired) gives a full read.
+/// A delta link Graph refuses (410 Gone: the token expired; 400: it cannot read it) gives a
+/// full read.
 pub async fn read_delta(
     vendors: &Vendors,
     tenant: &Value,
@@ -170,10 +177,16 @@ pub async fn read_delta(
     let reader = Reader::new(vendors, tenant)?;
     let (changes, delta_link) = match reader.walk("read the tenant's changes", &link).await {
         Ok(read) => read,
+        // 410: the token expired; 400: Graph no longer reads it (a malformed or foreign
+        // token). Either way only a full read knows the tenant now.
         Err(Error::Graph {
-            status: Some(410), ..
+            status: Some(status @ (400 | 410)),
+            ..
         }) => {
-            tracing::info!("the delta link expired; reading the tenant in full");
+            tracing::info!(
+                status,
+                "the delta link was refused; reading the tenant in full"
+            );
             let mut full = read_full(vendors, tenant, options).await?;
             full.requests += reader.requests();
             return Ok(full);
@@ -214,7 +227,13 @@ impl State {
             self.managers.remove(id);
             return;
         }
-        self.users.insert(id.to_string(), account(item));
+        // A changed user comes with at least the properties that changed (Graph may leave
+        // the others out): patch the account the previous read knew, never reset it.
+        let merged = match self.users.remove(id) {
+            Some(known) => patch(known, item),
+            None => account(item),
+        };
+        self.users.insert(id.to_string(), merged);
         // `manager@delta` says what the manager is now; absent, it did not change.
         if let Some(entries) = item["manager@delta"].as_array() {
             let current = entries
@@ -239,13 +258,24 @@ impl State {
             .iter()
             .map(|(id, a)| (id.clone(), a.user_principal_name.clone()))
             .collect();
+        let mails: HashMap<String, String> = self
+            .users
+            .iter()
+            .filter_map(|(id, a)| Some((id.clone(), a.attributes.get("mail")?.clone())))
+            .collect();
         let mut accounts: Vec<Account> = self.users.into_values().collect();
         for a in &mut accounts {
             a.admin = admins.contains(&a.id);
             a.protected = protected.contains(&a.id);
-            match self.managers.get(&a.id).and_then(|m| upns.get(m)) {
+            let manager = self.managers.get(&a.id);
+            match manager.and_then(|m| upns.get(m)) {
                 Some(upn) => a.attributes.insert("manager".into(), upn.clone()),
                 None => a.attributes.remove("manager"),
+            };
+            // A source names a manager by sign-in name or email: both are kept to compare.
+            match manager.and_then(|m| mails.get(m)) {
+                Some(mail) => a.attributes.insert(MANAGER_MAIL.into(), mail.clone()),
+                None => a.attributes.remove(MANAGER_MAIL),
             };
         }
         accounts.sort_by(|a, b| {
@@ -288,6 +318,34 @@ fn account(user: &Value) -> Account {
         protected: false,
         attributes,
     }
+}
+
+/// `known` with the properties `item` carries (a `null` or empty string clears one); the
+/// properties it leaves out keep their values.
+fn patch(mut known: Account, item: &Value) -> Account {
+    for name in ATTRIBUTES {
+        match item.get(*name) {
+            None => {}
+            Some(v) => match v.as_str().map(str::trim).filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    known.attributes.insert(name.to_string(), v.to_string());
+                }
+                None => {
+                    known.attributes.remove(*name);
+                }
+            },
+        }
+    }
+    if let Some(upn) = item.get("userPrincipalName").and_then(Value::as_str) {
+        known.user_principal_name = upn.to_string();
+    }
+    if let Some(v) = item.get("accountEnabled") {
+        known.enabled = v.as_bool().unwrap_or(true);
+    }
+    if let Some(v) = item.get("onPremisesSyncEnabled") {
+        known.hybrid = v.as_bool().unwrap_or(false);
+    }
+    known
 }
 
 /// Whether a protected group is named by its object id.
@@ -365,9 +423,16 @@ impl Reader {
         let mut next = url.to_string();
         for _ in 0..MAX_PAGES {
             let page = self.page(what, &next).await?;
-            if let Some(values) = page["value"].as_array() {
-                items.extend(values.iter().cloned());
-            }
+            // A page without its list would silently shorten the read: every account on it
+            // would look gone.
+            let Some(values) = page["value"].as_array() else {
+                return Err(Error::Graph {
+                    what: what.into(),
+                    message: "a page of the answer has no `value` list".into(),
+                    status: None,
+                });
+            };
+            items.extend(values.iter().cloned());
             match page["@odata.nextLink"].as_str() {
                 Some(link) if origin(link) == home => next = link.to_string(),
                 Some(_) => {
@@ -514,6 +579,7 @@ mod tests {
         assert!(!a.attributes.contains_key("jobTitle"));
         assert!(!b.enabled && b.hybrid);
         assert_eq!(b.attributes["manager"], "a@x.example");
+        assert!(!b.attributes.contains_key(MANAGER_MAIL), "a has no mail");
 
         // A rename of the manager reaches b; removing a drops it and b's manager.
         let mut state = State::from(snap);
@@ -537,6 +603,24 @@ mod tests {
         state.apply(&json!({"id": "c", "userPrincipalName": "c@x.example",
             "manager@delta": [{"id": "m", "@removed": {"reason": "deleted"}}]}));
         assert!(state.managers.is_empty());
+    }
+
+    /// Graph's delta gives a changed user with at least the changed properties: a user whose
+    /// job title changed must stay disabled, hybrid and in their department.
+    #[test]
+    fn a_partial_change_patches_the_known_account() {
+        let mut state = State::default();
+        state.apply(&json!({"id": "a", "userPrincipalName": "a@x.example",
+            "accountEnabled": false, "onPremisesSyncEnabled": true,
+            "department": "Sales", "jobTitle": "Clerk", "employeeId": "E1"}));
+        state.apply(&json!({"id": "a", "jobTitle": "Manager", "employeeId": null}));
+        let snap = state.accounts(&HashSet::new(), &HashSet::new());
+        let a = &snap.accounts[0];
+        assert_eq!(a.user_principal_name, "a@x.example");
+        assert!(!a.enabled && a.hybrid);
+        assert_eq!(a.attributes["department"], "Sales");
+        assert_eq!(a.attributes["jobTitle"], "Manager");
+        assert!(!a.attributes.contains_key("employeeId"));
     }
 
     #[test]

@@ -267,4 +267,97 @@ on_both_databases!(
     pending_link_resolved_and_rename,
     syncs_newest_first,
     cursor_round_trip,
+    hostile_keys_and_cursors,
 );
+
+/// Keys a hostile caller or source sends: a NUL (PostgreSQL refuses it in TEXT) and a key
+/// longer than an index entry may be (PostgreSQL's B-tree refuses rows over ~2.7 KB) are clean
+/// `BadInput`s on both databases, never a database error; a pending link unlinks; a cursor
+/// holding a NUL inside a string and ~20 MB of JSON round trips.
+async fn hostile_keys_and_cursors(db: Db) {
+    let (engine, _guard) = engine(db).await;
+    let bad = |r: Result<(), Error>| match r {
+        Err(Error::BadInput(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let m = bad(engine
+        .link_person(link("hr", "E\u{0}1", Some("id-1"), None))
+        .await);
+    assert!(m.contains("NUL"), "{m}");
+    let m = bad(engine
+        .link_person(link("hr", "E1", Some("id-\u{0}"), Some("a\u{0}@x")))
+        .await);
+    assert!(m.contains("NUL"), "{m}");
+    let long = "K".repeat(100_000);
+    let m = bad(engine
+        .link_person(link("hr", &long, Some("id-1"), None))
+        .await);
+    assert!(m.contains("long"), "{m}");
+    for r in [
+        engine
+            .unlink_person("contoso", "hr", "E\u{0}1")
+            .await
+            .map(|_| ()),
+        engine
+            .unlink_account("contoso", "id\u{0}")
+            .await
+            .map(|_| ()),
+        engine
+            .person_links("contoso", Some("h\u{0}r"))
+            .await
+            .map(|_| ()),
+        engine.links_of_account("contoso", &long).await.map(|_| ()),
+        engine.people_cursor("h\u{0}r", "contoso").await.map(|_| ()),
+        engine.sync_record("s\u{0}").await.map(|_| ()),
+        engine.syncs(Some("h\u{0}r"), 10).await.map(|_| ()),
+        engine.set_people_cursor("hr", "c\u{0}", &json!({})).await,
+    ] {
+        bad(r);
+    }
+    let rec = SyncRecord {
+        id: "s1".into(),
+        source: "hr".into(),
+        tenant: "contoso".into(),
+        started_ms: 1,
+        finished_ms: None,
+        mode: "plan".into(),
+        status: "planned".into(),
+        summary: "1 new\u{0}".into(),
+        plan: json!({"note": "a\u{0}b"}),
+        outcome: json!({}),
+        requests: 0,
+    };
+    bad(engine.save_sync(&rec).await);
+    // NUL inside JSON values is escaped text: kept.
+    let rec = SyncRecord {
+        summary: "1 new".into(),
+        ..rec
+    };
+    engine.save_sync(&rec).await.unwrap();
+    assert_eq!(
+        engine.sync_record("s1").await.unwrap().unwrap().plan,
+        rec.plan
+    );
+
+    // A key of a reasonable length, with quotes, Unicode and spaces, is fine.
+    let odd = "O'Brien \"Ünïcode\" — 社員 42";
+    engine
+        .link_person(link("hr", odd, None, Some("new@contoso.example")))
+        .await
+        .unwrap();
+    assert!(engine.unlink_person("contoso", "hr", odd).await.unwrap());
+    assert!(!engine.unlink_person("contoso", "hr", odd).await.unwrap());
+
+    let big = json!({"accounts": (0..200_000).map(|i| json!({"id": format!("{i:036}"),
+        "user_principal_name": format!("p{i}@contoso.example"), "note": "x\u{0}y"}))
+        .collect::<Vec<_>>()});
+    assert!(big.to_string().len() > 18_000_000);
+    engine
+        .set_people_cursor("hr", "contoso", &big)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.people_cursor("hr", "contoso").await.unwrap(),
+        Some(big)
+    );
+}

@@ -130,7 +130,7 @@ async fn the_documented_example_maps_the_example_export() {
     let mapped = s.mapping().unwrap().map_records(&records).unwrap();
     assert_eq!(
         mapped.warnings,
-        ["examples/people/people.csv:6: active is `on leave`, neither active (true/yes/y/1/active/current/employed) nor inactive (false/no/n/0/inactive/terminated/left); skipped"]
+        ["examples/people/people.csv:6: active is `on leave`, neither active (true/yes/y/1/active/current/employed) nor inactive (false/no/n/0/inactive/terminated/left); `E1005` is held (nothing is done to their account)"]
     );
     let ada = &mapped.people[0];
     assert_eq!(ada.attributes["jobTitle"], "Engineer, Analytical");
@@ -167,9 +167,9 @@ async fn the_documented_example_maps_the_example_export() {
     );
     // Ada: found, update (department and the attributes the account lacks); Bob: found,
     // deactivate (1 of 3 enabled: above 10%, so guarded); Grace: confirmed, attributes to
-    // fill; Cy: new.
+    // fill; Cy: new; Dee (`on leave`): held, blocked.
     assert_eq!(
         render::summary(&plan),
-        "guarded: 1 new, 2 update, 0 activate, 1 deactivate; 2 to link"
+        "guarded: 1 new, 2 update, 0 activate, 1 deactivate; 1 blocked, 2 to link"
     );
 }

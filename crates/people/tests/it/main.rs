@@ -3,6 +3,7 @@
 
 mod apply;
 mod config;
+mod hostile;
 mod mapping;
 mod plans;
 mod properties;

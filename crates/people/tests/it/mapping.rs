@@ -77,16 +77,34 @@ fn bad_records_are_skipped_with_warnings() {
                E7,employed,Eve,Ok,,\n";
     let records = parse_csv("people.csv", csv.as_bytes(), b',').unwrap();
     let m = standard().map_records(&records).unwrap();
-    let keys: Vec<&str> = m.people.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, ["E7"]);
+    let keys: Vec<(&str, bool)> = m
+        .people
+        .iter()
+        .map(|p| (p.key.as_str(), p.held.is_some()))
+        .collect();
+    // Unreadable rows with a key are held (the source still lists them); no key: skipped.
+    assert_eq!(
+        keys,
+        [
+            ("E1", true),
+            ("E3", true),
+            ("E5", true),
+            ("E6", true),
+            ("E7", false)
+        ]
+    );
+    assert_eq!(
+        m.people[0].held.as_deref(),
+        Some("the key is at people.csv:2 and people.csv:5")
+    );
     assert_eq!(
         m.warnings,
         [
             "people.csv:3: no key (it rendered empty); skipped",
-            "people.csv:4: active is `on leave`, neither active (true/yes/y/1/active/current/employed) nor inactive (false/no/n/0/inactive/terminated/left); skipped",
-            "people.csv:5: the key `E1` is also at people.csv:2; both skipped",
-            "people.csv:6: active is empty: the source does not say whether they work here; skipped",
-            "people.csv:7: displayName holds a control character (U+0009); skipped",
+            "people.csv:4: active is `on leave`, neither active (true/yes/y/1/active/current/employed) nor inactive (false/no/n/0/inactive/terminated/left); `E3` is held (nothing is done to their account)",
+            "people.csv:5: the key `E1` is also at people.csv:2; both held (nothing is done to their account)",
+            "people.csv:6: active is empty: the source does not say whether they work here; `E5` is held (nothing is done to their account)",
+            "people.csv:7: displayName holds a control character (U+0009); `E6` is held (nothing is done to their account)",
         ]
     );
 }

@@ -82,6 +82,7 @@ fn run(case: Case) -> String {
             attributes: p.attributes,
             extra: p.extra,
             origin: format!("people.csv:{}", i + 2),
+            held: None,
         })
         .collect();
     let accounts: Vec<Account> = case

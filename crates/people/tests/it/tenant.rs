@@ -247,3 +247,68 @@ fn first_disabled(seed: &Value) -> usize {
         .filter(|u| u["accountEnabled"] == false)
         .count()
 }
+
+impl Env {
+    async fn faults(&self, rules: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/faults", self.url))
+            .json(&json!({"seed": 7, "rules": rules}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+}
+
+/// Graph throttling (429 with Retry-After, 503, connections dropped mid-answer) on 30% of
+/// every read still gives the whole snapshot; throttling on every request gives an error,
+/// never a partial snapshot (in which missing accounts would read as people who left).
+#[tokio::test]
+async fn throttled_reads_are_whole_or_fail() {
+    let env = start(Sandbox::new()).await;
+    let options = ReadOptions {
+        protected_groups: vec!["Finance".into()],
+        skip_roles: false,
+    };
+    let clean = read_full(&env.vendors, &contoso(), &options).await.unwrap();
+    for rule in [
+        json!({"path": "/graph.microsoft.com/v1.0/", "method": "GET", "status": 429, "retry_after": 0, "rate": 0.3}),
+        json!({"path": "/graph.microsoft.com/v1.0/", "method": "GET", "status": 503, "rate": 0.3}),
+        json!({"path": "/graph.microsoft.com/v1.0/", "method": "GET", "drop": true, "rate": 0.3}),
+    ] {
+        env.faults(json!([rule])).await;
+        for _ in 0..3 {
+            let snap = read_full(&env.vendors, &contoso(), &options).await;
+            let snap = snap.unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(snap.accounts, clean.accounts, "{rule}");
+            let delta = read_delta(&env.vendors, &contoso(), &options, snap)
+                .await
+                .unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(delta.accounts, clean.accounts, "{rule}");
+        }
+    }
+    env.faults(json!([{"path": "/graph.microsoft.com/v1.0/", "method": "GET", "status": 503, "rate": 1.0}]))
+        .await;
+    let e = read_full(&env.vendors, &contoso(), &options)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    env.faults(json!([])).await;
+}
+
+/// A delta link Graph refuses as malformed (400) or expired (410) gives a full read.
+#[tokio::test]
+async fn a_refused_delta_link_reads_in_full() {
+    let env = start(Sandbox::new()).await;
+    let options = ReadOptions::default();
+    let first = read_full(&env.vendors, &contoso(), &options).await.unwrap();
+    let mut broken = first.clone();
+    broken.accounts.truncate(3);
+    let link = first.delta_link.clone().unwrap();
+    broken.delta_link = Some(link.replace("$deltatoken=sbx", "$deltatoken=garbage"));
+    let again = read_delta(&env.vendors, &contoso(), &options, broken)
+        .await
+        .unwrap();
+    assert!(again.full);
+    assert_eq!(again.accounts, first.accounts);
+}
