@@ -94,8 +94,10 @@ pub enum Guard {
     TooMany {
         /// Deactivations the plan would carry out.
         deactivations: usize,
-        /// The tenant's enabled accounts.
-        enabled: usize,
+        /// The accounts the percentage is of.
+        base: usize,
+        /// What they are: `accounts this source links` or `enabled accounts`.
+        of: &'static str,
         /// `max_deactivate_percent`.
         limit: u32,
     },
@@ -115,10 +117,11 @@ impl Guard {
             ),
             Guard::TooMany {
                 deactivations,
-                enabled,
+                base,
+                of,
                 limit,
             } => format!(
-                "{deactivations} deactivations of {enabled} enabled accounts exceed the \
+                "{deactivations} deactivations of {base} {of} exceed the \
                  {limit}% max_deactivate_percent"
             ),
         }
@@ -541,7 +544,10 @@ pub fn reconcile_with<L: Link>(
 
 /// The mass-deactivation guard of a plan: the source lists nobody while `links` exist, or
 /// the deactivations it would carry out (not blocked) exceed `max_deactivate_percent` of the
-/// `enabled` accounts.
+/// accounts the source links (`links`), or of the `enabled` accounts when those are fewer or
+/// nothing is linked: a truncated export of a source linking 500 of a tenant's 10,000
+/// accounts is stopped, not measured against the whole tenant. Up to `guard_allows`
+/// deactivations never trip the percentage.
 pub fn assess_guard(
     plan: &SyncPlan,
     enabled: usize,
@@ -556,12 +562,18 @@ pub fn assess_guard(
         .iter()
         .filter(|i| i.action == Action::Deactivate && i.blocked.is_none())
         .count();
-    if deactivations > 0
-        && (deactivations as u64) * 100 > u64::from(policy.max_deactivate_percent) * enabled as u64
+    let (base, of) = if links > 0 && links < enabled {
+        (links, "accounts this source links")
+    } else {
+        (enabled, "enabled accounts")
+    };
+    if deactivations > policy.guard_allows as usize
+        && (deactivations as u64) * 100 > u64::from(policy.max_deactivate_percent) * base as u64
     {
         return Some(Guard::TooMany {
             deactivations,
-            enabled,
+            base,
+            of,
             limit: policy.max_deactivate_percent,
         });
     }

@@ -46,9 +46,13 @@ pub struct Policy {
     pub protect_admins: bool,
     /// Group display names or ids whose members are never deactivated (default none).
     pub protected_groups: Vec<String>,
-    /// The most deactivations one sync may carry out, as a percentage of the tenant's enabled
-    /// accounts (default 10); above it the plan is guarded and nothing is applied.
+    /// The most deactivations one sync may carry out, as a percentage of the accounts this
+    /// source links (or of the tenant's enabled accounts, when those are fewer or nothing is
+    /// linked yet; default 10); above it the plan is guarded and nothing is applied.
     pub max_deactivate_percent: u32,
+    /// This many deactivations never trip the percentage guard (default 1), so one leaver of a
+    /// small company is not held up; the empty-source guard is unaffected.
+    pub guard_allows: u32,
 }
 
 impl Default for Policy {
@@ -64,6 +68,7 @@ impl Default for Policy {
             protect_admins: true,
             protected_groups: Vec::new(),
             max_deactivate_percent: 10,
+            guard_allows: 1,
         }
     }
 }

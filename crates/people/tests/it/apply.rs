@@ -73,6 +73,7 @@ fn person(key: &str, attrs: &[(&str, &str)], extra: &[(&str, &str)]) -> Person {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         origin: format!("people.csv:{key}"),
+        held: None,
     }
 }
 

@@ -35,7 +35,7 @@ fn the_documented_example_is_valid() {
     assert_eq!(s.id, "hr");
     assert_eq!(s.source.kind, SourceKind::Csv);
     assert_eq!(s.policy.source_missing, SourceMissing::Deactivate);
-    assert_eq!(s.policy.protected_groups, ["Executives"]);
+    assert_eq!(s.policy.protected_groups, ["Finance"]);
     assert_eq!(s.runbooks.create.runbook, "onboard-user");
     assert_eq!(s.runbooks.deactivate.runbook, "offboard-user");
     let compare = s.effective_policy().compare.unwrap();
@@ -166,10 +166,11 @@ async fn the_documented_example_maps_the_example_export() {
         &s.effective_policy(),
     );
     // Ada: found, update (department and the attributes the account lacks); Bob: found,
-    // deactivate (1 of 3 enabled: above 10%, so guarded); Grace: confirmed, attributes to
+    // deactivate (1 of 3 enabled is above 10%, but one deactivation never trips the guard:
+    // `guard_allows`); Grace: confirmed, attributes to
     // fill; Cy: new; Dee (`on leave`): held, blocked.
     assert_eq!(
         render::summary(&plan),
-        "guarded: 1 new, 2 update, 0 activate, 1 deactivate; 1 blocked, 2 to link"
+        "1 new, 2 update, 0 activate, 1 deactivate; 1 blocked, 2 to link"
     );
 }

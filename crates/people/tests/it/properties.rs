@@ -143,8 +143,10 @@ proptest! {
         let enabled = accounts.iter().filter(|a| a.enabled).count();
         let open = plan.items.iter().filter(|i| i.action == Action::Deactivate && i.blocked.is_none()).count();
         let live_links = links.iter().filter(|l| l.account_id.is_some()).count();
+        let base = if live_links > 0 && live_links < enabled { live_links } else { enabled };
         let expected = (people.is_empty() && live_links > 0)
-            || (open > 0 && open * 100 > policy.max_deactivate_percent as usize * enabled);
+            || (open > policy.guard_allows as usize
+                && open * 100 > policy.max_deactivate_percent as usize * base);
         prop_assert_eq!(plan.guard.is_some(), expected);
     }
 
