@@ -442,6 +442,58 @@ userPrincipalName = "{{{{upn}}}}"
         stderr(&o)
     );
 
+    // HR empties Isaiah's title and manager: the update clears them (Graph null, the manager
+    // reference deleted), and the next sync finds nothing to do.
+    let isaiah = user(&before, "isaiah.langer@contoso.example");
+    let emptied = format!(
+        "E101,{},{},Finance,,,active,isaiah.langer@contoso.example\n",
+        isaiah["givenName"].as_str().unwrap(),
+        isaiah["surname"].as_str().unwrap()
+    );
+    let cleared_csv: String = csv
+        .lines()
+        .map(|l| {
+            if l.starts_with("E101,") {
+                emptied.clone()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("people.csv"), &cleared_csv).unwrap();
+    let (code, clearing) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{clearing:#}");
+    let item = clearing["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["person"]["key"] == "E101")
+        .unwrap()
+        .clone();
+    assert_eq!(item["action"], "update", "{item:#}");
+    let cleared: Vec<&str> = item["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["to"].is_null())
+        .map(|c| c["attribute"].as_str().unwrap())
+        .collect();
+    assert!(cleared.contains(&"jobTitle"), "{item:#}");
+    let ids: Vec<String> = clearing["outcome"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(approve_and_finish(&cfg, &db, &ids), [ok("update-profile")]);
+    let isaiah = user(&state(&url), "isaiah.l@contoso.example").clone();
+    assert!(isaiah["jobTitle"].is_null(), "{isaiah:#}");
+    assert!(isaiah["managerId"].is_null(), "{isaiah:#}");
+    assert_eq!(isaiah["department"], "Finance");
+    let (code, settled) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{settled:#}");
+    assert_eq!(settled["status"], "nothing_to_do", "{settled:#}");
+
     // The history.
     let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
     let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
@@ -449,6 +501,8 @@ userPrincipalName = "{{{{upn}}}}"
     assert_eq!(
         statuses,
         [
+            "nothing_to_do",
+            "applied",
             "nothing_to_do",
             "guarded",
             "nothing_to_do",

@@ -2,7 +2,7 @@
 //! `Engine` API (the engine's machine decides everything that follows: approvals, retries,
 //! failures). Each actionable item (create, update, activate, deactivate, not blocked) becomes
 //! one run of the runbook configured for its action (`[sync.runbooks]`), its inputs rendered
-//! from templates over `person`, `account`, `changes` and `tenant`, with a dedup key
+//! from templates over `person`, `account`, `changes`, `cleared` and `tenant`, with a dedup key
 //! `sync:{source}:{person}:{action}:{hash of the changes}` so applying the same plan twice
 //! starts nothing twice. With approvers, the whole batch is one run of the stock
 //! `people-sync-batch` runbook instead: one approval, then one called run per person.
@@ -38,6 +38,18 @@ pub const ATTRIBUTES: &[&str] = &[
     "mail",
     "userPrincipalName",
     "manager",
+];
+
+/// The attributes a change may clear and their names in `entra.update_user`'s and
+/// `update-profile`'s `clear` (`manager`: the manager is removed).
+pub const CLEARABLE: &[(&str, &str)] = &[
+    ("givenName", "given_name"),
+    ("surname", "surname"),
+    ("department", "department"),
+    ("jobTitle", "job_title"),
+    ("usageLocation", "usage_location"),
+    ("employeeId", "employee_id"),
+    ("manager", "manager"),
 ];
 
 /// The extra (non-Entra) fields a template may read as `person.extra.<name>` even when the
@@ -151,7 +163,8 @@ pub fn dedup_key(source: &str, item: &Item) -> String {
 /// The template context of an item: `person` (`key`, `active`, `origin`, every attribute of
 /// [`ATTRIBUTES`] and extra of [`EXTRAS`] present, null when unknown), `account` (`id`,
 /// `user_principal_name`), `changes` (attribute → new value, null for attributes that do not
-/// change) and `tenant` (the tenant's id).
+/// change), `cleared` (the `update-profile` names of the attributes the change empties, in
+/// [`CLEARABLE`]'s order: `["job_title", "manager"]`) and `tenant` (the tenant's id).
 pub fn context(item: &Item, tenant: &str) -> Value {
     let mut person = Map::new();
     for a in ATTRIBUTES {
@@ -184,7 +197,16 @@ pub fn context(item: &Item, tenant: &str) -> Value {
         Some(a) => json!({"id": a.id, "user_principal_name": a.user_principal_name}),
         None => json!({"id": null, "user_principal_name": null}),
     };
-    json!({"person": person, "account": account, "changes": changes, "tenant": tenant})
+    let cleared: Vec<&str> = CLEARABLE
+        .iter()
+        .filter(|(a, _)| {
+            item.changes
+                .iter()
+                .any(|c| c.attribute == *a && c.to.is_none())
+        })
+        .map(|(_, name)| *name)
+        .collect();
+    json!({"person": person, "account": account, "changes": changes, "cleared": cleared, "tenant": tenant})
 }
 
 /// Renders a choice's inputs for one item; inputs that render null or blank are left out.
@@ -341,7 +363,19 @@ fn batch_keys(action: Action) -> &'static [&'static str] {
             "usage_location",
             "start_date",
         ],
-        Action::Update | Action::Activate => &[
+        Action::Update => &[
+            "user",
+            "display_name",
+            "given_name",
+            "surname",
+            "department",
+            "job_title",
+            "usage_location",
+            "employee_id",
+            "manager",
+            "clear",
+        ],
+        Action::Activate => &[
             "user",
             "display_name",
             "given_name",
@@ -387,10 +421,9 @@ async fn apply_batch(
         };
         let mut object = Map::new();
         for k in batch_keys(item.action) {
-            object.insert(
-                k.to_string(),
-                inputs.get(*k).cloned().unwrap_or(Value::Null),
-            );
+            // `clear` is a list: absent is an empty one (null is not a list).
+            let absent = if *k == "clear" { json!([]) } else { Value::Null };
+            object.insert(k.to_string(), inputs.get(*k).cloned().unwrap_or(absent));
         }
         let list = match item.action {
             Action::Create => "creates",
