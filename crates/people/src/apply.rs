@@ -471,6 +471,39 @@ async fn apply_batch(
     Ok(outcome)
 }
 
+/// Checks that the batch runbook `batch` (the compiled `people-sync-batch`) lets `approvers`
+/// approve: its `approvers` input's `enum` lists each of them. The batch's approval stands in
+/// for its runs' own gates, so nobody else may give it.
+pub fn check_batch_approvers(batch: &Plan, approvers: &[String]) -> Result<(), String> {
+    let Some(spec) = batch.inputs.get("approvers") else {
+        return Err(format!(
+            "runbook `{}` has no `approvers` input to ask",
+            batch.runbook
+        ));
+    };
+    let allowed: Vec<&str> = spec
+        .allowed
+        .iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for a in approvers {
+        if !allowed.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+            return Err(format!(
+                "`{a}` may not approve a sync's batch: runbook `{}` allows {} (its `approvers` \
+                 input's enum; edit it to add someone)",
+                batch.runbook,
+                if allowed.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The account a finished create run made: the `id` and `user_principal_name` of its
 /// `create_user` step (or, for a custom runbook, of the first step that output both).
 pub fn created_account(outputs: &[(String, u32, Value)]) -> Option<(String, String)> {

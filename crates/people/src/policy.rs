@@ -49,6 +49,11 @@ pub struct Policy {
     /// The most deactivations one sync may carry out, as a percentage of the tenant's enabled
     /// accounts (default 10); above it the plan is guarded and nothing is applied.
     pub max_deactivate_percent: u32,
+    /// Approvers of every applied batch (default none): when set, `tenure sync --apply`
+    /// (unless `--approve-by` names others) and the scheduled sync start one
+    /// `people-sync-batch` run asking them once, instead of one run per person. They must be
+    /// among those the batch runbook allows (its `approvers` input's `enum`).
+    pub approval: Vec<String>,
 }
 
 impl Default for Policy {
@@ -64,12 +69,15 @@ impl Default for Policy {
             protect_admins: true,
             protected_groups: Vec::new(),
             max_deactivate_percent: 10,
+            approval: Vec::new(),
         }
     }
 }
 
 impl Policy {
-    /// Checks the values serde cannot: the percentage and the correlation attributes.
+    /// Checks the values serde cannot: the percentage, the correlation attributes and the
+    /// approvers' addresses (whether the batch runbook allows them is checked where the
+    /// runbooks are known: [`crate::apply::check_batch_approvers`]).
     pub fn validate(&self) -> Result<(), String> {
         if self.max_deactivate_percent > 100 {
             return Err(format!(
@@ -82,6 +90,14 @@ impl Policy {
                 return Err(format!(
                     "correlate names `{a}`; people are correlated by {}",
                     CORRELATABLE.join(", ")
+                ));
+            }
+        }
+        for a in &self.approval {
+            let (local, domain) = a.split_once('@').unwrap_or_default();
+            if local.is_empty() || !domain.contains('.') || a.contains(char::is_whitespace) {
+                return Err(format!(
+                    "approval names `{a}`, which is not an email address"
                 ));
             }
         }
