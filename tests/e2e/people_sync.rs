@@ -913,7 +913,10 @@ fn a_scheduled_sync_with_approval_starts_one_batch_behind_one_gate() {
             "{all:#?}\n{}",
             std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
         );
-        assert!(Instant::now() < deadline, "the batch did not finish: {all:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not finish: {all:#?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     };
     let _ = serve.kill();

@@ -392,8 +392,11 @@ fn batch_keys(action: Action) -> &'static [&'static str] {
 }
 
 /// One `people-sync-batch` run for the whole plan: the items' rendered inputs as the four
-/// lists (every key the batch reads present, null when absent). Creates get no pending link
-/// here: the next sync finds the new accounts by correlation.
+/// lists (every key the batch reads present, null when absent). Each create gets a link
+/// pending on the batch run: while the batch goes on, later syncs (a schedule's next ticks,
+/// whose smaller plans make another batch) never start that person's create again; once it
+/// has ended the link is dropped (the batch's own outputs name no account) and the sync after
+/// finds the new account by correlation.
 async fn apply_batch(
     engine: &Engine,
     plan: &SyncPlan,
@@ -405,6 +408,7 @@ async fn apply_batch(
     let renderer = Renderer::new();
     let mut lists: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut keys = Vec::new();
+    let mut creates = Vec::new();
     for (_, item) in actionable(plan) {
         let Some(choice) = runbooks.for_action(item.action) else {
             continue;
@@ -422,7 +426,11 @@ async fn apply_batch(
         let mut object = Map::new();
         for k in batch_keys(item.action) {
             // `clear` is a list: absent is an empty one (null is not a list).
-            let absent = if *k == "clear" { json!([]) } else { Value::Null };
+            let absent = if *k == "clear" {
+                json!([])
+            } else {
+                Value::Null
+            };
             object.insert(k.to_string(), inputs.get(*k).cloned().unwrap_or(absent));
         }
         let list = match item.action {
@@ -433,6 +441,11 @@ async fn apply_batch(
         };
         lists.entry(list).or_default().push(Value::Object(object));
         keys.push(dedup_key(&plan.source, item));
+        if item.action == Action::Create {
+            if let Some(p) = &item.person {
+                creates.push(p.key.clone());
+            }
+        }
     }
     if lists.is_empty() {
         return Ok(outcome);
@@ -459,6 +472,15 @@ async fn apply_batch(
             dedup_key: Some(key.clone()),
         })
         .await?;
+    for person_key in creates {
+        outcome.links.push(NewLink {
+            person_key,
+            account_id: None,
+            user_principal_name: None,
+            via: "run".into(),
+            run_id: Some(started.id.clone()),
+        });
+    }
     outcome.runs.push(StartedRun {
         item: None,
         person: String::new(),

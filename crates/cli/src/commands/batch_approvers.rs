@@ -17,14 +17,16 @@ pub fn check(sources: &[SyncSource], runbooks: &Path) -> Result<()> {
     let mut batch = None;
     for src in sources.iter().filter(|s| !s.policy.approval.is_empty()) {
         if batch.is_none() {
-            batch = Some(super::sync::resolve_in(runbooks, BATCH_RUNBOOK).map_err(|e| {
-                anyhow::anyhow!(
+            batch = Some(
+                super::sync::resolve_in(runbooks, BATCH_RUNBOOK).map_err(|e| {
+                    anyhow::anyhow!(
                     "[[sync]] `{}`: [sync.policy] approval needs the runbook `{BATCH_RUNBOOK}` \
                      in {}: {e}",
                     src.id,
                     runbooks.display()
                 )
-            })?);
+                })?,
+            );
         }
         if let Some(plan) = &batch {
             if let Err(e) = check_batch_approvers(plan, &src.policy.approval) {
