@@ -478,7 +478,10 @@ userPrincipalName = "{{{{upn}}}}"
         .filter(|c| c["to"].is_null())
         .map(|c| c["attribute"].as_str().unwrap())
         .collect();
-    assert!(cleared.contains(&"jobTitle"), "{item:#}");
+    assert!(
+        cleared.contains(&"jobTitle") && cleared.contains(&"manager"),
+        "{item:#}"
+    );
     let ids: Vec<String> = clearing["outcome"]["runs"]
         .as_array()
         .unwrap()
