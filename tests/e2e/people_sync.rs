@@ -442,6 +442,61 @@ userPrincipalName = "{{{{upn}}}}"
         stderr(&o)
     );
 
+    // HR empties Isaiah's title and manager: the update clears them (Graph null, the manager
+    // reference deleted), and the next sync finds nothing to do.
+    let isaiah = user(&before, "isaiah.langer@contoso.example");
+    let emptied = format!(
+        "E101,{},{},Finance,,,active,isaiah.langer@contoso.example\n",
+        isaiah["givenName"].as_str().unwrap(),
+        isaiah["surname"].as_str().unwrap()
+    );
+    let cleared_csv: String = csv
+        .lines()
+        .map(|l| {
+            if l.starts_with("E101,") {
+                emptied.clone()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("people.csv"), &cleared_csv).unwrap();
+    let (code, clearing) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{clearing:#}");
+    let item = clearing["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["person"]["key"] == "E101")
+        .unwrap()
+        .clone();
+    assert_eq!(item["action"], "update", "{item:#}");
+    let cleared: Vec<&str> = item["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["to"].is_null())
+        .map(|c| c["attribute"].as_str().unwrap())
+        .collect();
+    assert!(
+        cleared.contains(&"jobTitle") && cleared.contains(&"manager"),
+        "{item:#}"
+    );
+    let ids: Vec<String> = clearing["outcome"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(approve_and_finish(&cfg, &db, &ids), [ok("update-profile")]);
+    let isaiah = user(&state(&url), "isaiah.l@contoso.example").clone();
+    assert!(isaiah["jobTitle"].is_null(), "{isaiah:#}");
+    assert!(isaiah["managerId"].is_null(), "{isaiah:#}");
+    assert_eq!(isaiah["department"], "Finance");
+    let (code, settled) = sync(&cfg, &db, &["--apply"]);
+    assert_eq!(code, 0, "{settled:#}");
+    assert_eq!(settled["status"], "nothing_to_do", "{settled:#}");
+
     // The history.
     let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
     let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
@@ -449,6 +504,8 @@ userPrincipalName = "{{{{upn}}}}"
     assert_eq!(
         statuses,
         [
+            "nothing_to_do",
+            "applied",
             "nothing_to_do",
             "guarded",
             "nothing_to_do",
@@ -741,5 +798,157 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
         stdout(&o).contains("linked to hr person E203 (manual"),
         "{}",
         stdout(&o)
+    );
+}
+
+/// `[sync.policy] approval`: a scheduled sync puts its whole batch behind one approval. Ticks
+/// every second start exactly one `people-sync-batch` run, waiting on its gate, and nothing
+/// else; once approved from the terminal, the called joiner runs without asking again and the
+/// account exists. Approvers the batch runbook does not allow are refused when the
+/// configuration is loaded.
+#[test]
+fn a_scheduled_sync_with_approval_starts_one_batch_behind_one_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = dir.path().join("tenure.toml");
+    let config = |approver: &str| {
+        format!(
+            "[sandbox]\nurl = \"{url}\"\n\n[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\nschedule = \"* * * * * *\"\n\n\
+             [sync.source]\nkind = \"csv\"\npath = \"people.csv\"\n\n[sync.map]\nkey = \"{{{{id}}}}\"\n\
+             givenName = \"{{{{given}}}}\"\nsurname = \"{{{{family}}}}\"\ndisplayName = \"{{{{given}}}} {{{{family}}}}\"\n\
+             employeeId = \"{{{{id}}}}\"\n\n[sync.policy]\napproval = [\"{approver}\"]\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "id,given,family\nE900,Tick,Tock\n",
+    )
+    .unwrap();
+
+    // Someone the batch runbook does not list: refused at load, before anything starts.
+    std::fs::write(&cfg, config("mallory@contoso.example")).unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("[sync.policy] approval")
+            && err.contains("`mallory@contoso.example` may not approve")
+            && err.contains("it-lead@msp.example"),
+        "{err}"
+    );
+
+    std::fs::write(&cfg, config("it-lead@msp.example")).unwrap();
+    let runbooks = root().join("runbooks");
+    let spawn = |args: &[&str], log: &str| {
+        crate::Tenure::new()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--db", &db])
+            .args(args)
+            .arg(&runbooks)
+            .current_dir(root())
+            .env_remove("TENURE_SANDBOX")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+            .spawn()
+    };
+    let mut serve = spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--runbooks"],
+        "serve.log",
+    );
+    let mut worker = spawn(&["worker", "--runbooks"], "worker.log");
+    let runs = || -> Vec<Value> {
+        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap_or_default()
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
+        let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if list.len() >= 3 && started.elapsed() > Duration::from_secs(4) {
+            assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled syncs: {list:#?}\n{}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Several ticks, one run: the batch, waiting on its one gate.
+    let all = runs();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["runbook"], "people-sync-batch", "{all:#?}");
+    assert_eq!(all[0]["status"], "waiting", "{all:#?}");
+    let batch = all[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        users(&state(&url))
+            .iter()
+            .filter(|u| u["employeeId"] == "E900")
+            .count(),
+        0,
+        "nothing is done before the approval"
+    );
+
+    // Approved: the called joiner runs without a gate of its own and the account exists.
+    let o = tenure(
+        &cfg,
+        &db,
+        &[
+            "approve",
+            &format!("{batch}:approve"),
+            "--as",
+            "it-lead@msp.example",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let all = runs();
+        let finished = |r: &Value| r["status"] == "succeeded";
+        if all.iter().any(|r| r["id"] == batch.as_str() && finished(r)) {
+            break all;
+        }
+        assert!(
+            all.iter().all(|r| r["status"] != "failed"),
+            "{all:#?}\n{}",
+            std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not finish: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let mut names: Vec<(&str, &str)> = done
+        .iter()
+        .map(|r| {
+            (
+                r["runbook"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("onboard-user", "succeeded"),
+            ("people-sync-batch", "succeeded")
+        ],
+        "{done:#?}"
+    );
+    assert_eq!(
+        users(&state(&url))
+            .iter()
+            .filter(|u| u["employeeId"] == "E900")
+            .count(),
+        1
     );
 }

@@ -176,6 +176,22 @@ async def main(base: str) -> int:
         )
         assert got.job_title == "Engineer" and got.account_enabled is False
         assert got.business_phones == ["+61 2 5550 1234"]
+        # JSON null clears a property (the SDK leaves a None attribute out; additional_data
+        # sends null), as `entra.update_user`'s `clear` does.
+        await g.users.by_user_id(created.id).patch(User(additional_data={"jobTitle": None}))
+        got = await g.users.by_user_id(created.id).get(
+            request_configuration=RequestConfiguration(
+                query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                    select=["id", "jobTitle"]
+                )
+            )
+        )
+        assert got.job_title is None
+        await expect_error(
+            g.users.by_user_id(created.id).patch(User(additional_data={"displayName": None})),
+            400,
+            "Request_BadRequest",
+        )
         # UPN rename, then read by the new UPN.
         await g.users.by_user_id(created.id).patch(User(user_principal_name=f"sdk.renamed@{DOMAIN}"))
         renamed = await g.users.by_user_id(f"sdk.renamed@{DOMAIN}").get()
@@ -390,7 +406,7 @@ async def main(base: str) -> int:
         assert got.display_name == "Megan Bowen"
 
     for name, check in [
-        ("users: create, PATCH with @odata.type, UPN rename, businessPhones, delete", users_crud),
+        ("users: create, PATCH with @odata.type, null clears, UPN rename, businessPhones, delete", users_crud),
         ("errors: ObjectConflict, Request_ResourceNotFound, $top, $select, unknown route", errors),
         ("paging with the SDK's PageIterator", paging),
         ("advanced queries need ConsistencyLevel: eventual; $search, $count, $orderby", advanced_queries),

@@ -405,6 +405,11 @@ fn parse(path: &Path) -> Result<Config> {
         .to_path_buf();
     tenure_people::config::validate_all(&config.sync)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let runbooks = Path::new(crate::load::RUNBOOKS_DIR);
+    if runbooks.is_dir() {
+        crate::commands::batch_approvers::check(&config.sync, runbooks)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+    }
     for t in &config.tenants {
         if let Some(zone) = &t.timezone {
             if zone.parse::<chrono_tz::Tz>().is_err() {

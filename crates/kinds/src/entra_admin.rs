@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use tenure_steps::entra::CLEARABLE;
 use tenure_steps::{Call, Outcome, Registry, StepError};
 
 use crate::entra::{
@@ -58,7 +59,8 @@ const PROFILE: &[(&str, &str)] = &[
     ("mobile_phone", "mobilePhone"),
 ];
 
-/// `entra.update_user`: patches only the fields that differ.
+/// `entra.update_user`: patches only the fields that differ, sets the fields `clear` names to
+/// null when they hold a value, and removes the manager when `clear` names `manager`.
 struct UpdateUser(Arc<Vendors>);
 
 impl UpdateUser {
@@ -91,6 +93,7 @@ impl UpdateUser {
             }
             Err(e) => return Err(step_error(e)),
         };
+        let clear = cleared(call.params)?;
         let mut patch = serde_json::Map::new();
         let mut changed = Vec::new();
         for (param_name, field) in PROFILE {
@@ -99,6 +102,10 @@ impl UpdateUser {
                     patch.insert(field.to_string(), json!(v));
                     changed.push(param_name.to_string());
                 }
+            } else if clear.contains(param_name) && !current[*field].is_null() {
+                // Graph empties a property set to null (an empty string is refused).
+                patch.insert(field.to_string(), Value::Null);
+                changed.push(param_name.to_string());
             }
         }
         let id = id_of(&current);
@@ -115,7 +122,86 @@ impl UpdateUser {
                 .await
                 .map_err(step_error)?;
         }
+        if clear.contains(&"manager")
+            && remove_manager(&client, name, &id)
+                .await
+                .map_err(step_error)?
+        {
+            changed.push("manager".into());
+        }
         Ok(Outcome::Done(json!({"id": id, "changed": changed})))
+    }
+}
+
+/// The names `clear` lists, each checked against the clearable fields (the compiler checks
+/// literal lists; a list rendered from a template is checked here), none also given a value.
+fn cleared(params: &Value) -> Result<Vec<&'static str>, StepError> {
+    let bad = |m: String| StepError::permanent("bad_param", m);
+    let items = match &params["clear"] {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => {
+            return Err(bad(format!(
+                "`clear` must be a list of field names, not {other}"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let text = item.as_str().unwrap_or_default();
+        let Some(name) = CLEARABLE.iter().find(|c| **c == text) else {
+            return Err(bad(format!(
+                "`clear` names {item}, which is not a field that can be cleared (one of: {})",
+                CLEARABLE.join(", ")
+            )));
+        };
+        if params[*name].is_string() {
+            return Err(bad(format!(
+                "`{name}` is both given a value and listed in `clear`"
+            )));
+        }
+        out.push(*name);
+    }
+    Ok(out)
+}
+
+/// Removes the manager of the user with object id `id` (called `name` in messages) through
+/// Graph `DELETE /users/{id}/manager/$ref`, after reading it: a user without a manager (404)
+/// is left alone. Returns whether it changed.
+async fn remove_manager(
+    client: &Client,
+    name: &str,
+    id: &str,
+) -> Result<bool, tenure_vendors::VendorError> {
+    let url = format!("{}/users/{}/manager", client.endpoints.graph, segment(id));
+    match client
+        .send(
+            &format!("read the manager of {name}"),
+            Method::GET,
+            &url,
+            None,
+            &[],
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    match client
+        .send(
+            &format!("remove the manager of {name}"),
+            Method::DELETE,
+            &format!("{url}/$ref"),
+            None,
+            &[],
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Removed meanwhile (a repeat after a lost answer): the work is done.
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

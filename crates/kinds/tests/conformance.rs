@@ -1836,6 +1836,82 @@ async fn a_field_that_renders_empty_is_left_out_and_a_required_one_is_a_clear_er
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_user_clears_the_fields_it_is_told_to_once_and_refuses_unknown_names() {
+    let h = Harness::new().await;
+    let upn = "alan.turing@contoso.example";
+    let steps = format!("  new:\n    uses: entra.create_user\n    with: {{ user_principal_name: {upn}, display_name: Alan Turing, department: Research, job_title: Cryptanalyst, manager: megan.bowen@contoso.example }}\n  wipe:\n    uses: entra.update_user\n    with: {{ user: \"{{{{steps.new.outputs.id}}}}\", clear: [job_title, department, manager, mobile_phone] }}\n");
+    let (id, status) = h.run(&Harness::plan(&steps)).await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", h.journal(&id).await);
+    // Only what held a value changed: the mobile phone was empty already.
+    assert_eq!(
+        h.outputs(&id, "wipe").await["changed"],
+        json!(["department", "job_title", "manager"])
+    );
+    let alan = contoso_user(&h.state().await, upn);
+    assert!(alan["jobTitle"].is_null(), "{alan}");
+    assert!(alan["department"].is_null(), "{alan}");
+    assert!(alan["managerId"].is_null(), "{alan}");
+    assert_eq!(alan["displayName"], "Alan Turing");
+    // The manager went through Graph's `DELETE /users/{id}/manager/$ref`.
+    let journal = h.journal(&id).await;
+    assert!(journal.iter().any(|e| matches!(e, EventKind::RequestSummary { method, path, .. } if method == "DELETE" && path.ends_with("/manager/$ref"))), "{journal:#?}");
+    // A repeat finds the fields empty and changes nothing.
+    let before = h.counters().await;
+    assert_eq!(h.repeat(&id, "wipe").await["changed"], json!([]));
+    assert_eq!(h.counters().await, before, "the repeat changed nothing");
+
+    // A name that is not a clearable field, written in the runbook: refused when compiling.
+    let src = SourceFile::new(
+        "clear.yaml",
+        "runbook: clear\nversion: 1\ntenant: contoso\nsteps:\n  p:\n    uses: entra.update_user\n    with: { user: megan.bowen@contoso.example, clear: [jobTitle] }\n",
+    );
+    let out = compile(&src, &tenure_steps::catalogue());
+    assert!(out.plan.is_none());
+    let text: Vec<String> = out.diagnostics.iter().map(|d| d.render(&src)).collect();
+    assert!(text.join("\n").contains("jobTitle"), "{text:?}");
+
+    // Rendered from an input: the step refuses it with the names it accepts, changing nothing;
+    // so it does a field both set and cleared.
+    let src = SourceFile::new(
+        "clear.yaml",
+        "runbook: clear\nversion: 1\ntenant: contoso\ninputs:\n  clear: { type: list, items: string }\n  title: { type: string }\nsteps:\n  p:\n    uses: entra.update_user\n    with: { user: megan.bowen@contoso.example, job_title: \"{{inputs.title}}\", clear: \"{{inputs.clear}}\" }\n",
+    );
+    let out = compile(&src, &tenure_steps::catalogue());
+    for d in &out.diagnostics {
+        eprintln!("{}", d.render(&src));
+    }
+    let plan = out.plan.expect("compiles");
+    let megan = contoso_user(&h.state().await, "megan.bowen@contoso.example");
+    for (inputs, expected) in [
+        (
+            json!({"clear": ["displayName"]}),
+            "`clear` names \"displayName\", which is not a field that can be cleared (one of: given_name, surname,",
+        ),
+        (
+            json!({"clear": ["job_title"], "title": "Boss"}),
+            "`job_title` is both given a value and listed in `clear`",
+        ),
+    ] {
+        let id = h
+            .start(&plan, inputs.as_object().unwrap().clone())
+            .await;
+        let status = tokio::time::timeout(Duration::from_secs(60), h.worker.drive(&id, false))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status, RunStatus::Failed);
+        let failed = failures(&h, &id).await;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].contains(expected), "{failed:?}");
+    }
+    assert_eq!(
+        contoso_user(&h.state().await, "megan.bowen@contoso.example"),
+        megan,
+        "nothing changed"
+    );
+}
+
 const SMTP_MAIL: &str = "  pw:\n    uses: password.generate\n    with: { length: 20 }\n  share:\n    uses: password.share\n    with: { method: direct, secret: \"{{steps.pw.outputs.password}}\" }\n  mail:\n    uses: notify.email\n    with: { to: [ada.lovelace@contoso.example], cc: [alex.wilber@contoso.example], subject: Welcome Ada, body: \"Hello **Ada**\\n\\nYour password: `{{steps.share.outputs.secret}}`\\n\\n<b>not markup</b>\" }\n";
 
 /// A harness whose `notify.email` submits to the sandbox's SMTP listener over TCP.

@@ -2,7 +2,7 @@
 //! `Engine` API (the engine's machine decides everything that follows: approvals, retries,
 //! failures). Each actionable item (create, update, activate, deactivate, not blocked) becomes
 //! one run of the runbook configured for its action (`[sync.runbooks]`), its inputs rendered
-//! from templates over `person`, `account`, `changes` and `tenant`, with a dedup key
+//! from templates over `person`, `account`, `changes`, `cleared` and `tenant`, with a dedup key
 //! `sync:{source}:{person}:{action}:{hash of the changes}` so applying the same plan twice
 //! starts nothing twice. With approvers, the whole batch is one run of the stock
 //! `people-sync-batch` runbook instead: one approval, then one called run per person.
@@ -38,6 +38,18 @@ pub const ATTRIBUTES: &[&str] = &[
     "mail",
     "userPrincipalName",
     "manager",
+];
+
+/// The attributes a change may clear and their names in `entra.update_user`'s and
+/// `update-profile`'s `clear` (`manager`: the manager is removed).
+pub const CLEARABLE: &[(&str, &str)] = &[
+    ("givenName", "given_name"),
+    ("surname", "surname"),
+    ("department", "department"),
+    ("jobTitle", "job_title"),
+    ("usageLocation", "usage_location"),
+    ("employeeId", "employee_id"),
+    ("manager", "manager"),
 ];
 
 /// The extra (non-Entra) fields a template may read as `person.extra.<name>` even when the
@@ -151,7 +163,8 @@ pub fn dedup_key(source: &str, item: &Item) -> String {
 /// The template context of an item: `person` (`key`, `active`, `origin`, every attribute of
 /// [`ATTRIBUTES`] and extra of [`EXTRAS`] present, null when unknown), `account` (`id`,
 /// `user_principal_name`), `changes` (attribute → new value, null for attributes that do not
-/// change) and `tenant` (the tenant's id).
+/// change), `cleared` (the `update-profile` names of the attributes the change empties, in
+/// [`CLEARABLE`]'s order: `["job_title", "manager"]`) and `tenant` (the tenant's id).
 pub fn context(item: &Item, tenant: &str) -> Value {
     let mut person = Map::new();
     for a in ATTRIBUTES {
@@ -184,7 +197,16 @@ pub fn context(item: &Item, tenant: &str) -> Value {
         Some(a) => json!({"id": a.id, "user_principal_name": a.user_principal_name}),
         None => json!({"id": null, "user_principal_name": null}),
     };
-    json!({"person": person, "account": account, "changes": changes, "tenant": tenant})
+    let cleared: Vec<&str> = CLEARABLE
+        .iter()
+        .filter(|(a, _)| {
+            item.changes
+                .iter()
+                .any(|c| c.attribute == *a && c.to.is_none())
+        })
+        .map(|(_, name)| *name)
+        .collect();
+    json!({"person": person, "account": account, "changes": changes, "cleared": cleared, "tenant": tenant})
 }
 
 /// Renders a choice's inputs for one item; inputs that render null or blank are left out.
@@ -341,7 +363,19 @@ fn batch_keys(action: Action) -> &'static [&'static str] {
             "usage_location",
             "start_date",
         ],
-        Action::Update | Action::Activate => &[
+        Action::Update => &[
+            "user",
+            "display_name",
+            "given_name",
+            "surname",
+            "department",
+            "job_title",
+            "usage_location",
+            "employee_id",
+            "manager",
+            "clear",
+        ],
+        Action::Activate => &[
             "user",
             "display_name",
             "given_name",
@@ -358,8 +392,11 @@ fn batch_keys(action: Action) -> &'static [&'static str] {
 }
 
 /// One `people-sync-batch` run for the whole plan: the items' rendered inputs as the four
-/// lists (every key the batch reads present, null when absent). Creates get no pending link
-/// here: the next sync finds the new accounts by correlation.
+/// lists (every key the batch reads present, null when absent). Each create gets a link
+/// pending on the batch run: while the batch goes on, later syncs (a schedule's next ticks,
+/// whose smaller plans make another batch) never start that person's create again; once it
+/// has ended the link is dropped (the batch's own outputs name no account) and the sync after
+/// finds the new account by correlation.
 async fn apply_batch(
     engine: &Engine,
     plan: &SyncPlan,
@@ -371,6 +408,7 @@ async fn apply_batch(
     let renderer = Renderer::new();
     let mut lists: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut keys = Vec::new();
+    let mut creates = Vec::new();
     for (_, item) in actionable(plan) {
         let Some(choice) = runbooks.for_action(item.action) else {
             continue;
@@ -387,10 +425,13 @@ async fn apply_batch(
         };
         let mut object = Map::new();
         for k in batch_keys(item.action) {
-            object.insert(
-                k.to_string(),
-                inputs.get(*k).cloned().unwrap_or(Value::Null),
-            );
+            // `clear` is a list: absent is an empty one (null is not a list).
+            let absent = if *k == "clear" {
+                json!([])
+            } else {
+                Value::Null
+            };
+            object.insert(k.to_string(), inputs.get(*k).cloned().unwrap_or(absent));
         }
         let list = match item.action {
             Action::Create => "creates",
@@ -400,6 +441,11 @@ async fn apply_batch(
         };
         lists.entry(list).or_default().push(Value::Object(object));
         keys.push(dedup_key(&plan.source, item));
+        if item.action == Action::Create {
+            if let Some(p) = &item.person {
+                creates.push(p.key.clone());
+            }
+        }
     }
     if lists.is_empty() {
         return Ok(outcome);
@@ -426,6 +472,15 @@ async fn apply_batch(
             dedup_key: Some(key.clone()),
         })
         .await?;
+    for person_key in creates {
+        outcome.links.push(NewLink {
+            person_key,
+            account_id: None,
+            user_principal_name: None,
+            via: "run".into(),
+            run_id: Some(started.id.clone()),
+        });
+    }
     outcome.runs.push(StartedRun {
         item: None,
         person: String::new(),
@@ -436,6 +491,39 @@ async fn apply_batch(
         existing: started.duplicate,
     });
     Ok(outcome)
+}
+
+/// Checks that the batch runbook `batch` (the compiled `people-sync-batch`) lets `approvers`
+/// approve: its `approvers` input's `enum` lists each of them. The batch's approval stands in
+/// for its runs' own gates, so nobody else may give it.
+pub fn check_batch_approvers(batch: &Plan, approvers: &[String]) -> Result<(), String> {
+    let Some(spec) = batch.inputs.get("approvers") else {
+        return Err(format!(
+            "runbook `{}` has no `approvers` input to ask",
+            batch.runbook
+        ));
+    };
+    let allowed: Vec<&str> = spec
+        .allowed
+        .iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for a in approvers {
+        if !allowed.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+            return Err(format!(
+                "`{a}` may not approve a sync's batch: runbook `{}` allows {} (its `approvers` \
+                 input's enum; edit it to add someone)",
+                batch.runbook,
+                if allowed.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The account a finished create run made: the `id` and `user_principal_name` of its

@@ -106,7 +106,7 @@ pub struct Runbooks {
 }
 
 /// One action's runbook. Its input templates see `person.<attribute>`, `person.extra.<x>`,
-/// `person.key`, `account.user_principal_name`, `account.id`, `changes` and `tenant`.
+/// `person.key`, `account.user_principal_name`, `account.id`, `changes`, `cleared` and `tenant`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookChoice {
@@ -163,7 +163,11 @@ impl Default for Runbooks {
             ),
             // Only what changes: `changes.<attribute>` is null for the others, and an input
             // that renders null is left out (update-profile and rehire then leave it alone).
-            update: choice("update-profile", &with_changes()),
+            // An attribute the source empties is cleared (`cleared`: its update-profile name).
+            update: choice(
+                "update-profile",
+                &[with_changes(), vec![("clear", "{{cleared}}")]].concat(),
+            ),
             activate: choice("rehire", &with_changes()),
             deactivate: choice(
                 "offboard-user",

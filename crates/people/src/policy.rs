@@ -53,6 +53,11 @@ pub struct Policy {
     /// This many deactivations never trip the percentage guard (default 1), so one leaver of a
     /// small company is not held up; the empty-source guard is unaffected.
     pub guard_allows: u32,
+    /// Approvers of every applied batch (default none): when set, `tenure sync --apply`
+    /// (unless `--approve-by` names others) and the scheduled sync start one
+    /// `people-sync-batch` run asking them once, instead of one run per person. They must be
+    /// among those the batch runbook allows (its `approvers` input's `enum`).
+    pub approval: Vec<String>,
 }
 
 impl Default for Policy {
@@ -69,12 +74,15 @@ impl Default for Policy {
             protected_groups: Vec::new(),
             max_deactivate_percent: 10,
             guard_allows: 1,
+            approval: Vec::new(),
         }
     }
 }
 
 impl Policy {
-    /// Checks the values serde cannot: the percentage and the correlation attributes.
+    /// Checks the values serde cannot: the percentage, the correlation attributes and the
+    /// approvers' addresses (whether the batch runbook allows them is checked where the
+    /// runbooks are known: [`crate::apply::check_batch_approvers`]).
     pub fn validate(&self) -> Result<(), String> {
         if self.max_deactivate_percent > 100 {
             return Err(format!(
@@ -87,6 +95,14 @@ impl Policy {
                 return Err(format!(
                     "correlate names `{a}`; people are correlated by {}",
                     CORRELATABLE.join(", ")
+                ));
+            }
+        }
+        for a in &self.approval {
+            let (local, domain) = a.split_once('@').unwrap_or_default();
+            if local.is_empty() || !domain.contains('.') || a.contains(char::is_whitespace) {
+                return Err(format!(
+                    "approval names `{a}`, which is not an email address"
                 ));
             }
         }

@@ -29,7 +29,8 @@ pub struct SyncOptions {
     pub force: bool,
     /// Read the whole tenant even if a delta cursor is stored.
     pub full: bool,
-    /// Approvers of the whole batch (one `people-sync-batch` run); empty: one run per item.
+    /// Approvers of the whole batch (one `people-sync-batch` run); empty: the source's
+    /// `[sync.policy] approval`, and when that is empty too, one run per item.
     pub approve_by: Vec<String>,
     /// `plan`, `apply` or `scheduled` (the record's mode).
     pub mode: String,
@@ -294,7 +295,13 @@ pub async fn sync(
     }
     engine.save_sync(&record).await?;
     let apply_options = ApplyOptions {
-        approve_by: options.approve_by.clone(),
+        // `--approve-by` overrides the policy's approvers; either puts the batch behind one
+        // approval.
+        approve_by: if options.approve_by.is_empty() {
+            src.policy.approval.clone()
+        } else {
+            options.approve_by.clone()
+        },
         source: options.trigger.clone(),
         by: options.by.clone(),
         summary: record.summary.clone(),

@@ -49,6 +49,21 @@ fn profile(k: KindSchema) -> KindSchema {
     ))
 }
 
+/// What `entra.update_user`'s `clear` may name: the profile fields Graph lets a PATCH set to
+/// null (the display name is required, so not among them), and `manager`.
+pub const CLEARABLE: &[&str] = &[
+    "given_name",
+    "surname",
+    "department",
+    "job_title",
+    "usage_location",
+    "office_location",
+    "company_name",
+    "employee_id",
+    "mobile_phone",
+    "manager",
+];
+
 fn user_action(kind: &str, description: &str) -> KindSchema {
     KindSchema::action(kind, description)
         .param(user())
@@ -139,10 +154,15 @@ pub fn schemas() -> Vec<KindSchema> {
                 Field::optional("display_name", FieldType::String, "Display name."),
             ),
         )
+        .param(Field::optional(
+            "clear",
+            FieldType::list(FieldType::one_of(CLEARABLE)),
+            "Profile fields to empty (sent to Graph as null; one already empty is left alone), and `manager` to remove the manager. A field may not be both set and cleared; the display name cannot be cleared.",
+        ))
         .output(
             "changed",
             FieldType::list(FieldType::String),
-            "The fields that changed.",
+            "The fields that changed: set, cleared, and `manager` when it was removed.",
         ),
         user_action(
             "entra.disable_sign_in",

@@ -1,6 +1,7 @@
 //! One module per subcommand (`log_line` renders journal events for the run commands; `out`
 //! writes the output of a run that must not stop when its reader goes away).
 
+pub mod batch_approvers;
 pub mod demo;
 pub mod demo_summary;
 pub mod graph;

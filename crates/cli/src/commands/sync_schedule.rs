@@ -225,6 +225,7 @@ pub fn spawn(engine: Engine, runbooks: &std::path::Path) -> anyhow::Result<Optio
     if sources.is_empty() {
         return Ok(None);
     }
+    super::batch_approvers::check(&sources, runbooks)?;
     let scheduler = Arc::new(SyncScheduler {
         engine,
         sources,

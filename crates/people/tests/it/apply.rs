@@ -235,6 +235,7 @@ async fn one_run_per_actionable_item_with_rendered_inputs_and_never_twice() {
         update["department"].is_null(),
         "only what changes: {update}"
     );
+    assert_eq!(update["clear"], json!([]), "nothing cleared: {update}");
     let back = inputs(&engine, &out.runs[2].run_id).await;
     assert_eq!(back["user"], "adele.vance@contoso.example");
     assert_eq!(back["department"], "Sales");
@@ -359,8 +360,14 @@ async fn with_approvers_the_plan_is_one_batch_run() {
         i["deactivates"],
         json!([{"user": "alex.wilber@contoso.example", "last_day": null}])
     );
-    // Only the correlation link: the batch's new accounts are found by the next sync.
-    assert_eq!(out.links.len(), 1);
+    // The correlation link, and Jane's pending on the batch run (no second create while it
+    // goes on; her account is found by correlation once it has ended).
+    assert_eq!(out.links.len(), 2, "{:?}", out.links);
+    assert_eq!(out.links[1].account_id, None);
+    assert_eq!(
+        out.links[1].run_id.as_deref(),
+        Some(out.runs[0].run_id.as_str())
+    );
     let again = apply::apply(&engine, &plan(), &rb, &resolve, &opts)
         .await
         .unwrap();
@@ -427,4 +434,54 @@ async fn a_pending_link_waits_for_its_run_and_goes_with_a_cancelled_one() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// An update whose source emptied attributes: `update-profile` is asked to clear them (its
+/// names, the manager included), alone or in a batch; the attributes set are passed as before.
+#[tokio::test]
+async fn cleared_attributes_are_passed_to_update_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let mut changed = item(
+        Situation::Confirmed,
+        Action::Update,
+        Some(person("E2", &[("department", "Finance")], &[])),
+        account("id-2", "isaiah.langer@contoso.example"),
+    );
+    let change = |a: &str, from: &str, to: Option<&str>| Change {
+        attribute: a.into(),
+        from: Some(from.into()),
+        to: to.map(str::to_string),
+    };
+    changed.changes = vec![
+        change("department", "Sales", Some("Finance")),
+        change("jobTitle", "Engineer", None),
+        change("manager", "megan.bowen@contoso.example", None),
+    ];
+    let mut p = plan();
+    p.items = vec![changed];
+    let rb = Runbooks::default();
+    let out = apply::apply(&engine, &p, &rb, &resolve, &options())
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let update = inputs(&engine, &out.runs[0].run_id).await;
+    assert_eq!(update["department"], "Finance");
+    assert_eq!(update["clear"], json!(["job_title", "manager"]));
+    assert!(
+        update["job_title"].is_null() && update["manager"].is_null(),
+        "{update}"
+    );
+
+    let mut opts = options();
+    opts.approve_by = vec!["it-lead@msp.example".into()];
+    let out = apply::apply(&engine, &p, &rb, &resolve, &opts)
+        .await
+        .unwrap();
+    let batch = inputs(&engine, &out.runs[0].run_id).await;
+    assert_eq!(
+        batch["updates"][0]["clear"],
+        json!(["job_title", "manager"])
+    );
+    assert_eq!(batch["updates"][0]["department"], "Finance");
 }

@@ -109,6 +109,13 @@ fn errors_are_clear() {
         "{MINIMAL}[sync.policy]\ncorrelate = [\"displayName\"]\n"
     ));
     assert!(e.contains("correlate names `displayName`"), "{e}");
+    let e = invalid(&format!(
+        "{MINIMAL}[sync.policy]\napproval = [\"it-lead\"]\n"
+    ));
+    assert!(
+        e.contains("approval names `it-lead`, which is not an email address"),
+        "{e}"
+    );
     let e = invalid(&format!("{MINIMAL}[sync.policy]\ncreat = false\n"));
     assert!(e.contains("unknown field `creat`"), "{e}");
     let e = invalid(&MINIMAL.replace("id = \"hr\"", "id = \"h r\""));
