@@ -587,6 +587,37 @@ fn sync_errors_name_the_problem() {
     let o = tenure(&cfg, &db, &["sync", "hr"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("[[sync]] `hr`"), "{}", stderr(&o));
+
+    // A [sync.runbooks] input that would render null (a misspelled nested path) or that the
+    // runbook does not declare is refused when the configuration loads, naming the file.
+    let runbooks = "\n[sync.runbooks.update]\nrunbook = \"update-profile\"\n";
+    std::fs::write(
+        &cfg,
+        format!("{good}{runbooks}inputs = {{ user = \"{{{{account.user_principal_name}}}}\", department = \"{{{{person.department.name}}}}\" }}\n"),
+    )
+    .unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&cfg.display().to_string())
+            && err.contains("[sync.runbooks.update] input `department`")
+            && err.contains("`person.department` is a single value"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        format!("{good}{runbooks}inputs = {{ user = \"{{{{account.user_principal_name}}}}\", dept = \"{{{{changes.department}}}}\" }}\n"),
+    )
+    .unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("{}:14: [[sync]] `hr`", cfg.display()))
+            && err.contains("input `dept` is not an input of the runbook `update-profile`"),
+        "{err}"
+    );
 }
 
 /// `--approve-by`: the whole sync is one `people-sync-batch` run with one approval; its called
