@@ -755,11 +755,41 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
     let o = tenure(
         &cfg,
         &db,
-        &["people", "link", "E999", "alex.wilber@contoso.example"],
+        &["people", "link", "E202", "alex.wilber@contoso.example"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("already linked to person `E203`"),
+        "{}",
+        stderr(&o)
+    );
+    // A key the source does not list (a typo) would be source_missing at the next sync and
+    // its account deactivated: refused, nothing linked. A key with a control character too.
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "link", "E2O1", "patti.fernandez@contoso.example"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("source `hr` lists no person `E2O1` (3 people)")
+            && stderr(&o).contains("nothing was linked"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tenure(
+        &cfg,
+        &db,
+        &[
+            "people",
+            "link",
+            "E201\u{1b}[2J",
+            "patti.fernandez@contoso.example",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("holds a control character") && !stderr(&o).contains('\u{1b}'),
         "{}",
         stderr(&o)
     );
