@@ -803,4 +803,21 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
         "{}",
         stdout(&o)
     );
+    // A display name holding terminal escapes is shown as text, not sent to the terminal.
+    patch_user(
+        &url,
+        "alex.wilber@contoso.example",
+        json!({"displayName": "Alex \u{1b}]0;pwned\u{7}\u{1b}[2JWilber"}),
+    );
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "status", "alex.wilber@contoso.example"],
+    );
+    assert!(
+        stdout(&o).contains("account Alex \u{fffd}]0;pwned\u{fffd}\u{fffd}[2JWilber (")
+            && !stdout(&o).contains('\u{1b}'),
+        "{}",
+        stdout(&o)
+    );
 }

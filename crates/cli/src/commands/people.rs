@@ -309,12 +309,14 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
             tenant.id,
             standing.access.label()
         );
+        // What the tenant holds is shown as text, never as terminal control sequences.
+        let safe = |v: &Value| tenure_people::render::terminal_safe(v.as_str().unwrap_or("?"));
         if let Some(a) = &standing.account {
             let licences = a["assignedLicenses"].as_array().map_or(0, Vec::len);
             println!(
                 "  account {} ({}), sign-in {}, {licences} licence{}, {}",
-                a["displayName"].as_str().unwrap_or("?"),
-                a["id"].as_str().unwrap_or("?"),
+                safe(&a["displayName"]),
+                safe(&a["id"]),
                 if a["accountEnabled"] == false {
                     "blocked"
                 } else {
@@ -334,14 +336,14 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
                 d["deletedDateTime"]
                     .as_str()
                     .unwrap_or("at an unknown time"),
-                d["id"].as_str().unwrap_or("?")
+                safe(&d["id"])
             );
         }
         for l in &links {
             println!(
                 "  linked to {} person {} ({}, since {})",
                 l.source,
-                l.person_key,
+                tenure_people::render::terminal_safe(&l.person_key),
                 l.via,
                 chrono::DateTime::from_timestamp_millis(l.created_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
