@@ -644,6 +644,37 @@ fn sync_errors_name_the_problem() {
     let o = tenure(&cfg, &db, &["sync", "hr"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("[[sync]] `hr`"), "{}", stderr(&o));
+
+    // A [sync.runbooks] input that would render null (a misspelled nested path) or that the
+    // runbook does not declare is refused when the configuration loads, naming the file.
+    let runbooks = "\n[sync.runbooks.update]\nrunbook = \"update-profile\"\n";
+    std::fs::write(
+        &cfg,
+        format!("{good}{runbooks}inputs = {{ user = \"{{{{account.user_principal_name}}}}\", department = \"{{{{person.department.name}}}}\" }}\n"),
+    )
+    .unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&cfg.display().to_string())
+            && err.contains("[sync.runbooks.update] input `department`")
+            && err.contains("`person.department` is a single value"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        format!("{good}{runbooks}inputs = {{ user = \"{{{{account.user_principal_name}}}}\", dept = \"{{{{changes.department}}}}\" }}\n"),
+    )
+    .unwrap();
+    let o = tenure(&cfg, &db, &["sync", "hr"]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("{}:14: [[sync]] `hr`", cfg.display()))
+            && err.contains("input `dept` is not an input of the runbook `update-profile`"),
+        "{err}"
+    );
 }
 
 /// `--approve-by`: the whole sync is one `people-sync-batch` run with one approval; its called
@@ -781,11 +812,41 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
     let o = tenure(
         &cfg,
         &db,
-        &["people", "link", "E999", "alex.wilber@contoso.example"],
+        &["people", "link", "E202", "alex.wilber@contoso.example"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("already linked to person `E203`"),
+        "{}",
+        stderr(&o)
+    );
+    // A key the source does not list (a typo) would be source_missing at the next sync and
+    // its account deactivated: refused, nothing linked. A key with a control character too.
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "link", "E2O1", "patti.fernandez@contoso.example"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("source `hr` lists no person `E2O1` (3 people)")
+            && stderr(&o).contains("nothing was linked"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tenure(
+        &cfg,
+        &db,
+        &[
+            "people",
+            "link",
+            "E201\u{1b}[2J",
+            "patti.fernandez@contoso.example",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("holds a control character") && !stderr(&o).contains('\u{1b}'),
         "{}",
         stderr(&o)
     );
@@ -796,6 +857,23 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
     );
     assert!(
         stdout(&o).contains("linked to hr person E203 (manual"),
+        "{}",
+        stdout(&o)
+    );
+    // A display name holding terminal escapes is shown as text, not sent to the terminal.
+    patch_user(
+        &url,
+        "alex.wilber@contoso.example",
+        json!({"displayName": "Alex \u{1b}]0;pwned\u{7}\u{1b}[2JWilber"}),
+    );
+    let o = tenure(
+        &cfg,
+        &db,
+        &["people", "status", "alex.wilber@contoso.example"],
+    );
+    assert!(
+        stdout(&o).contains("account Alex \u{fffd}]0;pwned\u{fffd}\u{fffd}[2JWilber (")
+            && !stdout(&o).contains('\u{1b}'),
         "{}",
         stdout(&o)
     );

@@ -368,7 +368,63 @@ pub fn load(path: Option<&Path>) -> Result<&'static Config> {
         None if Path::new("tenure.toml").exists() => parse(Path::new("tenure.toml"))?,
         None => Config::default(),
     };
-    Ok(LOADED.get_or_init(|| config))
+    let shown = path.map_or_else(|| Path::new("tenure.toml").to_path_buf(), Path::to_path_buf);
+    let loaded = LOADED.get_or_init(|| config);
+    // After the configuration is in place: compiling a runbook reads it (tenants).
+    check_sync_runbooks(&shown, loaded, Path::new(crate::load::RUNBOOKS_DIR))?;
+    Ok(loaded)
+}
+
+/// Every input a `[sync.runbooks]` entry gives must be one its runbook declares (when the
+/// runbook is found under `dir` and compiles; otherwise `tenure sync` reports it): an input
+/// the runbook does not know would be refused at every run start. The stock defaults are
+/// not checked here (the stock runbooks declare them). Errors name the file and, when it can
+/// be found, the line of the input.
+pub fn check_sync_runbooks(path: &Path, config: &Config, dir: &Path) -> Result<()> {
+    if config.sync.is_empty() || !dir.is_dir() {
+        return Ok(());
+    }
+    let defaults = tenure_people::config::Runbooks::default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for src in &config.sync {
+        for (action, choice, default) in [
+            ("create", &src.runbooks.create, &defaults.create),
+            ("update", &src.runbooks.update, &defaults.update),
+            ("activate", &src.runbooks.activate, &defaults.activate),
+            ("deactivate", &src.runbooks.deactivate, &defaults.deactivate),
+        ] {
+            if choice == default {
+                continue;
+            }
+            let Ok(plan) = crate::commands::sync::resolve_in(dir, &choice.runbook) else {
+                continue;
+            };
+            for input in choice.inputs.keys() {
+                if plan.inputs.contains_key(input) {
+                    continue;
+                }
+                let line = text
+                    .find(&format!("{input} ="))
+                    .or_else(|| text.find(&format!("{input}=")))
+                    .map(|at| format!(":{}", text[..at].matches('\n').count() + 1))
+                    .unwrap_or_default();
+                let declared: Vec<&str> = plan.inputs.keys().map(String::as_str).collect();
+                bail!(
+                    "{}{line}: [[sync]] `{}`: [sync.runbooks.{action}] input `{input}` is not \
+                     an input of the runbook `{}` (its inputs: {})",
+                    path.display(),
+                    src.id,
+                    choice.runbook,
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The loaded configuration (defaults before [`load`]).

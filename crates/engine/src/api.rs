@@ -663,6 +663,16 @@ impl Engine {
         Ok(self.store.syncs(source, limit).await?)
     }
 
+    /// The newest `limit` syncs like [`Self::syncs`], their plans and outcomes left out
+    /// (null): what a list of syncs shows, without reading each stored plan.
+    pub async fn sync_summaries(
+        &self,
+        source: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SyncRecord>, Error> {
+        Ok(self.store.sync_summaries(source, limit).await?)
+    }
+
     /// One sync.
     pub async fn sync_record(&self, id: &str) -> Result<Option<SyncRecord>, Error> {
         people_texts(&[("sync id", id)])?;

@@ -237,12 +237,20 @@ impl SyncSource {
                 return Err(err(format!("[sync.runbooks.{name}] runbook is empty")));
             }
             for (input, t) in &c.inputs {
-                tenure_runbook::template::analyze(t).map_err(|e| {
+                let analysis = tenure_runbook::template::analyze(t).map_err(|e| {
                     err(format!(
                         "[sync.runbooks.{name}] input `{input}`: `{t}` is not a template: {}",
                         e.message
                     ))
                 })?;
+                for p in analysis.paths.iter().filter(|p| !p.scoped) {
+                    self.check_input_path(&p.segments).map_err(|why| {
+                        err(format!(
+                            "[sync.runbooks.{name}] input `{input}`: `{t}` names `{}`, {why}",
+                            p.raw
+                        ))
+                    })?;
+                }
             }
         }
         match (&self.schedule, &self.full_every) {
@@ -268,6 +276,101 @@ impl SyncSource {
             (None, None) => {}
         }
         Ok(())
+    }
+
+    /// The `person.extra.<name>` a runbook input may read: the stock extras and every
+    /// mapping target that is not an Entra attribute (`key` and `active` aside).
+    pub fn extra_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = crate::apply::EXTRAS.iter().map(|e| e.to_string()).collect();
+        for target in self.map.keys().map(|t| t.trim()) {
+            if target != "key"
+                && target != "active"
+                && crate::mapping::entra_name(target).is_none()
+                && !names.iter().any(|n| n == target)
+            {
+                names.push(target.to_string());
+            }
+        }
+        names
+    }
+
+    /// Whether a variable path of a `[sync.runbooks]` input template names something the
+    /// template context has (see [`crate::apply::context`]); a misspelled path would render
+    /// null and the input would silently be left out. `Err` says what may be named.
+    fn check_input_path(&self, segments: &[String]) -> Result<(), String> {
+        use crate::apply::ATTRIBUTES;
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let person_fields = || {
+            let mut all = vec!["key", "active", "origin"];
+            all.extend(ATTRIBUTES);
+            format!("person.extra.<name> or person.<{}>", all.join("|"))
+        };
+        let text_value = |path: &str| {
+            Err(format!(
+                "but `{path}` is a single value with no fields inside it"
+            ))
+        };
+        match seg.as_slice() {
+            // `@root`, `this`, data variables (`@index`): not the context's names.
+            [] => Ok(()),
+            [first, ..] if first.starts_with('@') => Ok(()),
+            [one] if tenure_runbook::template::HELPERS.contains(one) => Ok(()),
+            ["tenant"] | ["person"] | ["account"] | ["changes"] | ["person", "extra"] => Ok(()),
+            ["tenant", ..] => text_value("tenant"),
+            ["person", "extra", name] => {
+                let extras = self.extra_names();
+                if extras.iter().any(|e| e == name) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "which [sync.map] does not set; person.extra has: {}",
+                        extras.join(", ")
+                    ))
+                }
+            }
+            ["person", "extra", name, ..] => text_value(&format!("person.extra.{name}")),
+            ["person", name] => {
+                if ["key", "active", "origin"].contains(name) || ATTRIBUTES.contains(name) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "which is not a person's field; use {}",
+                        person_fields()
+                    ))
+                }
+            }
+            ["person", name, ..] => {
+                if ["key", "active", "origin"].contains(name) || ATTRIBUTES.contains(name) {
+                    text_value(&format!("person.{name}"))
+                } else {
+                    Err(format!(
+                        "which is not a person's field; use {}",
+                        person_fields()
+                    ))
+                }
+            }
+            ["account", "id" | "user_principal_name"] => Ok(()),
+            ["account", name, ..] if ["id", "user_principal_name"].contains(name) => {
+                text_value(&format!("account.{name}"))
+            }
+            ["account", ..] => Err("which the account does not have; use account.id or \
+                     account.user_principal_name"
+                .into()),
+            ["changes", name] if ATTRIBUTES.contains(name) => Ok(()),
+            ["changes", name, ..] if ATTRIBUTES.contains(name) => {
+                text_value(&format!("changes.{name}"))
+            }
+            ["changes", ..] => Err(format!(
+                "which is not an attribute a change is made to; use changes.<{}>",
+                ATTRIBUTES.join("|")
+            )),
+            _ => Err(
+                "which a runbook input cannot read; it may name person.<attribute>, \
+                 person.extra.<name>, person.key, account.id, account.user_principal_name, \
+                 changes.<attribute> and tenant"
+                    .into(),
+            ),
+        }
     }
 
     /// The compiled mapping.

@@ -322,5 +322,26 @@ pub fn table(plan: &SyncPlan) -> String {
     );
     let blocked: Vec<&Item> = plan.items.iter().filter(|i| i.blocked.is_some()).collect();
     section(&mut out, "Blocked", "", &blocked, true);
-    out
+    terminal_safe(&out)
+}
+
+/// `text` with every control character but the line break, and every bidirectional mark,
+/// override or isolate, replaced by U+FFFD: a value read from the tenant or the export
+/// (a `department` holding `ESC]0;...`) can neither move the cursor, retitle or clear the
+/// operator's terminal, nor reorder what a line shows. One character for one, so the
+/// columns stay aligned.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let bidi = matches!(
+                c,
+                '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            );
+            if (c.is_control() && c != '\n') || bidi {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }

@@ -128,8 +128,18 @@ fn now_ms() -> i64 {
 fn link(db: &str, args: LinkArgs) -> Result<ExitCode> {
     let (source, tenant) = source_and_tenant(args.source.as_deref(), args.tenant.as_deref())?;
     let upn = args.upn.trim().to_string();
+    let person = args.person.trim().to_string();
+    if person.chars().any(char::is_control) {
+        anyhow::bail!(
+            "the person key {person:?} holds a control character; no source record can have \
+             it (the sync skips such a record); nothing was linked"
+        );
+    }
     let vendors = crate::config::get().vendors()?;
     runtime()?.block_on(async move {
+        // A link to a person the source does not list would be `source_missing` at the next
+        // sync, and the account deactivated: a mistyped key must not get that far.
+        listed(&source, &person).await?;
         let standing = tenure_kinds::people::standing(&vendors, &tenant.to_json(), &upn)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
@@ -150,7 +160,7 @@ fn link(db: &str, args: LinkArgs) -> Result<ExitCode> {
         let link = tenure_engine::people::PersonLink {
             tenant: tenant.id.clone(),
             source: source.clone(),
-            person_key: args.person.trim().to_string(),
+            person_key: person.clone(),
             account_id: Some(id.clone()),
             user_principal_name: Some(upn.clone()),
             via: "manual".into(),
@@ -161,8 +171,7 @@ fn link(db: &str, args: LinkArgs) -> Result<ExitCode> {
         match engine.link_person(link).await {
             Ok(()) => {
                 println!(
-                    "linked {source} person {} to {upn} ({id}) in {}",
-                    args.person.trim(),
+                    "linked {source} person {person} to {upn} ({id}) in {}",
                     tenant.id
                 );
                 Ok(ExitCode::SUCCESS)
@@ -175,17 +184,45 @@ fn link(db: &str, args: LinkArgs) -> Result<ExitCode> {
     })
 }
 
+/// Whether the source `source` lists the person `key` (read and mapped as a sync does).
+async fn listed(source: &str, key: &str) -> Result<()> {
+    let src = super::sync::find_source(source)?;
+    let base = &crate::config::get().dir;
+    let not_checked = |e: String| {
+        anyhow::anyhow!(
+            "cannot check that source `{source}` lists person `{key}`: {e}; nothing was linked"
+        )
+    };
+    let records = tenure_people::source::read(&src.source, base)
+        .await
+        .map_err(|e| not_checked(e.to_string()))?;
+    let mapped = src
+        .mapping()
+        .and_then(|m| m.map_records(&records))
+        .map_err(|e| not_checked(e.to_string()))?;
+    if mapped.people.iter().any(|p| p.key == key) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "source `{source}` lists no person `{key}` ({} people); a link to a person the \
+         source does not list would be deactivated by the next sync (source_missing); \
+         nothing was linked",
+        mapped.people.len()
+    )
+}
+
 fn unlink(db: &str, args: UnlinkArgs) -> Result<ExitCode> {
     let (source, tenant) = source_and_tenant(args.source.as_deref(), args.tenant.as_deref())?;
     let person = args.person.trim().to_string();
     runtime()?.block_on(async move {
         let engine = open(db).await?;
+        let shown = person.escape_debug();
         if engine.unlink_person(&tenant.id, &source, &person).await? {
-            println!("unlinked {source} person {person} in {}", tenant.id);
+            println!("unlinked {source} person {shown} in {}", tenant.id);
             Ok(ExitCode::SUCCESS)
         } else {
             eprintln!(
-                "error: {source} person {person} has no link in {}",
+                "error: {source} person {shown} has no link in {}",
                 tenant.id
             );
             Ok(ExitCode::from(1))
@@ -272,12 +309,14 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
             tenant.id,
             standing.access.label()
         );
+        // What the tenant holds is shown as text, never as terminal control sequences.
+        let safe = |v: &Value| tenure_people::render::terminal_safe(v.as_str().unwrap_or("?"));
         if let Some(a) = &standing.account {
             let licences = a["assignedLicenses"].as_array().map_or(0, Vec::len);
             println!(
                 "  account {} ({}), sign-in {}, {licences} licence{}, {}",
-                a["displayName"].as_str().unwrap_or("?"),
-                a["id"].as_str().unwrap_or("?"),
+                safe(&a["displayName"]),
+                safe(&a["id"]),
                 if a["accountEnabled"] == false {
                     "blocked"
                 } else {
@@ -297,14 +336,14 @@ fn status(db: &str, args: StatusArgs) -> Result<ExitCode> {
                 d["deletedDateTime"]
                     .as_str()
                     .unwrap_or("at an unknown time"),
-                d["id"].as_str().unwrap_or("?")
+                safe(&d["id"])
             );
         }
         for l in &links {
             println!(
                 "  linked to {} person {} ({}, since {})",
                 l.source,
-                l.person_key,
+                tenure_people::render::terminal_safe(&l.person_key),
                 l.via,
                 chrono::DateTime::from_timestamp_millis(l.created_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())

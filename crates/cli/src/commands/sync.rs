@@ -193,7 +193,7 @@ fn show(s: &Synced, json: bool, asked_to_apply: bool) -> ExitCode {
 fn list(db: &str, source: Option<&str>, json: bool) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(db).await?;
-        let syncs = engine.syncs(source, 50).await?;
+        let syncs = engine.sync_summaries(source, 50).await?;
         if json {
             let v: Vec<_> = syncs
                 .iter()

@@ -20,6 +20,11 @@ const LINK_COLUMNS: &str =
 const SYNC_COLUMNS: &str =
     "id, source, tenant, started_ms, finished_ms, mode, status, summary, plan, outcome, requests";
 
+/// [`SYNC_COLUMNS`] with the plan and the outcome read as JSON null.
+const SUMMARY_COLUMNS_SELECT: &str =
+    "SELECT id, source, tenant, started_ms, finished_ms, mode, status, summary, \
+     'null' AS plan, 'null' AS outcome, requests FROM people_syncs";
+
 /// A sync as stored: plan and outcome as JSON text.
 #[derive(FromRow)]
 struct SyncRow {
@@ -227,6 +232,31 @@ impl Store {
     /// The newest `limit` syncs (of one source, or all), newest first.
     pub async fn syncs(&self, source: Option<&str>, limit: i64) -> Result<Vec<SyncRecord>, Error> {
         let mut sql = format!("SELECT {SYNC_COLUMNS} FROM people_syncs");
+        if source.is_some() {
+            sql.push_str(" WHERE source = $1");
+        }
+        sql.push_str(&format!(
+            " ORDER BY started_ms DESC, id DESC LIMIT {}",
+            limit.clamp(1, 10_000)
+        ));
+        let mut query = sqlx::query(&sql);
+        if let Some(source) = source {
+            query = query.bind(source);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| SyncRow::from_row(r)?.record())
+            .collect()
+    }
+
+    /// The newest `limit` syncs like [`Self::syncs`], without their plans and outcomes (both
+    /// null): a list of syncs of a large source does not read every stored plan.
+    pub async fn sync_summaries(
+        &self,
+        source: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SyncRecord>, Error> {
+        let mut sql = SUMMARY_COLUMNS_SELECT.to_string();
         if source.is_some() {
             sql.push_str(" WHERE source = $1");
         }

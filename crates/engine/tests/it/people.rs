@@ -213,6 +213,14 @@ async fn syncs_newest_first(db: Db) {
     let got = engine.sync_record("s2").await.unwrap().unwrap();
     assert_eq!(got, applied);
     assert_eq!(engine.syncs(None, 100).await.unwrap().len(), 4);
+    // The list without plans and outcomes: the same records, in the same order.
+    let summaries = engine.sync_summaries(Some("hr"), 10).await.unwrap();
+    assert_eq!(ids(summaries.clone()), ["s3", "s2", "s0"]);
+    assert_eq!(summaries[1].status, "applied");
+    assert_eq!(summaries[1].summary, applied.summary);
+    assert!(summaries
+        .iter()
+        .all(|r| r.plan.is_null() && r.outcome.is_null()));
     assert!(engine.sync_record("nope").await.unwrap().is_none());
 }
 

@@ -181,3 +181,49 @@ async fn the_documented_example_maps_the_example_export() {
         "1 new, 2 update, 0 activate, 1 deactivate; 1 blocked, 2 to link"
     );
 }
+
+/// A `[sync.runbooks]` input naming something the template context lacks (a typo, a
+/// nested path into a text value) is refused when the configuration is read: rendered, it
+/// would be null and the input silently left out.
+#[test]
+fn runbook_input_templates_name_only_what_the_context_has() {
+    let with = |inputs: &str| {
+        format!(
+            "{}[sync.runbooks.update]\nrunbook = \"update-profile\"\ninputs = {{ {inputs} }}\n",
+            MINIMAL.replace("{{id}}\" }", "{{id}}\", personalEmail = \"{{home}}\" }")
+        )
+    };
+    let ok = with(
+        "tenant = \"{{tenant}}\", user = \"{{account.user_principal_name}}\", \
+         id = \"{{account.id}}\", d = \"{{changes.department}}\", k = \"{{person.key}}\", \
+         m = \"{{lower person.manager}}\", e = \"{{person.extra.personalEmail}}\", \
+         l = \"{{person.extra.endDate}}\", n = \"{{person.givenName}} {{person.surname}}\"",
+    );
+    validate_all(&parse(&ok).unwrap()).unwrap();
+    for (inputs, expect) in [
+        (
+            "job = \"{{person.jobTitle.x}}\"",
+            "input `job`: `{{person.jobTitle.x}}` names `person.jobTitle.x`, but `person.jobTitle` is a single value",
+        ),
+        (
+            "job = \"{{person.x.y}}\"",
+            "names `person.x.y`, which is not a person's field",
+        ),
+        ("job = \"{{person.jobtitle}}\"", "which is not a person's field"),
+        (
+            "e = \"{{person.extra.homeEmail}}\"",
+            "which [sync.map] does not set; person.extra has: personalEmail, startDate, endDate",
+        ),
+        ("u = \"{{account.upn}}\"", "use account.id or account.user_principal_name"),
+        ("d = \"{{changes.dept}}\"", "not an attribute a change is made to"),
+        ("t = \"{{tenants}}\"", "which a runbook input cannot read"),
+        ("t = \"{{tenant.id}}\"", "`tenant` is a single value"),
+    ] {
+        let e = invalid(&with(inputs));
+        assert!(
+            e.starts_with("[[sync]] `hr`: [sync.runbooks.update] input `"),
+            "{e}"
+        );
+        assert!(e.contains(expect), "{inputs}: {e}");
+    }
+}

@@ -30,7 +30,7 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> Response {
 
 /// `GET /ui/people`.
 pub async fn list(State(state): State<AppState>, session: Session) -> Response {
-    let syncs = match state.engine().syncs(None, SHOWN).await {
+    let syncs = match state.engine().sync_summaries(None, SHOWN).await {
         Ok(s) => s,
         Err(e) => return unavailable("people syncs", &e),
     };
