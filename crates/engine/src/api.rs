@@ -286,6 +286,11 @@ impl Engine {
         }
     }
 
+    /// Whether `tenant` is one of the managed tenants (configured, or the sandbox's).
+    pub fn knows_tenant(&self, tenant: &str) -> bool {
+        (self.tenants)(tenant).is_ok()
+    }
+
     /// The store (for benchmarks and tests that inspect it).
     pub fn store(&self) -> &Store {
         &self.store

@@ -315,7 +315,12 @@ impl SyncSource {
             [] => Ok(()),
             [first, ..] if first.starts_with('@') => Ok(()),
             [one] if tenure_runbook::template::HELPERS.contains(one) => Ok(()),
-            ["tenant"] | ["person"] | ["account"] | ["changes"] | ["person", "extra"] => Ok(()),
+            ["tenant"]
+            | ["person"]
+            | ["account"]
+            | ["changes"]
+            | ["cleared"]
+            | ["person", "extra"] => Ok(()),
             ["tenant", ..] => text_value("tenant"),
             ["person", "extra", name] => {
                 let extras = self.extra_names();
@@ -367,7 +372,7 @@ impl SyncSource {
             _ => Err(
                 "which a runbook input cannot read; it may name person.<attribute>, \
                  person.extra.<name>, person.key, account.id, account.user_principal_name, \
-                 changes.<attribute> and tenant"
+                 changes.<attribute>, cleared and tenant"
                     .into(),
             ),
         }

@@ -90,6 +90,12 @@ pub enum Guard {
         /// The links of the source.
         links: usize,
     },
+    /// The source lists people but not one of them active while the plan would deactivate
+    /// more than `guard_allows` accounts: a broken status column, never applied.
+    NoneActive {
+        /// Deactivations the plan would carry out.
+        deactivations: usize,
+    },
     /// More deactivations than the policy allows.
     TooMany {
         /// Deactivations the plan would carry out.
@@ -114,6 +120,10 @@ impl Guard {
         match self {
             Guard::EmptySource { links } => format!(
                 "the source lists no person while {links} people are linked (a broken export?)"
+            ),
+            Guard::NoneActive { deactivations } => format!(
+                "the source lists no active person, so {deactivations} accounts would be \
+                 deactivated (a broken status column?)"
             ),
             Guard::TooMany {
                 deactivations,
@@ -547,7 +557,8 @@ pub fn reconcile_with<L: Link>(
 /// accounts the source links (`links`), or of the `enabled` accounts when those are fewer or
 /// nothing is linked: a truncated export of a source linking 500 of a tenant's 10,000
 /// accounts is stopped, not measured against the whole tenant. Up to `guard_allows`
-/// deactivations never trip the percentage.
+/// deactivations never trip the percentage. More than that when the source lists people but
+/// none active (a broken status column) is never applied either.
 pub fn assess_guard(
     plan: &SyncPlan,
     enabled: usize,
@@ -562,6 +573,18 @@ pub fn assess_guard(
         .iter()
         .filter(|i| i.action == Action::Deactivate && i.blocked.is_none())
         .count();
+    let mut readable = plan
+        .items
+        .iter()
+        .filter_map(|i| i.person.as_ref())
+        .filter(|p| p.held.is_none())
+        .peekable();
+    if deactivations > policy.guard_allows as usize
+        && readable.peek().is_some()
+        && readable.all(|p| !p.active)
+    {
+        return Some(Guard::NoneActive { deactivations });
+    }
     let (base, of) = if links > 0 && links < enabled {
         (links, "accounts this source links")
     } else {

@@ -106,9 +106,14 @@ pub enum Error {
 
 impl Error {
     fn graph(what: &str, e: VendorError) -> Self {
+        // The vendors layer's message already begins with what was being done; say it once.
+        let message = match e.message.strip_prefix(what) {
+            Some(rest) => rest.trim_start_matches(':').trim_start().to_string(),
+            None => e.message,
+        };
         Error::Graph {
             what: what.to_string(),
-            message: e.message,
+            message,
             status: e.status,
         }
     }
@@ -560,6 +565,21 @@ fn origin(url: &str) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_graph_error_says_what_was_read_once() {
+        let what = "read the tenant's directory role assignments";
+        let e = Error::graph(
+            what,
+            VendorError::permanent("http_500", format!("{what}: 500 InternalServerError")),
+        );
+        assert_eq!(
+            e.to_string(),
+            "read the tenant's directory role assignments: 500 InternalServerError"
+        );
+        let e = Error::graph(what, VendorError::permanent("x", "refused"));
+        assert_eq!(e.to_string(), format!("{what}: refused"));
+    }
 
     #[test]
     fn delta_items_patch_the_state() {

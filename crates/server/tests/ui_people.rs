@@ -148,4 +148,12 @@ async fn syncs_plans_runs_and_links_are_shown_to_a_viewer() {
     let (status, body) = ui.get("/ui/people/syncs/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("There is no people sync"), "{body}");
+
+    // A managed tenant nobody is linked in yet, and one that is not managed at all.
+    let (status, body) = ui.get("/ui/people/tenants/fabrikam").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Nobody is linked"), "{body}");
+    let (status, body) = ui.get("/ui/people/tenants/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("There is no managed tenant"), "{body}");
 }

@@ -144,9 +144,11 @@ proptest! {
         let open = plan.items.iter().filter(|i| i.action == Action::Deactivate && i.blocked.is_none()).count();
         let live_links = links.iter().filter(|l| l.account_id.is_some()).count();
         let base = if live_links > 0 && live_links < enabled { live_links } else { enabled };
+        let readable: Vec<_> = people.iter().filter(|p| p.held.is_none()).collect();
+        let none_active = !readable.is_empty() && readable.iter().all(|p| !p.active);
         let expected = (people.is_empty() && live_links > 0)
             || (open > policy.guard_allows as usize
-                && open * 100 > policy.max_deactivate_percent as usize * base);
+                && (none_active || open * 100 > policy.max_deactivate_percent as usize * base));
         prop_assert_eq!(plan.guard.is_some(), expected);
     }
 

@@ -124,6 +124,13 @@ pub async fn tenant(
         Ok(l) => l,
         Err(e) => return unavailable("links", &e),
     };
+    if links.is_empty() && !state.engine().knows_tenant(&tenant) {
+        return layout::error_page(
+            StatusCode::NOT_FOUND,
+            "No such tenant",
+            &format!("There is no managed tenant `{tenant}`."),
+        );
+    }
     let title = format!("People linked in {tenant}");
     let body = html! {
         h1 { (title) }

@@ -39,8 +39,11 @@ pub async fn ui_with(runbooks: &[(&str, &str)], registry: Registry) -> Ui {
     let engine = Engine::open(
         &url.clone(),
         registry,
-        Arc::new(|id: &str| {
-            Ok(serde_json::json!({"id": id, "name": id, "domain": format!("{id}.example")}))
+        Arc::new(|id: &str| match id {
+            "contoso" | "fabrikam" => Ok(serde_json::json!({
+                "id": id, "name": id, "domain": format!("{id}.example"),
+            })),
+            other => Err(format!("`{other}` is not a managed tenant")),
         }),
     )
     .await
