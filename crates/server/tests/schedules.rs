@@ -372,7 +372,12 @@ async fn a_database_hiccup_loses_no_tick() {
         .execute(&mut conn)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    // The scheduler comes back after its backoff; on a loaded machine that may take longer
+    // than the outage itself, so wait for the ticks rather than a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ticks(&engine, "every-second").await.len() < 7 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop.send(true).unwrap();
     task.await.unwrap();
     assert!(
