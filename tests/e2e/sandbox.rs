@@ -37,10 +37,43 @@ pub(crate) fn serve(state: &std::path::Path) -> (Server, String) {
     (Server(child), url)
 }
 
-/// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
-/// (a client-credentials token, then `POST /users`); returns the answer's status.
-pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
-    let http = reqwest::Client::new();
+/// Runs `fut` to its end on a runtime of its own (for the tests that are not async).
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+/// The sandbox's whole state (`GET /_sandbox/state`).
+pub(crate) fn state(url: &str) -> Value {
+    block_on(async {
+        reqwest::get(format!("{url}/_sandbox/state"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+/// The users of the first tenant (`contoso`) of a [`state`].
+pub(crate) fn users(state: &Value) -> &Vec<Value> {
+    state["tenants"][0]["users"].as_array().unwrap()
+}
+
+/// The user `upn` of the first tenant of a [`state`]; panics when there is none.
+pub(crate) fn user<'a>(state: &'a Value, upn: &str) -> &'a Value {
+    users(state)
+        .iter()
+        .find(|u| u["userPrincipalName"] == upn)
+        .unwrap_or_else(|| panic!("no user {upn}"))
+}
+
+/// A Graph token for the sandbox's `contoso` tenant through client credentials, as an
+/// administrator's tool would get one.
+pub(crate) async fn graph_token(http: &reqwest::Client, url: &str) -> String {
     let token: Value = http
         .post(format!(
             "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
@@ -57,15 +90,41 @@ pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16
         .json()
         .await
         .unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
+/// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
+/// (a client-credentials token, then `POST /users`); returns the answer's status.
+pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
+    let http = reqwest::Client::new();
+    let token = graph_token(&http, url).await;
     let nickname = upn.split('@').next().unwrap_or(upn).replace('.', "");
     http.post(format!("{url}/graph.microsoft.com/v1.0/users"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&json!({"accountEnabled": true, "displayName": display_name, "mailNickname": nickname, "userPrincipalName": upn, "passwordProfile": {"password": "Str0ng!Passw0rd"}}))
         .send()
         .await
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// `PATCH /users/{upn}` in the sandbox's `contoso` tenant, as an administrator would; panics
+/// unless it succeeds.
+pub(crate) fn patch_user(url: &str, upn: &str, body: Value) {
+    block_on(async {
+        let http = reqwest::Client::new();
+        let token = graph_token(&http, url).await;
+        let status = http
+            .patch(format!("{url}/graph.microsoft.com/v1.0/users/{upn}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "PATCH {upn}: {status}");
+    });
 }
 
 #[tokio::test]
