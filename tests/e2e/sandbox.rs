@@ -73,31 +73,17 @@ pub(crate) fn user<'a>(state: &'a Value, upn: &str) -> &'a Value {
 
 /// A Graph token for the sandbox's `contoso` tenant through client credentials, as an
 /// administrator's tool would get one.
-pub(crate) async fn graph_token(http: &reqwest::Client, url: &str) -> String {
-    let token: Value = http
-        .post(format!(
-            "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
-        ))
-        .form(&[
-            ("client_id", "tenure-sandbox"),
-            ("client_secret", "sandbox-secret"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
+pub(crate) async fn graph_token(url: &str) -> String {
+    tenure_sandbox::testing::graph_token(url, "contoso")
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_string()
 }
 
 /// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
 /// (a client-credentials token, then `POST /users`); returns the answer's status.
 pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
     let http = reqwest::Client::new();
-    let token = graph_token(&http, url).await;
+    let token = graph_token(url).await;
     let nickname = upn.split('@').next().unwrap_or(upn).replace('.', "");
     http.post(format!("{url}/graph.microsoft.com/v1.0/users"))
         .bearer_auth(token)
@@ -114,7 +100,7 @@ pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16
 pub(crate) fn patch_user(url: &str, upn: &str, body: Value) {
     block_on(async {
         let http = reqwest::Client::new();
-        let token = graph_token(&http, url).await;
+        let token = graph_token(url).await;
         let status = http
             .patch(format!("{url}/graph.microsoft.com/v1.0/users/{upn}"))
             .bearer_auth(token)
