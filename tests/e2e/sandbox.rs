@@ -47,15 +47,18 @@ pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 /// The sandbox's whole state (`GET /_sandbox/state`).
+pub(crate) async fn state_of(url: &str) -> Value {
+    reqwest::get(format!("{url}/_sandbox/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// [`state_of`], for the tests that are not async.
 pub(crate) fn state(url: &str) -> Value {
-    block_on(async {
-        reqwest::get(format!("{url}/_sandbox/state"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
+    block_on(state_of(url))
 }
 
 /// The users of the first tenant (`contoso`) of a [`state`].
@@ -118,23 +121,14 @@ async fn sandbox_process_serves_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let upn = "restart.survivor@contoso.example";
-    let http = reqwest::Client::new();
     {
         let (_server, url) = serve(&state);
         assert_eq!(create_user(&url, upn, "S").await, 201);
     }
     let (_server, url) = serve(&state);
-    let state: Value = http
-        .get(format!("{url}/_sandbox/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let users = state["tenants"][0]["users"].as_array().unwrap();
+    let state = state_of(&url).await;
     assert!(
-        users.iter().any(|u| u["userPrincipalName"] == upn),
+        users(&state).iter().any(|u| u["userPrincipalName"] == upn),
         "the user created before the restart is still there"
     );
     assert_eq!(
@@ -173,19 +167,8 @@ async fn entra_steps_run_against_the_sandbox_process() {
         "{out}"
     );
     assert!(out.contains("run succeeded"));
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alex = state["tenants"][0]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["userPrincipalName"] == "alex.wilber@contoso.example")
-        .unwrap()
-        .clone();
+    let state = state_of(&url).await;
+    let alex = user(&state, "alex.wilber@contoso.example").clone();
     assert_eq!(alex["accountEnabled"], false);
     assert!(alex["signInSessionsValidFrom"].is_string(), "{alex}");
 }
@@ -362,12 +345,7 @@ async fn a_joiner_waits_out_replication_lag() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(out.contains("run succeeded"), "{out}");
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state_of(&url).await;
     assert_eq!(
         state["counters"]["contoso/user/grace.hopper@contoso.example"]["created"],
         1
@@ -478,12 +456,7 @@ async fn email_goes_to_the_sandbox_process_over_smtp() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(out.contains(&format!("mail SMTP smtp://{smtp}")), "{out}");
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state_of(&url).await;
     let mail = &state["inbox"]["email"][0];
     assert_eq!(mail["transport"], "smtp");
     assert_eq!(mail["from"], "tenure@msp.example");
