@@ -4,79 +4,21 @@
 //! joiner started from the terminal with `batch_approved=true` still waits for its approval,
 //! since only a `runbook.call` can vouch for a batch.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{root, stderr, stdout};
-
-fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
-    crate::Tenure::new()
-        .arg("--config")
-        .arg(cfg)
-        .args(["--db", db])
-        .args(args)
-        .current_dir(root())
-        .env_remove("TENURE_SANDBOX")
-        .output()
-}
-
-fn runs(cfg: &Path, db: &str) -> Vec<Value> {
-    serde_json::from_slice(&tenure(cfg, db, &["runs", "--json"]).stdout).unwrap()
-}
-
-fn status_of(cfg: &Path, db: &str, id: &str) -> String {
-    runs(cfg, db)
-        .iter()
-        .find(|r| r["id"] == id)
-        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
-fn state(url: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(format!("{url}/_sandbox/state"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
-}
-
-fn user<'a>(state: &'a Value, upn: &str) -> &'a Value {
-    state["tenants"][0]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["userPrincipalName"] == upn)
-        .unwrap_or_else(|| panic!("no user {upn}"))
-}
+use crate::sandbox::{state, user};
+use crate::stock::{config, runs, status_of, tenure, worker};
+use crate::{stderr, stdout};
 
 #[test]
 fn one_approval_for_a_batch_and_no_gate_skipped_outside_a_call() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
-    let cfg = dir.path().join("tenure.toml");
-    std::fs::write(
-        &cfg,
-        format!("[sandbox]\nurl = \"{url}\"\n\n[email]\nfrom = \"megan.bowen@contoso.example\"\n"),
-    )
-    .unwrap();
+    let cfg = config(dir.path(), &url, "");
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
-    let _worker = crate::stock::Worker(
-        crate::Tenure::new()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--db", &db, "worker", "--concurrency", "2"])
-            .current_dir(root())
-            .spawn(),
-    );
+    let _worker = worker(&cfg, &db);
 
     let o = tenure(
         &cfg,

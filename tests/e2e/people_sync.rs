@@ -10,80 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::sandbox::{patch_user, state, user, users};
+use crate::stock::{config, runs, tenure, worker, Worker};
 use crate::{root, stderr, stdout};
-
-fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
-    crate::Tenure::new()
-        .arg("--config")
-        .arg(cfg)
-        .args(["--db", db])
-        .args(args)
-        .current_dir(root())
-        .env_remove("TENURE_SANDBOX")
-        .output()
-}
-
-fn state(url: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(format!("{url}/_sandbox/state"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
-}
-
-fn users(s: &Value) -> &Vec<Value> {
-    s["tenants"][0]["users"].as_array().unwrap()
-}
-
-fn user<'a>(s: &'a Value, upn: &str) -> &'a Value {
-    users(s)
-        .iter()
-        .find(|u| u["userPrincipalName"] == upn)
-        .unwrap_or_else(|| panic!("no user {upn}"))
-}
-
-/// `PATCH /users/{upn}` in the sandbox's contoso tenant, as an administrator would.
-fn patch_user(url: &str, upn: &str, body: Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!(
-                "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
-            ))
-            .form(&[
-                ("client_id", "tenure-sandbox"),
-                ("client_secret", "sandbox-secret"),
-                ("scope", "https://graph.microsoft.com/.default"),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let status = http
-            .patch(format!("{url}/graph.microsoft.com/v1.0/users/{upn}"))
-            .bearer_auth(token["access_token"].as_str().unwrap())
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "PATCH {upn}: {status}");
-    });
-}
 
 /// The sync's JSON (`tenure sync hr --json [more]`), with its exit code.
 fn sync(cfg: &Path, db: &str, more: &[&str]) -> (i32, Value) {
@@ -118,8 +47,7 @@ fn situations(v: &Value) -> Vec<(String, String, String, bool)> {
 fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let runs: Vec<Value> =
-            serde_json::from_slice(&tenure(cfg, db, &["runs", "--json"]).stdout).unwrap();
+        let runs = runs(cfg, db);
         let mine: Vec<&Value> = runs
             .iter()
             .filter(|r| ids.iter().any(|i| r["id"] == i.as_str()))
@@ -155,24 +83,57 @@ fn approve_and_finish(cfg: &Path, db: &str, ids: &[String]) -> Vec<(String, Stri
     }
 }
 
-const HEADER: &str =
-    "employee_number,first_name,last_name,department,title,manager_email,status,upn\n";
+/// `tenure serve --runbooks` and, beside it, a `tenure worker --runbooks` (each logging to
+/// `serve.log` and `worker.log` in `dir`); both killed when dropped.
+fn serve_and_worker(cfg: &Path, db: &str, dir: &Path) -> (Worker, Worker) {
+    let runbooks = root().join("runbooks");
+    let spawn = |args: &[&str], log: &str| {
+        Worker(
+            crate::Tenure::new()
+                .arg("--config")
+                .arg(cfg)
+                .args(["--db", db])
+                .args(args)
+                .arg(&runbooks)
+                .current_dir(root())
+                .env_remove("TENURE_SANDBOX")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.join(log)).unwrap())
+                .spawn(),
+        )
+    };
+    (
+        spawn(
+            &["serve", "--listen", "127.0.0.1:0", "--runbooks"],
+            "serve.log",
+        ),
+        spawn(&["worker", "--runbooks"], "worker.log"),
+    )
+}
 
-#[test]
-fn a_sync_plans_applies_settles_guards_and_follows_renames() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
-    let db = format!("sqlite:{}", dir.path().join("t.db").display());
-    let cfg = dir.path().join("tenure.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[sandbox]
-url = "{url}"
+/// Waits (30 s at most) until at least three scheduled syncs are listed and more than `after`
+/// has passed; returns the list (`tenure sync --list --json`) and the time waited.
+fn scheduled_syncs(cfg: &Path, db: &str, dir: &Path, after: Duration) -> (Vec<Value>, Duration) {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        let o = tenure(cfg, db, &["sync", "--list", "--json"]);
+        let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let elapsed = started.elapsed();
+        if list.len() >= 3 && elapsed > after {
+            return (list, elapsed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled syncs: {list:#?}\n{}",
+            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
 
-[email]
-from = "megan.bowen@contoso.example"
-
+/// The `[[sync]]` of the first test: an HR export's columns mapped to Entra attributes.
+const SYNC_HR: &str = r#"
 [[sync]]
 id = "hr"
 tenant = "contoso"
@@ -182,29 +143,29 @@ kind = "csv"
 path = "people.csv"
 
 [sync.map]
-key = "{{{{employee_number}}}}"
-active = "{{{{status}}}}"
-displayName = "{{{{first_name}}}} {{{{last_name}}}}"
-givenName = "{{{{first_name}}}}"
-surname = "{{{{last_name}}}}"
-department = "{{{{department}}}}"
-jobTitle = "{{{{title}}}}"
-employeeId = "{{{{employee_number}}}}"
+key = "{{employee_number}}"
+active = "{{status}}"
+displayName = "{{first_name}} {{last_name}}"
+givenName = "{{first_name}}"
+surname = "{{last_name}}"
+department = "{{department}}"
+jobTitle = "{{title}}"
+employeeId = "{{employee_number}}"
 usageLocation = "AU"
-manager = "{{{{manager_email}}}}"
-userPrincipalName = "{{{{upn}}}}"
-"#
-        ),
-    )
-    .unwrap();
-    let _worker = crate::stock::Worker(
-        crate::Tenure::new()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--db", &db, "worker", "--concurrency", "2"])
-            .current_dir(root())
-            .spawn(),
-    );
+manager = "{{manager_email}}"
+userPrincipalName = "{{upn}}"
+"#;
+
+const HEADER: &str =
+    "employee_number,first_name,last_name,department,title,manager_email,status,upn\n";
+
+#[test]
+fn a_sync_plans_applies_settles_guards_and_follows_renames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let cfg = config(dir.path(), &url, SYNC_HR);
+    let _worker = worker(&cfg, &db);
 
     // The tenant before: Megan already carries her employee id; Lidia left and was disabled;
     // a botched migration gave Lynne and Nestor the same employee id.
@@ -538,67 +499,22 @@ fn serve_syncs_a_scheduled_source_and_never_starts_a_joiner_twice() {
         "id,given,family\nE900,Tick,Tock\n",
     )
     .unwrap();
-    let runbooks = root().join("runbooks");
-    let mut serve = crate::Tenure::new()
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "--db",
-            &db,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--runbooks",
-        ])
-        .arg(&runbooks)
-        .current_dir(root())
-        .env_remove("TENURE_SANDBOX")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-        .spawn();
     // A second node runs the schedules too: each tick is synced by one of them.
-    let mut worker = crate::Tenure::new()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--db", &db, "worker", "--runbooks"])
-        .arg(&runbooks)
-        .current_dir(root())
-        .env_remove("TENURE_SANDBOX")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(30);
-    let list = loop {
-        let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
-        let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        if list.len() >= 3 && started.elapsed() > Duration::from_secs(5) {
-            // One sync a second at most (the first tick only marks the schedule as seen).
-            let seconds = started.elapsed().as_secs() as usize + 1;
-            assert!(
-                list.len() <= seconds,
-                "{} syncs in {seconds} s: {list:#?}",
-                list.len()
-            );
-            break list;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no scheduled syncs: {list:#?}\n{}",
-            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let _ = serve.kill();
-    let _ = serve.wait();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    let nodes = serve_and_worker(&cfg, &db, dir.path());
+    let (list, elapsed) = scheduled_syncs(&cfg, &db, dir.path(), Duration::from_secs(5));
+    // One sync a second at most (the first tick only marks the schedule as seen).
+    let seconds = elapsed.as_secs() as usize + 1;
+    assert!(
+        list.len() <= seconds,
+        "{} syncs in {seconds} s: {list:#?}",
+        list.len()
+    );
+    drop(nodes);
     assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
     // The oldest applied the plan; the later ones found the joiner under way.
     assert_eq!(list.last().unwrap()["status"], "applied", "{list:#?}");
     assert!(list.last().unwrap()["requests"].as_i64().unwrap() > 0);
-    let runs: Vec<Value> =
-        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    let runs = runs(&cfg, &db);
     let joiners = runs
         .iter()
         .filter(|r| r["runbook"] == "onboard-user")
@@ -686,17 +602,14 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
-    let cfg = dir.path().join("tenure.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[sandbox]\nurl = \"{url}\"\n\n[email]\nfrom = \"megan.bowen@contoso.example\"\n\n[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\n\n\
-             [sync.source]\nkind = \"csv\"\npath = \"people.csv\"\n\n[sync.map]\nkey = \"{{{{id}}}}\"\nactive = \"{{{{status}}}}\"\n\
-             givenName = \"{{{{given}}}}\"\nsurname = \"{{{{family}}}}\"\ndepartment = \"{{{{dept}}}}\"\nemployeeId = \"{{{{id}}}}\"\n\
-             userPrincipalName = \"{{{{upn}}}}\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = config(
+        dir.path(),
+        &url,
+        "\n[[sync]]\nid = \"hr\"\ntenant = \"contoso\"\n\n\
+         [sync.source]\nkind = \"csv\"\npath = \"people.csv\"\n\n[sync.map]\nkey = \"{{id}}\"\nactive = \"{{status}}\"\n\
+         givenName = \"{{given}}\"\nsurname = \"{{family}}\"\ndepartment = \"{{dept}}\"\nemployeeId = \"{{id}}\"\n\
+         userPrincipalName = \"{{upn}}\"\n",
+    );
     std::fs::write(
         dir.path().join("people.csv"),
         "id,given,family,dept,status,upn\n\
@@ -705,14 +618,7 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
          E203,Alex,Wilber,Finance,terminated,alex.wilber@contoso.example\n",
     )
     .unwrap();
-    let _worker = crate::stock::Worker(
-        crate::Tenure::new()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--db", &db, "worker", "--concurrency", "2"])
-            .current_dir(root())
-            .spawn(),
-    );
+    let _worker = worker(&cfg, &db);
     // Only the approvers the batch runbook lists may be named: a batch's approval stands in
     // for its runs' own gates.
     let o = tenure(
@@ -732,8 +638,7 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
         "{}",
         stderr(&o)
     );
-    let none: Vec<Value> =
-        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    let none = runs(&cfg, &db);
     assert!(none.is_empty(), "{none:#?}");
     let (code, applied) = sync(
         &cfg,
@@ -741,16 +646,15 @@ fn one_approval_for_a_whole_sync_and_links_by_hand() {
         &["--apply", "--approve-by", "it-lead@msp.example"],
     );
     assert_eq!(code, 0, "{applied:#}");
-    let runs = applied["outcome"]["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1, "{applied:#}");
-    assert_eq!(runs[0]["runbook"], "people-sync-batch");
-    let batch = runs[0]["run_id"].as_str().unwrap().to_string();
+    let started = applied["outcome"]["runs"].as_array().unwrap();
+    assert_eq!(started.len(), 1, "{applied:#}");
+    assert_eq!(started[0]["runbook"], "people-sync-batch");
+    let batch = started[0]["run_id"].as_str().unwrap().to_string();
     assert_eq!(
         approve_and_finish(&cfg, &db, std::slice::from_ref(&batch)),
         [("people-sync-batch".to_string(), "succeeded".to_string())]
     );
-    let all: Vec<Value> =
-        serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap();
+    let all = runs(&cfg, &db);
     let mut children: Vec<(&str, &str)> = all
         .iter()
         .filter(|r| r["parent"]["run"] == batch.as_str())
@@ -917,44 +821,12 @@ fn a_scheduled_sync_with_approval_starts_one_batch_behind_one_gate() {
     );
 
     std::fs::write(&cfg, config("it-lead@msp.example")).unwrap();
-    let runbooks = root().join("runbooks");
-    let spawn = |args: &[&str], log: &str| {
-        crate::Tenure::new()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--db", &db])
-            .args(args)
-            .arg(&runbooks)
-            .current_dir(root())
-            .env_remove("TENURE_SANDBOX")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
-            .spawn()
-    };
-    let mut serve = spawn(
-        &["serve", "--listen", "127.0.0.1:0", "--runbooks"],
-        "serve.log",
-    );
-    let mut worker = spawn(&["worker", "--runbooks"], "worker.log");
+    let nodes = serve_and_worker(&cfg, &db, dir.path());
     let runs = || -> Vec<Value> {
         serde_json::from_slice(&tenure(&cfg, &db, &["runs", "--json"]).stdout).unwrap_or_default()
     };
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(30);
-    loop {
-        let o = tenure(&cfg, &db, &["sync", "--list", "--json"]);
-        let list: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        if list.len() >= 3 && started.elapsed() > Duration::from_secs(4) {
-            assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no scheduled syncs: {list:#?}\n{}",
-            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let (list, _) = scheduled_syncs(&cfg, &db, dir.path(), Duration::from_secs(4));
+    assert!(list.iter().all(|s| s["mode"] == "scheduled"), "{list:#?}");
     // Several ticks, one run: the batch, waiting on its one gate.
     let all = runs();
     assert_eq!(all.len(), 1, "{all:#?}");
@@ -1000,10 +872,7 @@ fn a_scheduled_sync_with_approval_starts_one_batch_behind_one_gate() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    let _ = serve.kill();
-    let _ = serve.wait();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(nodes);
     let mut names: Vec<(&str, &str)> = done
         .iter()
         .map(|r| {

@@ -37,29 +37,59 @@ pub(crate) fn serve(state: &std::path::Path) -> (Server, String) {
     (Server(child), url)
 }
 
-/// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
-/// (a client-credentials token, then `POST /users`); returns the answer's status.
-pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!(
-            "{url}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
-        ))
-        .form(&[
-            ("client_id", "tenure-sandbox"),
-            ("client_secret", "sandbox-secret"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
+/// Runs `fut` to its end on a runtime of its own (for the tests that are not async).
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+/// The sandbox's whole state (`GET /_sandbox/state`).
+pub(crate) async fn state_of(url: &str) -> Value {
+    reqwest::get(format!("{url}/_sandbox/state"))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// [`state_of`], for the tests that are not async.
+pub(crate) fn state(url: &str) -> Value {
+    block_on(state_of(url))
+}
+
+/// The users of the first tenant (`contoso`) of a [`state`].
+pub(crate) fn users(state: &Value) -> &Vec<Value> {
+    state["tenants"][0]["users"].as_array().unwrap()
+}
+
+/// The user `upn` of the first tenant of a [`state`]; panics when there is none.
+pub(crate) fn user<'a>(state: &'a Value, upn: &str) -> &'a Value {
+    users(state)
+        .iter()
+        .find(|u| u["userPrincipalName"] == upn)
+        .unwrap_or_else(|| panic!("no user {upn}"))
+}
+
+/// A Graph token for the sandbox's `contoso` tenant through client credentials, as an
+/// administrator's tool would get one.
+pub(crate) async fn graph_token(url: &str) -> String {
+    tenure_sandbox::testing::graph_token(url, "contoso")
+        .await
+        .unwrap()
+}
+
+/// Creates a user in the sandbox's `contoso` tenant through Graph, as an administrator would
+/// (a client-credentials token, then `POST /users`); returns the answer's status.
+pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16 {
+    let http = reqwest::Client::new();
+    let token = graph_token(url).await;
     let nickname = upn.split('@').next().unwrap_or(upn).replace('.', "");
     http.post(format!("{url}/graph.microsoft.com/v1.0/users"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&json!({"accountEnabled": true, "displayName": display_name, "mailNickname": nickname, "userPrincipalName": upn, "passwordProfile": {"password": "Str0ng!Passw0rd"}}))
         .send()
         .await
@@ -68,28 +98,37 @@ pub(crate) async fn create_user(url: &str, upn: &str, display_name: &str) -> u16
         .as_u16()
 }
 
+/// `PATCH /users/{upn}` in the sandbox's `contoso` tenant, as an administrator would; panics
+/// unless it succeeds.
+pub(crate) fn patch_user(url: &str, upn: &str, body: Value) {
+    block_on(async {
+        let http = reqwest::Client::new();
+        let token = graph_token(url).await;
+        let status = http
+            .patch(format!("{url}/graph.microsoft.com/v1.0/users/{upn}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "PATCH {upn}: {status}");
+    });
+}
+
 #[tokio::test]
 async fn sandbox_process_serves_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let upn = "restart.survivor@contoso.example";
-    let http = reqwest::Client::new();
     {
         let (_server, url) = serve(&state);
         assert_eq!(create_user(&url, upn, "S").await, 201);
     }
     let (_server, url) = serve(&state);
-    let state: Value = http
-        .get(format!("{url}/_sandbox/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let users = state["tenants"][0]["users"].as_array().unwrap();
+    let state = state_of(&url).await;
     assert!(
-        users.iter().any(|u| u["userPrincipalName"] == upn),
+        users(&state).iter().any(|u| u["userPrincipalName"] == upn),
         "the user created before the restart is still there"
     );
     assert_eq!(
@@ -128,19 +167,8 @@ async fn entra_steps_run_against_the_sandbox_process() {
         "{out}"
     );
     assert!(out.contains("run succeeded"));
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alex = state["tenants"][0]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["userPrincipalName"] == "alex.wilber@contoso.example")
-        .unwrap()
-        .clone();
+    let state = state_of(&url).await;
+    let alex = user(&state, "alex.wilber@contoso.example").clone();
     assert_eq!(alex["accountEnabled"], false);
     assert!(alex["signInSessionsValidFrom"].is_string(), "{alex}");
 }
@@ -317,12 +345,7 @@ async fn a_joiner_waits_out_replication_lag() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(out.contains("run succeeded"), "{out}");
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state_of(&url).await;
     assert_eq!(
         state["counters"]["contoso/user/grace.hopper@contoso.example"]["created"],
         1
@@ -433,12 +456,7 @@ async fn email_goes_to_the_sandbox_process_over_smtp() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(out.contains(&format!("mail SMTP smtp://{smtp}")), "{out}");
-    let state: Value = reqwest::get(format!("{url}/_sandbox/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = state_of(&url).await;
     let mail = &state["inbox"]["email"][0];
     assert_eq!(mail["transport"], "smtp");
     assert_eq!(mail["from"], "tenure@msp.example");

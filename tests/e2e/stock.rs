@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::sandbox::{state, user};
 use crate::{root, stderr, stdout};
 
 /// A `tenure worker` process, killed when dropped.
@@ -24,7 +25,7 @@ impl Drop for Worker {
 }
 
 /// `tenure --config CFG --db DB ARGS`.
-fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
     crate::Tenure::new()
         .arg("--config")
         .arg(cfg)
@@ -35,13 +36,44 @@ fn tenure(cfg: &Path, db: &str, args: &[&str]) -> std::process::Output {
         .output()
 }
 
-fn status_of(cfg: &Path, db: &str, id: &str) -> String {
-    let runs: Vec<Value> =
-        serde_json::from_slice(&tenure(cfg, db, &["runs", "--json"]).stdout).unwrap();
-    runs.iter()
+/// Every run, as `tenure runs --json` lists them.
+pub(crate) fn runs(cfg: &Path, db: &str) -> Vec<Value> {
+    serde_json::from_slice(&tenure(cfg, db, &["runs", "--json"]).stdout).unwrap()
+}
+
+/// The status of the run `id` (empty when it is not listed).
+pub(crate) fn status_of(cfg: &Path, db: &str, id: &str) -> String {
+    runs(cfg, db)
+        .iter()
         .find(|r| r["id"] == id)
         .map(|r| r["status"].as_str().unwrap_or_default().to_string())
         .unwrap_or_default()
+}
+
+/// Writes `dir/tenure.toml` for the sandbox at `url` (email sent from a mailbox of the
+/// customer's: the sandbox has no MSP tenant), followed by `more`; returns its path.
+pub(crate) fn config(dir: &Path, url: &str, more: &str) -> std::path::PathBuf {
+    let cfg = dir.join("tenure.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sandbox]\nurl = \"{url}\"\n\n[email]\nfrom = \"megan.bowen@contoso.example\"\n{more}"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// A `tenure worker --concurrency 2` of `cfg` and `db`.
+pub(crate) fn worker(cfg: &Path, db: &str) -> Worker {
+    Worker(
+        crate::Tenure::new()
+            .arg("--config")
+            .arg(cfg)
+            .args(["--db", db, "worker", "--concurrency", "2"])
+            .current_dir(root())
+            .spawn(),
+    )
 }
 
 /// Ids, times and the sandbox's port made stable.
@@ -55,52 +87,15 @@ fn normalise(report: &str) -> String {
     tap.replace_all(&text, "valid until <time>").into_owned()
 }
 
-fn state(url: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(format!("{url}/_sandbox/state"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
-}
-
-fn user<'a>(state: &'a Value, upn: &str) -> &'a Value {
-    state["tenants"][0]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["userPrincipalName"] == upn)
-        .unwrap_or_else(|| panic!("no user {upn}"))
-}
-
 /// The `tests/e2e/reports` corpus, in file order (the cases share one sandbox, one after the
 /// other, so the ids the PSA hands out are stable).
 #[test]
 fn stock_runbooks_run_end_to_end_and_report_what_they_did() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = crate::sandbox::serve(&dir.path().join("state.json"));
-    let cfg = dir.path().join("tenure.toml");
-    // The sandbox has no MSP tenant: email goes out from a mailbox of the customer's.
-    std::fs::write(
-        &cfg,
-        format!("[sandbox]\nurl = \"{url}\"\n\n[email]\nfrom = \"megan.bowen@contoso.example\"\n"),
-    )
-    .unwrap();
+    let cfg = config(dir.path(), &url, "");
     let db = format!("sqlite:{}", dir.path().join("t.db").display());
-    let _worker = Worker(
-        crate::Tenure::new()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--db", &db, "worker", "--concurrency", "2"])
-            .current_dir(root())
-            .spawn(),
-    );
+    let _worker = worker(&cfg, &db);
     let corpus = root().join("tests/e2e/reports");
     let mut cases: Vec<_> = std::fs::read_dir(&corpus)
         .unwrap()

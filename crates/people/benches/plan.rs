@@ -18,6 +18,7 @@ use tenure_people::policy::Policy;
 use tenure_people::source::parse_csv;
 use tenure_people::tenant::{read_delta, read_full, ReadOptions, Snapshot};
 use tenure_people::{Action, SyncPlan};
+use tenure_sandbox::testing::graph_token;
 use tenure_sandbox::Sandbox;
 
 const USERS: usize = 10_000;
@@ -162,23 +163,7 @@ async fn main() {
 
     // 50 changes in the tenant (job titles edited by hand), through Graph like an admin's.
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!(
-            "{url}/login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
-        ))
-        .form(&[
-            ("client_id", "tenure-sandbox"),
-            ("client_secret", "sandbox-secret"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = graph_token(&url, "contoso.example").await.unwrap();
     for i in 0..CHANGED_IN_TENANT {
         let r = http
             .patch(format!(

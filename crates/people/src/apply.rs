@@ -27,18 +27,7 @@ pub const BATCH_RUNBOOK: &str = "people-sync-batch";
 
 /// The Graph attribute names a template may read as `person.<name>` and `changes.<name>`
 /// (null when the source or the diff has no value).
-pub const ATTRIBUTES: &[&str] = &[
-    "displayName",
-    "givenName",
-    "surname",
-    "jobTitle",
-    "department",
-    "usageLocation",
-    "employeeId",
-    "mail",
-    "userPrincipalName",
-    "manager",
-];
+pub const ATTRIBUTES: &[&str] = crate::mapping::ENTRA_ATTRIBUTES;
 
 /// The attributes a change may clear and their names in `entra.update_user`'s and
 /// `update-profile`'s `clear` (`manager`: the manager is removed).

@@ -389,69 +389,33 @@ pub fn reconcile_with<L: Link>(
                     .and_then(|l| l.user_principal_name())
                     .map(str::to_string)
                     .unwrap_or_default();
-                Item {
-                    situation: Situation::Gone,
-                    person: Some(p.clone()),
-                    account: Some(AccountRef {
-                        id,
-                        user_principal_name: upn,
-                    }),
-                    candidates: Vec::new(),
-                    link: false,
-                    action: if p.active {
-                        Action::Report
-                    } else {
-                        Action::None
-                    },
-                    changes: Vec::new(),
-                    blocked: None,
-                }
-            }
-            Matched::Pending => Item {
-                situation: Situation::Absent,
-                person: Some(p.clone()),
-                account: None,
-                candidates: Vec::new(),
-                link: false,
-                action: if p.active {
-                    Action::Create
+                let account = AccountRef {
+                    id,
+                    user_principal_name: upn,
+                };
+                let action = if p.active {
+                    Action::Report
                 } else {
                     Action::None
-                },
-                changes: Vec::new(),
+                };
+                plain(Situation::Gone, Some(p), Some(account), action)
+            }
+            Matched::Pending => Item {
                 blocked: p
                     .active
                     .then(|| "pending: a run creating this account has not finished".to_string()),
+                ..absent(p)
             },
             Matched::Ambiguous(list) => {
                 for a in &list {
                     claimed.insert(a.id.as_str());
                 }
                 Item {
-                    situation: Situation::Ambiguous,
-                    person: Some(p.clone()),
-                    account: None,
                     candidates: list.iter().map(|a| account_ref(a)).collect(),
-                    link: false,
-                    action: Action::Report,
-                    changes: Vec::new(),
-                    blocked: None,
+                    ..plain(Situation::Ambiguous, Some(p), None, Action::Report)
                 }
             }
-            Matched::Absent => Item {
-                situation: Situation::Absent,
-                person: Some(p.clone()),
-                account: None,
-                candidates: Vec::new(),
-                link: false,
-                action: if p.active {
-                    Action::Create
-                } else {
-                    Action::None
-                },
-                changes: Vec::new(),
-                blocked: None,
-            },
+            Matched::Absent => absent(p),
         };
         items.push(match &p.held {
             Some(why) => hold(item, why),
@@ -486,26 +450,16 @@ pub fn reconcile_with<L: Link>(
                 SourceMissing::Deactivate => Action::None,
             };
             items.push(Item {
-                situation: Situation::SourceMissing,
-                person: None,
-                account: Some(account_ref(a)),
-                candidates: Vec::new(),
-                link: false,
-                action,
-                changes: Vec::new(),
                 blocked: block(action, Some(a), policy),
+                ..plain(Situation::SourceMissing, None, Some(account_ref(a)), action)
             });
         } else {
-            items.push(Item {
-                situation: Situation::Unmatched,
-                person: None,
-                account: Some(account_ref(a)),
-                candidates: Vec::new(),
-                link: false,
-                action: Action::Report,
-                changes: Vec::new(),
-                blocked: None,
-            });
+            items.push(plain(
+                Situation::Unmatched,
+                None,
+                Some(account_ref(a)),
+                Action::Report,
+            ));
         }
     }
 
@@ -613,6 +567,36 @@ fn hold(mut item: Item, why: &str) -> Item {
         "held: the source's record could not be read ({why}); nothing is done until it is fixed"
     ));
     item
+}
+
+/// An item that links nothing, changes no attribute, lists no candidates and is not
+/// blocked.
+fn plain(
+    situation: Situation,
+    person: Option<&Person>,
+    account: Option<AccountRef>,
+    action: Action,
+) -> Item {
+    Item {
+        situation,
+        person: person.cloned(),
+        account,
+        candidates: Vec::new(),
+        link: false,
+        action,
+        changes: Vec::new(),
+        blocked: None,
+    }
+}
+
+/// The item of a person no account was found for: created when active.
+fn absent(p: &Person) -> Item {
+    let action = if p.active {
+        Action::Create
+    } else {
+        Action::None
+    };
+    plain(Situation::Absent, Some(p), None, action)
 }
 
 /// What phase 1 found for one person.

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tenure_sandbox::testing::graph_token;
 use tenure_sandbox::Sandbox;
 
 fn rss_kib() -> u64 {
@@ -72,23 +73,9 @@ async fn main() {
     assert_eq!(health.status(), 200);
     let startup = started.elapsed();
 
-    let token: serde_json::Value = client
-        .post(format!(
-            "http://{addr}/login.microsoftonline.com/contoso/oauth2/v2.0/token"
-        ))
-        .form(&[
-            ("client_id", "tenure-sandbox"),
-            ("client_secret", "sandbox-secret"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let token = graph_token(&format!("http://{addr}"), "contoso")
         .await
         .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
     let url = format!("http://{addr}/graph.microsoft.com/v1.0/users/megan.bowen@contoso.example");
 
     load(&client, &url, &token, 5_000, 32).await; // warm-up

@@ -28,6 +28,8 @@ mod pwpush;
 mod shared;
 mod smtp;
 mod term;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -231,22 +231,8 @@ impl Store {
 
     /// The newest `limit` syncs (of one source, or all), newest first.
     pub async fn syncs(&self, source: Option<&str>, limit: i64) -> Result<Vec<SyncRecord>, Error> {
-        let mut sql = format!("SELECT {SYNC_COLUMNS} FROM people_syncs");
-        if source.is_some() {
-            sql.push_str(" WHERE source = $1");
-        }
-        sql.push_str(&format!(
-            " ORDER BY started_ms DESC, id DESC LIMIT {}",
-            limit.clamp(1, 10_000)
-        ));
-        let mut query = sqlx::query(&sql);
-        if let Some(source) = source {
-            query = query.bind(source);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| SyncRow::from_row(r)?.record())
-            .collect()
+        let select = format!("SELECT {SYNC_COLUMNS} FROM people_syncs");
+        self.newest_syncs(select, source, limit).await
     }
 
     /// The newest `limit` syncs like [`Self::syncs`], without their plans and outcomes (both
@@ -256,7 +242,18 @@ impl Store {
         source: Option<&str>,
         limit: i64,
     ) -> Result<Vec<SyncRecord>, Error> {
-        let mut sql = SUMMARY_COLUMNS_SELECT.to_string();
+        self.newest_syncs(SUMMARY_COLUMNS_SELECT.to_string(), source, limit)
+            .await
+    }
+
+    /// The newest `limit` rows of `sql` (a `SELECT ... FROM people_syncs` of the sync
+    /// columns), of one source or all, newest first.
+    async fn newest_syncs(
+        &self,
+        mut sql: String,
+        source: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SyncRecord>, Error> {
         if source.is_some() {
             sql.push_str(" WHERE source = $1");
         }

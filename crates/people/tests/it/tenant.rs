@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tenure_kinds::Vendors;
 use tenure_people::tenant::{read_delta, read_full, Error, ReadOptions};
 use tenure_people::Account;
+use tenure_sandbox::testing::graph_token;
 use tenure_sandbox::Sandbox;
 
 struct Env {
@@ -33,28 +34,12 @@ fn contoso() -> Value {
 impl Env {
     async fn graph(&self, method: Method, path: &str, body: Value) -> reqwest::Response {
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!(
-                "{}/login.microsoftonline.com/contoso.example/oauth2/v2.0/token",
-                self.url
-            ))
-            .form(&[
-                ("client_id", "tenure-sandbox"),
-                ("client_secret", "sandbox-secret"),
-                ("scope", "https://graph.microsoft.com/.default"),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = graph_token(&self.url, "contoso.example").await.unwrap();
         http.request(
             method,
             format!("{}/graph.microsoft.com/v1.0{path}", self.url),
         )
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await

@@ -57,19 +57,12 @@ pub async fn list(
             w.tenants[t].groups.iter().map(group_json).collect()
         })
     });
-    let items = query
-        .apply(items)
-        .into_iter()
-        .map(|g| select(g, query.select.as_deref()))
-        .collect();
-    Ok(reply(
-        StatusCode::OK,
-        query.page(
-            items,
-            &headers,
-            &uri,
-            "https://graph.microsoft.com/v1.0/$metadata#groups",
-        ),
+    Ok(query.answer(
+        items,
+        select,
+        &headers,
+        &uri,
+        "https://graph.microsoft.com/v1.0/$metadata#groups",
     ))
 }
 
@@ -163,20 +156,12 @@ async fn member_users(
                 .collect::<Vec<_>>(),
         )
     })?;
-    let items = query
-        .apply(items)
-        .into_iter()
-        .map(|u| project(u, query.select.as_deref()))
-        .collect();
     let context = if uri.path().ends_with("graph.user") {
         "https://graph.microsoft.com/v1.0/$metadata#users"
     } else {
         "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
     };
-    Ok(reply(
-        StatusCode::OK,
-        query.page(items, &headers, &uri, context),
-    ))
+    Ok(query.answer(items, project, &headers, &uri, context))
 }
 
 fn writable(g: &Group) -> Result<(), axum::response::Response> {
@@ -287,20 +272,12 @@ async fn memberships(
                 .collect::<Vec<_>>(),
         )
     })?;
-    let items = query
-        .apply(items)
-        .into_iter()
-        .map(|g| select(g, query.select.as_deref()))
-        .collect();
     let context = if uri.path().ends_with("graph.group") {
         "https://graph.microsoft.com/v1.0/$metadata#groups"
     } else {
         "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
     };
-    Ok(reply(
-        StatusCode::OK,
-        query.page(items, &headers, &uri, context),
-    ))
+    Ok(query.answer(items, select, &headers, &uri, context))
 }
 
 /// `GET /users/{id}/memberOf` (and its `microsoft.graph.group` / `graph.group` casts: the

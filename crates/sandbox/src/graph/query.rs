@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::http::{bad_request, base_url, graph_error, matches, parse_filter, Clause};
+use crate::http::{bad_request, base_url, graph_error, matches, parse_filter, reply, Clause};
 
 /// A list request's query, validated.
 #[derive(Debug, Default)]
@@ -229,6 +229,25 @@ impl ListQuery {
             ));
         }
         body
+    }
+
+    /// The `200` answer of a list: `items` (full representations) filtered, searched and
+    /// sorted, each projected by `project` to the `$select`ed properties, then one
+    /// [`Self::page`] of them under `context`.
+    pub fn answer(
+        &self,
+        items: Vec<Value>,
+        project: fn(Value, Option<&str>) -> Value,
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        context: &str,
+    ) -> Response {
+        let items = self
+            .apply(items)
+            .into_iter()
+            .map(|i| project(i, self.select.as_deref()))
+            .collect();
+        reply(StatusCode::OK, self.page(items, headers, uri, context))
     }
 }
 

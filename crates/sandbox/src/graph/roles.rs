@@ -61,19 +61,12 @@ pub async fn list(
                 .collect()
         })
     });
-    let items = query
-        .apply(items)
-        .into_iter()
-        .map(|a| select(a, query.select.as_deref()))
-        .collect();
-    Ok(reply(
-        StatusCode::OK,
-        query.page(
-            items,
-            &headers,
-            &uri,
-            "https://graph.microsoft.com/v1.0/$metadata#roleManagement/directory/roleAssignments",
-        ),
+    Ok(query.answer(
+        items,
+        select,
+        &headers,
+        &uri,
+        "https://graph.microsoft.com/v1.0/$metadata#roleManagement/directory/roleAssignments",
     ))
 }
 

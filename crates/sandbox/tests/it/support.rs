@@ -42,25 +42,9 @@ impl Env {
 
     /// A Microsoft token for `tenant` and `scope` through client credentials.
     pub async fn ms_token(&self, tenant: &str, scope: &str) -> String {
-        let r = self
-            .http
-            .post(self.url(&format!(
-                "/login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
-            )))
-            .form(&[
-                ("client_id", "tenure-sandbox"),
-                ("client_secret", "sandbox-secret"),
-                ("scope", scope),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
+        tenure_sandbox::testing::ms_token(&self.base, tenant, scope)
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
             .unwrap()
-            .to_string()
     }
 
     /// A Graph token for contoso.
