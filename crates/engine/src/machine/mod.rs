@@ -219,76 +219,148 @@ impl Fixed {
 }
 
 /// What the machine knows of one instance besides its state.
+///
+/// Its JSON leaves out fields that hold their default (zero, none); a missing field reads as
+/// the default, so snapshots written with every field read the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Tally {
     /// The highest attempt number claimed: a claim must be higher (fencing).
+    #[serde(skip_serializing_if = "is_zero")]
     attempt: u32,
     /// Transient errors counted against the retry budget (throttling, "not yet" and lost
     /// leases are not counted). An operator retry starts it again.
+    #[serde(skip_serializing_if = "is_zero")]
     errors: u32,
     /// When the first attempt started (unix ms): the step's deadline counts from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
     first_started_ms: Option<u64>,
     /// Throttled answers so far (they raise the floor of the next throttling wait).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "is_zero")]
     throttles: u32,
     /// A `runbook.call` instance: bumped when its called run ended in a way a retry cannot
     /// resume (cancelled, denied, rolled back, timed out), so the next attempt calls afresh.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "is_zero")]
     generation: u32,
 }
 
+// The snapshot is written on every transition of a run, so its JSON leaves out fields that
+// hold their usual value (about a third of the text for a finished 8-step run); each such
+// field has a `default` that gives the same value back, and snapshots written before, with
+// every field present, read the same (`tests/data/machine_v1.txt`).
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_main(stage: &Stage) -> bool {
+    *stage == Stage::Main
+}
+
+/// Most steps need no rendering: `fixed` is written only when it is something else.
+fn single() -> Option<Fixed> {
+    Some(Fixed::Single)
+}
+
+fn is_single(fixed: &Option<Fixed>) -> bool {
+    *fixed == Some(Fixed::Single)
+}
+
+fn is_default_policy(policy: &RetryPolicy) -> bool {
+    *policy == default_policy()
+}
+
+fn default_deadline_ms() -> u64 {
+    DEFAULT_DEADLINE.as_millis() as u64
+}
+
+fn is_default_deadline(ms: &u64) -> bool {
+    *ms == default_deadline_ms()
+}
+
+/// One step of a run. Its JSON leaves out fields that hold their usual value (see
+/// [`Tally`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct StepNode {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     deps: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
     continue_on_error: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_parallel: Option<u32>,
     phase: StepPhase,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     instances: Vec<InstanceState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tallies: Vec<Tally>,
     /// Set when the step has no `if` and no templated `for_each`: it needs no rendering, so
-    /// it is prepared inline instead of through a [`Action::Prepare`] round trip.
+    /// it is prepared inline instead of through a [`Action::Prepare`] round trip. Left out
+    /// when `single` (most steps); `None` is written as `null`.
+    #[serde(default = "single", skip_serializing_if = "is_single")]
     fixed: Option<Fixed>,
     /// The group the node belongs to.
+    #[serde(default, skip_serializing_if = "is_main")]
     group: Stage,
     /// Compensation nodes: which items to undo (the original's succeeded instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     only: Option<Vec<bool>>,
     /// A `for_each` step.
+    #[serde(default, skip_serializing_if = "is_false")]
     each: bool,
     /// The step's retry policy (the default when it sets none).
+    #[serde(default = "default_policy", skip_serializing_if = "is_default_policy")]
     policy: RetryPolicy,
     /// How long (ms) from the first attempt the step may keep waiting out throttling, "not
     /// yet" answers and retries.
+    #[serde(
+        default = "default_deadline_ms",
+        skip_serializing_if = "is_default_deadline"
+    )]
     deadline_ms: u64,
     /// An approval step's gate, once requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     gate: Option<Gate>,
     /// A `runbook.call` step: its parked instances wait for a called run.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     calls: bool,
     /// The step sets `timeout` (a call waits for its run that long at most; without one it
     /// waits as long as the run takes).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     timed: bool,
 }
 
 /// The state of one run: its steps and instances, its stage, its status.
+///
+/// Its JSON (the run's snapshot, written on every transition) leaves out fields that hold
+/// their usual value; snapshots written with every field present read the same.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunMachine {
     pub(crate) status: RunStatus,
     pub(crate) steps: IndexMap<String, StepNode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) failed_step: Option<String>,
+    #[serde(default, skip_serializing_if = "is_main")]
     pub(crate) stage: Stage,
     /// Failed steps an operator's retry left alone: they fail the run again once nothing else
     /// can run.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) held: Vec<String>,
     /// The run's concurrency key: when it ends, the oldest run queued behind it starts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) concurrency_key: Option<String>,
     /// Spreads retry jitter across runs (derived from the run, so replays are exact).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub(crate) seed: u64,
     /// The run's `Created` event was applied (a second one is refused).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) created: bool,
 }
 

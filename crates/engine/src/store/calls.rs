@@ -157,7 +157,9 @@ pub(crate) async fn wake_caller(
     };
     let status = parse_status(&row.try_get::<String, _>("status")?)?;
     let plan: Plan = {
-        let text: String = sqlx::query("SELECT plan FROM runs WHERE id = $1")
+        let text: String = sqlx::query(
+            "SELECT plans.plan FROM runs JOIN plans ON plans.hash = runs.plan_hash WHERE runs.id = $1",
+        )
             .bind(run)
             .fetch_one(&mut *conn)
             .await?

@@ -1,4 +1,4 @@
-//! The durable store: runs (with the pinned plan and the machine's snapshot), claimable tasks
+//! The durable store: runs (the machine's snapshot; pinned plans once per hash in `plans`), claimable tasks
 //! with leases, the journal and step outputs (approval decisions live in the machine's gate,
 //! inside the snapshot), in SQLite (WAL,
 //! `synchronous=FULL`, the embedded default) or PostgreSQL (several worker nodes).
@@ -796,10 +796,11 @@ impl Store {
         if let Some(plan) = self.plans.lock().ok().and_then(|p| p.get(hash).cloned()) {
             return Ok(plan);
         }
-        let row = sqlx::query("SELECT plan FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT plan FROM plans WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("run {run_id}: no plan {hash}")))?;
         let plan: Arc<Plan> = Arc::new(
             serde_json::from_str(&row.try_get::<String, _>(0)?)
                 .map_err(|e| Error::Corrupt(e.to_string()))?,

@@ -6,6 +6,7 @@ mod calls;
 mod db;
 mod machine;
 mod people;
+mod plans;
 mod runs_list;
 mod sessions;
 mod store;

@@ -118,6 +118,16 @@ impl Driver {
                 false
             }
             Ok(actions) => {
+                // The store keeps the machine as JSON between events: go on from what
+                // reads back, which must be the same machine.
+                let text = serde_json::to_string(&self.m).unwrap();
+                let back: RunMachine = serde_json::from_str(&text).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&back).unwrap(),
+                    serde_json::to_value(&self.m).unwrap(),
+                    "{text}"
+                );
+                self.m = back;
                 let finishes = actions
                     .iter()
                     .filter(|a| matches!(a, Action::Finish { .. }))
