@@ -114,6 +114,10 @@ pub struct Mapped {
     pub people: Vec<Person>,
     /// One line per skipped record or oddity, each with its origin.
     pub warnings: Vec<String>,
+    /// How many records were dropped because their key rendered empty (reconciliation then
+    /// deactivates no account whose person the export no longer lists: see
+    /// [`crate::plan::Options::keyless`]).
+    pub keyless: usize,
 }
 
 /// The attributes whose values are sign-in names or email addresses (`manager` is the
@@ -266,6 +270,7 @@ impl Mapping {
                     let Some(key) = self.key_of(&renderer, record) else {
                         out.warnings
                             .push(format!("{}: {w}; skipped", record.origin));
+                        out.keyless += 1;
                         continue;
                     };
                     out.warnings.push(format!(

@@ -80,6 +80,10 @@ pub struct LinkRef {
 pub struct Options {
     /// Override the percentage guard (`--force`); never the empty-source guard.
     pub force: bool,
+    /// Records of the export dropped because their key rendered empty
+    /// ([`crate::mapping::Mapped::keyless`]): a linked person missing from the export may be
+    /// one of them, so no `source_missing` account is deactivated while there are any.
+    pub keyless: usize,
 }
 
 /// Why the mass-deactivation guard stopped a plan.
@@ -485,6 +489,21 @@ pub fn reconcile_with<L: Link>(
         }
     }
 
+    if options.keyless > 0 {
+        let why = format!(
+            "unread: {} record{} of the export {} no key; this person may be among them",
+            options.keyless,
+            if options.keyless == 1 { "" } else { "s" },
+            if options.keyless == 1 { "has" } else { "have" },
+        );
+        for item in items.iter_mut().filter(|i| {
+            i.situation == Situation::SourceMissing
+                && i.action == Action::Deactivate
+                && i.blocked.is_none()
+        }) {
+            item.blocked = Some(why.clone());
+        }
+    }
     let mut plan = SyncPlan {
         source: source.to_string(),
         tenant: tenant.to_string(),

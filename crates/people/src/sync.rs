@@ -251,6 +251,7 @@ pub async fn sync(
         &src.effective_policy(),
         plan::Options {
             force: options.force,
+            keyless: mapped.keyless,
         },
     );
     let mut warnings = mapped.warnings.clone();

@@ -107,6 +107,7 @@ fn bad_records_are_skipped_with_warnings() {
             "people.csv:7: displayName holds a control character (U+0009); `E6` is held (nothing is done to their account)",
         ]
     );
+    assert_eq!(m.keyless, 1, "the row without a key is counted");
 }
 
 #[test]

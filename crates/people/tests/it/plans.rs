@@ -28,6 +28,9 @@ struct Case {
     policy: Policy,
     #[serde(default)]
     force: bool,
+    /// Records of the export dropped for want of a key.
+    #[serde(default)]
+    keyless: usize,
 }
 
 fn yes() -> bool {
@@ -114,7 +117,10 @@ fn run(case: Case) -> String {
         &accounts,
         &links,
         &case.policy,
-        Options { force: case.force },
+        Options {
+            force: case.force,
+            keyless: case.keyless,
+        },
     );
     let mut out = render::table(&plan);
     let _ = writeln!(out, "\n--- json ---");
