@@ -121,7 +121,11 @@ pub fn resolve(arg: &str) -> Result<Compiled> {
 pub fn resolve_id_in(dir: &Path, arg: &str) -> Result<Compiled> {
     let shown = dir.display();
     if !dir.is_dir() {
-        bail!("no runbook file `{arg}`, and no {shown}/ directory to look up ids in");
+        bail!(
+            "no runbook file `{arg}`, and no {shown}/ directory to look up ids in (run tenure \
+             where your runbooks/ directory is; the stock runbooks are in the repository's \
+             runbooks/)"
+        );
     }
     let mut ids = Vec::new();
     let mut found: Vec<PathBuf> = Vec::new();
