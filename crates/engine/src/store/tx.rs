@@ -70,12 +70,15 @@ pub(crate) async fn create_run(
     let machine: RunMachine =
         serde_json::from_str(&new.machine).map_err(|e| Error::Corrupt(e.to_string()))?;
     // The plan is stored once per hash (a run of a plan already stored writes nothing more);
-    // the run's row names it by hash.
-    batch.writes.push_for(
-        &new.id,
-        "INSERT INTO plans (hash, plan) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
-        vec![(&new.plan_hash).into(), (&new.plan_json).into()],
-    );
+    // the run's row names it by hash. Where several processes write at once the writer
+    // stored it before the transaction (see `writer::commit`).
+    if backend.lock_key().is_none() {
+        batch.writes.push_for(
+            &new.id,
+            "INSERT INTO plans (hash, plan) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+            vec![(&new.plan_hash).into(), (&new.plan_json).into()],
+        );
+    }
     batch.writes.push_for(&new.id, "INSERT INTO runs (id, runbook, version, plan_hash, context, machine, status, concurrency_key, dedup_key, created_at, updated_at, last_seq, last_hash, parent_run, parent_step, parent_item, person, tenant, ticket, trigger_source, trigger_by, search) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, '', $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         vec![(&new.id).into(), (&new.runbook).into(), new.version.into(), (&new.plan_hash).into(),
             (&new.context).into(), (&new.machine).into(), new.concurrency_key.clone().into(), new.dedup_key.clone().into(), now.into(), now.into(),

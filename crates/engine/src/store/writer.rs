@@ -100,6 +100,16 @@ impl Op {
         }
     }
 
+    /// The run this operation may create (a new run, or the run a `runbook.call` report
+    /// starts).
+    fn new_run(&self) -> Option<&NewRun> {
+        match self {
+            Op::Create(new) => Some(new),
+            Op::Transition { child, .. } => child.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Sort key, the one lock order: a batch takes a run's rows (the run row first, then its
     /// tasks) in run id order, so two writers (two processes on PostgreSQL) never wait on
     /// each other in a cycle. Claims come last and never wait (they skip locked rows).
@@ -261,6 +271,23 @@ async fn commit(
     key: &ChainKey,
     ops: &[Op],
 ) -> Result<Vec<Result<Reply, Error>>, Error> {
+    if backend.lock_key().is_some() {
+        // Where several processes write at once (PostgreSQL), the plans of new runs are
+        // stored before the transaction, each in its own: a plan row inserted inside it would
+        // make another process inserting the same plan wait for this whole transaction while
+        // holding its own locks (a dedup or concurrency key, a run), and this one wait for
+        // those: a deadlock. Plans are immutable and named by their hash, so one stored for a
+        // batch that then fails is harmless.
+        for new in ops.iter().filter_map(Op::new_run) {
+            sqlx::query(
+                "INSERT INTO plans (hash, plan) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(&new.plan_hash)
+            .bind(&new.plan_json)
+            .execute(&mut **conn)
+            .await?;
+        }
+    }
     sqlx::query(backend.begin()).execute(&mut **conn).await?;
     let mut batch = Batch::new(backend);
     // Where writes are deferred: the runs and fences of every transition, in one read each

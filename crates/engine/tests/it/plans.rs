@@ -126,3 +126,62 @@ async fn count(db: Db, url: &str, sql: &str) -> Result<i64, sqlx::Error> {
 }
 
 crate::on_both_databases!(plans_move_out_of_the_runs_of_an_existing_database);
+
+/// Another process (PostgreSQL) that stored a plan in its open transaction and then takes a
+/// dedup key's lock: a creation of a run of the same plan with that key, here, must not hold
+/// the key's lock while it waits for the plan row (both would wait on each other until the
+/// server's deadlock check killed one, a second later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_stored_by_another_process_never_deadlocks_a_creation() {
+    use sqlx::Connection;
+    if !Db::Postgres.available() {
+        return;
+    }
+    let (url, _guard) = Db::Postgres.url().await;
+    let store = Store::open(&url).await.unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        tenure_engine::builtin::registry(),
+        Arc::new(|id: &str| Ok(json!({"id": id, "name": id}))),
+    );
+    let plan = plan_of("steps:\n  a: { uses: notify.teams, with: { message: shared } }\n");
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("INSERT INTO plans (hash, plan) VALUES ($1, $2)")
+        .bind(&plan.hash)
+        .bind(serde_json::to_string(&plan).unwrap())
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let creating = tokio::spawn({
+        let plan = plan.clone();
+        async move {
+            engine
+                .start_run(StartRun {
+                    plan: Arc::new(plan),
+                    inputs: Map::new(),
+                    trigger: Trigger::new("webhook:halo", None),
+                    dedup_key: Some("T-77".into()),
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    let locked = sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind("T-77")
+        .execute(&mut other)
+        .await;
+    let waited = asked.elapsed();
+    sqlx::query(if locked.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = creating.await.unwrap().unwrap();
+    assert!(locked.is_ok(), "the other process was killed: {locked:?}");
+    assert!(
+        waited < std::time::Duration::from_millis(500),
+        "the other process waited {waited:?} for the key this one held"
+    );
+    assert_eq!(*store.run(&started.id).await.unwrap().plan, plan);
+}
