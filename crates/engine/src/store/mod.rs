@@ -492,6 +492,14 @@ impl Store {
         id: Option<uuid::Uuid>,
         parent: Option<(String, String, u32)>,
     ) -> Result<PreparedRun, Error> {
+        // Runs share their plan by hash (one `plans` row per hash, a cache by hash): a plan
+        // changed after it was compiled, its hash left as it was, would run as the other.
+        if plan.compute_hash() != plan.hash {
+            return Err(Error::Corrupt(format!(
+                "the plan of runbook `{}` does not match its hash {} (it was changed after it was compiled)",
+                plan.runbook, plan.hash
+            )));
+        }
         let uuid = id.unwrap_or_else(uuid::Uuid::new_v4);
         let id = uuid.to_string();
         let mut context = context;

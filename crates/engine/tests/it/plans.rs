@@ -185,3 +185,31 @@ async fn a_plan_stored_by_another_process_never_deadlocks_a_creation() {
     );
     assert_eq!(*store.run(&started.id).await.unwrap().plan, plan);
 }
+
+/// A plan changed after it was compiled, its hash left as it was, is refused: runs share their
+/// plan by hash, so it would run as the plan that hash names.
+async fn a_plan_that_does_not_match_its_hash_is_refused(db: Db) {
+    let (store, _guard) = db.open().await;
+    let engine = Engine::new(
+        store.clone(),
+        tenure_engine::builtin::registry(),
+        Arc::new(|id: &str| Ok(json!({"id": id, "name": id}))),
+    );
+    let start = |plan: &tenure_runbook::Plan| StartRun {
+        plan: Arc::new(plan.clone()),
+        inputs: Map::new(),
+        trigger: Trigger::new("api", None),
+        dedup_key: None,
+    };
+    let plan = plan_of("steps:\n  a: { uses: notify.teams, with: { message: first } }\n");
+    let first = engine.start_run(start(&plan)).await.unwrap();
+    let mut changed = plan_of("steps:\n  a: { uses: notify.teams, with: { message: second } }\n");
+    changed.hash = plan.hash.clone();
+    assert!(engine.start_run(start(&changed)).await.is_err());
+    assert_eq!(*store.run(&first.id).await.unwrap().plan, plan);
+    changed.hash = changed.compute_hash();
+    let second = engine.start_run(start(&changed)).await.unwrap();
+    assert_eq!(*store.run(&second.id).await.unwrap().plan, changed);
+}
+
+crate::on_both_databases!(a_plan_that_does_not_match_its_hash_is_refused);
