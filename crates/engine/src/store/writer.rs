@@ -4,6 +4,7 @@
 //! lease, a stale attempt) rolls back alone; everyone gets their answer only after the
 //! commit is durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
@@ -21,6 +22,8 @@ use crate::machine::{Action, Event};
 const MAX_BATCH: usize = 256;
 /// How long the writer keeps its connection with nothing to write.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most plan hashes the writer remembers having stored.
+const MAX_STORED_PLANS: usize = 4096;
 /// How often an operation that hit a deadlock or serialization failure is tried again.
 const MAX_TRIES: u32 = 5;
 
@@ -170,6 +173,8 @@ async fn run(
     // connections out in turn, and on SQLite a connection other than the last writer's finds
     // the database changed and reads every page it needs again (its page cache is dropped).
     let mut held: Option<PoolConnection<Any>> = None;
+    // The plan hashes this writer stored ahead of its transactions (PostgreSQL).
+    let mut stored = HashSet::new();
     loop {
         let first = if held.is_some() {
             match tokio::time::timeout(IDLE, jobs.recv()).await {
@@ -204,7 +209,8 @@ async fn run(
             };
             let outcome = match conn {
                 Ok(mut conn) => {
-                    let outcome = commit(&mut conn, backend.as_ref(), &key, &ops).await;
+                    let outcome =
+                        commit(&mut conn, backend.as_ref(), &key, &ops, &mut stored).await;
                     if outcome.is_err() {
                         // Nothing of this batch is committed; the connection may be broken,
                         // so it is closed rather than reused.
@@ -270,6 +276,7 @@ async fn commit(
     backend: &dyn Backend,
     key: &ChainKey,
     ops: &[Op],
+    stored: &mut HashSet<String>,
 ) -> Result<Vec<Result<Reply, Error>>, Error> {
     if backend.lock_key().is_some() {
         // Where several processes write at once (PostgreSQL), the plans of new runs are
@@ -278,7 +285,14 @@ async fn commit(
         // holding its own locks (a dedup or concurrency key, a run), and this one wait for
         // those: a deadlock. Plans are immutable and named by their hash, so one stored for a
         // batch that then fails is harmless.
+        // Plans are never deleted: one this writer stored is not sent again.
+        if stored.len() > MAX_STORED_PLANS {
+            stored.clear();
+        }
         for new in ops.iter().filter_map(Op::new_run) {
+            if stored.contains(&new.plan_hash) {
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO plans (hash, plan) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
             )
@@ -286,6 +300,7 @@ async fn commit(
             .bind(&new.plan_json)
             .execute(&mut **conn)
             .await?;
+            stored.insert(new.plan_hash.clone());
         }
     }
     sqlx::query(backend.begin()).execute(&mut **conn).await?;
